@@ -1,0 +1,1 @@
+"""Actor <-> learner transport over ZeroMQ: wire protocol, sockets, disk spool, CURVE keys."""
