@@ -1,0 +1,6 @@
+"""The one error a calibration step raises when its input cannot give a trustworthy result."""
+from __future__ import annotations
+
+
+class CalibrationError(RuntimeError):
+    """Calibration refused: the message says what was usable, what was rejected and why, what to do next."""
