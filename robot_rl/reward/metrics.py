@@ -1,0 +1,114 @@
+"""Binary-classifier metrics in numpy: precision/recall, ROC-AUC, confusion matrix, threshold choice.
+
+False positives are what break RL (the policy learns to fool the classifier), so the decision
+threshold is chosen on validation data for a target precision, and recall is what is left.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in length")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or inf")
+    return labels, scores
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties); NaN if one class is absent."""
+    labels, scores = _check(labels, scores)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # mid-ranks: every member of a run of equal scores gets the run's mean rank
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    for s, e in zip(starts, ends):
+        ranks[order[s:e]] = 0.5 * (s + e - 1) + 1.0
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def confusion(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, int]:
+    """Counts of tp/fp/tn/fn when predicting positive for score >= threshold."""
+    labels, scores = _check(labels, scores)
+    pred = scores >= threshold
+    return {
+        "tp": int(np.sum(pred & labels)),
+        "fp": int(np.sum(pred & ~labels)),
+        "tn": int(np.sum(~pred & ~labels)),
+        "fn": int(np.sum(~pred & labels)),
+    }
+
+
+@dataclass
+class Report:
+    """What `robot-rl reward train/eval` prints and stores as report.json."""
+
+    threshold: float
+    precision: float
+    recall: float
+    roc_auc: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    positives: int
+    negatives: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Report:
+    """Precision, recall, ROC-AUC and the confusion matrix at `threshold`.
+
+    Precision with no predicted positives is 1.0 (no false positive was made); recall with no
+    actual positives is NaN.
+    """
+    c = confusion(labels, scores, threshold)
+    predicted, actual = c["tp"] + c["fp"], c["tp"] + c["fn"]
+    return Report(
+        threshold=float(threshold),
+        precision=c["tp"] / predicted if predicted else 1.0,
+        recall=c["tp"] / actual if actual else float("nan"),
+        roc_auc=roc_auc(labels, scores),
+        positives=actual,
+        negatives=c["tn"] + c["fp"],
+        **c,
+    )
+
+
+def threshold_for_precision(labels: np.ndarray, scores: np.ndarray, target: float) -> tuple[float, bool]:
+    """The lowest threshold whose precision on (labels, scores) is >= target: the most recall at that precision.
+
+    Candidate thresholds are the observed scores. Returns (threshold, met). If no threshold reaches
+    the target, returns the threshold of highest precision (ties: highest recall) and met=False.
+    With no positives at all, returns a threshold above every score (predict nothing), met=False.
+    """
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    labels, scores = _check(labels, scores)
+    if not labels.any():
+        return float(np.nextafter(scores.max(), np.inf)) if len(scores) else 0.5, False
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    tp, fp = np.cumsum(y), np.cumsum(~y)
+    last_of_run = np.r_[s[1:] != s[:-1], True]  # a threshold takes a whole run of tied scores
+    thresholds, tp, fp = s[last_of_run], tp[last_of_run], fp[last_of_run]
+    precision = tp / (tp + fp)
+    ok = np.flatnonzero(precision >= target)
+    if len(ok):
+        i = ok[-1]  # thresholds descend, so the last one meeting the target has the most recall
+        return float(thresholds[i]), True
+    best = np.flatnonzero(precision == precision.max())[-1]
+    return float(thresholds[best]), False

@@ -1,0 +1,93 @@
+"""The trained success classifier on synthetic frames: a red block that is lifted (success) or resting."""
+import numpy as np
+import pytest
+import torch
+
+from controllers.config import ConfigError, from_dict
+from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier, ViewConfig
+from robot_rl.reward.labels import LABEL_KEY
+from robot_rl.reward.training import TrainConfig, collect_frames, evaluate, split_by_episode, train
+
+torch.set_num_threads(1)
+
+
+def synthetic_episode(rng: np.random.Generator, n: int = 10, success: bool = True) -> dict:
+    """A 24 px red block rises from the bottom; rows with the block in the top third are success."""
+    frames = rng.integers(90, 140, (n, 128, 128, 3), dtype=np.uint8)
+    x = int(rng.integers(10, 94))
+    top = np.linspace(100, 8 if success else 60, n).astype(int)
+    for i, y in enumerate(top):
+        frames[i, y : y + 24, x : x + 24] = (200, 30, 30)
+    lifted = top < 40
+    ep = {
+        "image_front": frames,
+        "is_terminal": np.zeros(n, bool),
+        "reward": np.zeros(n, np.float32),
+        LABEL_KEY: lifted,
+    }
+    return ep
+
+
+@pytest.fixture(scope="module")
+def episodes():
+    rng = np.random.default_rng(0)
+    return [synthetic_episode(rng, success=i % 3 != 2) for i in range(16)]
+
+
+def test_config_validation_names_the_key():
+    with pytest.raises(ConfigError, match=r"views\[0\].crop"):
+        ClassifierConfig(views=(ViewConfig("front", crop=(100, 0, 64, 64)),))
+    with pytest.raises(ConfigError, match="dropout"):
+        ClassifierConfig(dropout=1.5)
+    with pytest.raises(ConfigError, match="classifier.views"):
+        from_dict(TrainConfig, {"classifier": {"views": [{"camera": "front", "zoom": 2}]}})
+    with pytest.raises(ConfigError, match="target_precision"):
+        TrainConfig(target_precision=0)
+    cfg = from_dict(TrainConfig, {"classifier": {"views": [{"camera": "wrist", "crop": [0, 0, 64, 64]}]}})
+    assert cfg.classifier.views[0].crop == (0, 0, 64, 64)
+
+
+def test_split_by_episode_keeps_episodes_whole(episodes):
+    frames = collect_frames(episodes, ["front"])
+    tr, va = split_by_episode(frames, 0.25, seed=1)
+    assert tr.any() and va.any() and not (tr & va).any()
+    assert not set(frames.episode[tr]) & set(frames.episode[va])
+    assert frames.labels[va].any() and frames.labels[tr].any()
+
+
+def test_train_reaches_precision_and_round_trips(episodes, tmp_path):
+    cfg = TrainConfig(steps=150, shifts=2, target_precision=0.95, seed=0)
+    result = train(episodes, cfg)
+    r = result.report
+    assert result.target_met and r.precision >= 0.95 and r.recall >= 0.8 and r.roc_auc >= 0.95
+    assert r.positives > 0 and r.negatives > 0 and result.val_episodes >= 2
+
+    model = result.model
+    model.save(tmp_path / "clf", extra={"report": r.to_dict()})
+    loaded = SuccessClassifier.load(tmp_path / "clf", backbone=model.backbone)
+    assert loaded.threshold == pytest.approx(model.threshold)
+    probe = {"image_front": np.concatenate([ep["image_front"] for ep in episodes[:2]])}
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-6)
+    single = model.predict_proba({"image_front": episodes[0]["image_front"][-1]})
+    assert single.shape == (1,) and single[0] > model.threshold  # the lifted frame is success
+
+    again = evaluate(loaded, episodes)
+    assert again.threshold == loaded.threshold and again.positives == sum(int(e[LABEL_KEY].sum()) for e in episodes)
+
+
+def test_max_positives_caps_training_positives(episodes):
+    result = train(episodes, TrainConfig(steps=5, shifts=1, max_positives=3))
+    assert result.train_positives == 3
+
+
+def test_bad_input_is_named(episodes, tmp_path):
+    model = SuccessClassifier(ClassifierConfig())
+    with pytest.raises(KeyError, match="image_front"):
+        model.predict_proba({"image_wrist": episodes[0]["image_front"]})
+    with pytest.raises(ValueError, match="uint8"):
+        model.predict_proba({"image_front": np.zeros((64, 64, 3), np.uint8)})
+    with pytest.raises(FileNotFoundError, match="classifier.yaml"):
+        SuccessClassifier.load(tmp_path)
+    no_positives = [{**ep, LABEL_KEY: np.zeros(10, bool)} for ep in episodes]
+    with pytest.raises(ValueError, match="positive"):
+        train(no_positives, TrainConfig(steps=1, shifts=1))

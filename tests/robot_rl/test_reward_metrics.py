@@ -1,0 +1,86 @@
+"""Metrics and labels of the reward classifier, checked against hand-computed values."""
+import numpy as np
+import pytest
+
+from controllers.config import ConfigError, from_dict
+from robot_rl.reward import metrics
+from robot_rl.reward.labels import LABEL_KEY, NEGATIVE, POSITIVE, UNLABELLED, LabelConfig, episode_succeeded, frame_labels
+
+
+def test_roc_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    labels = rng.random(200) < 0.3
+    scores = np.round(rng.random(200) + 0.3 * labels, 1)  # rounding makes ties
+    pos, neg = scores[labels], scores[~labels]
+    pairwise = np.mean((pos[:, None] > neg[None]) + 0.5 * (pos[:, None] == neg[None]))
+    assert metrics.roc_auc(labels, scores) == pytest.approx(pairwise)
+    assert metrics.roc_auc([1, 1, 0], [0.9, 0.8, 0.1]) == 1.0
+    assert metrics.roc_auc([0, 0, 1], [0.9, 0.8, 0.1]) == 0.0
+    assert np.isnan(metrics.roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_report_confusion_and_rates():
+    labels = np.array([1, 1, 1, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.3, 0.05])
+    r = metrics.report(labels, scores, 0.5)
+    assert (r.tp, r.fp, r.tn, r.fn) == (2, 1, 3, 1)
+    assert r.precision == pytest.approx(2 / 3) and r.recall == pytest.approx(2 / 3)
+    assert (r.positives, r.negatives) == (3, 4)
+    nothing = metrics.report(labels, scores, 2.0)
+    assert nothing.precision == 1.0 and nothing.recall == 0.0
+
+
+def test_threshold_for_precision_takes_most_recall_at_target():
+    labels = np.array([1, 1, 0, 1, 1, 0, 0, 0])
+    scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4])
+    t, met = metrics.threshold_for_precision(labels, scores, 1.0)
+    assert met and t == 0.9  # below 0.9 the negative at 0.85 gets in
+    t, met = metrics.threshold_for_precision(labels, scores, 0.8)
+    assert met and t == 0.7  # 4 tp / 1 fp = 0.8; recall 1.0
+    r = metrics.report(labels, scores, t)
+    assert r.precision >= 0.8 and r.recall == 1.0
+
+
+def test_threshold_for_precision_unreachable_and_ties():
+    # the top score is a tie between a positive and a negative: precision 1.0 is unreachable
+    labels = np.array([1, 0, 1, 0])
+    scores = np.array([0.9, 0.9, 0.5, 0.1])
+    t, met = metrics.threshold_for_precision(labels, scores, 1.0)
+    assert not met and t == 0.5  # best precision 2/3 at recall 1
+    t, met = metrics.threshold_for_precision(np.zeros(3), np.array([0.1, 0.2, 0.3]), 0.9)
+    assert not met and t > 0.3
+    with pytest.raises(ValueError, match="target precision"):
+        metrics.threshold_for_precision(labels, scores, 0.0)
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.report(labels, np.array([0.1, np.nan, 0.2, 0.3]), 0.5)
+
+
+def _episode(n: int, success: bool, marks: list[int] | None = None) -> dict:
+    ep = {"is_terminal": np.zeros(n, bool), "reward": np.zeros(n, np.float32)}
+    if success:
+        ep["is_terminal"][-1] = True
+        ep["reward"][-2] = 1.0
+    if marks is not None:
+        ep[LABEL_KEY] = np.isin(np.arange(n), marks)
+    return ep
+
+
+def test_labels_from_outcomes_and_marks():
+    assert episode_succeeded(_episode(5, True)) and not episode_succeeded(_episode(5, False))
+    cfg = LabelConfig(outcome_tail=2, ignore_margin=2)
+    lab = frame_labels(_episode(8, True), cfg)
+    assert lab.tolist() == [NEGATIVE] * 4 + [UNLABELLED] * 2 + [POSITIVE] * 2
+    assert (frame_labels(_episode(8, False), cfg) == NEGATIVE).all()
+    # the store's recorded outcome wins over what the rows say
+    assert (frame_labels(_episode(8, False), cfg, success=True)[-2:] == POSITIVE).all()
+    marked = frame_labels(_episode(6, False, marks=[1, 2]), cfg)
+    assert marked.tolist() == [NEGATIVE, POSITIVE, POSITIVE, NEGATIVE, NEGATIVE, NEGATIVE]
+    with pytest.raises(ValueError, match=LABEL_KEY):
+        frame_labels({**_episode(6, False), LABEL_KEY: np.zeros(5, bool)})
+
+
+def test_label_config_rejects_bad_values():
+    with pytest.raises(ConfigError, match="labels.outcome_tail"):
+        LabelConfig(outcome_tail=-1)
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(LabelConfig, {"tail": 3})
