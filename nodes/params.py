@@ -1,0 +1,80 @@
+"""ROS parameters <-> typed dataclass configs.
+
+Every node keeps its settings in one dataclass whose fields all have defaults. The node declares
+one ROS parameter per (flattened, dot-separated) field, reads them back and builds the dataclass
+with `controllers.config.from_dict`, so range checks and error messages are the same as for YAML
+configs. The static launch check uses `parameter_names` to know which keys a node declares.
+"""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from controllers.config import ConfigError, from_dict, load_yaml, to_dict
+
+T = TypeVar("T")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay values (ROS array parameters)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in flat.items():
+        node = tree
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def parameter_names(cls: type) -> set[str]:
+    """The ROS parameter names a node with config dataclass `cls` declares."""
+    return set(flatten(to_dict(cls())))
+
+
+def declare_config(node: Any, cls: type[T]) -> T:
+    """Declare one ROS parameter per config field on `node` and build the validated config."""
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    defaults = flatten(to_dict(cls()))
+    # dynamic typing: a YAML `1` for a float field must not be refused by ROS; from_dict checks types.
+    descriptor = ParameterDescriptor(dynamic_typing=True)
+    values = {}
+    for name, default in defaults.items():
+        # ROS cannot infer an element type from an empty list: declare it untyped
+        node.declare_parameter(name, None if default == [] else default, descriptor)
+        value = node.get_parameter(name).value
+        if value is None:
+            value = default
+        elif not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+            value = list(value)  # arrays come back as array.array
+        values[name] = value
+    return from_dict(cls, unflatten(values), node.get_name())
+
+
+def node_parameters(params_file: str, node_name: str) -> dict[str, Any]:
+    """The `ros__parameters` of `node_name` in a ROS 2 parameter YAML file (flattened names)."""
+    data = load_yaml(params_file)
+    for key in (node_name, f"/{node_name}", "/**"):
+        if key in data:
+            section = data[key]
+            if not isinstance(section, dict) or "ros__parameters" not in section:
+                raise ConfigError(f"{params_file}: '{key}' has no 'ros__parameters' mapping")
+            return flatten(section["ros__parameters"] or {})
+    return {}
+
+
+def config_from_file(cls: type[T], params_file: str, node_name: str) -> T:
+    """Build a node's config from a ROS parameter file without ROS (bring-up, static checks)."""
+    return from_dict(cls, unflatten(node_parameters(params_file, node_name)), f"{params_file}:{node_name}")
+

@@ -1,0 +1,35 @@
+"""The one `main` every node shares: init rclpy, build the node, spin until Ctrl-C, clean up."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from controllers.config import ConfigError
+
+
+def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> int:
+    """Spin the node built by `make_node`; a bad parameter exits with status 2 and names it."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=sys.argv if argv is None else argv)
+    node = None
+    try:
+        node = make_node()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except ConfigError as exc:
+        print(f"robot_rl node: bad parameter: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
