@@ -13,6 +13,8 @@ import sys
 COMMANDS = (
     "robot_rl.cli.demo",
     "robot_rl.cli.bench",
+    "robot_rl.cli.calibrate",
+    "robot_rl.cli.reward",
 )
 
 
