@@ -30,6 +30,8 @@ setup(
     entry_points={
         "console_scripts": [
             "robot-rl = robot_rl.cli:main",
+            "camera = nodes.camera:main",
+            "teleop = nodes.teleop:main",
         ],
     },
 )
