@@ -13,6 +13,7 @@ import sys
 COMMANDS = (
     "robot_rl.cli.demo",
     "robot_rl.cli.bench",
+    "robot_rl.cli.keys",
     "robot_rl.cli.calibrate",
     "robot_rl.cli.reward",
 )
