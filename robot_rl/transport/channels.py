@@ -224,9 +224,9 @@ class ActorClient:
         self._last_heard = now
         if not self.connected and msg.kind != "reject":
             self.connected = True
-            log.warning("actor %s: learner at %s reachable%s; %d spooled batches to resend", self.actor_id,
-                        self.endpoint, f" again after {now - self._down_since:.1f} s" if self.counters["outages"] else "",
-                        len(self.spool))
+            level = logging.WARNING if self.counters["outages"] or len(self.spool) else logging.INFO
+            log.log(level, "actor %s: learner at %s reachable after %.1f s; %d spooled batches to resend",
+                    self.actor_id, self.endpoint, now - self._down_since, len(self.spool))
         if msg.kind == "ack":
             item = self._inflight.pop((msg.session, msg.seq), None)
             if item is not None:
