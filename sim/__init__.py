@@ -1,0 +1,33 @@
+"""The MuJoCo twin of the cell: `sim.make_env(task, config)` gives a gymnasium env.
+
+Tasks: pick_cube, peg_insert. Config: sim.config.EnvConfig (YAML: config/sim_<task>.yaml).
+Scripted experts: sim.experts.make_expert(env), sim.experts.evaluate(task, episodes, seed).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from controllers.config import from_dict, to_dict
+from sim.config import EnvConfig, RandomizationConfig
+
+__all__ = ["EnvConfig", "RandomizationConfig", "make_env"]
+
+
+def make_env(task: str, config: EnvConfig | dict[str, Any] | None = None, render_mode: str | None = None,
+             **overrides: Any):
+    """A twin env for `task`; `config` as dataclass or mapping, top-level keys overridable by keyword.
+
+    Example: make_env("pick_cube", cameras=("front", "wrist"), dense_reward=True).
+    """
+    from sim.env import PandaEnv  # mujoco is imported only when an env is made
+    from sim.tasks import make_task
+
+    task_obj = make_task(task)
+    if isinstance(config, EnvConfig):
+        data = to_dict(config)
+    elif config is None or isinstance(config, dict):
+        data = dict(config or {})
+    else:
+        raise TypeError(f"config: expected EnvConfig, a mapping or None, got {type(config).__name__}")
+    data.update(overrides)
+    return PandaEnv(task_obj, from_dict(EnvConfig, data), render_mode=render_mode)

@@ -1,0 +1,311 @@
+"""The twin's gymnasium env: Panda-like arm under the controllers/ impedance law at physics rate.
+
+One env step (control rate, 10 Hz by default):
+  action -> delta on the current target pose -> safety filter -> target
+  repeat physics_hz / control_hz times:  mj_step1 -> impedance law -> mj_step2
+  -> observation (see docs/contracts.md), reward, success.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import mujoco
+import numpy as np
+
+from controllers.impedance import CartesianImpedanceController, RobotState
+from controllers.safety import SafetyFilter
+from controllers.se3 import quat_mul, rotvec_to_quat
+from sim.cameras import DEFAULT_CAMERA_YAML, add_camera, load_camera_yaml
+from sim.config import EnvConfig
+from sim.tasks import make_task
+from sim.tasks.base import Task
+
+CELL_XML = Path(__file__).parent / "assets" / "panda_cell.xml"
+N_ARM = 7
+GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
+# Controller memory that get_sim_state must carry for an exact replay (the controller has no
+# public state API yet; these are its per-tick memories, see controllers/impedance.py).
+_CONTROLLER_MEMORY = ("_filt_pos", "_filt_quat", "_tau_prev", "_rest")
+_WRENCH_DAMPING = 1e-4
+
+
+class PandaEnv(gymnasium.Env):
+    """A task of the twin; build it with sim.make_env(task, config)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, task: Task | str, config: EnvConfig, render_mode: str | None = None):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode: {render_mode!r} is not one of [None, 'rgb_array']")
+        self.task = make_task(task) if isinstance(task, str) else task
+        self.config = config
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": config.control_hz}
+        self.model = self._build_model()
+        self.data = mujoco.MjData(self.model)
+        self.task.bind(self.model)
+        self._bind()
+        self.controller = CartesianImpedanceController(config.controller, n_joints=N_ARM)
+        self.safety = SafetyFilter(config.safety)
+        self._renderer: mujoco.Renderer | None = None
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
+        self.observation_space = self._make_observation_space()
+        self._target_pos = np.zeros(3)
+        self._target_quat = np.array([1.0, 0.0, 0.0, 0.0])
+        self._gripper_closed = False
+        self._steps = 0
+
+    # ---- model ----
+    def _build_model(self) -> mujoco.MjModel:
+        cfg = self.config
+        spec = mujoco.MjSpec.from_file(str(CELL_XML))
+        spec.option.timestep = 1.0 / cfg.physics_hz
+        self.task.build(spec)
+        yaml_path = cfg.camera_yaml or DEFAULT_CAMERA_YAML
+        self.camera_specs = load_camera_yaml(yaml_path)
+        for name in (*cfg.cameras, cfg.render_camera):
+            if name not in self.camera_specs:
+                raise ValueError(f"camera {name!r} is not in {yaml_path} (it has {sorted(self.camera_specs)})")
+        tcp_offset = np.array(spec.site("tcp").pos)
+        h, w = cfg.image_size
+        for cam in self.camera_specs.values():
+            add_camera(spec, cam, w, h, tcp_offset=tcp_offset)
+        return spec.compile()
+
+    def _bind(self) -> None:
+        m, d = self.model, self.data
+        self._tcp = m.site("tcp").id
+        self._gripper_act = m.actuator("gripper").id
+        self._finger_qpos = [m.jnt_qposadr[m.joint(n).id] for n in ("finger_left", "finger_right")]
+        # Preallocated per-tick buffers; the Jacobian halves are contiguous views for mj_jacSite.
+        self._jac = np.zeros((6, m.nv))
+        self._jacp, self._jacr = self._jac[:3], self._jac[3:]
+        self._M = np.zeros((m.nv, m.nv))
+        self._coriolis = np.zeros(N_ARM)
+        self._tcp_quat = np.zeros(4)
+        self._state = RobotState(
+            q=d.qpos[:N_ARM], qd=d.qvel[:N_ARM], tcp_pos=d.site_xpos[self._tcp], tcp_quat=self._tcp_quat,
+            jacobian=self._jac[:, :N_ARM], mass_matrix=self._M[:N_ARM, :N_ARM], coriolis=self._coriolis,
+            gravity=d.qfrc_gravcomp[:N_ARM])
+        self._nominal = {
+            "geom_friction": m.geom_friction.copy(), "body_mass": m.body_mass.copy(),
+            "body_inertia": m.body_inertia.copy(), "light_pos": m.light_pos.copy(),
+            "light_diffuse": m.light_diffuse.copy(), "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(),
+        }
+
+    def _make_observation_space(self) -> gymnasium.spaces.Dict:
+        def box(n: int) -> gymnasium.spaces.Box:
+            return gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+
+        spaces = {"tcp_pose": box(7), "tcp_vel": box(6), "gripper_width": box(1), "joint_pos": box(N_ARM),
+                  "joint_vel": box(N_ARM), "wrench": box(6)}
+        if self.config.privileged_state:
+            spaces["object_pose"] = box(7)
+        h, w = self.config.image_size
+        for name in self.config.cameras:
+            spaces[f"image_{name}"] = gymnasium.spaces.Box(0, 255, (h, w, 3), np.uint8)
+        return gymnasium.spaces.Dict(spaces)
+
+    # ---- physics ----
+    def _update_robot_state(self) -> None:
+        """Fill the RobotState views after mj_step1 (positions and velocities computed)."""
+        m, d = self.model, self.data
+        mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self._tcp)
+        mujoco.mj_fullM(m, d, self._M)
+        mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self._tcp])
+        np.subtract(d.qfrc_bias[:N_ARM], d.qfrc_gravcomp[:N_ARM], out=self._coriolis)
+
+    def _physics_step(self) -> None:
+        m, d = self.model, self.data
+        mujoco.mj_step1(m, d)
+        self._update_robot_state()
+        d.ctrl[:N_ARM] = self.controller.compute(self._state, self._target_pos, self._target_quat)
+        mujoco.mj_step2(m, d)
+
+    @property
+    def target_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as copies."""
+        return self._target_pos.copy(), self._target_quat.copy()
+
+    # ---- gymnasium API ----
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        unknown = sorted(set(options) - {"sim_state"})
+        if unknown:
+            raise ValueError(f"reset options: unknown key(s) {unknown}; known: ['sim_state']")
+        if options.get("sim_state") is not None:
+            self.set_sim_state(options["sim_state"])
+            return self._observation(), self._info(False, False, "")
+        m, d = self.model, self.data
+        rng = self.np_random
+        r = self.config.randomization
+        mujoco.mj_resetData(m, d)
+        self._randomize_model(rng)
+        noise = rng.uniform(-1, 1, N_ARM) * r.init_qpos_noise
+        d.qpos[:N_ARM] = np.asarray(self.config.home_qpos) + noise
+        for adr in self._finger_qpos:
+            d.qpos[adr] = GRIPPER_OPEN
+        mujoco.mj_kinematics(m, d)
+        tcp_quat = np.zeros(4)
+        mujoco.mju_mat2Quat(tcp_quat, d.site_xmat[self._tcp])
+        self._gripper_closed = self.task.reset(m, d, rng, r, d.site_xpos[self._tcp].copy(), tcp_quat)
+        d.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
+        mujoco.mj_forward(m, d)
+        self._update_robot_state()
+        self._target_pos = d.site_xpos[self._tcp].copy()
+        self._target_quat = self._tcp_quat.copy()
+        self.controller.reset(self._state)
+        self.safety.reset(self._target_pos, self._target_quat, d.time)
+        self._steps = 0
+        return self._observation(), self._info(False, False, "")
+
+    def step(self, action):
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (7,):
+            raise ValueError(f"action: expected 7 values [dx dy dz drx dry drz gripper], got shape {np.shape(action)}")
+        a = np.clip(a, -1.0, 1.0)  # NaN passes through to the safety filter, which holds
+        cfg = self.config
+        pos = self._target_pos + a[:3] * cfg.pos_scale
+        quat = quat_mul(rotvec_to_quat(a[3:6] * cfg.rot_scale), self._target_quat)
+        res = self.safety.filter(pos, quat, self.data.time)
+        self._target_pos, self._target_quat = res.pos, res.quat
+        if a[6] > 0.5:
+            self._gripper_closed = True
+        elif a[6] < -0.5:
+            self._gripper_closed = False
+        self.data.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
+        for _ in range(cfg.substeps):
+            self._physics_step()
+        mujoco.mj_forward(self.model, self.data)
+        self._steps += 1
+        success = self.task.success(self.data)
+        reward = 1.0 if success else 0.0
+        if cfg.dense_reward and not success:
+            reward = 0.1 * self.task.shaping(self.data, self.data.site_xpos[self._tcp])
+        truncated = not success and self._steps >= cfg.max_episode_steps
+        return self._observation(), reward, success, truncated, self._info(success, res.clipped, res.reason, res.held)
+
+    def _info(self, success: bool, clipped: bool, reason: str, held: bool = False) -> dict[str, Any]:
+        return {"success": bool(success), "safety_clipped": bool(clipped), "safety_held": bool(held),
+                "safety_reason": reason}
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        d = self.data
+        self._update_robot_state()
+        J = self._jac[:, :N_ARM]
+        qd = d.qvel[:N_ARM]
+        obs = {
+            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], self._tcp_quat]).astype(np.float32),
+            "tcp_vel": (J @ qd).astype(np.float32),
+            "gripper_width": np.array([d.qpos[self._finger_qpos[0]] + d.qpos[self._finger_qpos[1]]], np.float32),
+            "joint_pos": d.qpos[:N_ARM].astype(np.float32),
+            "joint_vel": qd.astype(np.float32),
+            "wrench": self._wrench(J).astype(np.float32),
+        }
+        if self.config.privileged_state:
+            obs["object_pose"] = self.task.object_pose(d).astype(np.float32)
+        for name in self.config.cameras:
+            obs[f"image_{name}"] = self._render_camera(name)
+        return obs
+
+    def _wrench(self, J: np.ndarray) -> np.ndarray:
+        """External wrench on the TCP (world frame) from the joint torques of contacts, as a
+        torque-sensing arm estimates it: least squares of J^T F = tau_ext."""
+        tau_ext = self.data.qfrc_constraint[:N_ARM]
+        return np.linalg.solve(J @ J.T + _WRENCH_DAMPING * np.eye(6), J @ tau_ext)
+
+    # ---- rendering ----
+    def _render_camera(self, name: str) -> np.ndarray:
+        if self._renderer is None:
+            h, w = self.config.image_size
+            self._renderer = mujoco.Renderer(self.model, height=h, width=w)
+            self._scene_option = mujoco.MjvOption()
+            flags = self._renderer.scene.flags
+            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+                         mujoco.mjtRndFlag.mjRND_SKYBOX):
+                flags[flag] = 0
+        self._renderer.update_scene(self.data, camera=name, scene_option=self._scene_option)
+        return self._renderer.render()
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self._render_camera(self.config.render_camera)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    # ---- domain randomisation ----
+    def _randomize_model(self, rng: np.random.Generator) -> None:
+        m, r, nom = self.model, self.config.randomization, self._nominal
+        m.geom_friction[:] = nom["geom_friction"]
+        m.geom_friction[self.task.object_geoms, 0] *= rng.uniform(*r.friction_scale)
+        scale = rng.uniform(*r.mass_scale)
+        m.body_mass[:] = nom["body_mass"]
+        m.body_inertia[:] = nom["body_inertia"]
+        m.body_mass[self.task.object_id] *= scale
+        m.body_inertia[self.task.object_id] *= scale
+        m.light_diffuse[:] = nom["light_diffuse"] * rng.uniform(*r.light_scale)
+        m.light_pos[:] = nom["light_pos"] + rng.uniform(-1, 1, nom["light_pos"].shape) * r.light_pos_jitter
+        m.cam_pos[:] = nom["cam_pos"] + rng.uniform(-1, 1, nom["cam_pos"].shape) * r.camera_pos_jitter
+        for i in range(m.ncam):
+            jitter = rotvec_to_quat(rng.uniform(-1, 1, 3) * r.camera_rot_jitter)
+            m.cam_quat[i] = quat_mul(nom["cam_quat"][i], jitter)
+
+    # ---- state save / restore ----
+    def get_sim_state(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue this episode exactly: physics, task, randomised model
+        values, controller and safety-filter memory, gripper command and step count."""
+        m, d = self.model, self.data
+        state = {
+            "time": np.array(d.time), "qpos": d.qpos.copy(), "qvel": d.qvel.copy(), "ctrl": d.ctrl.copy(),
+            "qacc_warmstart": d.qacc_warmstart.copy(),
+            "mocap_pos": d.mocap_pos.copy(), "mocap_quat": d.mocap_quat.copy(),
+            "target_pos": self._target_pos.copy(), "target_quat": self._target_quat.copy(),
+            "gripper_closed": np.array(self._gripper_closed), "step": np.array(self._steps),
+            "geom_friction": m.geom_friction.copy(), "body_mass": m.body_mass.copy(),
+            "body_inertia": m.body_inertia.copy(), "light_pos": m.light_pos.copy(),
+            "light_diffuse": m.light_diffuse.copy(), "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(),
+        }
+        for key in _CONTROLLER_MEMORY:
+            state[f"controller{key}"] = getattr(self.controller, key).copy()
+        for key, value in self.task.params(d).items():
+            state[f"task_{key}"] = np.asarray(value).copy()
+        return state
+
+    def set_sim_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a dict from get_sim_state (normally through reset(options={"sim_state": ...}))."""
+        m, d = self.model, self.data
+        mem = [f"controller{k}" for k in _CONTROLLER_MEMORY]
+        required = ["time", "qpos", "qvel", "ctrl", "qacc_warmstart", "mocap_pos", "mocap_quat", "target_pos",
+                    "target_quat", "gripper_closed", "step", *self._nominal, *mem]
+        missing = [k for k in required if k not in state]
+        if missing:
+            raise ValueError(f"sim_state: missing key(s) {missing}")
+        for key, ref in (("qpos", d.qpos), ("qvel", d.qvel), ("ctrl", d.ctrl), ("mocap_pos", d.mocap_pos),
+                         *((k, getattr(m, k)) for k in self._nominal)):
+            if np.shape(state[key]) != ref.shape:
+                raise ValueError(f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this model "
+                                 f"(was it saved from another task?)")
+        mujoco.mj_resetData(m, d)
+        for key in self._nominal:
+            getattr(m, key)[:] = state[key]
+        d.time = float(state["time"])
+        for key in ("qpos", "qvel", "ctrl", "qacc_warmstart", "mocap_pos", "mocap_quat"):
+            getattr(d, key)[:] = state[key]
+        self.task.set_params(d, {k[len("task_"):]: v for k, v in state.items() if k.startswith("task_")})
+        mujoco.mj_forward(m, d)
+        self._update_robot_state()
+        self._target_pos = np.array(state["target_pos"], dtype=np.float64)
+        self._target_quat = np.array(state["target_quat"], dtype=np.float64)
+        self._gripper_closed = bool(state["gripper_closed"])
+        self._steps = int(state["step"])
+        self.controller.reset(self._state)
+        for key in _CONTROLLER_MEMORY:
+            getattr(self.controller, key)[:] = state[f"controller{key}"]
+        self.safety.reset(self._target_pos, self._target_quat, d.time)
