@@ -1,0 +1,11 @@
+"""The zarr v3 episode store (docs/data.md): write whole episodes, read and filter them, record env steps."""
+from robot_rl.store.episodes import (
+    SCHEMA_VERSION,
+    CommitError,
+    EpisodeInfo,
+    EpisodeStore,
+    StoreError,
+    validate_episode,
+)
+
+__all__ = ["SCHEMA_VERSION", "CommitError", "EpisodeInfo", "EpisodeStore", "StoreError", "validate_episode"]
