@@ -9,6 +9,7 @@ import json
 BENCHES = {
     "sim": "robot_rl.bench.sim",
     "transport": "robot_rl.bench.transport",
+    "ros": "robot_rl.bench.ros",
 }
 
 

@@ -1,0 +1,210 @@
+"""Body of `robot-rl bench ros`: image latency between two processes and the 10 Hz control tick.
+
+- image latency: a separate process publishes 640x480 rgb8 `Image`s stamped just before publish;
+  this process records arrival - stamp (same host clock), with the Fast DDS shared-memory profile.
+- control loop: a separate process streams robot state (`joint_states`, `current_pose`, 100 Hz)
+  and a camera (640x480 at 30 Hz); this process runs a 10 Hz timer that assembles the newest
+  message of each topic (with the staleness check), converts them to arrays and publishes
+  `target_pose`, like the actor node's tick minus the policy. control_rate_hz is ticks over wall
+  time; tick latency is the time from a tick's scheduled instant to its `target_pose` publish.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHM_PROFILE = REPO / "config" / "fastdds_shm.xml"
+
+
+def ros_env(domain_id: int, shm: bool = True) -> dict[str, str]:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               RMW_IMPLEMENTATION="rmw_fastrtps_cpp")
+    if shm:
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(SHM_PROFILE)
+    else:
+        env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+    return env
+
+
+def _publisher_main(argv: list[str]) -> int:
+    """The other process: `python -m nodes.bench_ros publish {images,robot} --seconds S`."""
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+
+    from nodes.messages import image_msg, joint_state_msg, pose_msg, to_time
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["images", "robot"])
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--fps", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    rclpy.init()
+    node = rclpy.create_node("bench_publisher")
+    frames = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(4)]
+    image_pub = node.create_publisher(Image, "cameras/front/image_raw", qos_profile_sensor_data)
+    joint_pub = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+    pose_pub = node.create_publisher(PoseStamped, "current_pose", qos_profile_sensor_data)
+    names = [f"panda_joint{i}" for i in range(1, 8)]
+    start = time.monotonic()
+    next_image = next_state = start
+    i = 0
+    while time.monotonic() - start < args.seconds:
+        now = time.monotonic()
+        if now >= next_image:
+            msg = image_msg(frames[i % len(frames)], 0.0, "front_color_optical_frame")
+            msg.header.stamp = to_time(time.time())  # stamped after the conversion: transport only
+            image_pub.publish(msg)
+            i += 1
+            next_image += 1.0 / args.fps
+        if args.what == "robot" and now >= next_state:
+            stamp = time.time()
+            joint_pub.publish(joint_state_msg(names, np.zeros(7), np.zeros(7), np.zeros(7), stamp))
+            pose_pub.publish(pose_msg(np.array([0.5, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0]), stamp))
+            next_state += 0.01
+        time.sleep(max(0.0, min(next_image, next_state if args.what == "robot" else next_image)
+                       - time.monotonic()))
+    node.destroy_node()
+    rclpy.shutdown()
+    return 0
+
+
+def _start_publisher(what: str, seconds: float, env: dict[str, str], fps: float = 30.0) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nodes.bench_ros", "publish", what, "--seconds", str(seconds),
+                             "--fps", str(fps)], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+
+
+def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from nodes.messages import from_time, image_array
+
+    os.environ.update(ros_env(domain_id, shm))
+    if not shm:
+        os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_image_listener", context=context)
+    latencies: list[float] = []
+
+    def on_image(msg: Image) -> None:
+        arrived = time.time()
+        image_array(msg)  # the receiving side's conversion is part of getting the frame
+        latencies.append(arrived - from_time(msg.header.stamp))
+
+    node.create_subscription(Image, "cameras/front/image_raw", on_image, qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    publisher = _start_publisher("images", seconds + 3.0, ros_env(domain_id, shm))
+    try:
+        while publisher.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        publisher.kill()
+        publisher.wait()
+        node.destroy_node()
+        context.try_shutdown()
+    warm = np.array(latencies[10:]) * 1000.0  # discovery and first-allocation frames excluded
+    if warm.size < 10:
+        raise RuntimeError(f"only {len(latencies)} images arrived; DDS discovery failed?")
+    return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
+
+
+def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2) -> dict:
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+
+    from nodes.messages import from_time, image_array, pose_array, pose_msg
+
+    os.environ.update(ros_env(domain_id, True))
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("bench_control_loop", context=context)
+    newest: dict[str, object] = {}
+    for topic, kind in (("joint_states", JointState), ("current_pose", PoseStamped),
+                        ("cameras/front/image_raw", Image)):
+        node.create_subscription(kind, topic, lambda m, t=topic: newest.__setitem__(t, m), qos_profile_sensor_data)
+    target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
+    period = 1.0 / rate_hz
+    ticks: list[float] = []
+    latencies: list[float] = []
+    held = [0]
+
+    def tick() -> None:
+        now = time.time()
+        scheduled = start + round((time.monotonic() - start_mono) / period) * period
+        if len(newest) < 3 or any(now - from_time(m.header.stamp) > stale_s for m in newest.values()):
+            held[0] += 1
+            return
+        obs = {"joint_pos": np.asarray(newest["joint_states"].position),
+               "tcp_pose": pose_array(newest["current_pose"]),
+               "image_front": image_array(newest["cameras/front/image_raw"])}
+        target = obs["tcp_pose"].copy()
+        target_pub.publish(pose_msg(target, now))
+        done = time.time()
+        ticks.append(done)
+        latencies.append(done - scheduled)
+
+    publisher = _start_publisher("robot", seconds + 4.0, ros_env(domain_id, True))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        deadline = time.monotonic() + 10.0
+        while len(newest) < 3 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        start, start_mono = time.time(), time.monotonic()
+        node.create_timer(period, tick)
+        while time.monotonic() - start_mono < seconds:
+            executor.spin_once(timeout_sec=0.01)
+    finally:
+        publisher.kill()
+        publisher.wait()
+        node.destroy_node()
+        context.try_shutdown()
+    if len(ticks) < 10:
+        raise RuntimeError(f"only {len(ticks)} control ticks ran ({held[0]} held for stale inputs)")
+    lat = np.array(latencies) * 1000.0
+    return {"ticks": len(ticks), "held": held[0], "rate_hz": (len(ticks) - 1) / (ticks[-1] - ticks[0]),
+            "tick_p50": float(np.percentile(lat, 50)), "tick_p99": float(np.percentile(lat, 99))}
+
+
+def run(seconds: float = 10.0, domain_id: int | None = None) -> dict:
+    domain_id = domain_id if domain_id is not None else random.randint(101, 200)
+    shm = image_latency(seconds, domain_id, shm=True)
+    udp = image_latency(seconds, domain_id, shm=False)
+    loop = control_loop(seconds, domain_id)
+    return {
+        "image_latency_ms_p50": round(shm["p50"], 3),
+        "image_latency_ms_p99": round(shm["p99"], 3),
+        "image_frames": shm["frames"],
+        "image_latency_default_transport_ms_p50": round(udp["p50"], 3),
+        "image_latency_default_transport_ms_p99": round(udp["p99"], 3),
+        "image_frames_default_transport": udp["frames"],
+        "control_rate_hz": round(loop["rate_hz"], 4),
+        "tick_latency_ms_p50": round(loop["tick_p50"], 3),
+        "tick_latency_ms_p99": round(loop["tick_p99"], 3),
+        "ticks": loop["ticks"],
+        "ticks_held_stale": loop["held"],
+        "seconds_per_measurement": seconds,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "publish":
+        raise SystemExit(_publisher_main(sys.argv[2:]))
+    print(run())
