@@ -32,6 +32,7 @@ setup(
             "robot-rl = robot_rl.cli:main",
             "camera = nodes.camera:main",
             "teleop = nodes.teleop:main",
+            "sim_robot = nodes.sim_robot:main",
         ],
     },
 )

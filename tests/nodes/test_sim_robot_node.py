@@ -1,0 +1,90 @@
+"""sim_robot in its own process: real-time state topics, following target_pose, cameras, reset,
+non-finite targets and a second target_pose publisher refused."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start_node):
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image, JointState
+    from std_msgs.msg import Float32
+    from std_srvs.srv import Trigger
+
+    from nodes.messages import image_array, pose_array, pose_msg
+
+    proc = start_node("nodes.sim_robot", ["-p", "cameras:=[front]", "-p", "camera_fps:=10.0",
+                                           "-p", "image_size:=[96, 128]"], env={"MUJOCO_GL": "egl"})
+    node = Node("sim_robot_listener", context=rclpy_context)
+    got = {"joints": [], "pose": [], "image": [], "info": [], "success": []}
+    node.create_subscription(JointState, "joint_states", lambda m: got["joints"].append((time.monotonic(), m)),
+                             qos_profile_sensor_data)
+    node.create_subscription(PoseStamped, "current_pose", lambda m: got["pose"].append(pose_array(m)),
+                             qos_profile_sensor_data)
+    node.create_subscription(Image, "cameras/front/image_raw", got["image"].append, qos_profile_sensor_data)
+    node.create_subscription(CameraInfo, "cameras/front/camera_info", got["info"].append, qos_profile_sensor_data)
+    node.create_subscription(Float32, "reward/success_prob", got["success"].append, qos_profile_sensor_data)
+    target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
+    assert spin_until(node, lambda: len(got["joints"]) > 20 and got["image"], 60.0), proc.output()
+
+    # real time: about state_hz (100) joint_states per second of wall clock
+    first = len(got["joints"])
+    spin_until(node, lambda: False, 2.0)
+    times = [t for t, _ in got["joints"][first:]]
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 80 <= rate <= 105, f"state rate {rate:.1f} Hz"
+    joint = got["joints"][-1][1]
+    assert joint.name[:7] == [f"panda_joint{i}" for i in range(1, 8)] and len(joint.position) == 9
+    img = image_array(got["image"][-1])
+    assert img.shape == (96, 128, 3) and img.std() > 5  # a rendered scene, not a blank frame
+    assert got["info"][-1].width == 128 and got["info"][-1].k[0] > 0
+    assert got["success"][-1].data == 0.0
+
+    # follow a target 4 cm away along +x, within the 0.2 m/s speed limit
+    start = got["pose"][-1].copy()
+    target = start.copy()
+    target[0] += 0.04
+    for _ in range(15):
+        target_pub.publish(pose_msg(target, time.time()))
+        spin_until(node, lambda: False, 0.1)
+    assert np.linalg.norm(got["pose"][-1][:3] - target[:3]) < 0.01, (start, got["pose"][-1])
+
+    # a non-finite target is ignored: the twin holds where it is
+    held = got["pose"][-1].copy()
+    bad = target.copy()
+    bad[1] = np.nan
+    for _ in range(5):
+        target_pub.publish(pose_msg(bad, time.time()))
+        spin_until(node, lambda: False, 0.1)
+    assert np.all(np.isfinite(got["pose"][-1])) and np.linalg.norm(got["pose"][-1][:3] - held[:3]) < 0.005
+    assert "not finite; holding" in proc.output()
+
+    # a second publisher on target_pose: targets are refused and the twin holds
+    intruder = Node("intruder", context=rclpy_context)
+    intruder_pub = intruder.create_publisher(PoseStamped, "target_pose", 10)
+    away = held.copy()
+    away[2] += 0.05
+    spin_until(node, lambda: False, 1.0)  # discovery of the second publisher
+    for _ in range(10):
+        intruder_pub.publish(pose_msg(away, time.time()))
+        spin_until(node, lambda: False, 0.05)
+    assert abs(got["pose"][-1][2] - held[2]) < 0.005
+    assert "refusing target_pose: 2 publishers" in proc.output()
+    intruder.destroy_node()
+
+    # reset service: a new episode starts back near home
+    client = node.create_client(Trigger, "reset")
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(node, future.done, 15.0)
+    assert future.result().success, future.result().message
+    spin_until(node, lambda: False, 0.3)
+    assert np.linalg.norm(got["pose"][-1][:3] - start[:3]) < 0.02
+    assert proc.proc.poll() is None
