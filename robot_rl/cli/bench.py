@@ -10,6 +10,7 @@ BENCHES = {
     "sim": "robot_rl.bench.sim",
     "transport": "robot_rl.bench.transport",
     "ros": "robot_rl.bench.ros",
+    "reward": "robot_rl.bench.reward",
 }
 
 

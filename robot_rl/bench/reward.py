@@ -1,0 +1,127 @@
+"""Reward classifier: CPU inference latency and a train/held-out run on the twin's pick_cube frames.
+
+Frames come from the MuJoCo twin with lighting and camera jitter on, the scripted expert driving
+(with action noise; every `drop_every`-th episode lets the cube fall again after the lift, for hard
+negatives: gripper up, cube down). Each frame is labelled with the twin's ground truth (cube lifted
+>= 10 cm), written as the per-frame `success_label` marks an operator would make. The classifier
+trains on at most `max_positives` positive frames (episode split, threshold for the target
+precision on validation) and is then scored against ground truth on episodes of other seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+# Lighting and camera jitter of the closed-loop measurement (sim.config.RandomizationConfig keys).
+RANDOMIZATION = {
+    "light_scale": (0.5, 1.5),
+    "light_pos_jitter": 0.2,
+    "camera_pos_jitter": 0.01,
+    "camera_rot_jitter": 0.02,
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train-episodes", type=int, default=48, help="twin episodes for training + validation")
+    parser.add_argument("--test-episodes", type=int, default=30, help="held-out twin episodes (other seeds)")
+    parser.add_argument("--max-positives", type=int, default=200, help="positive training frames kept")
+    parser.add_argument("--steps", type=int, default=600, help="optimizer steps")
+    parser.add_argument("--hold", type=int, default=6, help="steps recorded after the lift succeeds")
+    parser.add_argument("--target-precision", type=float, default=0.98)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
+    parser.add_argument("--out", help="also save the trained classifier and its report here")
+
+
+def twin_episodes(
+    count: int, seed: int, cameras: tuple[str, ...] = ("front",), hold: int = 6, drop_every: int = 4,
+    noise: float = 0.2,
+) -> list[dict[str, np.ndarray]]:
+    """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`)."""
+    import sim
+    from sim.experts import make_expert
+
+    from robot_rl.reward.labels import LABEL_KEY
+
+    env = sim.make_env("pick_cube", cameras=cameras, randomization=RANDOMIZATION)
+    expert = make_expert(env)
+    rng = np.random.default_rng(seed)
+    limit = env.unwrapped.config.max_episode_steps
+    episodes = []
+    for i in range(count):
+        obs, info = env.reset(seed=seed + i)
+        expert.reset()
+        rows, success = [obs], [info["success"]]
+        after = None  # steps since the first success
+        drop = drop_every > 0 and i % drop_every == drop_every - 1
+        while len(rows) <= limit and (after is None or after < hold):
+            action = np.asarray(expert.act(obs), dtype=np.float64)
+            action[:3] += noise * rng.standard_normal(3)
+            if drop and after is not None:
+                action[6] = -1.0  # open: the cube falls back
+            obs, _, _, _, info = env.step(np.clip(action, -1, 1))
+            rows.append(obs)
+            success.append(info["success"])
+            if after is not None or info["success"]:
+                after = 0 if after is None else after + 1
+        n = len(rows)
+        ep = {f"image_{c}": np.stack([r[f"image_{c}"] for r in rows]) for c in cameras}
+        ep.update(is_terminal=np.zeros(n, bool), reward=np.zeros(n, np.float32), **{LABEL_KEY: np.array(success)})
+        episodes.append(ep)
+    env.close()
+    return episodes
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    from robot_rl.reward.training import TrainConfig, evaluate, train
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    train_eps = twin_episodes(args.train_episodes, args.seed, hold=args.hold)
+    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, hold=args.hold)
+    generate_s = time.perf_counter() - t0
+
+    config = TrainConfig(
+        target_precision=args.target_precision, max_positives=args.max_positives, steps=args.steps, seed=args.seed
+    )
+    t0 = time.perf_counter()
+    result = train(train_eps, config)
+    train_s = time.perf_counter() - t0
+    test = evaluate(result.model, test_eps)
+
+    frames = np.concatenate([ep["image_front"] for ep in test_eps])
+    pick = np.random.default_rng(args.seed).integers(0, len(frames), args.infer_frames + 10)
+    times = []
+    for i, j in enumerate(pick):
+        t = time.perf_counter()
+        result.model.predict_proba({"image_front": frames[j]})
+        if i >= 10:  # warm-up
+            times.append(1000.0 * (time.perf_counter() - t))
+    if args.out:
+        result.model.save(args.out, extra={"report": result.report.to_dict(), "test": test.to_dict()})
+
+    val = result.report
+    return {
+        "infer_ms_p50": round(float(np.percentile(times, 50)), 3),
+        "infer_ms_p99": round(float(np.percentile(times, 99)), 3),
+        "train_s": round(train_s, 2),
+        "featurize_s": round(result.featurize_s, 2),
+        "fit_s": round(result.fit_s, 2),
+        "train_positives": result.train_positives,
+        "train_negatives": result.train_negatives,
+        "threshold": round(val.threshold, 4),
+        "val_precision": round(val.precision, 4),
+        "val_recall": round(val.recall, 4),
+        "val_roc_auc": round(val.roc_auc, 4),
+        "test_precision": round(test.precision, 4),
+        "test_recall": round(test.recall, 4),
+        "test_roc_auc": round(test.roc_auc, 4),
+        "test_confusion": {"tp": test.tp, "fp": test.fp, "tn": test.tn, "fn": test.fn},
+        "test_episodes": args.test_episodes,
+        "generate_s": round(generate_s, 1),
+        "threads": 1,
+    }
