@@ -95,17 +95,20 @@ def calibrate_intrinsics(views: dict[str, Detection], board: BoardConfig, image_
                        advice)
 
     width, height = image_size
+    if initial is not None and (initial.width, initial.height) != (width, height):
+        raise CalibrationError(f"initial intrinsics are for {initial.width}x{initial.height} images, the views are "
+                               f"{width}x{height}: use the factory intrinsics of the same stream resolution")
+    n_coef = 8 if cfg.distortion_model == "rational_polynomial" else 5
+    K0 = initial.K.copy() if initial is not None else np.eye(3)
+    D0 = np.zeros(n_coef)
+    if initial is not None and initial.distortion_model != "equidistant":  # fisheye coefficients do not carry over
+        D0[:min(n_coef, len(initial.D))] = initial.D[:n_coef]
     while True:
         names = list(usable)
         obj = [usable[n].object_points(board).astype(np.float32) for n in names]
         img = [usable[n].corners.reshape(-1, 1, 2).astype(np.float32) for n in names]
-        n_coef = 8 if cfg.distortion_model == "rational_polynomial" else 5
-        K0 = initial.K.copy() if initial is not None else np.eye(3)
-        D0 = np.zeros(n_coef)
-        if initial is not None and initial.distortion_model != "equidistant":
-            D0[:min(n_coef, len(initial.D))] = initial.D[:n_coef]
         rms, K, D, _, _, _, _, per_view = cv2.calibrateCameraExtended(
-            obj, img, (width, height), K0, D0, flags=_flags(cfg, initial is not None),
+            obj, img, (width, height), K0.copy(), D0.copy(), flags=_flags(cfg, initial is not None),
             criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10))
         errors = dict(zip(names, per_view.reshape(-1).tolist()))
         limit = max(cfg.max_view_error_px, cfg.outlier_factor * float(np.median(per_view)))

@@ -12,6 +12,7 @@ import yaml
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from calibration import transform as tf  # noqa: E402
+from calibration.camera_yaml import from_realsense  # noqa: E402
 from calibration.charuco import BoardConfig, CharucoFinder, Detection  # noqa: E402
 from calibration.collector import SampleCollector  # noqa: E402
 from calibration.errors import CalibrationError  # noqa: E402
@@ -103,6 +104,24 @@ def test_intrinsics_too_few_views_names_every_rejection(wrist_views):
     assert "Next:" in msg
 
 
+def test_intrinsics_seeded_with_realsense_factory_values(wrist_views):
+    rig, _, _, dets = wrist_views
+    views = {f"v{i}": d for i, d in enumerate(dets)}
+    factory = from_realsense({"width": 640, "height": 480, "fx": 612.0, "fy": 612.0, "ppx": 320.0, "ppy": 240.0,
+                              "model": "distortion.inverse_brown_conrady", "coeffs": [0.0] * 5})
+    res = calibrate_intrinsics(views, BOARD, (640, 480), IntrinsicsConfig(), initial=factory)
+    k = rig.intrinsics
+    assert abs(res.camera.fx - k.fx) / k.fx < 0.01 and np.hypot(res.camera.cx - k.cx, res.camera.cy - k.cy) < 2.0
+    with pytest.raises(CalibrationError, match="for 1280x720 images, the views are 640x480"):
+        calibrate_intrinsics(views, BOARD, (640, 480), IntrinsicsConfig(),
+                             initial=from_realsense({**_realsense_dict(factory), "width": 1280, "height": 720}))
+
+
+def _realsense_dict(cam):
+    return {"width": cam.width, "height": cam.height, "fx": cam.fx, "fy": cam.fy, "ppx": cam.cx, "ppy": cam.cy,
+            "model": "none", "coeffs": [0.0] * 5}
+
+
 def _handeye_samples(rig, poses, dets):
     return [HandEyeSample(f"s{i}", T, board_pose(d, BOARD, rig.intrinsics)[0]) for i, (T, d) in
             enumerate(zip(poses, dets))]
@@ -141,9 +160,14 @@ def test_collector_and_cli_calibrate_a_wrist_camera_end_to_end(wrist_views, tmp_
     rig, poses, images, _ = wrist_views
     collector = SampleCollector(tmp_path / "samples", BOARD, camera="wrist")
     for T, im in zip(poses, images):
-        assert collector.add(im, tf.to_pose7(T)).accepted
+        added = collector.add(im, tf.to_pose7(T))
+        assert added.accepted
+    assert added.usable == N_VIEWS and added.message(20).endswith("; 4 more needed")
     again = collector.add(images[0], tf.to_pose7(poses[0]))
     assert not again.accepted and "same pose" in again.reason and again.usable == N_VIEWS
+    assert again.message(20).endswith(f"still {N_VIEWS} usable")
+    resumed = SampleCollector(tmp_path / "samples", BOARD, camera="wrist")
+    assert resumed.usable == N_VIEWS
     blank = collector.add(np.zeros((480, 640, 3), np.uint8), tf.to_pose7(poses[0]))
     assert not blank.accepted and "no board corners" in blank.reason
 
