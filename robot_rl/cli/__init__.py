@@ -16,6 +16,9 @@ COMMANDS = (
     "robot_rl.cli.keys",
     "robot_rl.cli.calibrate",
     "robot_rl.cli.reward",
+    "robot_rl.cli.data",
+    "robot_rl.cli.record",
+    "robot_rl.cli.replay",
 )
 
 

@@ -7,5 +7,17 @@ from robot_rl.store.episodes import (
     StoreError,
     validate_episode,
 )
+from robot_rl.store.recorder import EpisodeRecorder, decode_state, encode_state, run_episode
 
-__all__ = ["SCHEMA_VERSION", "CommitError", "EpisodeInfo", "EpisodeStore", "StoreError", "validate_episode"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CommitError",
+    "EpisodeInfo",
+    "EpisodeRecorder",
+    "EpisodeStore",
+    "StoreError",
+    "decode_state",
+    "encode_state",
+    "run_episode",
+    "validate_episode",
+]

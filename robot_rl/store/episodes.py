@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import fcntl
 import json
-import math
 import os
 import shutil
 from collections.abc import Iterator
@@ -70,8 +69,9 @@ class EpisodeInfo:
     robot_calibration_id: str = ""
     camera_calibration_id: str = ""
     seed: int | None = None
-    # Enough to restart the episode: {"sim_state": [...]} in the twin; known object poses on a real robot.
-    initial_state: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    # Enough to restart the episode: {"sim_state": encoded arrays} in the twin (see recorder.encode_state),
+    # {"object_pose": [x, y, z, qw, qx, qy, qz]} where known on a real robot.
+    initial_state: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.task:
@@ -80,9 +80,10 @@ class EpisodeInfo:
             raise ConfigError(f"source: {self.source!r} is not one of {list(SOURCES)}")
         if self.platform not in PLATFORMS:
             raise ConfigError(f"platform: {self.platform!r} is not one of {list(PLATFORMS)}")
-        for name, values in self.initial_state.items():
-            if not all(math.isfinite(v) for v in values):
-                raise ConfigError(f"initial_state.{name}: contains NaN or inf")
+        try:
+            json.dumps(self.initial_state, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"initial_state: must be JSON without NaN/inf ({exc})") from exc
 
 
 def _is_image(key: str, value: np.ndarray) -> bool:
@@ -318,15 +319,29 @@ class EpisodeStore:
         }
 
     # ---- writing -------------------------------------------------------------------------------
-    def append(self, episode: dict[str, np.ndarray], info: EpisodeInfo) -> int:
-        """Commit one whole episode; returns its index. On failure raises CommitError and leaves the store as before."""
+    def config(self, config_hash: str) -> dict[str, Any]:
+        """The config an episode's `config_hash` names, when its writer stored it."""
+        configs = self._root["meta"].attrs.get("configs", {})
+        if config_hash not in configs:
+            raise StoreError(f"{self.path}: no config with hash {config_hash!r} stored (have {sorted(configs)})")
+        return configs[config_hash]
+
+    def append(self, episode: dict[str, np.ndarray], info: EpisodeInfo, config: dict[str, Any] | None = None) -> int:
+        """Commit one whole episode; returns its index. On failure raises CommitError and leaves the store as before.
+
+        `config` (JSON-able, e.g. the env config) is stored once per `info.config_hash` for replay.
+        """
         if self.mode != "a":
             raise StoreError(f"{self.path}: opened read-only; open with mode='a' to append")
         index = len(self)
         where = f"{self.path}: episode {index} (task {info.task!r})"
         n_rows = validate_episode(episode, where) + 1
         self._check_keys(episode, where)
+        if config is not None and not info.config_hash:
+            raise StoreError(f"{where}: a config was given but info.config_hash is empty")
         try:
+            if config is not None:
+                self._store_config(info.config_hash, config)
             self._write(episode, info, n_rows)
         except Exception as exc:
             # Rows already written sit past the committed end: invisible, and overwritten by the next append.
@@ -334,6 +349,13 @@ class EpisodeStore:
             self._drop_arrays_if_empty()
             raise CommitError(f"{where}, {n_rows - 1} steps, was not saved: {type(exc).__name__}: {exc}") from exc
         return index
+
+    def _store_config(self, config_hash: str, config: dict[str, Any]) -> None:
+        meta = self._root["meta"]
+        configs = dict(meta.attrs.get("configs", {}))
+        if config_hash not in configs:  # written before the commit point; an orphan entry is harmless
+            configs[config_hash] = config
+            meta.attrs["configs"] = configs
 
     def _check_keys(self, episode: dict[str, np.ndarray], where: str) -> None:
         if not self._arrays:
