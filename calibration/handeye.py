@@ -156,7 +156,7 @@ def _motion_invariants(T: np.ndarray) -> tuple[float, float | None]:
     axis = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
     n = np.linalg.norm(axis)
     if n < 1e-9:  # angle near 180 deg: axis from the symmetric part
-        w, v = np.linalg.eigh(R + R.T)
+        _, v = np.linalg.eigh(R + R.T)
         axis = v[:, -1]
     else:
         axis = axis / n

@@ -214,7 +214,8 @@ def _handeye(args: argparse.Namespace) -> int:
             continue
         T_cam_target, rms = board_pose(det, board, cam)
         if rms > cfg.max_pnp_error_px:
-            rejected[name] = f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): blur or bad intrinsics"
+            rejected[name] = (f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
+                              "blur, a bent board, or intrinsics of another camera/resolution")
             continue
         samples.append(HandEyeSample(name, T, T_cam_target))
     points = make_board(board).getChessboardCorners().astype(float)
