@@ -294,6 +294,18 @@ class EpisodeStore:
         for i in self.select(**filters) if indices is None else indices:
             yield self.episode(i)
 
+    def load_into(self, buffer: Any, keys: tuple[str, ...] | None = None, **filters: Any) -> int:
+        """Add the episodes `select(**filters)` picks to a replay buffer (`buffer.add_episode`); returns how many.
+
+        Only the keys the buffer holds are read (its `obs_spec` plus the step keys), unless `keys` says otherwise.
+        """
+        if keys is None and hasattr(buffer, "obs_spec"):
+            keys = tuple(sorted({*buffer.obs_spec, *STEP_KEYS} & set(self._arrays)))
+        picked = self.select(**filters)
+        for i in picked:
+            buffer.add_episode(self.episode(i, keys))
+        return len(picked)
+
     def _any_per_episode(self, key: str) -> np.ndarray:
         if not len(self):
             return np.zeros(0, bool)

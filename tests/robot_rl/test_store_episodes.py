@@ -61,7 +61,7 @@ def test_plain_zarr_reads_the_store_without_project_code(tmp_path):
         np.testing.assert_array_equal(root[f"data/{key}"][start:end], want[key].astype(root[f"data/{key}"].dtype))
     attrs = json.loads(str(root["meta/episode_attrs"][1]))
     assert attrs["source"] == "real" and attrs["seed"] == 1
-    assert attrs["initial_state"]["sim_state"][1] == 1.0 / 3.0  # JSON floats round-trip exactly
+    assert attrs["initial_state"]["object_pose"][1] == 1.0 / 3.0  # JSON floats round-trip exactly
     image = root["data/image_wrist"]
     assert image.chunks == (1, 16, 16, 3)  # one frame per chunk
     assert image.compressors[0].to_dict()["name"] == "zstd"
@@ -228,3 +228,19 @@ def test_failing_zarr_write_during_commit_keeps_the_store_consistent(tmp_path, m
     store = EpisodeStore.open(tmp_path / "s")
     assert len(store) == 2
     assert_episode_equal(store.episode(1), make_episode(2))
+
+
+def test_load_into_a_replay_buffer_with_filters(tmp_path):
+    from robot_rl.replay import ReplayBuffer
+
+    write_store(tmp_path / "s", range(8))
+    store = EpisodeStore.open(tmp_path / "s")
+    spec = {"tcp_pose": ((7,), np.float32), "image_front": ((16, 16, 3), np.uint8)}
+    demos = ReplayBuffer(1000, spec)
+    assert store.load_into(demos, source=("demo", "intervention")) == 4  # seeds 2, 3, 6, 7
+    assert demos.size == 4 * 12  # every row but the last of each episode is a transition
+    stored = {tuple(make_episode(s)["tcp_pose"][0]) for s in (2, 3, 6, 7)}
+    rows = {tuple(r) for r in demos.obs["tcp_pose"][: demos.rows_written]}
+    assert stored <= rows and tuple(make_episode(0)["tcp_pose"][0]) not in rows
+    winners = ReplayBuffer(1000, spec)
+    assert store.load_into(winners, success=True) == 3  # seeds 0, 3, 6
