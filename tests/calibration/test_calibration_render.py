@@ -201,10 +201,7 @@ def test_collector_and_cli_calibrate_a_wrist_camera_end_to_end(wrist_views, tmp_
 
 @pytest.mark.slow
 def test_cli_selftest_prints_the_errors_as_json():
-    out = subprocess.run([sys.executable, "-c", "import sys; from robot_rl.cli.calibrate import add_parser; "
-                          "import argparse; p = argparse.ArgumentParser(); add_parser(p.add_subparsers()); "
-                          "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))",
-                          "calibrate", "selftest", "--json", "--seed", "3"],
+    out = subprocess.run([sys.executable, "-m", "robot_rl.cli", "calibrate", "selftest", "--json", "--seed", "3"],
                          capture_output=True, text=True, timeout=120, check=True)
     result = json.loads(out.stdout)
     assert result["focal_err_pct"] < 1.0 and result["pp_err_px"] < 2.0
