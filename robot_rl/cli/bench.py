@@ -11,6 +11,7 @@ BENCHES = {
     "transport": "robot_rl.bench.transport",
     "ros": "robot_rl.bench.ros",
     "reward": "robot_rl.bench.reward",
+    "store": "robot_rl.bench.store",
 }
 
 
