@@ -1,0 +1,166 @@
+"""The actor loop: act in an environment, let a human (or scripted) operator override, stream steps.
+
+Environment-agnostic: anything with the gymnasium API and the observation/action contract of
+docs/contracts.md (the twin now, a ROS adapter later). Each step:
+  1. take the newest weights from the learner, if any arrived (never waits for them);
+  2. policy action (inference on the best available device);
+  3. the operator's action replaces it when the operator intervenes -> stored with intervened=True;
+  4. the action guard (safety filter at the action level: finite and in [-1, 1]; pose limits are
+     enforced below it by controllers.safety in the env/robot controller);
+  5. step the env, append one RLDS step row; every `batch_steps` rows go to the learner.
+Rows carry actor id (message header), episode id, step, policy version and the intervened flag.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from robot_rl.transport.channels import ActorClient
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["train", "eval", "demo"]
+
+
+def best_device(requested: str = "auto") -> str:
+    """`auto`: cuda if torch sees a GPU, else mps on Apple silicon, else cpu."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def guard_action(action: np.ndarray, dim: int = 7) -> tuple[np.ndarray, str]:
+    """The action the robot may execute, and why it was changed ("" if it was not).
+
+    Non-finite or wrongly shaped actions become zeros (hold the current target, gripper stays).
+    """
+    action = np.asarray(action, np.float32)
+    if action.shape != (dim,):
+        return np.zeros(dim, np.float32), f"action shape {action.shape} is not ({dim},)"
+    if not np.all(np.isfinite(action)):
+        return np.zeros(dim, np.float32), "non-finite action"
+    clipped = np.clip(action, -1.0, 1.0)
+    return clipped, ("clipped to [-1, 1]" if np.any(clipped != action) else "")
+
+
+@dataclass
+class EpisodeStats:
+    episode_id: int
+    mode: Mode
+    steps: int
+    ret: float
+    success: bool
+    takeovers: int  # separate operator interventions
+    intervened_steps: int
+    policy_version: int
+
+    def meta(self) -> dict[str, Any]:
+        return {"episode_id": self.episode_id, "mode": self.mode, "steps": self.steps, "return": self.ret,
+                "success": self.success, "takeovers": self.takeovers, "intervened_steps": self.intervened_steps}
+
+
+class Actor:
+    """Runs episodes of `env` with `policy`, streaming step rows through `client` (None: offline)."""
+
+    def __init__(self, env, policy, client: ActorClient | None, *, batch_steps: int = 10,
+                 operator=None, max_episode_steps: int | None = None,
+                 on_weights: Callable[[int], None] | None = None):
+        self.env = env
+        self.policy = policy
+        self.client = client
+        self.batch_steps = batch_steps
+        self.operator = operator
+        self.max_episode_steps = max_episode_steps or getattr(env.spec, "max_episode_steps", None) or 1000
+        self.policy_version = 0
+        self.next_episode_id = 0
+        self.on_weights = on_weights
+        self._rows: list[dict[str, np.ndarray]] = []
+
+    def swap_weights(self) -> bool:
+        """Load the newest weights if new ones arrived; the current ones stay on any problem."""
+        if self.client is None:
+            return False
+        weights = self.client.take_weights()
+        if weights is None:
+            return False
+        try:
+            self.policy.load_actor_parameters(weights.arrays)
+        except ValueError as exc:
+            log.error("weights v%d do not fit this policy, keeping v%d: %s", weights.version, self.policy_version, exc)
+            return False
+        self.policy_version = weights.version
+        if self.on_weights is not None:
+            self.on_weights(weights.version)
+        return True
+
+    def run_episode(self, mode: Mode = "train", seed: int | None = None) -> EpisodeStats:
+        episode_id = self.next_episode_id
+        self.next_episode_id += 1
+        obs, _ = self.env.reset(seed=seed)
+        operator = self.operator if mode != "eval" else None
+        if operator is not None:
+            operator.start_episode(self.max_episode_steps, demo=(mode == "demo"))
+        ret, step, takeovers, intervened_steps, was_intervening = 0.0, 0, 0, 0, False
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        while not (terminated or truncated):
+            self.swap_weights()
+            policy_action = self.policy.act(obs, deterministic=(mode == "eval"))
+            human = operator.act(obs, policy_action) if operator is not None else None
+            intervened = human is not None
+            action, reason = guard_action(human if intervened else policy_action)
+            if reason:
+                log.warning("episode %d step %d: %s action guarded: %s", episode_id, step,
+                            "operator" if intervened else "policy", reason)
+            takeovers += intervened and not was_intervening
+            intervened_steps += intervened
+            was_intervening = intervened
+            timestamp = time.time()
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            self._append(obs, action, policy_action, float(reward), intervened, timestamp, episode_id, step,
+                         first=step == 0, last=False, terminal=False, mode=mode)
+            ret += float(reward)
+            obs = next_obs
+            step += 1
+        self._append(obs, np.zeros_like(action), np.zeros_like(action), 0.0, False, time.time(), episode_id, step,
+                     first=False, last=True, terminal=bool(terminated), mode=mode)
+        self._flush(episode_id, mode)
+        success = bool(info.get("success", False))
+        if operator is not None:
+            operator.end_episode(success)
+        stats = EpisodeStats(episode_id, mode, step, ret, success, takeovers, intervened_steps, self.policy_version)
+        if self.client is not None:
+            self.client.send("stats", {}, self.policy_version, stats.meta())
+        return stats
+
+    def _append(self, obs, action, policy_action, reward, intervened, timestamp, episode_id, step, *, first, last,
+                terminal, mode) -> None:
+        row = {k: np.asarray(v) for k, v in obs.items()}
+        row.update(
+            action=np.asarray(action, np.float32), policy_action=np.asarray(policy_action, np.float32),
+            reward=np.float32(reward), intervened=np.bool_(intervened), success_prob=np.float32(np.nan),
+            policy_version=np.int64(self.policy_version), timestamp=np.float64(timestamp),
+            is_first=np.bool_(first), is_last=np.bool_(last), is_terminal=np.bool_(terminal),
+            episode_id=np.int64(episode_id), step=np.int64(step),
+        )
+        self._rows.append(row)
+        if len(self._rows) >= self.batch_steps:
+            self._flush(episode_id, mode)
+
+    def _flush(self, episode_id: int, mode: Mode) -> None:
+        if not self._rows or self.client is None:
+            self._rows.clear()
+            return
+        batch = {k: np.stack([r[k] for r in self._rows]) for k in self._rows[0]}
+        self._rows.clear()
+        self.client.send("transitions", batch, self.policy_version, {"episode_id": episode_id, "mode": mode})

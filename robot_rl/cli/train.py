@@ -1,0 +1,30 @@
+"""`robot-rl train --config FILE --out runs/NAME`: learner + actors + scripted operator in the twin."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("train", help="train in the MuJoCo twin: learner and actor processes over ZeroMQ")
+    parser.add_argument("--config", default=None, help="run config YAML (default: built-in defaults)")
+    parser.add_argument("--out", required=True, help="run directory (summary.json, learning_curve.png, checkpoint/)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--actors", type=int, default=None, help="number of actor processes (overrides num_actors)")
+    parser.add_argument("--endpoint", default=None, help="learner endpoint (default: a free localhost port)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from controllers.config import ConfigError
+    from robot_rl.run_config import load_run_config
+    from robot_rl.train_job import run_train
+
+    try:
+        cfg = load_run_config(args.config, {"num_actors": args.actors} if args.actors else None)
+    except ConfigError as exc:
+        raise SystemExit(f"robot-rl train: {exc}") from None
+    summary = run_train(cfg, args.out, resume=args.resume, endpoint=args.endpoint)
+    print(json.dumps(summary, indent=1))
+    print(f"results in {args.out}: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/")
+    return 0

@@ -1,0 +1,291 @@
+"""The learner loop: receive steps from actors, insert, train asynchronously, publish, checkpoint, log.
+
+- Inserts: every non-demo row into the online buffer (one stream per actor session); demo episodes
+  and intervention segments (operator-driven steps plus the row after them) into the offline buffer.
+- Trains whenever data allows, capped at `max_update_to_data` critic updates per online env step,
+  batches half online / half offline (RLPD symmetric sampling).
+- Publishes the actor's parameters every `publish_every` updates; checkpoints every
+  `checkpoint_every` updates, at the end, and on SIGTERM/SIGINT. Received data is durable in the
+  transport journal (acknowledged only once written), so `resume=True` restores the agent from
+  the checkpoint and the buffers by replaying the journal: nothing acknowledged is lost.
+- Logs to `metrics.csv`, TensorBoard event files (`tb/`) and a live console progress line.
+"""
+from __future__ import annotations
+
+import collections
+import csv
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from controllers.config import to_dict
+from robot_rl.agents.sac import SACAgent
+from robot_rl.checkpoint import load_checkpoint, save_checkpoint
+from robot_rl.replay import ObsSpec, ReplayBuffer, sample_symmetric
+from robot_rl.run_config import RunConfig
+from robot_rl.tb_events import EventWriter
+from robot_rl.transport import keys as keyfiles
+from robot_rl.transport.channels import LearnerServer, LinkTiming
+from robot_rl.transport.journal import Journal
+from robot_rl.transport.protocol import Message
+
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = ("wall_s", "env_steps", "demo_steps", "updates", "updates_per_s", "transitions_per_s", "episodes",
+              "success_rate", "eval_success_rate", "eval_episodes", "intervention_rate", "takeovers",
+              "policy_version", "online_size", "offline_size", "live_actors", "critic_loss", "actor_loss",
+              "temperature")
+
+
+class InterventionSegments:
+    """Turns a stream of step rows into offline-buffer episodes of the operator-driven stretches.
+
+    A segment is the run of consecutive intervened rows plus the first row after it (which holds
+    o_{t+1} of the segment's last transition); it is marked is_first / is_last so the replay
+    buffer sees a short episode. Segments may span several batches.
+    """
+
+    def __init__(self):
+        self._open: dict[str, bool] = {}
+
+    def feed(self, stream: str, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        n = len(rows["is_first"])
+        keep = np.zeros(n, bool)
+        first = np.zeros(n, bool)
+        last = np.zeros(n, bool)
+        is_open = self._open.get(stream, False)
+        for i in range(n):
+            if rows["is_first"][i]:
+                is_open = False  # a new episode never continues an old segment
+            if rows["intervened"][i] and not rows["is_last"][i]:
+                keep[i], first[i] = True, not is_open
+                is_open = True
+            elif is_open:
+                keep[i], last[i] = True, True
+                is_open = False
+        self._open[stream] = is_open
+        if not keep.any():
+            return None
+        out = {k: np.asarray(v)[keep] for k, v in rows.items()}
+        out["is_first"], out["is_last"] = first[keep], last[keep]
+        # a segment that ends mid-episode ends by hand-back, not by reaching a terminal state
+        out["is_terminal"] = np.asarray(rows["is_terminal"])[keep] & np.asarray(rows["is_last"])[keep]
+        return out
+
+
+class Learner:
+    """Owns the agent, the buffers and the learner's end of the transport."""
+
+    def __init__(self, cfg: RunConfig, obs_spec: ObsSpec, run_dir: str | Path, resume: bool = False,
+                 endpoint: str | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoint"
+        journal_dir = self.run_dir / "journal"
+        if not resume and (self.ckpt_dir.exists() or any(journal_dir.glob("*.log"))):
+            raise FileExistsError(f"{self.run_dir} already holds a run (checkpoint/journal); "
+                                  "pass --resume to continue it or choose another --out")
+        if resume and not self.ckpt_dir.exists() and not journal_dir.exists():
+            raise FileNotFoundError(f"--resume: {self.run_dir} holds no run to continue")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.learner.torch_threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.obs_spec = obs_spec
+        lc = cfg.learner
+        self.agent = SACAgent(obs_spec, cfg.sac)
+        self.online = ReplayBuffer(lc.replay_capacity, obs_spec, reward_mode=lc.reward_mode)
+        self.offline = ReplayBuffer(lc.replay_capacity, obs_spec, reward_mode=lc.reward_mode)
+        self.segments = InterventionSegments()
+        self.env_steps = self.demo_steps = self.episodes = self.takeovers = self.refused_batches = 0
+        self.train_window: collections.deque[tuple[bool, int, int]] = collections.deque(maxlen=20)
+        self.eval_window: collections.deque[bool] = collections.deque(maxlen=20)
+        self.eval_episodes = 0
+        self.wall_s_before = 0.0
+        self.last_metrics: dict[str, float] = {}
+        self._stop = False
+
+        t = cfg.transport
+        curve = keyfiles.server_keys(t.keys) if t.keys else None
+        self.journal = Journal(journal_dir)
+        self.server = LearnerServer(endpoint or t.endpoint, cfg.data_hash(), journal=self.journal,
+                                    timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s), curve=curve)
+        if resume:
+            self._resume()
+        self.csv_path = self.run_dir / "metrics.csv"
+        new_csv = not self.csv_path.exists()
+        self._csv_file = open(self.csv_path, "a", newline="")
+        self._csv = csv.DictWriter(self._csv_file, CSV_FIELDS)
+        if new_csv:
+            self._csv.writeheader()
+        self.tb = EventWriter(self.run_dir / "tb")
+
+    # ---- data ----------------------------------------------------------------------------------
+    def ingest(self, msg: Message) -> None:
+        stream = f"{msg.actor_id}/{msg.session}"
+        if msg.kind == "stats":
+            self._on_stats(msg.meta)
+            return
+        rows, mode = msg.arrays, msg.meta.get("mode", "train")
+        try:
+            if mode == "demo":
+                self.offline.add_rows(f"demo:{stream}", rows)
+            else:
+                self.online.add_rows(stream, rows)
+                segment = self.segments.feed(stream, rows)
+                if segment is not None:
+                    self.offline.add_rows(f"intervention:{stream}", segment)
+        except (KeyError, ValueError) as exc:
+            self.refused_batches += 1
+            log.error("batch seq %d of %s refused by the replay buffer: %s", msg.seq, stream, exc)
+            return
+        steps = int(np.count_nonzero(~np.asarray(rows["is_last"], bool)))
+        if mode == "demo":
+            self.demo_steps += steps
+        else:
+            self.env_steps += steps
+
+    def _on_stats(self, meta: dict[str, Any]) -> None:
+        mode = meta.get("mode")
+        if mode == "eval":
+            self.eval_window.append(bool(meta.get("success")))
+            self.eval_episodes += 1
+        elif mode == "train":
+            self.episodes += 1
+            self.takeovers += int(meta.get("takeovers") or 0)
+            self.train_window.append((bool(meta.get("success")), int(meta.get("intervened_steps") or 0),
+                                      int(meta.get("steps") or 0)))
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def _config_dict(self) -> dict:
+        cfg = to_dict(self.cfg)
+        cfg.pop("transport")  # where the learner listens may change between runs; the data may not
+        return {"run": cfg, "obs_spec": {k: [list(s), np.dtype(d).str] for k, (s, d) in self.obs_spec.items()}}
+
+    def save(self, wall_s: float) -> None:
+        state = {"wall_s": wall_s, "rng": self.rng.bit_generator.state}
+        save_checkpoint(self.ckpt_dir, self.agent, self._config_dict(), state)
+        log.info("checkpoint at %d updates -> %s", self.agent.critic_steps, self.ckpt_dir)
+
+    def _resume(self) -> None:
+        if self.ckpt_dir.exists():
+            state = load_checkpoint(self.ckpt_dir, self.agent, self._config_dict())
+            self.wall_s_before = float(state.get("wall_s", 0.0))
+            self.rng.bit_generator.state = state["rng"]
+        replayed = 0
+        for frames in Journal(self.run_dir / "journal").replay():
+            self.ingest(self.server.restore(frames))
+            replayed += 1
+        log.warning("resumed %s: %d updates from the checkpoint, %d journaled messages replayed "
+                    "(%d online steps, %d demo steps)", self.run_dir, self.agent.critic_steps, replayed,
+                    self.env_steps, self.demo_steps)
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def run(self, total_env_steps: int | None = None, max_wall_s: float | None = None,
+            on_listening: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Serve and train until the step or time budget is spent or a stop is requested."""
+        cfg, lc = self.cfg, self.cfg.learner
+        total_env_steps = total_env_steps if total_env_steps is not None else cfg.total_env_steps
+        max_wall_s = max_wall_s if max_wall_s is not None else cfg.max_wall_s
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.request_stop)
+        self.server.start()
+        self.server.publish_weights(self.agent.actor_parameters(), self.agent.critic_steps)
+        if on_listening is not None:
+            on_listening()
+        start = time.monotonic()
+        next_report = start + lc.progress_every_s
+        report_updates, report_steps, report_t = self.agent.critic_steps, self.env_steps, start
+        while not self._stop:
+            for msg in self.server.receive():
+                self.ingest(msg)
+            wall = self.wall_s_before + time.monotonic() - start
+            if self.env_steps >= total_env_steps or wall >= max_wall_s:
+                break
+            if self._may_update():
+                batch = (sample_symmetric(self.online, self.offline, lc.batch_size, self.rng)
+                         if lc.offline == "symmetric" and self.offline.size > 0
+                         else self.online.sample(lc.batch_size, self.rng))
+                metrics = self.agent.update(batch)
+                self.last_metrics.update({k: v for k, v in metrics.items() if k != "skipped"})
+                updates = self.agent.critic_steps
+                if updates % lc.publish_every == 0:
+                    self.server.publish_weights(self.agent.actor_parameters(), updates)
+                if updates % lc.checkpoint_every == 0:
+                    self.save(wall)
+            else:
+                time.sleep(0.002)
+            now = time.monotonic()
+            if now >= next_report:
+                dt = now - report_t
+                self._report(wall, (self.agent.critic_steps - report_updates) / dt, (self.env_steps - report_steps) / dt)
+                report_updates, report_steps, report_t = self.agent.critic_steps, self.env_steps, now
+                next_report = now + lc.progress_every_s
+        wall = self.wall_s_before + time.monotonic() - start
+        self.save(wall)
+        self.server.publish_weights(self.agent.actor_parameters(), self.agent.critic_steps)
+        self._report(wall, 0.0, 0.0)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        time.sleep(0.2)  # let the final weights and acknowledgements leave
+        return self.summary(wall)
+
+    def _may_update(self) -> bool:
+        lc = self.cfg.learner
+        if self.online.size < max(lc.learning_starts, 1):
+            return False
+        return self.agent.critic_steps < lc.max_update_to_data * self.env_steps
+
+    def summary(self, wall_s: float) -> dict[str, Any]:
+        return {"env_steps": self.env_steps, "demo_steps": self.demo_steps, "updates": self.agent.critic_steps,
+                "episodes": self.episodes, "interventions": self.takeovers, "learner_wall_s": round(wall_s, 1),
+                "final_intervention_rate": self._intervention_rate(), "refused_batches": self.refused_batches,
+                "rejected_messages": sum(self.server.rejections.values())}
+
+    def _intervention_rate(self) -> float:
+        steps = sum(s for _, _, s in self.train_window)
+        return round(sum(i for _, i, _ in self.train_window) / steps, 4) if steps else 0.0
+
+    def _report(self, wall: float, updates_per_s: float, steps_per_s: float) -> None:
+        success = np.mean([s for s, _, _ in self.train_window]) if self.train_window else float("nan")
+        eval_success = np.mean(self.eval_window) if self.eval_window else float("nan")
+        row = {
+            "wall_s": round(wall, 1), "env_steps": self.env_steps, "demo_steps": self.demo_steps,
+            "updates": self.agent.critic_steps, "updates_per_s": round(updates_per_s, 2),
+            "transitions_per_s": round(steps_per_s, 1), "episodes": self.episodes,
+            "success_rate": round(float(success), 3), "eval_success_rate": round(float(eval_success), 3),
+            "eval_episodes": self.eval_episodes, "intervention_rate": self._intervention_rate(),
+            "takeovers": self.takeovers, "policy_version": self.agent.critic_steps,
+            "online_size": self.online.size, "offline_size": self.offline.size,
+            "live_actors": len(self.server.live_actors()),
+            "critic_loss": round(self.last_metrics.get("critic_loss", float("nan")), 5),
+            "actor_loss": round(self.last_metrics.get("actor_loss", float("nan")), 5),
+            "temperature": round(self.agent.temperature, 5),
+        }
+        self._csv.writerow(row)
+        self._csv_file.flush()
+        self.tb.scalars(self.env_steps, {k: float(v) for k, v in row.items() if k != "env_steps"})
+        line = (f"[learner] {wall:6.0f}s  env steps {self.env_steps:>7}  updates {self.agent.critic_steps:>7} "
+                f"({updates_per_s:5.1f}/s)  {steps_per_s:6.1f} steps/s  success {row['success_rate']:.2f}  "
+                f"eval {row['eval_success_rate']:.2f}  interventions {row['intervention_rate']:.2f}  "
+                f"actors {row['live_actors']}")
+        if sys.stderr.isatty():
+            print("\r" + line, end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.server.close()
+        self.journal.close()
+        self.tb.close()
+        self._csv_file.close()

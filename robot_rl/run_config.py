@@ -1,0 +1,129 @@
+"""The config of a distributed run, one YAML file read by `robot-rl train`, `learner` and `actor`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from controllers.config import ConfigError, from_dict, load_yaml, to_dict
+from robot_rl.agents.sac import SACConfig
+from robot_rl.replay import RewardMode
+from robot_rl.transport.protocol import config_hash
+
+
+@dataclass
+class TransportConfig:
+    endpoint: str = "tcp://127.0.0.1:5555"  # the learner binds it, actors connect to it
+    heartbeat_s: float = 0.5
+    peer_timeout_s: float = 3.0
+    resend_after_s: float = 2.0
+    batch_steps: int = 10  # an actor sends its rows every this many steps (and at episode end)
+    spool_max_mb: float = 1024.0  # per actor; oldest spooled batches are dropped beyond it
+    keys: str | None = None  # folder from `robot-rl keys generate`: CURVE on
+
+    def __post_init__(self):
+        if not self.endpoint.startswith(("tcp://", "ipc://")):
+            raise ConfigError(f"transport.endpoint: {self.endpoint!r} must start with tcp:// or ipc://")
+        for key in ("heartbeat_s", "peer_timeout_s", "resend_after_s", "spool_max_mb"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"transport.{key}: must be > 0, got {getattr(self, key)}")
+        if self.peer_timeout_s <= self.heartbeat_s:
+            raise ConfigError(f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed heartbeat_s {self.heartbeat_s}")
+        if self.batch_steps < 1:
+            raise ConfigError(f"transport.batch_steps: must be >= 1, got {self.batch_steps}")
+
+
+@dataclass
+class LearnerConfig:
+    batch_size: int = 256
+    max_update_to_data: float = 1.0  # cap on critic updates per online env step received
+    learning_starts: int = 300  # online transitions before the first update
+    publish_every: int = 50  # updates between weight publishes
+    checkpoint_every: int = 2000  # updates between checkpoints (and on SIGTERM/SIGINT and at the end)
+    replay_capacity: int = 200_000
+    offline: Literal["symmetric", "none"] = "symmetric"  # RLPD: half of each batch from demos+interventions
+    reward_mode: RewardMode = "task"
+    torch_threads: int = 1
+    progress_every_s: float = 2.0
+
+    def __post_init__(self):
+        for key in ("batch_size", "publish_every", "checkpoint_every", "replay_capacity", "torch_threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"learner.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.learning_starts < 0:
+            raise ConfigError(f"learner.learning_starts: must be >= 0, got {self.learning_starts}")
+        if not self.max_update_to_data > 0:
+            raise ConfigError(f"learner.max_update_to_data: must be > 0, got {self.max_update_to_data}")
+        if not self.progress_every_s > 0:
+            raise ConfigError(f"learner.progress_every_s: must be > 0, got {self.progress_every_s}")
+
+
+@dataclass
+class OperatorConfig:
+    """The scripted operator standing in for the human in the twin (HIL-SERL style interventions)."""
+
+    enabled: bool = True
+    stall_steps: int = 8  # take over when the TCP moved less than stall_distance over this many steps
+    stall_distance: float = 0.01  # m
+    drift_steps: int = 4  # ... or when the policy's arm action points away from the expert's this many steps running
+    drift_cosine: float = 0.0  # "away": cosine between the two translation commands below this
+    takeover_steps: int = 12  # how long a take-over lasts before control is handed back
+    budget_start: float = 0.6  # fraction of an episode's steps the operator may drive, when the policy always fails
+    budget_min: float = 0.0  # ... and when it always succeeds (the budget shrinks with the recent success rate)
+    success_window: int = 20  # episodes over which that success rate is measured
+
+    def __post_init__(self):
+        for key in ("stall_steps", "drift_steps", "takeover_steps", "success_window"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"operator.{key}: must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.budget_min <= self.budget_start <= 1:
+            raise ConfigError(f"operator: need 0 <= budget_min <= budget_start <= 1, got {self.budget_min}, {self.budget_start}")
+        if not -1 <= self.drift_cosine <= 1:
+            raise ConfigError(f"operator.drift_cosine: must be in [-1, 1], got {self.drift_cosine}")
+        if self.stall_distance < 0:
+            raise ConfigError(f"operator.stall_distance: must be >= 0, got {self.stall_distance}")
+
+
+@dataclass
+class RunConfig:
+    task: str = "pick_cube"
+    env: dict[str, Any] = field(default_factory=dict)  # sim EnvConfig overrides (validated by sim.make_env)
+    seed: int = 0
+    num_actors: int = 2
+    demos: int = 20  # scripted demonstration episodes, shared out among the actors, before the policy acts
+    total_env_steps: int = 40_000  # online steps over all actors (demos and evaluation not counted)
+    max_wall_s: float = 780.0  # training stops here at the latest (final evaluation comes after)
+    eval_every_episodes: int = 5  # each actor runs one deterministic, operator-free episode this often
+    final_eval_episodes: int = 50
+    actor_device: str = "auto"  # auto: cuda if available, else cpu
+    actor_torch_threads: int = 1
+    sac: SACConfig = field(default_factory=SACConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+
+    def __post_init__(self):
+        for key in ("num_actors", "total_env_steps", "eval_every_episodes", "actor_torch_threads"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("demos", "final_eval_episodes"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if not self.max_wall_s > 0:
+            raise ConfigError(f"max_wall_s: must be > 0, got {self.max_wall_s}")
+        if self.learner.offline == "symmetric" and self.demos == 0 and not self.operator.enabled:
+            raise ConfigError("learner.offline: 'symmetric' needs demos > 0 or the operator enabled")
+
+    def data_hash(self) -> str:
+        """What learner and actors must agree on to exchange data: task, env and agent."""
+        return config_hash({"task": self.task, "env": self.env, "sac": to_dict(self.sac)})
+
+
+def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """RunConfig from YAML; a plain sim env config (config/sim_<task>.yaml) is taken as `env:`."""
+    data = load_yaml(path) if path is not None else {}
+    run_keys = {f.name for f in fields(RunConfig)}
+    if data and not set(data) & run_keys - {"seed"}:
+        data = {"env": data}  # a sim env file: default training settings around it
+    data.update(overrides or {})
+    return from_dict(RunConfig, data)

@@ -1,0 +1,238 @@
+"""`robot-rl train`: learner + N actor processes on localhost against the MuJoCo twin.
+
+Sequence: the learner starts and listens; each actor first drives its share of scripted
+demonstrations (operator in control, every step intervened -> offline buffer), then acts with
+the newest policy while the scripted operator intervenes when it stalls or drifts, with a budget
+that shrinks as the policy succeeds; every `eval_every_episodes` an actor runs one deterministic,
+operator-free evaluation episode. When the step or time budget is spent the learner checkpoints
+and exits, the actors stop, and `final_eval_episodes` randomised episodes evaluate the final
+checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/.
+
+This module (and the CLI) may import the twin; robot_rl's core modules never do.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from controllers.config import to_dict
+from robot_rl.run_config import RunConfig
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED = 50_000_000  # final evaluation episodes never reuse a training seed
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _setup_process(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+    logging.getLogger("robot_rl.learner_loop").setLevel(logging.WARNING)
+
+
+def make_env(cfg: RunConfig):
+    import sim
+
+    return sim.make_env(cfg.task, cfg.env)
+
+
+def obs_spec(env) -> dict:
+    from robot_rl.replay import obs_spec_from_space
+
+    return obs_spec_from_space(env.observation_space)
+
+
+def learner_process(cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | None, ready=None) -> None:
+    """Entry of the learner process (also `robot-rl learner`); sets `ready` once it listens."""
+    from robot_rl.learner_loop import Learner
+
+    _setup_process(cfg.learner.torch_threads)
+    env = make_env(cfg)
+    spec = obs_spec(env)
+    env.close()
+    learner = Learner(cfg, spec, run_dir, resume=resume, endpoint=endpoint)
+    try:
+        summary = learner.run(on_listening=ready.set if ready is not None else None)
+    finally:
+        learner.close()
+    (Path(run_dir) / "learner_summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, demos: int, index: int,
+                  max_episodes: int | None = None) -> None:
+    """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until stopped."""
+    from robot_rl.actor import Actor, best_device
+    from robot_rl.agents.sac import Policy
+    from robot_rl.operator import ScriptedOperator
+    from robot_rl.transport import keys as keyfiles
+    from robot_rl.transport.channels import ActorClient, LinkTiming
+    from sim.experts import make_expert
+
+    _setup_process(cfg.actor_torch_threads)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    env = make_env(cfg)
+    device = best_device(cfg.actor_device)
+    policy = Policy(obs_spec(env), replace(cfg.sac, device=device))
+    operator = ScriptedOperator(make_expert(env).act, cfg.operator)
+    t = cfg.transport
+    client = ActorClient(endpoint, actor_id, cfg.data_hash(), spool_dir,
+                         spool_max_bytes=int(t.spool_max_mb * 1e6),
+                         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
+                         curve=keyfiles.client_keys(t.keys) if t.keys else None).start()
+    actor = Actor(env, policy, client, batch_steps=t.batch_steps, operator=operator,
+                  max_episode_steps=env.unwrapped.config.max_episode_steps)
+    log.info("actor %s: policy on %s, %d demonstrations first, learner at %s", actor_id, device, demos, endpoint)
+    seed = cfg.seed * 1_000_003 + index * 100_000
+    episodes = 0
+    try:
+        while not stop["now"] and (max_episodes is None or episodes < max_episodes):
+            if episodes < demos:
+                mode = "demo"
+            else:
+                mode = "eval" if (episodes - demos + 1) % cfg.eval_every_episodes == 0 else "train"
+            actor.run_episode(mode, seed=seed + episodes)
+            episodes += 1
+            if client.error:
+                raise SystemExit(f"actor {actor_id}: stopped: {client.error}")
+    finally:
+        client.flush(timeout_s=5.0)
+        client.close()
+        env.close()
+
+
+def _evaluate_worker(cfg: RunConfig, checkpoint: str, seeds: list[int], out: mp.Queue) -> None:
+    from robot_rl.agents.sac import Policy
+    from safetensors.numpy import load_file
+
+    _setup_process(1)
+    env = make_env(cfg)
+    policy = Policy(obs_spec(env), replace(cfg.sac, device="cpu"))
+    weights = load_file(str(Path(checkpoint) / "weights.safetensors"))
+    policy.load_actor_parameters({k: weights[k] for k in policy.state_dict()})
+    results = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        done, info = False, {}
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
+            done = terminated or truncated
+        results.append(bool(info.get("success", False)))
+    out.put(results)
+
+
+def evaluate_checkpoint(cfg: RunConfig, checkpoint: Path, episodes: int, workers: int) -> list[bool]:
+    """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised seeds."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    seeds = [EVAL_SEED + cfg.seed * 1000 + i for i in range(episodes)]
+    procs = [ctx.Process(target=_evaluate_worker, args=(cfg, str(checkpoint), seeds[i::workers], out), name=f"eval-{i}")
+             for i in range(workers) if seeds[i::workers]]
+    for p in procs:
+        p.start()
+    results = [r for _ in procs for r in out.get(timeout=1800)]
+    for p in procs:
+        p.join()
+    return results
+
+
+def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_csv) as fh:
+        rows = list(csv.DictReader(fh))
+    steps = np.array([float(r["env_steps"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("eval_success_rate", "evaluation success (last 20, no operator)"),
+                       ("success_rate", "training success (last 20, with operator)"),
+                       ("intervention_rate", "intervention rate (share of steps)")):
+        ax.plot(steps, [float(r[key]) for r in rows], label=label)
+    if final_success is not None and len(steps):
+        ax.scatter([steps[-1]], [final_success], color="k", zorder=3, label=f"final evaluation {final_success:.2f}")
+    ax.set_xlabel("online env steps")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: str | None = None) -> dict[str, Any]:
+    """The main job; returns the summary it writes to `out/summary.json`."""
+    out = Path(out)
+    start = time.monotonic()
+    endpoint = endpoint or free_endpoint()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    learner = ctx.Process(target=learner_process, args=(cfg, str(out), resume, endpoint, ready), name="learner")
+    learner.start()
+    while not ready.wait(0.5):  # actors could start now and spool, but why write to disk for nothing
+        if not learner.is_alive():
+            raise RuntimeError(f"the learner process failed at start (exit code {learner.exitcode}); see its log above")
+    total_demos = 0 if resume else cfg.demos  # a resumed run has its demonstrations in the journal
+    demos = [total_demos // cfg.num_actors + (i < total_demos % cfg.num_actors) for i in range(cfg.num_actors)]
+    actors = [ctx.Process(target=actor_process, name=f"actor-{i}",
+                          args=(cfg, endpoint, f"actor-{i}", str(out / "spool" / f"actor-{i}"), demos[i], i))
+              for i in range(cfg.num_actors)]
+    for p in actors:
+        p.start()
+    try:
+        learner.join()
+    finally:
+        for p in actors:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+        for p in actors:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+        if learner.is_alive():
+            os.kill(learner.pid, signal.SIGTERM)
+            learner.join()
+    if learner.exitcode != 0:
+        raise RuntimeError(f"the learner process failed (exit code {learner.exitcode}); see its log above")
+    learner_summary = json.loads((out / "learner_summary.json").read_text())
+    results = evaluate_checkpoint(cfg, out / "checkpoint", cfg.final_eval_episodes, cfg.num_actors) \
+        if cfg.final_eval_episodes else []
+    success = float(np.mean(results)) if results else None
+    summary = {
+        "eval_success_rate": success,
+        "eval_episodes": len(results),
+        "env_steps": learner_summary["env_steps"],
+        "wall_s": round(time.monotonic() - start, 1),
+        "updates": learner_summary["updates"],
+        "interventions": learner_summary["interventions"],
+        "final_intervention_rate": learner_summary["final_intervention_rate"],
+        "demo_steps": learner_summary["demo_steps"],
+        "episodes": learner_summary["episodes"],
+        "num_actors": cfg.num_actors,
+        "checkpoint": str(out / "checkpoint"),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    plot_learning_curve(out / "metrics.csv", out / "learning_curve.png", success)
+    return summary
