@@ -33,6 +33,7 @@ setup(
             "camera = nodes.camera:main",
             "teleop = nodes.teleop:main",
             "sim_robot = nodes.sim_robot:main",
+            "actor = nodes.actor:main",
         ],
     },
 )

@@ -61,6 +61,9 @@ class CameraConfig:
             raise ConfigError("align_depth: only the realsense backend has depth")
 
 
+PARAMETERS = CameraConfig  # the node's ROS parameters are this dataclass's (flattened) fields
+
+
 class CameraLost(RuntimeError):
     """The camera is gone or delivers no frames; the node restarts the stream."""
 

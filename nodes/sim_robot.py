@@ -57,6 +57,9 @@ class SimRobotConfig:
             raise ConfigError(f"image_size: expected [height, width] >= 16, got {self.image_size}")
 
 
+PARAMETERS = SimRobotConfig  # the node's ROS parameters are this dataclass's (flattened) fields
+
+
 def make_twin(cfg: SimRobotConfig):
     """The twin env stepped at state_hz, its per-step limits scaled from the speed limits."""
     import sim

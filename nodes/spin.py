@@ -8,12 +8,14 @@ from controllers.config import ConfigError
 
 
 def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> int:
-    """Spin the node built by `make_node`; a bad parameter exits with status 2 and names it."""
+    """Spin the node built by `make_node`; a bad parameter exits with status 2 and names it, otherwise
+    the status is the node's `exit_status` attribute (0 when it has none)."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     rclpy.init(args=sys.argv if argv is None else argv)
     node = None
+    status = 0
     try:
         node = make_node()
         executor = MultiThreadedExecutor(num_threads=2)
@@ -26,10 +28,11 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
         pass
     finally:
         if node is not None:
+            status = int(getattr(node, "exit_status", 0))
             close = getattr(node, "close", None)
             if close is not None:
                 close()
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-    return 0
+    return status

@@ -72,6 +72,9 @@ class TeleopConfig:
             raise ConfigError(f"axis_sign: expected 6 values, got {self.axis_sign}")
 
 
+PARAMETERS = TeleopConfig  # the node's ROS parameters are this dataclass's (flattened) fields
+
+
 class TeleopMapper:
     """Device state -> (twist, intervening, gripper, new events); pure, clocked by the caller."""
 

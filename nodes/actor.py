@@ -1,0 +1,252 @@
+"""`actor` node: the actor loop (robot_rl.actor.Actor) on a robot reached through ROS topics.
+
+Per control tick (10 Hz): observation from the newest messages (nodes.robot_env.RobotEnv), policy
+inference, the operator's action in place of the policy's while `teleop/intervening` is true
+(converted from the teleop twist into the policy's action frame, stored with intervened=True),
+safety filter, `target_pose`. Step rows go to the learner over ZeroMQ (robot_rl.transport) and,
+when `store` is set, each finished episode is committed to the zarr episode store.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from std_msgs.msg import Bool, Float32
+
+from controllers.config import ConfigError
+from nodes.messages import twist_array
+from nodes.params import declare_config
+from nodes.robot_env import Newest, RobotEnv
+
+
+@dataclass
+class ActorNodeConfig:
+    run_config: str = ""  # the run YAML shared with the learner (task, env, sac, transport); "" = defaults
+    learner_endpoint: str = ""  # "" = the run config's transport.endpoint; "none" = no learner
+    actor_id: str = "ros-actor"
+    spool_dir: str = "runs/ros_actor/spool"  # transitions wait here while the learner is away
+    store: str = ""  # zarr episode store to commit episodes to; "" = none
+    platform: Literal["sim", "real"] = "real"  # what is behind the topics (recorded with each episode)
+    control_hz: float = 10.0
+    stale_s: float = 0.3  # newest robot/camera message older than this at a tick: hold
+    teleop_stale_s: float = 0.3  # teleop messages older than this do not count
+    success_threshold: float = 0.5  # reward/success_prob at or above it ends the episode as a success
+    reset_timeout_s: float = 30.0
+    hold_timeout_s: float = 5.0  # inputs stale this long end the episode (truncated)
+    episodes: int = 0  # stop after this many episodes; 0 = until stopped
+    mode: Literal["train", "eval"] = "train"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("control_hz", "stale_s", "teleop_stale_s", "reset_timeout_s", "hold_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
+        if self.episodes < 0:
+            raise ConfigError(f"episodes: must be >= 0, got {self.episodes}")
+
+
+PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (flattened) fields
+
+
+class TeleopOperator:
+    """The human at the teleop device, with the interface robot_rl.actor.Actor expects of an operator.
+
+    While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
+    twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's
+    per-step scales, gripper from `teleop/gripper`. Take-over and hand-back steps are logged and
+    kept in `events` (RLIF-style: where the human judged the policy wrong).
+    """
+
+    def __init__(self, node: Node, period: float, pos_scale: float, rot_scale: float, stale_s: float):
+        self.node = node
+        self.period, self.pos_scale, self.rot_scale, self.stale_s = period, pos_scale, rot_scale, stale_s
+        self.newest = Newest()
+        for topic, kind in (("teleop/twist", TwistStamped), ("teleop/intervening", Bool), ("teleop/gripper", Float32)):
+            node.create_subscription(kind, topic, lambda m, t=topic: self.newest.put(t, m), 10)
+        self.events: list[dict[str, Any]] = []
+        self._step = 0
+        self._intervening = False
+
+    def _fresh(self, topic: str):
+        entry = self.newest.get(topic)
+        if entry is None or time.monotonic() - entry[0] > self.stale_s:
+            return None
+        return entry[1]
+
+    def start_episode(self, max_steps: int, demo: bool = False) -> None:
+        self._step = 0
+        self._intervening = False
+        self.events = []
+
+    def end_episode(self, success: bool) -> None:
+        if self._intervening:
+            self._mark("hand_back")
+
+    def _mark(self, kind: str) -> None:
+        self.events.append({"step": self._step, "event": kind})
+        self.node.get_logger().info(f"operator {kind.replace('_', ' ')} at step {self._step}")
+
+    def act(self, obs: dict[str, np.ndarray], policy_action: np.ndarray) -> np.ndarray | None:
+        flag = self._fresh("teleop/intervening")
+        intervening = bool(flag is not None and flag.data)
+        if intervening != self._intervening:
+            self._mark("take_over" if intervening else "hand_back")
+            self._intervening = intervening
+        self._step += 1
+        if not intervening:
+            return None
+        twist_msg, gripper_msg = self._fresh("teleop/twist"), self._fresh("teleop/gripper")
+        action = np.zeros(7, np.float32)
+        if twist_msg is not None:  # no fresh twist while intervening: the human holds the robot still
+            twist = twist_array(twist_msg)
+            action[:3] = twist[:3] * self.period / self.pos_scale
+            action[3:6] = twist[3:] * self.period / self.rot_scale
+        if gripper_msg is not None:
+            action[6] = gripper_msg.data
+        return np.clip(action, -1.0, 1.0)
+
+
+class StoreTee:
+    """Stands where the Actor expects its ActorClient: forwards to the learner (if any) and commits
+    each finished episode to the zarr store."""
+
+    DROP = ("episode_id", "step")  # row bookkeeping for the learner, not step data
+
+    def __init__(self, client, store_path: str, task: str, platform: str, config_hash: str):
+        self.client = client
+        self.store_path = store_path
+        self.info = {"task": task, "platform": platform, "source": platform, "config_hash": config_hash}
+        self._batches: list[dict[str, np.ndarray]] = []
+        self.committed: list[int] = []
+
+    @property
+    def error(self) -> str | None:
+        return self.client.error if self.client is not None else None
+
+    def send(self, kind: str, arrays: dict[str, np.ndarray], policy_version: int = 0,
+             meta: dict[str, Any] | None = None) -> None:
+        if kind == "transitions":
+            self._batches.append({k: v for k, v in arrays.items() if k not in self.DROP})
+        elif kind == "stats" and self.store_path and self._batches:
+            self._commit(bool((meta or {}).get("success", False)))
+        if self.client is not None:
+            self.client.send(kind, arrays, policy_version, meta)
+
+    def _commit(self, success: bool) -> None:
+        from robot_rl.store.episodes import EpisodeInfo, EpisodeStore
+
+        episode = {k: np.concatenate([b[k] for b in self._batches]) for k in self._batches[0]}
+        self._batches = []
+        info = EpisodeInfo(success=success, start_time=float(episode["timestamp"][0]), **self.info)
+        with EpisodeStore.open(self.store_path, "a") as store:
+            self.committed.append(store.append(episode, info))
+
+    def take_weights(self):
+        return self.client.take_weights() if self.client is not None else None
+
+    def flush(self, timeout_s: float) -> bool:
+        return self.client.flush(timeout_s) if self.client is not None else True
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+class ActorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("actor", **kwargs)
+        self.config = cfg = declare_config(self, ActorNodeConfig)
+        self.run = run = self._run_config()
+        import torch
+
+        torch.set_num_threads(run.actor_torch_threads)
+        space, env_cfg = self._twin_spaces()
+        self.env = RobotEnv(self, space, env_cfg, env_cfg.safety, control_hz=cfg.control_hz, stale_s=cfg.stale_s,
+                            success_threshold=cfg.success_threshold, reset_timeout_s=cfg.reset_timeout_s,
+                            hold_timeout_s=cfg.hold_timeout_s)
+        self.operator = TeleopOperator(self, 1.0 / cfg.control_hz, env_cfg.pos_scale, env_cfg.rot_scale,
+                                       cfg.teleop_stale_s)
+        from robot_rl.actor import Actor, best_device
+        from robot_rl.agents.sac import Policy
+        from robot_rl.replay import obs_spec_from_space
+
+        self.policy = Policy(obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device)))
+        self.tee = StoreTee(self._client(), cfg.store, run.task, cfg.platform, run.data_hash())
+        self.actor = Actor(self.env, self.policy, self.tee, batch_steps=run.transport.batch_steps,
+                           operator=self.operator, max_episode_steps=env_cfg.max_episode_steps)
+        self.episodes_done = 0
+        self.exit_status = 0
+        self._thread = threading.Thread(target=self._loop, name="actor-loop", daemon=True)
+        self._thread.start()
+
+    def _run_config(self):
+        from robot_rl.run_config import load_run_config
+
+        return load_run_config(self.config.run_config or None)
+
+    def _twin_spaces(self):
+        """Observation space and env config exactly as the learner derives them (from the twin's config)."""
+        import sim
+
+        twin = sim.make_env(self.run.task, self.run.env)
+        try:
+            return twin.observation_space, twin.config
+        finally:
+            twin.close()
+
+    def _client(self):
+        endpoint = self.config.learner_endpoint or self.run.transport.endpoint
+        if endpoint == "none":
+            return None
+        from robot_rl.transport import keys as keyfiles
+        from robot_rl.transport.channels import ActorClient, LinkTiming
+
+        t = self.run.transport
+        return ActorClient(endpoint, self.config.actor_id, self.run.data_hash(), self.config.spool_dir,
+                           spool_max_bytes=int(t.spool_max_mb * 1e6),
+                           timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
+                           curve=keyfiles.client_keys(t.keys) if t.keys else None).start()
+
+    def _loop(self) -> None:
+        cfg, log = self.config, self.get_logger()
+        try:
+            while not self.env.stop_requested.is_set() and (cfg.episodes == 0 or self.episodes_done < cfg.episodes):
+                stats = self.actor.run_episode(cfg.mode, seed=cfg.seed + self.episodes_done)
+                self.episodes_done += 1
+                takeovers = [e["step"] for e in self.operator.events if e["event"] == "take_over"]
+                log.info(f"episode {stats.episode_id}: {stats.steps} steps, success {stats.success}, "
+                         f"{stats.intervened_steps} intervened steps, take-overs at steps {takeovers}, "
+                         f"{self.env.holds} held ticks so far")
+                if self.tee.error:
+                    log.error(f"learner refused this actor: {self.tee.error}")
+                    self.exit_status = 1
+                    break
+        except Exception as exc:  # the loop thread must not die silently: say why and stop the node
+            log.error(f"actor loop stopped: {type(exc).__name__}: {exc}")
+            self.exit_status = 1
+        finally:
+            self.tee.flush(timeout_s=5.0)
+            if cfg.episodes or self.exit_status:
+                self.context.try_shutdown()  # done (or broken): let the process exit
+
+    def close(self) -> None:
+        self.env.close()
+        self._thread.join(timeout=5.0)
+        self.tee.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nodes.spin import run_node
+
+    logging.basicConfig(level=logging.INFO)
+    return run_node(ActorNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
