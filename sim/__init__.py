@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from controllers.config import from_dict, to_dict
-from sim.config import EnvConfig, RandomizationConfig
+from sim.config import EnvConfig, RandomizationConfig, load_env_config
 
-__all__ = ["EnvConfig", "RandomizationConfig", "make_env"]
+__all__ = ["EnvConfig", "RandomizationConfig", "load_env_config", "make_env"]
 
 
 def make_env(task: str, config: EnvConfig | dict[str, Any] | None = None, render_mode: str | None = None,

@@ -52,9 +52,12 @@ class CameraSpec:
     quaternion_xyzw: np.ndarray  # (4,)
 
     def scaled_camera_matrix(self, width: int, height: int) -> np.ndarray:
-        """K of the full image resized to (width, height)."""
+        """K of the full image resized to (width, height), as cv2.resize maps pixel centres."""
         sx, sy = width / self.image_width, height / self.image_height
-        return np.diag([sx, sy, 1.0]) @ self.camera_matrix
+        K = self.camera_matrix.copy()
+        K[0, 0], K[1, 1] = K[0, 0] * sx, K[1, 1] * sy
+        K[0, 2], K[1, 2] = (K[0, 2] + 0.5) * sx - 0.5, (K[1, 2] + 0.5) * sy - 0.5
+        return K
 
 
 def load_camera_yaml(path: str | Path) -> dict[str, CameraSpec]:
@@ -162,7 +165,10 @@ def add_camera(spec: mujoco.MjSpec, cam: CameraSpec, width: int, height: int,
         resolution=[width, height],
         sensor_size=[width * pitch, height * pitch],
         focal_pixel=[K[0, 0], K[1, 1]],
-        principal_pixel=[K[0, 2], K[1, 2]],
+        # MuJoCo's principal point is the frustum's shift from the image centre, in the opposite
+        # sense to OpenCV's (cx, cy), which counts from the centre of the top-left pixel
+        # (hence the half pixel; checked against rendered images in tests/sim).
+        principal_pixel=[(width - 1) / 2 - K[0, 2], (height - 1) / 2 - K[1, 2]],
     )
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from controllers.config import ConfigError
+from controllers.config import ConfigError, from_dict, load_yaml
 from controllers.impedance import ImpedanceConfig
 from controllers.safety import SafetyConfig
 
@@ -89,3 +90,19 @@ class EnvConfig:
     def substeps(self) -> int:
         """Physics steps per control step."""
         return round(self.physics_hz / self.control_hz)
+
+
+def load_env_config(path: str | Path) -> tuple[str, EnvConfig]:
+    """(task, EnvConfig) from an experiment YAML's `task` and `env` sections (others are ignored:
+    they belong to other consumers of the same file, e.g. the learner)."""
+    data = load_yaml(path)
+    task = data.get("task")
+    if not isinstance(task, str):
+        raise ConfigError(f"{path}: expected a top-level `task:` naming the task, got {task!r}")
+    env = data.get("env", {})
+    if not isinstance(env, dict):
+        raise ConfigError(f"{path}: `env:` must be a mapping, got {env!r}")
+    try:
+        return task, from_dict(EnvConfig, env, "env")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

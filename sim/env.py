@@ -14,6 +14,7 @@ import gymnasium
 import mujoco
 import numpy as np
 
+from controllers.config import ConfigError
 from controllers.impedance import CartesianImpedanceController, RobotState
 from controllers.safety import SafetyFilter
 from controllers.se3 import quat_mul, rotvec_to_quat
@@ -65,9 +66,11 @@ class PandaEnv(gymnasium.Env):
         self.task.build(spec)
         yaml_path = cfg.camera_yaml or DEFAULT_CAMERA_YAML
         self.camera_specs = load_camera_yaml(yaml_path)
-        for name in (*cfg.cameras, cfg.render_camera):
-            if name not in self.camera_specs:
-                raise ValueError(f"camera {name!r} is not in {yaml_path} (it has {sorted(self.camera_specs)})")
+        for key, names in (("cameras", cfg.cameras), ("render_camera", (cfg.render_camera,))):
+            for name in names:
+                if name not in self.camera_specs:
+                    raise ConfigError(f"{key}: camera {name!r} is not in {yaml_path} "
+                                      f"(it has {sorted(self.camera_specs)})")
         tcp_offset = np.array(spec.site("tcp").pos)
         h, w = cfg.image_size
         for cam in self.camera_specs.values():
@@ -85,6 +88,10 @@ class PandaEnv(gymnasium.Env):
         self._M = np.zeros((m.nv, m.nv))
         self._coriolis = np.zeros(N_ARM)
         self._tcp_quat = np.zeros(4)
+        # Views into MjData, made once (MjData never reallocates its arrays).
+        self._tcp_xmat = d.site_xmat[self._tcp]
+        self._bias, self._gravcomp = d.qfrc_bias[:N_ARM], d.qfrc_gravcomp[:N_ARM]
+        self._arm_ctrl = d.ctrl[:N_ARM]
         self._state = RobotState(
             q=d.qpos[:N_ARM], qd=d.qvel[:N_ARM], tcp_pos=d.site_xpos[self._tcp], tcp_quat=self._tcp_quat,
             jacobian=self._jac[:, :N_ARM], mass_matrix=self._M[:N_ARM, :N_ARM], coriolis=self._coriolis,
@@ -114,15 +121,25 @@ class PandaEnv(gymnasium.Env):
         m, d = self.model, self.data
         mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self._tcp)
         mujoco.mj_fullM(m, d, self._M)
-        mujoco.mju_mat2Quat(self._tcp_quat, d.site_xmat[self._tcp])
-        np.subtract(d.qfrc_bias[:N_ARM], d.qfrc_gravcomp[:N_ARM], out=self._coriolis)
+        mujoco.mju_mat2Quat(self._tcp_quat, self._tcp_xmat)
+        np.subtract(self._bias, self._gravcomp, out=self._coriolis)
 
-    def _physics_step(self) -> None:
+    def _run_physics(self, ticks: int) -> None:
+        """`ticks` physics steps with the control law in between (the hot loop: names bound locally)."""
         m, d = self.model, self.data
-        mujoco.mj_step1(m, d)
+        step1, step2, update = mujoco.mj_step1, mujoco.mj_step2, self._update_robot_state
+        compute, state, ctrl = self.controller.compute, self._state, self._arm_ctrl
+        target_pos, target_quat = self._target_pos, self._target_quat
+        for _ in range(ticks):
+            step1(m, d)
+            update()
+            ctrl[:] = compute(state, target_pos, target_quat)
+            step2(m, d)
+
+    def robot_state(self) -> RobotState:
+        """What the control law sees of the arm now (a RobotState of live views, refreshed here)."""
         self._update_robot_state()
-        d.ctrl[:N_ARM] = self.controller.compute(self._state, self._target_pos, self._target_quat)
-        mujoco.mj_step2(m, d)
+        return self._state
 
     @property
     def target_pose(self) -> tuple[np.ndarray, np.ndarray]:
@@ -177,8 +194,7 @@ class PandaEnv(gymnasium.Env):
         elif a[6] < -0.5:
             self._gripper_closed = False
         self.data.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
-        for _ in range(cfg.substeps):
-            self._physics_step()
+        self._run_physics(cfg.substeps)
         mujoco.mj_forward(self.model, self.data)
         self._steps += 1
         success = self.task.success(self.data)
