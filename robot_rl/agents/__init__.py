@@ -1,0 +1,1 @@
+"""Agents: the SAC learner (robot_rl.agents.sac)."""

