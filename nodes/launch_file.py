@@ -69,8 +69,13 @@ def node_module(executable: str, scripts: dict[str, str] | None = None) -> str:
     return scripts[executable].split(":")[0]
 
 
-def check_launch_file(path: str | Path, config_dir: str | Path = REPO / "config") -> list[str]:
-    """Every problem found in a launch file, as readable lines (empty when it is fine)."""
+def check_launch_file(path: str | Path, config_dir: str | Path = REPO / "config",
+                      params_file: str | Path | None = None) -> list[str]:
+    """Every problem found in a launch file, as readable lines (empty when it is fine).
+
+    `params_file` checks the nodes against that parameter file instead of the ones the launch
+    file names (what `robot-rl bringup --config` does).
+    """
     from controllers.config import ConfigError
     from nodes.params import config_from_file, node_parameters, parameter_names
 
@@ -88,8 +93,7 @@ def check_launch_file(path: str | Path, config_dir: str | Path = REPO / "config"
             problems.append(f"{where}: {exc}")
             continue
         declared = parameter_names(module.PARAMETERS)
-        for name in node.parameter_files:
-            file = Path(config_dir) / name
+        for file in [Path(params_file)] if params_file else [Path(config_dir) / n for n in node.parameter_files]:
             if not file.is_file():
                 problems.append(f"{where}: parameter file {file} does not exist")
                 continue
