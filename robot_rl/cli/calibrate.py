@@ -90,6 +90,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-name", default="camera")
     p.add_argument("--methods", nargs="+", help="restrict the candidate methods (default: all)")
     p.add_argument("--min-samples", type=int, default=8)
+    p.add_argument("--max-angle-mismatch", type=float, default=0.5,
+                   help="deg; reject samples whose robot and camera rotations disagree by more (default 0.5)")
+    p.add_argument("--max-pitch-mismatch", type=float, default=3.0,
+                   help="mm; same for motion along the rotation axis (default 3)")
     p.add_argument("--twin-cameras", type=Path, help="also write this camera into a twin cameras.yaml")
     _board_args(p)
     p.set_defaults(func=_handeye)
@@ -198,7 +202,8 @@ def _handeye(args: argparse.Namespace) -> int:
     board = _board(args)
     cam = load_camera_info(args.intrinsics)
     cfg = HandEyeConfig(setup=args.setup, methods=tuple(args.methods or ALL_METHODS),
-                        min_samples=args.min_samples, folds=min(4, args.min_samples))
+                        min_samples=args.min_samples, folds=min(4, args.min_samples),
+                        max_angle_mismatch_deg=args.max_angle_mismatch, max_pitch_mismatch_mm=args.max_pitch_mismatch)
     finder = CharucoFinder(board)
     samples, rejected = [], {}
     for name, image, T in load_samples(args.samples):

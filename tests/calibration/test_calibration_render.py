@@ -206,3 +206,44 @@ def test_cli_selftest_prints_the_errors_as_json():
     result = json.loads(out.stdout)
     assert result["focal_err_pct"] < 1.0 and result["pp_err_px"] < 2.0
     assert result["handeye_trans_mm"] < 2.0 and result["handeye_rot_deg"] < 0.2
+
+
+def _distort(image, K, D):
+    """The image a lens with distortion D would have produced (pixel-exact resampling of the pinhole render)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1).reshape(-1, 1, 2)
+    src = cv2.undistortPoints(grid, K, D, P=K).reshape(h, w, 2)
+    return cv2.remap(image, src[..., 0], src[..., 1], cv2.INTER_LINEAR)
+
+
+@pytest.mark.parametrize("model", ["plumb_bob", "rational_polynomial"])
+def test_intrinsics_recover_lens_distortion(wrist_views, model):
+    rig, _, images, _ = wrist_views
+    D_true = np.array([-0.12, 0.05, 0.0, 0.0, 0.0])
+    finder = CharucoFinder(BOARD)
+    views = {f"v{i}": finder.detect(_distort(im, rig.intrinsics.K, D_true)) for i, im in enumerate(images)}
+    res = calibrate_intrinsics(views, BOARD, (640, 480), IntrinsicsConfig(distortion_model=model, min_views=8))
+    cam, k = res.camera, rig.intrinsics
+    assert len(cam.D) == (8 if model == "rational_polynomial" else 5)
+    assert abs(cam.fx - k.fx) / k.fx < 0.01 and abs(cam.fy - k.fy) / k.fy < 0.01
+    assert np.hypot(cam.cx - k.cx, cam.cy - k.cy) < 2.0
+    assert res.rms_px < 0.3
+    # the fitted camera maps rays to pixels like the true one (within 1 px) wherever the views put corners (outside that area a fit is
+    # extrapolation, which is why operators are told to cover the image corners); rational-model coefficients
+    # are not unique, so compare what the lenses do, not the numbers
+    seen = np.concatenate([d.corners for d in views.values() if len(d)])
+    lo, hi = seen.min(axis=0), seen.max(axis=0)
+    grid = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 8), np.linspace(lo[1], hi[1], 6)), -1).reshape(-1, 1, 2)
+    rays = _rays(grid, k.K, D_true)
+    assert np.linalg.norm(cam.project(rays) - grid.reshape(-1, 2), axis=1).max() < 1.0
+    if model == "plumb_bob":  # k1 dominates; k2 trades off against it inside the covered area
+        assert cam.D[0] == pytest.approx(D_true[0], abs=0.02)
+
+
+def _rays(px, K, D):
+    import cv2
+
+    norm = cv2.undistortPoints(px.astype(np.float64), K, D).reshape(-1, 2)
+    return np.c_[norm, np.ones(len(norm))]
