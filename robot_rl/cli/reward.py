@@ -1,4 +1,4 @@
-"""`robot-rl reward train|eval`: the success classifier from an episode store."""
+"""`robot-rl reward train|probe|zero-shot|eval`: success rewards from pixels (classifier or CLIP back ends)."""
 from __future__ import annotations
 
 import argparse
@@ -23,14 +23,54 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="YAML with TrainConfig keys (classifier, labels, steps, ...)")
     p.add_argument("--target-precision", type=float, help="override target_precision")
     p.add_argument("--seed", type=int, help="override seed")
-    p.set_defaults(func=run_train)
+    p.set_defaults(func=_guarded(run_train))
+
+    p = actions.add_parser(
+        "probe",
+        help="few-shot linear probe on CLIP embeddings (local weights); threshold chosen on held-out episodes",
+    )
+    p.add_argument("--store", required=True, type=Path, help="zarr episode store")
+    p.add_argument("--clip", required=True, type=Path, help="local transformers CLIP checkpoint directory")
+    p.add_argument("--out", required=True, type=Path, help="directory for vlm.yaml and probe.safetensors")
+    p.add_argument("--camera", default="front", help="camera whose frames are scored")
+    p.add_argument("--target-precision", type=float, default=0.98)
+    p.add_argument("--max-positives", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.set_defaults(func=_guarded(run_probe))
+
+    p = actions.add_parser("zero-shot", help="write a zero-shot CLIP reward (goal vs baseline prompt, VLM-RM)")
+    p.add_argument("--clip", required=True, type=Path, help="local transformers CLIP checkpoint directory")
+    p.add_argument("--out", required=True, type=Path, help="directory for vlm.yaml")
+    p.add_argument("--camera", default="front", help="camera whose frames are scored")
+    p.add_argument("--goal", help="goal prompt (default in VLMConfig)")
+    p.add_argument("--baseline", help="baseline prompt (default in VLMConfig)")
+    p.add_argument("--alpha", type=float, default=1.0, help="VLM-RM projection strength, 0..1")
+    p.add_argument("--threshold", type=float, default=0.5, help="success when P(goal) >= this")
+    p.set_defaults(func=_guarded(run_zero_shot))
 
     p = actions.add_parser("eval", help="precision, recall, ROC-AUC and confusion matrix on a store")
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
-    p.add_argument("--model", required=True, type=Path, help="directory written by `reward train`")
+    p.add_argument("--model", required=True, type=Path, help="directory written by `reward train|probe|zero-shot`")
     p.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the saved one")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.set_defaults(func=run_eval)
+    p.set_defaults(func=_guarded(run_eval))
+
+
+def _guarded(run):
+    """Bad input (missing store, weights, keys; unusable data) -> one line on stderr and exit status 2."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        from robot_rl.store.episodes import StoreError
+
+        try:
+            return run(args)
+        except (OSError, KeyError, ValueError, StoreError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"robot-rl reward {args.reward_command}: {message}", file=sys.stderr)
+            return 2
+
+    return guarded
 
 
 def _print_report(title: str, report: dict) -> None:
@@ -45,18 +85,14 @@ def _print_report(title: str, report: dict) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from controllers.config import ConfigError, from_dict, load_yaml, to_dict
+    from controllers.config import from_dict, load_yaml, to_dict
     from robot_rl.reward.training import TrainConfig, load_store, train
 
-    try:
-        raw = load_yaml(args.config) if args.config else {}
-        for key in ("target_precision", "seed"):
-            if getattr(args, key) is not None:
-                raw[key] = getattr(args, key)
-        config = from_dict(TrainConfig, raw)
-    except ConfigError as exc:
-        print(f"robot-rl reward train: {exc}", file=sys.stderr)
-        return 2
+    raw = load_yaml(args.config) if args.config else {}
+    for key in ("target_precision", "seed"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    config = from_dict(TrainConfig, raw)
     torch.set_num_threads(config.threads)
     episodes, outcomes = load_store(args.store, [v.camera for v in config.classifier.views])
     result = train(episodes, config, outcomes=outcomes)
@@ -75,22 +111,55 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_probe(args: argparse.Namespace) -> int:
+    import torch
+
+    from controllers.config import to_dict
+    from robot_rl.reward.labels import LabelConfig
+    from robot_rl.reward.training import load_store
+    from robot_rl.reward.vlm import VLMConfig, train_probe
+
+    torch.set_num_threads(args.threads)
+    config = VLMConfig(path=str(args.clip), camera=args.camera)
+    episodes, outcomes = load_store(args.store, [args.camera])
+    labels = LabelConfig()
+    result = train_probe(episodes, config, labels, outcomes, args.target_precision, max_positives=args.max_positives,
+                         seed=args.seed)
+    report = result.report.to_dict()
+    result.probe.save(args.out, extra={"labels": to_dict(labels), "trained_on": str(args.store), "report": report})
+    (args.out / "report.json").write_text(json.dumps({"validation": report, "target_met": result.target_met}, indent=2))
+    _print_report("validation (linear probe)", report)
+    print(f"linear probe written to {args.out}")
+    return 0
+
+
+def run_zero_shot(args: argparse.Namespace) -> int:
+    from robot_rl.reward.vlm import VLMConfig, ZeroShotReward
+
+    prompts = {k: v for k, v in (("goal_prompt", args.goal), ("baseline_prompt", args.baseline)) if v is not None}
+    config = VLMConfig(path=str(args.clip), camera=args.camera, alpha=args.alpha, **prompts)
+    ZeroShotReward(config, threshold=args.threshold).save(args.out)  # loads the weights: a bad path fails here
+    print(f"zero-shot reward written to {args.out}")
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     import torch
     import yaml
 
     from controllers.config import from_dict
-    from robot_rl.reward.classifier import CONFIG_FILE, SuccessClassifier
+    from robot_rl.reward import classifier, load_model, vlm
     from robot_rl.reward.labels import LabelConfig
     from robot_rl.reward.training import evaluate, load_store
 
     torch.set_num_threads(args.threads)
-    model = SuccessClassifier.load(args.model)
-    # label the frames the way the training run did
-    labels = from_dict(LabelConfig, yaml.safe_load((args.model / CONFIG_FILE).read_text()).get("labels"), "labels")
+    model = load_model(args.model)
     if args.threshold is not None:
         model.threshold = args.threshold
-    episodes, outcomes = load_store(args.store, [v.camera for v in model.config.views])
+    meta_file = next(args.model / n for n in (classifier.CONFIG_FILE, vlm.CONFIG_FILE) if (args.model / n).is_file())
+    # label the frames the way the training run did
+    labels = from_dict(LabelConfig, yaml.safe_load(meta_file.read_text()).get("labels"), "labels")
+    episodes, outcomes = load_store(args.store, model.cameras)
     report = evaluate(model, episodes, labels, outcomes).to_dict()
     _print_report(f"{args.store} ({len(episodes)} episodes)", report)
     print(json.dumps(report))

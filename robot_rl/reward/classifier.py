@@ -118,6 +118,10 @@ class SuccessClassifier(nn.Module):
             nn.Linear(config.hidden_dim, 1),
         )
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return tuple(sorted({v.camera for v in self.config.views}))
+
     def view_frames(self, observation: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Per view, the (B, h, w, 3) uint8 frames from an observation dict (single frames get B=1)."""
         out = []

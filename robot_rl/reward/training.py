@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -243,12 +244,16 @@ def train(
 
 
 def evaluate(
-    model: SuccessClassifier,
+    model: Any,
     episodes: Iterable[dict[str, np.ndarray]],
     config: LabelConfig | None = None,
     outcomes: Sequence[bool | None] | None = None,
+    chunk: int = 64,
 ) -> metrics.Report:
-    """Precision/recall/ROC-AUC/confusion of a trained classifier at its own threshold."""
-    frames = collect_frames(episodes, [v.camera for v in model.config.views], config, outcomes)
-    scores = score_cached(model, featurize(model, frames, 1, 0))
-    return metrics.report(frames.labels, scores, model.threshold)
+    """Precision/recall/ROC-AUC/confusion of any reward model (`robot_rl.reward`) at its own threshold."""
+    frames = collect_frames(episodes, model.cameras, config, outcomes)
+    scores = [
+        model.predict_proba({image_key(c): v[s : s + chunk] for c, v in frames.images.items()})
+        for s in range(0, len(frames), chunk)
+    ]
+    return metrics.report(frames.labels, np.concatenate(scores), model.threshold)

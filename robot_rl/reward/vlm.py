@@ -140,6 +140,10 @@ class ZeroShotReward:
         self.threshold = float(threshold)
         self.goal, self.baseline = self.embedder.texts([config.goal_prompt, config.baseline_prompt])
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return (self.config.camera,)
+
     def reward(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """VLM-RM reward per frame (float32)."""
         s = self.embedder.images(_frames(observation, self.config.camera))
@@ -151,8 +155,8 @@ class ZeroShotReward:
         logits = self.embedder.logit_scale * (s @ self.goal - s @ self.baseline)
         return torch.sigmoid(logits).numpy().astype(np.float32)
 
-    def save(self, directory: str | Path) -> Path:
-        return _save_meta(directory, self.kind, self.config, self.threshold)
+    def save(self, directory: str | Path, extra: dict | None = None) -> Path:
+        return _save_meta(directory, self.kind, self.config, self.threshold, extra)
 
 
 class LinearProbe:
@@ -188,24 +192,28 @@ class LinearProbe:
         opt.step(closure)
         self.weight, self.bias = w.detach(), b.detach()
 
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return (self.config.camera,)
+
     def proba_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         return torch.sigmoid(embeddings @ self.weight + self.bias).numpy().astype(np.float32)
 
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.proba_from_embeddings(self.embedder.images(_frames(observation, self.config.camera)))
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, extra: dict | None = None) -> Path:
         from safetensors.torch import save_file
 
-        directory = _save_meta(directory, self.kind, self.config, self.threshold)
+        directory = _save_meta(directory, self.kind, self.config, self.threshold, extra)
         save_file({"weight": self.weight.contiguous(), "bias": self.bias.reshape(1)}, str(directory / PROBE_FILE))
         return directory
 
 
-def _save_meta(directory: str | Path, kind: str, config: VLMConfig, threshold: float) -> Path:
+def _save_meta(directory: str | Path, kind: str, config: VLMConfig, threshold: float, extra: dict | None) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": kind, "vlm": to_dict(config), "threshold": float(threshold)}
+    meta = {"kind": kind, "vlm": to_dict(config), "threshold": float(threshold), **(extra or {})}
     (directory / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
     return directory
 

@@ -10,6 +10,7 @@ from robot_rl.cli import reward as reward_cli
 from robot_rl.reward.classifier import SuccessClassifier
 from robot_rl.store.episodes import EpisodeInfo, EpisodeStore
 from test_reward_classifier import synthetic_episode
+from test_reward_vlm import clip_dir  # noqa: F401  (fixture)
 
 
 def _parse(argv):
@@ -73,3 +74,35 @@ def test_train_reports_bad_config(store, tmp_path, capsys):
     args = _parse(["reward", "train", "--store", str(store), "--out", str(tmp_path / "x"), "--config", str(cfg)])
     assert args.func(args) == 2
     assert "labels" in capsys.readouterr().err
+
+
+def test_vlm_commands_probe_zero_shot_eval(store, clip_dir, tmp_path, capsys):
+    out = tmp_path / "probe"
+    args = _parse(["reward", "probe", "--store", str(store), "--clip", str(clip_dir), "--out", str(out),
+                   "--target-precision", "0.5"])
+    assert args.func(args) == 0
+    assert (out / "vlm.yaml").is_file() and (out / "probe.safetensors").is_file()
+    zs = tmp_path / "zs"
+    args = _parse(["reward", "zero-shot", "--clip", str(clip_dir), "--out", str(zs), "--goal", "a lifted block",
+                   "--alpha", "0.5"])
+    assert args.func(args) == 0
+    capsys.readouterr()
+    for model in (out, zs):
+        args = _parse(["reward", "eval", "--store", str(store), "--model", str(model)])
+        assert args.func(args) == 0
+        printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert printed["positives"] == sum(1 for i in range(14) if i % 3 != 2)  # default outcome_tail 1
+        assert printed["tp"] + printed["fp"] + printed["tn"] + printed["fn"] == 14 * 10
+
+
+def test_missing_inputs_are_one_clear_line(store, tmp_path, capsys):
+    args = _parse(["reward", "zero-shot", "--clip", str(tmp_path / "no-clip"), "--out", str(tmp_path / "zs")])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "no-clip" in err and "config.json" in err and "Traceback" not in err
+    args = _parse(["reward", "eval", "--store", str(tmp_path / "no-store"), "--model", str(tmp_path)])
+    assert args.func(args) == 2
+    assert "classifier.yaml" in capsys.readouterr().err
+    args = _parse(["reward", "train", "--store", str(tmp_path / "no-store"), "--out", str(tmp_path / "o")])
+    assert args.func(args) == 2
+    assert "no-store" in capsys.readouterr().err
