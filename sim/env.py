@@ -87,9 +87,11 @@ class PandaEnv(gymnasium.Env):
         self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         self._M = np.zeros((m.nv, m.nv))
         self._coriolis = np.zeros(N_ARM)
-        self._tcp_quat = np.zeros(4)
-        # Views into MjData, made once (MjData never reallocates its arrays).
-        self._tcp_xmat = d.site_xmat[self._tcp]
+        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has
+        # the hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
+        if np.any(m.site_quat[self._tcp] != (1.0, 0.0, 0.0, 0.0)):
+            raise ValueError("panda_cell.xml: the tcp site must not be rotated relative to the hand body")
+        self._tcp_quat = d.xquat[m.site_bodyid[self._tcp]]
         self._bias, self._gravcomp = d.qfrc_bias[:N_ARM], d.qfrc_gravcomp[:N_ARM]
         self._arm_ctrl = d.ctrl[:N_ARM]
         self._state = RobotState(
@@ -121,7 +123,6 @@ class PandaEnv(gymnasium.Env):
         m, d = self.model, self.data
         mujoco.mj_jacSite(m, d, self._jacp, self._jacr, self._tcp)
         mujoco.mj_fullM(m, d, self._M)
-        mujoco.mju_mat2Quat(self._tcp_quat, self._tcp_xmat)
         np.subtract(self._bias, self._gravcomp, out=self._coriolis)
 
     def _run_physics(self, ticks: int) -> None:
@@ -166,9 +167,7 @@ class PandaEnv(gymnasium.Env):
         for adr in self._finger_qpos:
             d.qpos[adr] = GRIPPER_OPEN
         mujoco.mj_kinematics(m, d)
-        tcp_quat = np.zeros(4)
-        mujoco.mju_mat2Quat(tcp_quat, d.site_xmat[self._tcp])
-        self._gripper_closed = self.task.reset(m, d, rng, r, d.site_xpos[self._tcp].copy(), tcp_quat)
+        self._gripper_closed = self.task.reset(m, d, rng, r, d.site_xpos[self._tcp].copy(), self._tcp_quat.copy())
         d.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
         mujoco.mj_forward(m, d)
         self._update_robot_state()
@@ -214,7 +213,7 @@ class PandaEnv(gymnasium.Env):
         J = self._jac[:, :N_ARM]
         qd = d.qvel[:N_ARM]
         obs = {
-            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], self._tcp_quat]).astype(np.float32),
+            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], self._observed_quat()]).astype(np.float32),
             "tcp_vel": (J @ qd).astype(np.float32),
             "gripper_width": np.array([d.qpos[self._finger_qpos[0]] + d.qpos[self._finger_qpos[1]]], np.float32),
             "joint_pos": d.qpos[:N_ARM].astype(np.float32),
@@ -226,6 +225,13 @@ class PandaEnv(gymnasium.Env):
         for name in self.config.cameras:
             obs[f"image_{name}"] = self._render_camera(name)
         return obs
+
+    def _observed_quat(self) -> np.ndarray:
+        """TCP quaternion with its sign in the hemisphere of the safety filter's reference
+        orientation: continuous around the working pose (q and -q are the same rotation, and a
+        w >= 0 rule would flip it all the time for a TCP pointing down, where w is near 0)."""
+        q = self._tcp_quat
+        return -q if float(np.dot(q, self.config.safety.orientation_ref)) < 0 else q.copy()
 
     def _wrench(self, J: np.ndarray) -> np.ndarray:
         """External wrench on the TCP (world frame) from the joint torques of contacts, as a

@@ -57,6 +57,16 @@ def test_observation_and_info_follow_the_contract():
     assert "object_pose" not in make_env("pick_cube", privileged_state=False).reset(seed=0)[0]
 
 
+def test_observed_tcp_quaternion_keeps_the_sign_of_the_reference_hemisphere():
+    env = make_env("pick_cube")
+    env.reset(seed=0)
+    ref = np.array(env.unwrapped.config.safety.orientation_ref)
+    for a in ([0, 0, 0, 1, 0, 0, 0], [0, 0, 0, -1, 0, 1, 0], [0, 0, 0, 0, -1, -1, 0]):
+        for _ in range(4):
+            obs, *_ = env.step(np.array(a, np.float32))
+            assert np.dot(obs["tcp_pose"][3:], ref) > 0
+
+
 def test_delta_action_moves_target_and_tcp_by_the_configured_scale():
     env = make_env("pick_cube", pos_scale=0.015, randomization={"init_qpos_noise": 0.0})
     obs, _ = env.reset(seed=0)
