@@ -64,7 +64,7 @@ def test_plain_zarr_reads_the_store_without_project_code(tmp_path):
     assert attrs["initial_state"]["object_pose"][1] == 1.0 / 3.0  # JSON floats round-trip exactly
     image = root["data/image_wrist"]
     assert image.chunks == (1, 16, 16, 3)  # one frame per chunk
-    assert image.compressors[0].to_dict()["name"] == "zstd"
+    assert image.compressors[0].to_dict()["name"] == "blosc"
 
 
 def test_images_are_compressed(tmp_path):
