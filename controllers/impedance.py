@@ -132,6 +132,12 @@ def _control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos,
             or coriolis.shape[0] != n or gravity.shape[0] != n
             or target_pos.shape[0] != 3 or target_quat.shape[0] != 4):
         return BAD_SHAPE
+    # Checked up front: a non-finite entry can vanish inside the math (inf on M's diagonal gives a
+    # finite, wrong torque) or hide in a clip, so finiteness of the output alone is not enough.
+    if not (_all_finite(q) and _all_finite(qd) and _all_finite(tcp_pos) and _all_finite(tcp_quat)
+            and _all_finite(J) and _all_finite(M) and (_all_finite(coriolis) or not add_coriolis)
+            and (_all_finite(gravity) or not add_gravity)):
+        return STATE_NOT_FINITE
 
     # Target: a non-finite or zero quaternion is ignored and the last target held; otherwise
     # low-pass on SE(3) (alpha = 1 passes through).
@@ -149,8 +155,6 @@ def _control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos,
     # Pose error, clipped per axis: the wrench the target can demand is bounded by K * clip.
     err[:3] = filt_pos - tcp_pos
     err[3:] = orientation_error(filt_quat, tcp_quat)
-    if not _all_finite(err):
-        return STATE_NOT_FINITE
     for i in range(6):
         err[i] = min(max(err[i], -clip[i]), clip[i])
 
@@ -200,7 +204,7 @@ def _control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos,
 
     if add_coriolis:
         tau += coriolis
-    if not _all_finite(tau) or (add_gravity and not _all_finite(gravity)):
+    if not _all_finite(tau):  # overflow
         return STATE_NOT_FINITE
     # Rate limit the controller torque; gravity is added after it so that a reset (memory 0)
     # does not let the arm sag while the limit ramps up. Then saturate the total.
@@ -241,6 +245,8 @@ class CartesianImpedanceController:
         self._tau_prev = np.zeros(n_joints)
         self.last_error = np.zeros(6)
         self.last_task_force = np.zeros(6)
+        self._opspace = config.law == "opspace"
+        self._dynamic_projector = config.nullspace_projector == "dynamic"
         self._is_reset = False
         self._held_ticks = 0
         self._last_warning = -math.inf
@@ -252,14 +258,36 @@ class CartesianImpedanceController:
             expected = {"q": self.n_joints, "tcp_pos": 3, "tcp_quat": 4}[name]
             if value.shape != (expected,) or not np.all(np.isfinite(value)):
                 raise ValueError(f"reset: RobotState.{name} must be {expected} finite values, got {value!r}")
+        if abs(np.linalg.norm(state.tcp_quat) - 1.0) > 1e-3:
+            raise ValueError(f"reset: RobotState.tcp_quat {state.tcp_quat!r} is not a unit quaternion")
         self._filt_pos[:] = state.tcp_pos
-        self._filt_quat[:] = np.asarray(state.tcp_quat) / np.linalg.norm(state.tcp_quat)
+        self._filt_quat[:] = state.tcp_quat / np.linalg.norm(state.tcp_quat)
         self._rest[:] = state.q if self.config.rest_posture is None else self.config.rest_posture
         self._tau_prev[:] = 0.0
         self.last_error[:] = 0.0
         self.last_task_force[:] = 0.0
         self._held_ticks = 0
+        # One tick on scratch memory: compiles (or loads from numba's cache) the kernel for these
+        # array types and layouts now, not on the first tick of a 1 kHz loop, and checks the state.
+        status = self._tick(state, self._filt_pos, self._filt_quat, self._filt_pos.copy(), self._filt_quat.copy(),
+                            np.zeros(self.n_joints), np.zeros(6), np.zeros(6), np.empty(self.n_joints))
+        if status not in (OK, TARGET_HELD):
+            raise ValueError(f"reset: {self._describe_failure(status, state)}")
         self._is_reset = True
+
+    def memory(self) -> dict[str, np.ndarray]:
+        """Copies of what the controller carries from tick to tick (for exact save/restore of a run)."""
+        return {"target_pos": self._filt_pos.copy(), "target_quat": self._filt_quat.copy(),
+                "tau_prev": self._tau_prev.copy(), "rest_posture": self._rest.copy()}
+
+    def set_memory(self, memory: dict[str, np.ndarray]) -> None:
+        """Restore what memory() returned (after reset(), which it overrides)."""
+        for key, array in (("target_pos", self._filt_pos), ("target_quat", self._filt_quat),
+                           ("tau_prev", self._tau_prev), ("rest_posture", self._rest)):
+            value = np.asarray(memory[key], dtype=np.float64)
+            if value.shape != array.shape or not np.all(np.isfinite(value)):
+                raise ValueError(f"set_memory: {key} must be {array.shape} finite values, got {value!r}")
+            array[:] = value
 
     @property
     def target(self) -> tuple[np.ndarray, np.ndarray]:
@@ -270,21 +298,25 @@ class CartesianImpedanceController:
         """Joint torques (n,) for this tick, towards target pose (float64 arrays (3,), (4,) wxyz)."""
         if not self._is_reset:
             raise RuntimeError("CartesianImpedanceController.compute() called before reset(state)")
-        c = self.config
         tau = np.empty(self.n_joints)
-        status = _control_tick(
-            state.q, state.qd, state.tcp_pos, state.tcp_quat, state.jacobian, state.mass_matrix,
-            state.coriolis, state.gravity, target_pos, target_quat,
-            self._K, self._D, self._clip, self._rest, self._tau_limit, self._null_k, self._null_d,
-            c.law == "opspace", c.nullspace_projector == "dynamic", c.compensate_coriolis,
-            c.compensate_gravity, c.torque_rate_limit, c.target_filter_alpha, c.singular_damping,
-            self._filt_pos, self._filt_quat, self._tau_prev, self.last_error, self.last_task_force, tau)
+        status = self._tick(state, target_pos, target_quat, self._filt_pos, self._filt_quat, self._tau_prev,
+                            self.last_error, self.last_task_force, tau)
         if status == OK:
             return tau
         if status == TARGET_HELD:
             self._warn_held(target_pos, target_quat)
             return tau
         raise ValueError(self._describe_failure(status, state))
+
+    def _tick(self, state, target_pos, target_quat, filt_pos, filt_quat, tau_prev, err, force, tau) -> int:
+        c = self.config
+        return _control_tick(
+            state.q, state.qd, state.tcp_pos, state.tcp_quat, state.jacobian, state.mass_matrix,
+            state.coriolis, state.gravity, target_pos, target_quat,
+            self._K, self._D, self._clip, self._rest, self._tau_limit, self._null_k, self._null_d,
+            self._opspace, self._dynamic_projector, c.compensate_coriolis, c.compensate_gravity,
+            c.torque_rate_limit, c.target_filter_alpha, c.singular_damping,
+            filt_pos, filt_quat, tau_prev, err, force, tau)
 
     def _warn_held(self, target_pos, target_quat) -> None:
         # One line per second at most: this runs at 1 kHz.

@@ -186,3 +186,33 @@ def test_wrong_shapes_and_missing_reset_are_clear_errors(arm):
     state.jacobian = state.jacobian[:, :6].copy()
     with pytest.raises(ValueError, match=r"jacobian \(6, 6\) != \(6, 7\)"):
         controller.compute(state, state.tcp_pos, state.tcp_quat)
+
+
+def test_memory_round_trip_replays_exactly():
+    state, target_pos, target_quat = random_state(6)
+    cfg = ImpedanceConfig(target_filter_alpha=0.05)
+    first = CartesianImpedanceController(cfg, 7)
+    first.reset(state)
+    for _ in range(10):
+        first.compute(state, target_pos, target_quat)
+    second = CartesianImpedanceController(cfg, 7)
+    second.reset(state)
+    second.set_memory(first.memory())
+    for _ in range(5):
+        np.testing.assert_array_equal(first.compute(state, target_pos, target_quat),
+                                      second.compute(state, target_pos, target_quat))
+    with pytest.raises(ValueError, match=r"set_memory: tau_prev must be \(7,\) finite values"):
+        second.set_memory({**first.memory(), "tau_prev": np.zeros(6)})
+
+
+def test_reset_checks_the_whole_state(arm):
+    controller = CartesianImpedanceController(ImpedanceConfig(), 7)
+    state = arm.state()
+    state.mass_matrix = state.mass_matrix.copy()
+    state.mass_matrix[2, 2] = np.inf
+    with pytest.raises(ValueError, match="reset: RobotState has non-finite values in mass_matrix"):
+        controller.reset(state)
+    state = arm.state()
+    state.coriolis = np.zeros(6)
+    with pytest.raises(ValueError, match=r"reset: RobotState has wrong shapes: coriolis \(6,\) != \(7,\)"):
+        controller.reset(state)
