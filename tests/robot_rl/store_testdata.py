@@ -45,7 +45,7 @@ def make_info(seed: int) -> EpisodeInfo:
         operator="op",
         start_time=1.7e9 + seed,
         seed=seed,
-        initial_state={"sim_state": [0.1 * seed, 1.0 / 3.0, -2.0]},
+        initial_state={"object_pose": [0.1 * seed, 1.0 / 3.0, -2.0, 1.0, 0.0, 0.0, 0.0]},
     )
 
 
