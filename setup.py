@@ -34,6 +34,7 @@ setup(
             "teleop = nodes.teleop:main",
             "sim_robot = nodes.sim_robot:main",
             "actor = nodes.actor:main",
+            "reward = nodes.reward:main",
         ],
     },
 )

@@ -1,0 +1,144 @@
+"""`reward` node: camera images -> `reward/success_prob` (std_msgs/Float32) at camera rate.
+
+Loads any reward model directory (`robot-rl reward train|probe|zero-shot`, see docs/reward.md) and
+subscribes to `cameras/<camera>/image_raw` for every camera it reads. Each new frame of the first
+camera triggers one score once every camera has a frame no older than `max_skew_s` relative to it.
+Scoring runs in its own thread on the newest frames only, so a slow model drops frames instead of
+falling behind. Also published: `reward/success` (std_msgs/Bool, prob >= the model's threshold) and
+`reward/latency` (std_msgs/Float32, seconds from the trigger image's stamp to publication).
+A non-finite probability is logged and never published.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool, Float32
+
+from controllers.config import ConfigError
+from nodes.messages import from_time, image_array
+from nodes.params import declare_config
+
+
+@dataclass
+class RewardNodeConfig:
+    model_dir: str = ""  # directory written by `robot-rl reward train|probe|zero-shot` (required)
+    threads: int = 1  # torch CPU threads for inference
+    max_skew_s: float = 0.1  # frames of different cameras scored together are at most this far apart
+    threshold: float = -1.0  # success threshold; < 0 keeps the model's own (chosen on validation)
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"threads: must be >= 1, got {self.threads}")
+        if not 0.0 < self.max_skew_s < math.inf:
+            raise ConfigError(f"max_skew_s: must be > 0 seconds, got {self.max_skew_s}")
+        if self.threshold > 1.0:
+            raise ConfigError(f"threshold: must be <= 1 (or < 0 for the model's own), got {self.threshold}")
+
+
+PARAMETERS = RewardNodeConfig  # the node's ROS parameters are this dataclass's fields
+
+
+class RewardNode(Node):
+    def __init__(self) -> None:
+        super().__init__("reward")
+        import torch
+
+        from robot_rl.reward import load_model
+
+        self.config = declare_config(self, RewardNodeConfig)
+        if not self.config.model_dir:
+            raise ConfigError("model_dir: required; a directory written by `robot-rl reward train`")
+        if not Path(self.config.model_dir).is_dir():
+            raise ConfigError(f"model_dir: no such directory {self.config.model_dir}")
+        torch.set_num_threads(self.config.threads)
+        try:
+            self.model = load_model(self.config.model_dir)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"model_dir: {exc}") from exc
+        if self.config.threshold >= 0:
+            self.model.threshold = self.config.threshold
+        self.size = tuple(self.model.config.image_size) if hasattr(self.model.config, "image_size") else None
+        self.cameras = self.model.cameras
+        self.newest: dict[str, tuple[float, np.ndarray]] = {}
+        self.pending = False
+        self.cond = threading.Condition()
+        self.running = True
+        self.pub_prob = self.create_publisher(Float32, "reward/success_prob", 10)
+        self.pub_success = self.create_publisher(Bool, "reward/success", 10)
+        self.pub_latency = self.create_publisher(Float32, "reward/latency", 10)
+        for cam in self.cameras:
+            self.create_subscription(
+                Image, f"cameras/{cam}/image_raw", lambda msg, cam=cam: self.on_image(cam, msg), qos_profile_sensor_data
+            )
+        self.worker = threading.Thread(target=self.score_loop, name="reward-score", daemon=True)
+        self.worker.start()
+        self.get_logger().info(
+            f"reward: {type(self.model).__name__} from {self.config.model_dir}, cameras {list(self.cameras)}, "
+            f"threshold {self.model.threshold:.4f}"
+        )
+
+    def on_image(self, camera: str, msg: Image) -> None:
+        try:
+            frame = image_array(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"cameras/{camera}/image_raw: {exc}", throttle_duration_sec=5.0)
+            return
+        if msg.encoding == "bgr8":
+            frame = frame[..., ::-1]
+        elif msg.encoding != "rgb8":
+            self.get_logger().error(f"cameras/{camera}/image_raw: need rgb8/bgr8, got {msg.encoding}",
+                                    throttle_duration_sec=5.0)
+            return
+        if self.size is not None and frame.shape[:2] != self.size:
+            import cv2
+
+            frame = cv2.resize(frame, (self.size[1], self.size[0]), interpolation=cv2.INTER_AREA)
+        with self.cond:
+            self.newest[camera] = (from_time(msg.header.stamp), np.ascontiguousarray(frame))
+            if camera == self.cameras[0]:
+                self.pending = True
+                self.cond.notify()
+
+    def score_loop(self) -> None:
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: self.pending or not self.running)
+                if not self.running:
+                    return
+                self.pending = False
+                frames = dict(self.newest)
+            stamp = frames[self.cameras[0]][0]
+            if any(c not in frames or abs(frames[c][0] - stamp) > self.config.max_skew_s for c in self.cameras):
+                continue  # another camera is missing or too old: no score rather than a mismatched one
+            prob = float(self.model.predict_proba({f"image_{c}": frames[c][1] for c in self.cameras})[0])
+            if not math.isfinite(prob):
+                self.get_logger().error("reward model gave a non-finite probability; not published",
+                                        throttle_duration_sec=5.0)
+                continue
+            self.pub_prob.publish(Float32(data=prob))
+            self.pub_success.publish(Bool(data=prob >= self.model.threshold))
+            self.pub_latency.publish(Float32(data=float(time.time() - stamp)))
+
+    def close(self) -> None:
+        with self.cond:
+            self.running = False
+            self.cond.notify()
+        self.worker.join(timeout=5.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nodes.spin import run_node
+
+    return run_node(RewardNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

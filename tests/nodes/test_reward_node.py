@@ -1,0 +1,66 @@
+"""reward node in its own process: camera frames in, the classifier's probabilities out."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+
+    from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    return SuccessClassifier(ClassifierConfig(), threshold=0.5).save(tmp_path_factory.mktemp("reward") / "clf")
+
+
+def test_reward_node_scores_frames(model_dir, rclpy_context, spin_until, start_node):
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Bool, Float32
+
+    from nodes.messages import image_msg
+    from robot_rl.reward import load_model
+
+    proc = start_node("nodes.reward", ["-p", f"model_dir:={model_dir}", "-p", "threshold:=0.5"])
+    node = Node("reward_listener", context=rclpy_context)
+    pub = node.create_publisher(Image, "cameras/front/image_raw", qos_profile_sensor_data)
+    got = {"prob": [], "success": [], "latency": []}
+    node.create_subscription(Float32, "reward/success_prob", lambda m: got["prob"].append(m.data), 50)
+    node.create_subscription(Bool, "reward/success", lambda m: got["success"].append(m.data), 50)
+    node.create_subscription(Float32, "reward/latency", lambda m: got["latency"].append(m.data), 50)
+
+    rng = np.random.default_rng(0)
+    # a 256x256 camera: the node resizes to the classifier's 128x128 like cv2.INTER_AREA does here
+    frames = [rng.integers(0, 255, (256, 256, 3), dtype=np.uint8) for _ in range(4)]
+    deadline = time.monotonic() + 60.0  # the node process imports torch and loads the backbone first
+    i = 0
+    while len(got["prob"]) < 8 and time.monotonic() < deadline:
+        pub.publish(image_msg(frames[i % len(frames)], time.time(), "front"))
+        i += 1
+        spin_until(node, lambda: False, 0.1)
+    assert len(got["prob"]) >= 8, proc.output()
+    assert spin_until(node, lambda: len(got["latency"]) >= 8 and len(got["success"]) >= 8, 5.0)
+
+    import cv2
+
+    model = load_model(model_dir)
+    expected = [float(model.predict_proba({"image_front": cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA)})[0])
+                for f in frames]
+    for p in got["prob"]:
+        assert min(abs(p - e) for e in expected) < 1e-5, (p, expected)
+    assert [s for s in got["success"][:8]] == [p >= 0.5 for p in got["prob"][:8]]
+    assert all(0.0 <= lat < 5.0 for lat in got["latency"])
+
+
+def test_reward_node_bad_model_dir_exits_with_the_key(tmp_path, start_node):
+    proc = start_node("nodes.reward", ["-p", f"model_dir:={tmp_path / 'missing'}"])
+    assert proc.proc.wait(60) == 2
+    assert "model_dir" in proc.output()
