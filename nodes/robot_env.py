@@ -226,15 +226,21 @@ class RobotEnv:
     def step(self, action: np.ndarray):
         a = np.asarray(action, np.float64)
         cfg = self.config
-        pos = self._target_pos + a[:3] * cfg.pos_scale
-        quat = quat_mul(rotvec_to_quat(a[3:6] * cfg.rot_scale), self._target_quat)
-        res = self.safety.filter(pos, quat, time.monotonic())
-        self._target_pos, self._target_quat = res.pos, res.quat
-        if a[6] > 0.5:
-            self._gripper = 1.0
-        elif a[6] < -0.5:
-            self._gripper = -1.0
-        self._publish_target()
+        res = None
+        current, why = self.observe()
+        if current is None:  # inputs went stale or non-finite since the policy looked: hold
+            self.holds += 1
+            self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
+        else:
+            pos = self._target_pos + a[:3] * cfg.pos_scale
+            quat = quat_mul(rotvec_to_quat(a[3:6] * cfg.rot_scale), self._target_quat)
+            res = self.safety.filter(pos, quat, time.monotonic())
+            self._target_pos, self._target_quat = res.pos, res.quat
+            if a[6] > 0.5:
+                self._gripper = 1.0
+            elif a[6] < -0.5:
+                self._gripper = -1.0
+            self._publish_target()
         self._wait_tick()
         self._steps += 1
         obs = self._observe_or_hold(self.hold_timeout_s)
@@ -247,8 +253,9 @@ class RobotEnv:
         if obs is None:  # inputs stayed stale: end the episode on the last good observation
             obs = self._last_obs
         self._last_obs = obs
-        info = {"success": bool(success), "safety_clipped": res.clipped, "safety_held": res.held,
-                "safety_reason": res.reason, "success_prob": prob, "events": events}
+        info = {"success": bool(success), "safety_clipped": bool(res and res.clipped),
+                "safety_held": res is None or res.held, "safety_reason": res.reason if res else why,
+                "success_prob": prob, "events": events}
         return obs, 1.0 if success else 0.0, bool(terminated), bool(truncated), info
 
     def close(self) -> None:

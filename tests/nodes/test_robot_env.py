@@ -1,0 +1,139 @@
+"""The actor's env over topics (nodes.robot_env.RobotEnv) against a scripted robot over real DDS:
+stale or non-finite inputs and a second target_pose publisher mean no new target, one log line."""
+from __future__ import annotations
+
+import threading
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+
+class ScriptedRobot:
+    """Publishes current_pose and joint_states at 50 Hz from its own node; serves `reset`."""
+
+    def __init__(self, context):
+        from geometry_msgs.msg import PoseStamped
+        from rclpy.node import Node
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import JointState
+        from std_srvs.srv import Trigger
+
+        self.node = Node("scripted_robot", context=context)
+        self.pose = np.array([0.5, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0])
+        self.publishing = True
+        self.targets: list[np.ndarray] = []
+        self.pose_pub = self.node.create_publisher(PoseStamped, "current_pose", qos_profile_sensor_data)
+        self.joint_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self.node.create_subscription(PoseStamped, "target_pose", self._on_target, 10)
+        self.node.create_service(Trigger, "reset", self._on_reset)
+        self.node.create_timer(0.02, self._publish)
+
+    def _on_target(self, msg):
+        from nodes.messages import pose_array
+
+        self.targets.append(pose_array(msg))
+
+    def _on_reset(self, request, response):
+        response.success = True
+        return response
+
+    def _publish(self):
+        from nodes.messages import joint_state_msg, pose_msg
+
+        if self.publishing:
+            now = time.time()
+            self.pose_pub.publish(pose_msg(self.pose, now))
+            self.joint_pub.publish(joint_state_msg([f"j{i}" for i in range(9)], np.zeros(9), np.zeros(9),
+                                                   np.zeros(9), now))
+
+
+@pytest.fixture
+def robot_and_env(rclpy_context):
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+
+    from controllers.safety import SafetyConfig
+    from nodes.robot_env import RobotEnv
+    from sim.config import EnvConfig
+
+    robot = ScriptedRobot(rclpy_context)
+    actor_node = Node("actor", context=rclpy_context)
+    box = lambda n: gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)  # noqa: E731
+    space = gymnasium.spaces.Dict({"tcp_pose": box(7), "joint_pos": box(7)})
+    env = RobotEnv(actor_node, space, EnvConfig(max_episode_steps=1000), SafetyConfig(), control_hz=10.0,
+                   stale_s=0.5, success_threshold=0.5, reset_timeout_s=10.0, hold_timeout_s=1.0)
+    logs: list[str] = []
+    actor_node.get_logger().warning = lambda text, **kw: logs.append(text)
+    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    executor.add_node(robot.node)
+    executor.add_node(actor_node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    yield robot, env, actor_node, logs
+    env.close()
+    executor.shutdown()
+
+
+def test_step_publishes_the_scaled_target_at_the_control_rate(robot_and_env):
+    robot, env, _, logs = robot_and_env
+    obs, _ = env.reset()
+    np.testing.assert_allclose(obs["tcp_pose"], robot.pose, atol=1e-6)
+    start = time.monotonic()
+    for _ in range(10):
+        obs, reward, terminated, truncated, info = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
+    elapsed = time.monotonic() - start
+    assert 0.9 <= elapsed <= 1.2, f"10 ticks took {elapsed:.3f} s; held ticks: {logs}"
+    time.sleep(0.1)
+    assert len(robot.targets) == 10
+    np.testing.assert_allclose(robot.targets[-1][0], 0.5 + 10 * 0.01, atol=1e-6)  # 1 cm per step at action 1
+    assert not (terminated or truncated) and logs == []
+
+
+def test_stale_inputs_hold_the_robot_with_one_log_line(robot_and_env):
+    robot, env, _, logs = robot_and_env
+    env.reset()
+    env.step(np.zeros(7))
+    robot.publishing = False  # the robot's state stops arriving
+    time.sleep(0.6)
+    sent = len(robot.targets)
+    start = time.monotonic()
+    obs, _, _, truncated, info = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
+    assert truncated and time.monotonic() - start >= 1.0  # held for hold_timeout_s, then the episode ends
+    assert info["safety_held"] and "stale" in info["safety_reason"]
+    time.sleep(0.1)
+    assert len(robot.targets) == sent  # no target at all while inputs are stale
+    held = [line for line in logs if line.startswith("holding the robot")]
+    assert len(held) == 1 and "is stale" in held[0] and "no new target" in held[0]
+    assert env.holds >= 8
+
+
+def test_non_finite_state_is_not_an_observation(robot_and_env):
+    robot, env, _, logs = robot_and_env
+    env.reset()
+    robot.pose = np.array([0.5, np.nan, 0.25, 0.0, 1.0, 0.0, 0.0])
+    time.sleep(0.1)
+    obs, why = env.observe()
+    assert obs is None and "non-finite" in why and "current_pose" in why
+
+
+def test_second_target_publisher_is_refused(robot_and_env, rclpy_context):
+    from geometry_msgs.msg import PoseStamped
+
+    robot, env, actor_node, logs = robot_and_env
+    env.reset()
+    intruder = robot.node.create_publisher(PoseStamped, "target_pose", 10)
+    deadline = time.monotonic() + 5
+    while actor_node.count_publishers("target_pose") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sent = len(robot.targets)
+    for _ in range(3):
+        env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
+    time.sleep(0.1)
+    assert len(robot.targets) == sent
+    refused = [line for line in logs if line.startswith("refusing to publish target_pose")]
+    assert len(refused) == 1 and "2 publishers" in refused[0]
+    robot.node.destroy_publisher(intruder)
