@@ -22,6 +22,7 @@ COMMANDS = (
     "robot_rl.cli.data",
     "robot_rl.cli.record",
     "robot_rl.cli.replay",
+    "robot_rl.cli.eval",
     "robot_rl.cli.bringup",
 )
 

@@ -121,6 +121,7 @@ def run_episode(
     seed: int | None = None,
     reset_options: dict[str, Any] | None = None,
     max_steps: int | None = None,
+    policy_version: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run one episode of a gymnasium env under `act`; the step rows and what EpisodeInfo needs.
 
@@ -136,7 +137,7 @@ def run_episode(
         action = np.asarray(act(obs), np.float32)
         obs, reward, terminated, truncated, info = env.step(action)
         t += 1
-        recorder.step(action, obs, reward, terminated)
+        recorder.step(action, obs, reward, terminated, policy_version=policy_version)
         success = bool(info.get("success", False))
         if terminated or truncated:
             break
