@@ -577,12 +577,13 @@ def _check_format(path: Path, root: Any) -> None:
 
 def _foreign_entries(path: Path) -> list[str]:
     """Names in `path` that no episode store (or its crashed writer) would leave there."""
-    ours = {"zarr.json", ".writer.lock", "meta", "data"}
+    ours = {"zarr.json", "meta", "data"}
     return sorted(p.name for p in path.iterdir() if p.name not in ours and not p.name.endswith(".partial"))[:5]
 
 
 def _lock_writer(path: Path) -> int:
-    fd = os.open(path / ".writer.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    """Lock the store directory itself (no lock file: plain zarr warns about files it does not know)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -62,6 +63,10 @@ def test_plain_zarr_reads_the_store_without_project_code(tmp_path):
     attrs = json.loads(str(root["meta/episode_attrs"][1]))
     assert attrs["source"] == "real" and attrs["seed"] == 1
     assert attrs["initial_state"]["object_pose"][1] == 1.0 / 3.0  # JSON floats round-trip exactly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing in the directory that zarr does not recognise
+        assert sorted(root.group_keys()) == ["data", "meta"]
+        assert sorted(root["data"].array_keys()) == sorted(want)
     image = root["data/image_wrist"]
     assert image.chunks == (1, 16, 16, 3)  # one frame per chunk
     assert image.compressors[0].to_dict()["name"] == "blosc"
