@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from controllers.config import ConfigError
-from controllers.linalg import cho_solve, cholesky, matTvec, matvec
+from controllers.linalg import cho_solve, cholesky, matmul, matTvec, matvec
 from controllers.se3 import orientation_error, slerp
 
 log = logging.getLogger(__name__)
@@ -161,20 +161,15 @@ def _control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos,
     xd = matvec(J, qd)
     f = K * err - D * xd
 
-    need_minv = opspace or (null_k > 0.0 and dynamic_projector)
-    if need_minv:
+    nullspace = null_k > 0.0 or null_d > 0.0
+    if opspace or (nullspace and dynamic_projector):
         L_M = cholesky(M, 0.0)
         if L_M is None:
             return NOT_POSITIVE_DEFINITE
         Minv_JT = np.empty((n, 6))  # M^-1 J^T, column by column
         for c in range(6):
             Minv_JT[:, c] = cho_solve(L_M, J[c])
-        J_Minv_JT = np.zeros((6, 6))
-        for r in range(6):
-            for c in range(6):
-                for k in range(n):
-                    J_Minv_JT[r, c] += J[r, k] * Minv_JT[k, c]
-        L_A = cholesky(J_Minv_JT, lam)  # Lambda^-1, damped near singularities
+        L_A = cholesky(matmul(J, Minv_JT), lam)  # factor of Lambda^-1, damped near singularities
         if L_A is None:
             return NOT_POSITIVE_DEFINITE
     if opspace:
@@ -186,17 +181,12 @@ def _control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos,
     # Nullspace posture torque tau0, projected so that it leaves the task unaffected:
     #   kinematic  N^T tau0 = tau0 - J^T (J J^T)^-1 J tau0
     #   dynamic    N^T tau0 = tau0 - J^T Lambda J M^-1 tau0   (J M^-1 = (M^-1 J^T)^T)
-    if null_k > 0.0 or null_d > 0.0:
+    if nullspace:
         tau0 = null_k * (rest - q) - null_d * qd
         if dynamic_projector:
             y = cho_solve(L_A, matTvec(Minv_JT, tau0))
         else:
-            JJT = np.zeros((6, 6))
-            for r in range(6):
-                for c in range(6):
-                    for k in range(n):
-                        JJT[r, c] += J[r, k] * J[c, k]
-            L_JJT = cholesky(JJT, lam)
+            L_JJT = cholesky(matmul(J, J.T), lam)
             if L_JJT is None:
                 return NOT_POSITIVE_DEFINITE
             y = cho_solve(L_JJT, matvec(J, tau0))

@@ -34,6 +34,19 @@ def matTvec(A, x):
 
 
 @numba.njit(cache=True)
+def matmul(A, B):
+    """A @ B."""
+    rows, inner = A.shape
+    cols = B.shape[1]
+    out = np.zeros((rows, cols))
+    for i in range(rows):
+        for k in range(inner):
+            for j in range(cols):
+                out[i, j] += A[i, k] * B[k, j]
+    return out
+
+
+@numba.njit(cache=True)
 def cholesky(A, damping):
     """Lower-triangular L with L @ L.T = A + damping * I; None if that is not positive definite."""
     m = A.shape[0]

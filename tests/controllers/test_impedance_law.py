@@ -216,3 +216,14 @@ def test_reset_checks_the_whole_state(arm):
     state.coriolis = np.zeros(6)
     with pytest.raises(ValueError, match=r"reset: RobotState has wrong shapes: coriolis \(6,\) != \(7,\)"):
         controller.reset(state)
+
+
+def test_singular_jacobian_is_damped_or_reported():
+    state, target_pos, target_quat = random_state(7)
+    state.jacobian[5] = 0.0  # lost a rotational direction: J M^-1 J^T is singular
+    damped = CartesianImpedanceController(ImpedanceConfig(law="opspace"), 7)
+    damped.reset(state)
+    assert np.all(np.isfinite(damped.compute(state, target_pos, target_quat)))
+    undamped = CartesianImpedanceController(ImpedanceConfig(law="opspace", singular_damping=0.0), 7)
+    with pytest.raises(ValueError, match="not positive definite"):
+        undamped.reset(state)
