@@ -1,4 +1,4 @@
-"""The real cell: two RealSense cameras, teleop and the actor, parameters from config/ros_robot.yaml.
+"""The real cell: two RealSense cameras, teleop, the reward classifier and the actor, parameters from config/ros_robot.yaml.
 
     ros2 launch robot_rl robot.launch.py        (or: robot-rl bringup robot)
 
@@ -29,6 +29,8 @@ def generate_launch_description():
         Node(package="robot_rl", executable="camera", name="camera_wrist",
              parameters=[config("ros_robot.yaml")], output="screen"),
         Node(package="robot_rl", executable="teleop", name="teleop",
+             parameters=[config("ros_robot.yaml")], output="screen"),
+        Node(package="robot_rl", executable="reward", name="reward",
              parameters=[config("ros_robot.yaml")], output="screen"),
         Node(package="robot_rl", executable="actor", name="actor",
              parameters=[config("ros_robot.yaml")], output="screen"),

@@ -25,7 +25,8 @@ def test_node_sets():
     sim = [(n.executable, n.name) for n in read_launch_file(REPO / "launch" / "sim.launch.py")]
     assert sim == [("sim_robot", "sim_robot"), ("teleop", "teleop"), ("actor", "actor")]
     robot = [(n.executable, n.name) for n in read_launch_file(REPO / "launch" / "robot.launch.py")]
-    assert ("camera", "camera_front") in robot and ("actor", "actor") in robot
+    assert robot == [("camera", "camera_front"), ("camera", "camera_wrist"), ("teleop", "teleop"),
+                     ("reward", "reward"), ("actor", "actor")]
 
 
 def _launch(tmp_path, executable="teleop", name="teleop", params="params.yaml"):
