@@ -6,6 +6,7 @@ benchmark cycle through those recorded rows, so compression is measured on real 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -58,17 +59,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = twin_rows(args.source_episodes)
     episodes = [bench_episode(rows, args.steps, 37 * i) for i in range(args.episodes)]
     info = EpisodeInfo(task="pick_cube", source="sim", success=False)
-    write_rates, commit_ms, read_ms, image_bytes = [], [], [], []
+    write_rates, cpu_rates, commit_ms, read_ms, image_bytes = [], [], [], [], []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
             path = Path(tmp) / "store"
             with EpisodeStore.open(path, mode="a") as store:
-                t_run = time.perf_counter()
+                t_run, cpu_run = time.perf_counter(), time.process_time()
                 for ep in episodes:
                     t0 = time.perf_counter()
                     store.append(ep, info)
                     commit_ms.append((time.perf_counter() - t0) * 1e3)
                 write_rates.append(args.episodes * args.steps / (time.perf_counter() - t_run))
+                cpu_rates.append(args.episodes * args.steps / (time.process_time() - cpu_run))
             reader = EpisodeStore.open(path)
             for i in range(len(reader)):
                 t0 = time.perf_counter()
@@ -80,6 +82,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per_image = statistics.median(image_bytes)
     return {
         "write_steps_per_s": round(statistics.median(write_rates), 1),
+        # CPU seconds of this process (all its threads): what the writer costs, less the waiting when
+        # other processes share the cores; compare with write_steps_per_s and load_average_1min.
+        "write_steps_per_cpu_s": round(statistics.median(cpu_rates), 1),
         "commit_ms_median": round(statistics.median(commit_ms), 2),
         "read_episode_ms": round(statistics.median(read_ms), 2),
         "bytes_per_image": round(per_image, 1),
@@ -88,5 +93,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_episode": args.steps,
         "episodes_per_run": args.episodes,
         "runs": args.runs,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "frames": f"twin pick_cube, cameras front+wrist 128x128, scripted expert, {len(rows['is_first'])} rendered rows",
     }

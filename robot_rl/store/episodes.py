@@ -1,12 +1,11 @@
 """The zarr v3 episode store: `data/<key>` arrays on one time axis, `meta/episode_ends` as the commit point.
 
 Layout and crash semantics are written down in docs/data.md. In short: an episode (a flat dict of
-arrays with T+1 step rows, docs/contracts.md) is written whole by `EpisodeStore.append`, in this order:
-data rows past the committed end, then its attributes, then the new entry of `meta/episode_ends`
-(written into the chunk while it is still outside the array's shape), and last the one metadata write
-that grows `meta/episode_ends` by one. That last write is an atomic file replace, so a writer killed at
-any moment leaves either the old or the new store. Readers trust only rows below the last committed
-end; a writer reopening the store truncates whatever lies past it.
+arrays with T+1 step rows, docs/contracts.md) is written whole by `EpisodeStore.append`: its rows go
+past the last committed end, its attributes and its new `meta/episode_ends` entry into chunks outside
+those arrays' shapes, and last one metadata write grows `meta/episode_ends` by one. That write is an
+atomic file replace, so a writer killed at any moment leaves either the old or the new store. Readers
+trust only rows below the last committed end; a writer reopening the store truncates what lies past it.
 """
 from __future__ import annotations
 
@@ -430,19 +429,19 @@ class EpisodeStore:
         index, start = len(self), self.num_steps
         end = start + n_rows
         attrs, ends = self._root["meta/episode_attrs"], self._root["meta/episode_ends"]
-        # 1. Everything lands in chunks outside the arrays' current shapes: invisible to readers.
+        # 1. Everything lands past the committed end (data rows) or outside the shape (attrs, ends): unseen.
         #    zarr's synchronous calls cost ~2 ms each here, so each phase is one gathered call.
         images = {k: a for k, a in self._arrays.items() if _fast_image_codec(a) is not None}
         for key, arr in images.items():
             _write_frames(self.path, arr, start, np.asarray(episode[key]))
         writes = [
-            _beyond_shape(attrs, index + 1).setitem(index, json.dumps(to_dict(info), allow_nan=False)),
-            _beyond_shape(ends, index + 1).setitem(index, end),
+            _with_length(attrs, index + 1).setitem(index, json.dumps(to_dict(info), allow_nan=False)),
+            _with_length(ends, index + 1).setitem(index, end),
         ]
         for key, arr in self._arrays.items():
             if key not in images:
                 value = np.asarray(episode[key]).astype(arr.dtype, copy=False)
-                writes.append(_beyond_shape(arr, end).setitem(slice(start, end), value))
+                writes.append(_with_length(arr, end).setitem(slice(start, end), value))
         sync(_gather(writes))
         # 2. Grow the arrays when full, a chunk's worth of rows ahead (close() trims them to the committed end);
         #    rows past the last committed end are ignored by readers.
@@ -509,8 +508,8 @@ async def _gather(coroutines: list[Any]) -> None:
     await asyncio.gather(*coroutines)
 
 
-def _beyond_shape(arr: Any, length: int) -> Any:
-    """An async view of `arr` with `length` rows, not persisted: writes past the stored shape stay unseen."""
+def _with_length(arr: Any, length: int) -> Any:
+    """An async view of `arr` with `length` rows, not persisted: it can write rows past the stored shape."""
     from zarr.core.array import AsyncArray
 
     a = arr.async_array
