@@ -22,12 +22,12 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 
 from controllers.safety import SafetyFilter
 from controllers.se3 import quat_mul, rotvec_to_quat
-from nodes.messages import from_time, image_array, pose_array, pose_msg, twist_array, wrench_array
+from nodes.messages import image_array, pose_array, pose_msg, twist_array, wrench_array
 
 # observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)
 STATE_TOPICS = {"tcp_pose": "current_pose", "tcp_vel": "current_twist", "gripper_width": "joint_states",
@@ -227,6 +227,10 @@ class RobotEnv:
         a = np.asarray(action, np.float64)
         cfg = self.config
         res = None
+        if self.stop_requested.is_set():  # shutting down: publish nothing more, end the episode
+            return self._last_obs, 0.0, False, True, {"success": False, "safety_clipped": False,
+                                                      "safety_held": True, "safety_reason": "stopping",
+                                                      "success_prob": float("nan"), "events": []}
         current, why = self.observe()
         if current is None:  # inputs went stale or non-finite since the policy looked: hold
             self.holds += 1
