@@ -1,7 +1,7 @@
 """The config of a distributed run, one YAML file read by `robot-rl train`, `learner` and `actor`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,10 +120,7 @@ class RunConfig:
 
 
 def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """RunConfig from YAML; a plain sim env config (config/sim_<task>.yaml) is taken as `env:`."""
+    """RunConfig from an experiment YAML (config/sim_<task>.yaml: `task`, `env` and the sections above)."""
     data = load_yaml(path) if path is not None else {}
-    run_keys = {f.name for f in fields(RunConfig)}
-    if data and not set(data) & run_keys - {"seed"}:
-        data = {"env": data}  # a sim env file: default training settings around it
     data.update(overrides or {})
     return from_dict(RunConfig, data)

@@ -115,7 +115,7 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
             if client.error:
                 raise SystemExit(f"actor {actor_id}: stopped: {client.error}")
     finally:
-        client.flush(timeout_s=5.0)
+        client.flush(timeout_s=5.0 if client.connected else 0.0)
         client.close()
         env.close()
 

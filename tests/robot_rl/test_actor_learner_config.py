@@ -11,11 +11,9 @@ from robot_rl.run_config import RunConfig, load_run_config
 from robot_rl.tb_events import EventWriter, _masked_crc, crc32c
 
 
-def test_plain_sim_env_yaml_becomes_the_env_section_and_bad_keys_are_named(tmp_path):
-    env_file = tmp_path / "sim_pick_cube.yaml"
-    env_file.write_text("max_episode_steps: 80\ndense_reward: false\n")
-    cfg = load_run_config(env_file)
-    assert cfg.env == {"max_episode_steps": 80, "dense_reward": False} and cfg.task == "pick_cube"
+def test_experiment_yaml_sections_load_and_bad_keys_are_named(tmp_path):
+    cfg = load_run_config("config/sim_pick_cube.yaml")  # the twin's experiment file: task + env sections
+    assert cfg.task == "pick_cube" and cfg.env["max_episode_steps"] == 100
     run_file = tmp_path / "run.yaml"
     run_file.write_text("num_actors: 4\nlearner:\n  publish_every: 10\n")
     cfg = load_run_config(run_file)
