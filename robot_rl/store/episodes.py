@@ -249,7 +249,11 @@ class EpisodeStore:
         unknown = sorted(set(keys or ()) - set(self._arrays))
         if unknown:
             raise StoreError(f"{self.path}: no data key(s) {unknown}; keys are {list(self.keys)}")
-        return {k: self._arrays[k][start:end] for k in (keys or self.keys)}
+        out = {}
+        for key in keys or self.keys:
+            arr = self._arrays[key]
+            out[key] = _read_frames(self.path, arr, start, end) if _fast_image_codec(arr) else arr[start:end]
+        return out
 
     def info(self, index: int) -> EpisodeInfo:
         self._bounds(index)
@@ -550,6 +554,23 @@ def _write_frames(root: Path, arr: Any, start: int, frames: np.ndarray) -> None:
     for i, frame in enumerate(frames):
         key = arr.metadata.encode_chunk_key((start + i, *zeros))
         _write_file(folder / key, codec.encode(frame))
+
+
+def _read_frames(root: Path, arr: Any, start: int, end: int) -> np.ndarray:
+    """Rows start..end of an image array from its chunk files: the reading side of _write_frames (3x faster
+    than zarr's pipeline here). A missing frame below the committed end is damage, not a fill value."""
+    codec = _fast_image_codec(arr)
+    folder = root / arr.path
+    zeros = (0,) * (arr.ndim - 1)
+    out = np.empty((end - start, *arr.shape[1:]), np.uint8)
+    for i in range(start, end):
+        path = folder / arr.metadata.encode_chunk_key((i, *zeros))
+        try:
+            payload = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"{path}: frame {i} of '{arr.path}' is missing from the committed data") from exc
+        codec.decode(payload, out=out[i - start])
+    return out
 
 
 def _write_file(path: Path, payload: bytes) -> None:

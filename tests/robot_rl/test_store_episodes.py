@@ -249,3 +249,12 @@ def test_load_into_a_replay_buffer_with_filters(tmp_path):
     assert stored <= rows and tuple(make_episode(0)["tcp_pose"][0]) not in rows
     winners = ReplayBuffer(1000, spec)
     assert store.load_into(winners, success=True) == 3  # seeds 0, 3, 6
+
+
+def test_a_missing_frame_file_is_reported_not_read_as_zeros(tmp_path):
+    write_store(tmp_path / "s", [0, 1])
+    (tmp_path / "s/data/image_wrist/c.15.0.0.0").unlink()  # row 2 of episode 1
+    store = EpisodeStore.open(tmp_path / "s")
+    assert_episode_equal(store.episode(0), make_episode(0))
+    with pytest.raises(StoreError, match=r"c.15.0.0.0: frame 15 of 'data/image_wrist' is missing"):
+        store.episode(1)
