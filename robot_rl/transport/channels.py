@@ -440,8 +440,8 @@ class LearnerServer:
         self.counters["weights_published"] += 1
 
     def live_actors(self) -> list[str]:
-        with self._lock:
-            return sorted({p.actor_id for p in self.peers.values() if p.alive})
+        peers = list(self.peers.values())  # one atomic copy: the I/O thread adds peers as they join
+        return sorted({p.actor_id for p in peers if p.alive})
 
     def close(self) -> None:
         self._stop.set()
