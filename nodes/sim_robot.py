@@ -92,6 +92,7 @@ class SimRobotNode(Node):
         self.steps = 0
         self.overruns = 0
         self.refused = 0
+        self.exit_status = 0
         self._last_log: dict[str, float] = {}
 
         sensor = qos_profile_sensor_data
@@ -180,9 +181,15 @@ class SimRobotNode(Node):
             self._obs, _, success, _, _ = self.env.step(self._action())
             self.steps += 1
             stamp = time.time()
-            self._publish_state(stamp, success)
-            if self.steps % camera_every == 0:
-                self._publish_cameras(stamp)
+            try:
+                self._publish_state(stamp, success)
+                if self.steps % camera_every == 0:
+                    self._publish_cameras(stamp)
+            except Exception as exc:  # noqa: BLE001 - after Ctrl-C the context goes first: stop quietly
+                if self.context.ok():
+                    self.get_logger().error(f"publishing failed, twin stopped: {type(exc).__name__}: {exc}")
+                    self.exit_status = 1
+                break
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -191,6 +198,9 @@ class SimRobotNode(Node):
                 self.overruns += 1
                 self._log_once_per_s("late", f"twin is {-delay * 1000:.0f} ms behind real time; resynchronising")
                 next_t = time.monotonic()
+        if self._renderer is not None:  # its GL context belongs to this thread
+            self._renderer.close()
+            self._renderer = None
 
     def _publish_state(self, stamp: float, success: bool) -> None:
         obs, frame = self._obs, self.config.frame_id
@@ -226,8 +236,6 @@ class SimRobotNode(Node):
     def close(self) -> None:
         self._running = False
         self._thread.join(timeout=2.0)
-        if self._renderer is not None:
-            self._renderer.close()
         self.env.close()
 
 
