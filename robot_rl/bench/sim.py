@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-steps", type=int, default=100, help="two-camera env steps per repeat")
     parser.add_argument("--ticks", type=int, default=5000, help="control-law ticks per repeat")
     parser.add_argument("--repeats", type=int, default=5, help="repeats; figures are medians")
+    parser.add_argument("--physics-hz", type=float, default=1000.0, help="physics (and control-law) rate")
 
 
 def _env_steps_per_s(env, steps: int, seed: int) -> tuple[float, float]:
@@ -60,8 +61,8 @@ def run(args: argparse.Namespace) -> dict:
 
     from sim import make_env
 
-    state_env = make_env(args.task)
-    image_env = make_env(args.task, cameras=("front", "wrist"))
+    state_env = make_env(args.task, physics_hz=args.physics_hz)
+    image_env = make_env(args.task, physics_hz=args.physics_hz, cameras=("front", "wrist"))
     cfg = state_env.unwrapped.config
     state, image, ticks = [], [], []
     _env_steps_per_s(state_env, 10, 0)  # warm-up: numba kernels, renderer context
