@@ -221,3 +221,12 @@ def test_recording_played_back_by_a_camera_process(tmp_path, rclpy_context, spin
     assert all(1 <= v <= cam.frames_sent for v in values)
     assert got["info"][-1].k[0] == pytest.approx(50.0)
     assert "streaming 64x48@30" in proc.output()
+
+
+def test_v4l2_fallback_reports_a_missing_device():
+    from nodes.camera import CameraConfig, CameraLost, V4L2Source
+
+    source = V4L2Source(CameraConfig(backend="v4l2", device="/dev/video-not-here"))
+    with pytest.raises(CameraLost, match="cannot open V4L2 device /dev/video-not-here"):
+        source.open()
+    source.close()

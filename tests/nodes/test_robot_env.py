@@ -137,3 +137,45 @@ def test_second_target_publisher_is_refused(robot_and_env, rclpy_context):
     refused = [line for line in logs if line.startswith("refusing to publish target_pose")]
     assert len(refused) == 1 and "2 publishers" in refused[0]
     robot.node.destroy_publisher(intruder)
+
+
+@pytest.mark.parametrize("event, terminated, truncated, reward", [
+    ("success", True, False, 1.0), ("failure", True, False, 0.0), ("pause", False, True, 0.0),
+    ("reset", False, True, 0.0)])
+def test_operator_events_end_the_episode(robot_and_env, rclpy_context, event, terminated, truncated, reward):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    robot, env, _, _ = robot_and_env
+    events = robot.node.create_publisher(String, "teleop/event", QoSProfile(depth=20,
+                                                                            reliability=ReliabilityPolicy.RELIABLE))
+    env.reset()
+    assert env.step(np.zeros(7))[2:4] == (False, False)
+    deadline = time.monotonic() + 5
+    while events.get_subscription_count() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    events.publish(String(data=event))
+    time.sleep(0.05)
+    _, r, term, trunc, info = env.step(np.zeros(7))
+    assert (term, trunc, r) == (terminated, truncated, reward) and info["events"] == [event]
+
+
+def test_success_probability_at_threshold_ends_the_episode(robot_and_env):
+    from rclpy.qos import qos_profile_sensor_data
+    from std_msgs.msg import Float32
+
+    robot, env, _, _ = robot_and_env
+    prob = robot.node.create_publisher(Float32, "reward/success_prob", qos_profile_sensor_data)
+    env.reset()
+
+    def publish(value):  # best effort: a few copies, like a classifier at camera rate
+        for _ in range(3):
+            prob.publish(Float32(data=value))
+            time.sleep(0.03)
+
+    publish(0.4)
+    _, r, term, _, info = env.step(np.zeros(7))
+    assert not term and info["success_prob"] == pytest.approx(0.4)
+    publish(0.5)
+    _, r, term, _, info = env.step(np.zeros(7))
+    assert term and r == 1.0 and info["success"]
