@@ -51,6 +51,7 @@ class PandaEnv(gymnasium.Env):
         self.controller = CartesianImpedanceController(config.controller, n_joints=N_ARM)
         self.safety = SafetyFilter(config.safety)
         self._renderer: mujoco.Renderer | None = None
+        self._scene_option = mujoco.MjvOption()
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
         self.observation_space = self._make_observation_space()
         self._target_pos = np.zeros(3)
@@ -244,7 +245,6 @@ class PandaEnv(gymnasium.Env):
         if self._renderer is None:
             h, w = self.config.image_size
             self._renderer = mujoco.Renderer(self.model, height=h, width=w)
-            self._scene_option = mujoco.MjvOption()
             flags = self._renderer.scene.flags
             for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                          mujoco.mjtRndFlag.mjRND_SKYBOX):
