@@ -255,7 +255,7 @@ class SACAgent:
 
     @property
     def temperature(self) -> float:
-        return float(self.log_alpha.exp())
+        return float(self.log_alpha.detach().exp())
 
     def actor_parameters(self) -> dict[str, np.ndarray]:
         return self.policy.actor_parameters()
@@ -390,7 +390,7 @@ class SACAgent:
             return None
         self.actor_opt.step()
         self.alpha_opt.step()
-        return {"actor_loss": float(actor_loss), "temperature": float(alpha), "entropy": float(-log_prob.mean())}
+        return {"actor_loss": float(actor_loss.detach()), "temperature": float(alpha), "entropy": float(-log_prob.detach().mean())}
 
     @staticmethod
     def _grads_finite(params: list[torch.Tensor]) -> bool:
