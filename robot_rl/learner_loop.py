@@ -43,6 +43,16 @@ CSV_FIELDS = ("wall_s", "env_steps", "demo_steps", "updates", "updates_per_s", "
               "temperature")
 
 
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """A new run never overwrites an old one; --resume needs one to continue."""
+    holds_run = (run_dir / "checkpoint").exists() or any((run_dir / "journal").glob("*.log"))
+    if not resume and holds_run:
+        raise FileExistsError(f"{run_dir} already holds a run (checkpoint/journal); "
+                              "pass --resume to continue it or choose another --out")
+    if resume and not holds_run:
+        raise FileNotFoundError(f"--resume: {run_dir} holds no run to continue")
+
+
 class InterventionSegments:
     """Turns a stream of step rows into offline-buffer episodes of the operator-driven stretches.
 
@@ -88,11 +98,7 @@ class Learner:
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoint"
         journal_dir = self.run_dir / "journal"
-        if not resume and (self.ckpt_dir.exists() or any(journal_dir.glob("*.log"))):
-            raise FileExistsError(f"{self.run_dir} already holds a run (checkpoint/journal); "
-                                  "pass --resume to continue it or choose another --out")
-        if resume and not self.ckpt_dir.exists() and not journal_dir.exists():
-            raise FileNotFoundError(f"--resume: {self.run_dir} holds no run to continue")
+        check_run_dir(self.run_dir, resume)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.learner.torch_threads)
         torch.manual_seed(cfg.seed)

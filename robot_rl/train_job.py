@@ -182,7 +182,10 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float |
 
 def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: str | None = None) -> dict[str, Any]:
     """The main job; returns the summary it writes to `out/summary.json`."""
+    from robot_rl.learner_loop import check_run_dir
+
     out = Path(out)
+    check_run_dir(out, resume)
     start = time.monotonic()
     endpoint = endpoint or free_endpoint()
     out.mkdir(parents=True, exist_ok=True)

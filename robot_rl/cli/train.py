@@ -24,7 +24,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.config, {"num_actors": args.actors} if args.actors else None)
     except ConfigError as exc:
         raise SystemExit(f"robot-rl train: {exc}") from None
-    summary = run_train(cfg, args.out, resume=args.resume, endpoint=args.endpoint)
+    try:
+        summary = run_train(cfg, args.out, resume=args.resume, endpoint=args.endpoint)
+    except (FileExistsError, FileNotFoundError) as exc:
+        raise SystemExit(f"robot-rl train: {exc}") from None
     print(json.dumps(summary, indent=1))
     print(f"results in {args.out}: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/")
     return 0
