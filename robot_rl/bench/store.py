@@ -1,7 +1,8 @@
 """Episode store: steps/s written (two 128x128 cameras + proprio, committed per episode), read time, image bytes.
 
 Frames are rendered by the twin (pick_cube, cameras front and wrist, scripted expert); episodes for the
-benchmark cycle through those recorded rows, so compression is measured on real renders.
+benchmark cycle through those recorded rows, so compression is measured on real renders. bytes_per_image
+is the image shard files' size (64 frames each, index included) over the frames stored.
 """
 from __future__ import annotations
 
@@ -76,8 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 reader.episode(i)
                 read_ms.append((time.perf_counter() - t0) * 1e3)
-            frames = [f for cam in ("front", "wrist") for f in (path / "data" / f"image_{cam}").glob("c.*")]
-            image_bytes.append(sum(f.stat().st_size for f in frames) / len(frames))
+            shards = [f for cam in ("front", "wrist") for f in (path / "data" / f"image_{cam}").glob("c.*")]
+            image_bytes.append(sum(f.stat().st_size for f in shards) / (2 * reader.num_steps))
     raw = int(np.prod(rows["image_front"].shape[1:]))
     per_image = statistics.median(image_bytes)
     return {
