@@ -188,6 +188,7 @@ def _valid(msg: Message) -> bool:
             and all(isinstance(a, np.ndarray) and a.dtype != object for a in msg.arrays.values()))
 
 
+@pytest.mark.slow  # 30 s idle; the socket-level test sends 10,000 bad messages in the fast suite
 @settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(_random_messages)
 def test_fuzz_random_messages_never_escape_protocol_error(frames):
