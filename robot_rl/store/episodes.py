@@ -436,27 +436,28 @@ class EpisodeStore:
         index, start = len(self), self.num_steps
         end = start + n_rows
         attrs, ends = self._root["meta/episode_attrs"], self._root["meta/episode_ends"]
-        # 1. Everything lands past the committed end (data rows) or outside the shape (attrs, ends): unseen.
-        #    zarr's synchronous calls cost ~2 ms each here, so each phase is one gathered call.
+        # Rows past the committed end are ignored by readers, so everything below is unseen until step 4.
+        # zarr's synchronous calls cost ~2 ms each here, so each phase is one gathered call.
+        # 1. Image frames, straight into their shard files.
         images = {k: a for k, a in self._arrays.items() if _fast_image_codec(a) is not None}
         for key, arr in images.items():
             _write_frames(self.path, arr, start, np.asarray(episode[key]))
+        # 2. When full, grow the arrays a chunk's worth ahead (close() trims them to the committed end).
+        grow = [(a, (_round_up(end, ROWS_PER_CHUNK), *a.shape[1:])) for a in self._arrays.values() if a.shape[0] < end]
+        grow += [(attrs, (_round_up(index + 1, ATTRS_AHEAD),))] if attrs.shape[0] < index + 1 else []
+        if grow:
+            sync(_gather([a.async_array.resize(shape) for a, shape in grow]))
+        # 3. The other rows, the attributes, and the new end: written into its chunk outside the array's shape.
         writes = [
-            _with_length(attrs, index + 1).setitem(index, json.dumps(to_dict(info), allow_nan=False)),
+            attrs.async_array.setitem(index, json.dumps(to_dict(info), allow_nan=False)),
             _with_length(ends, index + 1).setitem(index, end),
         ]
         for key, arr in self._arrays.items():
             if key not in images:
                 value = np.asarray(episode[key]).astype(arr.dtype, copy=False)
-                writes.append(_with_length(arr, end).setitem(slice(start, end), value))
+                writes.append(arr.async_array.setitem(slice(start, end), value))
         sync(_gather(writes))
-        # 2. Grow the arrays when full, a chunk's worth of rows ahead (close() trims them to the committed end);
-        #    rows past the last committed end are ignored by readers.
-        grow = [(a, (_round_up(end, ROWS_PER_CHUNK), *a.shape[1:])) for a in self._arrays.values() if a.shape[0] < end]
-        grow += [(attrs, (_round_up(index + 1, ATTRS_AHEAD),))] if attrs.shape[0] < index + 1 else []
-        if grow:
-            sync(_gather([a.async_array.resize(shape) for a, shape in grow]))
-        # 3. The commit: one atomic replace of meta/episode_ends/zarr.json with the new length.
+        # 4. The commit: one atomic replace of meta/episode_ends/zarr.json with the new length.
         ends.resize((index + 1,))
         self._ends = np.append(self._ends, np.int64(end))
 
