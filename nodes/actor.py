@@ -20,6 +20,7 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float32
 
 from controllers.config import ConfigError
+from controllers.se3 import quat_to_mat
 from nodes.messages import twist_array
 from nodes.params import declare_config
 from nodes.robot_env import Newest, RobotEnv
@@ -104,12 +105,27 @@ class TeleopOperator:
         twist_msg, gripper_msg = self._fresh("teleop/twist"), self._fresh("teleop/gripper")
         action = np.zeros(7, np.float32)
         if twist_msg is not None:  # no fresh twist while intervening: the human holds the robot still
-            twist = twist_array(twist_msg)
+            twist = self._world_twist(twist_msg, obs)
             action[:3] = twist[:3] * self.period / self.pos_scale
             action[3:6] = twist[3:] * self.period / self.rot_scale
         if gripper_msg is not None:
             action[6] = gripper_msg.data
         return np.clip(action, -1.0, 1.0)
+
+
+    def _world_twist(self, msg: TwistStamped, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The operator's twist in `world` (the policy's action frame); `tcp` twists are rotated by
+        the current TCP orientation (a device mounted on, or thought of as, the tool)."""
+        twist = twist_array(msg)
+        frame = msg.header.frame_id or "world"
+        if frame == "world":
+            return twist
+        if frame == "tcp":
+            R = quat_to_mat(np.asarray(obs["tcp_pose"][3:7], np.float64))
+            return np.concatenate([R @ twist[:3], R @ twist[3:]])
+        self.node.get_logger().warning(f"teleop/twist in frame {frame!r}: expected 'world' or 'tcp'; "
+                                       f"holding still instead", throttle_duration_sec=2.0)
+        return np.zeros(6)
 
 
 class StoreTee:

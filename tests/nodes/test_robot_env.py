@@ -179,3 +179,49 @@ def test_success_probability_at_threshold_ends_the_episode(robot_and_env):
     publish(0.5)
     _, r, term, _, info = env.step(np.zeros(7))
     assert term and r == 1.0 and info["success"]
+
+
+def test_teleop_operator_converts_twists_into_the_action_frame(rclpy_context):
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import Bool, Float32
+
+    from nodes.actor import TeleopOperator
+    from nodes.messages import twist_msg
+
+    node = Node("actor", context=rclpy_context)
+    op = TeleopOperator(node, period=0.1, pos_scale=0.01, rot_scale=0.05, stale_s=0.5)
+    teleop = Node("teleop", context=rclpy_context)
+    pubs = {t: teleop.create_publisher(k, t, 10) for t, k in (("teleop/twist", TwistStamped),
+                                                                ("teleop/intervening", Bool),
+                                                                ("teleop/gripper", Float32))}
+    executor = SingleThreadedExecutor(context=rclpy_context)
+    executor.add_node(node)
+    down = np.array([0.5, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0])  # TCP pointing down: 180 deg about x
+
+    def send(flag, twist, frame, gripper=0.0):
+        """Publish one message per teleop topic and spin until the operator holds all three."""
+        deadline = time.monotonic() + 5
+        while any(p.get_subscription_count() < 1 for p in pubs.values()) and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        sent = {"teleop/intervening": Bool(data=flag), "teleop/twist": twist_msg(np.asarray(twist, float),
+                                                                                 time.time(), frame),
+                "teleop/gripper": Float32(data=gripper)}
+        for topic, msg in sent.items():
+            pubs[topic].publish(msg)
+        while time.monotonic() < deadline and any((op.newest.get(t) or (0, None))[1] != m for t, m in sent.items()):
+            executor.spin_once(timeout_sec=0.05)
+
+    op.start_episode(100)
+    send(False, [0.05, 0, 0, 0, 0, 0], "world")
+    assert op.act({"tcp_pose": down}, np.zeros(7)) is None  # not intervening: the policy acts
+    send(True, [0.05, 0.2, 0, 0, 0, 0.25], "world", gripper=1.0)
+    np.testing.assert_allclose(op.act({"tcp_pose": down}, np.zeros(7)), [0.5, 1.0, 0, 0, 0, 0.5, 1.0], atol=1e-6)
+    send(True, [0.05, 0.02, 0.03, 0.1, 0, 0], "tcp")  # tool frame: y and z flip for a TCP pointing down
+    np.testing.assert_allclose(op.act({"tcp_pose": down}, np.zeros(7)), [0.5, -0.2, -0.3, 0.2, 0, 0, 0],
+                               atol=1e-6)
+    send(False, [0, 0, 0, 0, 0, 0], "world")
+    op.act({"tcp_pose": down}, np.zeros(7))
+    assert [e["event"] for e in op.events] == ["take_over", "hand_back"]
+    assert [e["step"] for e in op.events] == [1, 3]
