@@ -1,8 +1,8 @@
 """Rotations for the control loop: quaternions (w, x, y, z; float64), rotation matrices and vectors.
 
 Every function is compiled with numba (`cache=True`) because the 1 kHz impedance kernel calls
-them per tick; called from Python they work on any float array-likes of the right length and
-return new float64 arrays. Rotation vectors are axis * angle; quaternion products follow the
+them per tick. From Python pass numpy arrays or tuples of the right length (any float or int
+dtype; each new dtype compiles once); results are new float64 arrays. Rotation vectors are axis * angle; quaternion products follow the
 Hamilton convention, so `quat_mul(a, b)` rotates by b first, then by a.
 """
 from __future__ import annotations
@@ -17,10 +17,21 @@ _SMALL = 1e-9
 
 
 @numba.njit(cache=True)
+def _wxyz(q):
+    """Components as float64 scalars: results are float64 whatever the input dtype."""
+    return np.float64(q[0]), np.float64(q[1]), np.float64(q[2]), np.float64(q[3])
+
+
+@numba.njit(cache=True)
+def _xyz(v):
+    return np.float64(v[0]), np.float64(v[1]), np.float64(v[2])
+
+
+@numba.njit(cache=True)
 def quat_mul(a, b):
     """Hamilton product a * b."""
-    aw, ax, ay, az = a[0], a[1], a[2], a[3]
-    bw, bx, by, bz = b[0], b[1], b[2], b[3]
+    aw, ax, ay, az = _wxyz(a)
+    bw, bx, by, bz = _wxyz(b)
     return np.array([
         aw * bw - ax * bx - ay * by - az * bz,
         aw * bx + ax * bw + ay * bz - az * by,
@@ -32,22 +43,24 @@ def quat_mul(a, b):
 @numba.njit(cache=True)
 def quat_conj(q):
     """Conjugate (the inverse for a unit quaternion)."""
-    return np.array([q[0], -q[1], -q[2], -q[3]], dtype=np.float64)
+    w, x, y, z = _wxyz(q)
+    return np.array([w, -x, -y, -z])
 
 
 @numba.njit(cache=True)
 def quat_normalize(q):
     """Unit quaternion; raises ValueError for a zero or non-finite norm."""
-    norm = math.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+    w, x, y, z = _wxyz(q)
+    norm = math.sqrt(w * w + x * x + y * y + z * z)
     if not (norm > 0.0 and norm < np.inf):
         raise ValueError("quat_normalize: quaternion has zero or non-finite norm")
-    return np.array([q[0] / norm, q[1] / norm, q[2] / norm, q[3] / norm])
+    return np.array([w / norm, x / norm, y / norm, z / norm])
 
 
 @numba.njit(cache=True)
 def quat_to_mat(q):
     """Rotation matrix (3, 3) of a unit quaternion."""
-    w, x, y, z = q[0], q[1], q[2], q[3]
+    w, x, y, z = _wxyz(q)
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
         [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
@@ -58,6 +71,7 @@ def quat_to_mat(q):
 @numba.njit(cache=True)
 def mat_to_quat(R):
     """Unit quaternion (w >= 0) of a rotation matrix, by Shepperd's method (stable for any angle)."""
+    R = R.astype(np.float64)
     trace = R[0, 0] + R[1, 1] + R[2, 2]
     if trace >= R[0, 0] and trace >= R[1, 1] and trace >= R[2, 2]:
         s = 2.0 * math.sqrt(max(1.0 + trace, 0.0))
@@ -79,17 +93,18 @@ def mat_to_quat(R):
 @numba.njit(cache=True)
 def rotvec_to_quat(v):
     """Unit quaternion of the rotation vector v (axis * angle, rad): exp(v)."""
-    angle = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    x, y, z = _xyz(v)
+    angle = math.sqrt(x * x + y * y + z * z)
     half = 0.5 * angle
     # sin(half) / angle -> 1/2 as angle -> 0
     k = math.sin(half) / angle if angle > _SMALL else 0.5 - angle * angle / 48.0
-    return np.array([math.cos(half), k * v[0], k * v[1], k * v[2]])
+    return np.array([math.cos(half), k * x, k * y, k * z])
 
 
 @numba.njit(cache=True)
 def quat_to_rotvec(q):
     """Rotation vector (3,) of a unit quaternion, shortest path (angle in [0, pi]): log(q)."""
-    w, x, y, z = q[0], q[1], q[2], q[3]
+    w, x, y, z = _wxyz(q)
     if w < 0.0:  # q and -q are the same rotation; pick the one with angle <= pi
         w, x, y, z = -w, -x, -y, -z
     s = math.sqrt(x * x + y * y + z * z)
@@ -107,7 +122,8 @@ def orientation_error(q_target, q_current):
 @numba.njit(cache=True)
 def slerp(q0, q1, t):
     """Spherical interpolation from q0 (t=0) to q1 (t=1) along the shorter arc; unit result."""
-    dot = q0[0] * q1[0] + q0[1] * q1[1] + q0[2] * q1[2] + q0[3] * q1[3]
+    a, b = np.array(_wxyz(q0)), np.array(_wxyz(q1))
+    dot = a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3]
     sign = 1.0
     if dot < 0.0:  # go the short way round
         sign, dot = -1.0, -dot
@@ -118,8 +134,5 @@ def slerp(q0, q1, t):
         w0 = math.sin((1.0 - t) * theta) / math.sin(theta)
         w1 = math.sin(t * theta) / math.sin(theta)
     w1 *= sign
-    out = np.empty(4)
-    for i in range(4):
-        out[i] = w0 * q0[i] + w1 * q1[i]
-    norm = math.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2] + out[3] * out[3])
-    return out / norm
+    out = w0 * a + w1 * b
+    return out / math.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2] + out[3] * out[3])

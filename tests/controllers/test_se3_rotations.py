@@ -77,3 +77,12 @@ def test_quat_normalize_rejects_zero():
     with pytest.raises(ValueError, match="zero or non-finite norm"):
         quat_normalize(np.zeros(4))
     np.testing.assert_allclose(quat_normalize(np.array([2.0, 0, 0, 0])), [1, 0, 0, 0])
+
+
+def test_results_are_float64_for_other_input_dtypes():
+    v32 = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+    q = rotvec_to_quat(v32)
+    assert q.dtype == np.float64
+    np.testing.assert_allclose(q, rotvec_to_quat(v32.astype(np.float64)), rtol=0, atol=0)
+    assert quat_mul((1, 0, 0, 0), (0, 1, 0, 0)).dtype == np.float64
+    assert mat_to_quat(np.eye(3, dtype=np.float32)).dtype == np.float64
