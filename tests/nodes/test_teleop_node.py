@@ -61,3 +61,9 @@ def test_teleop_process_twist_intervening_events_and_unplug(tmp_path, rclpy_cont
     assert proc.proc.poll() is None, "an unplugged device is not a crash"
     spin_until(node, lambda: False, 0.5)
     assert "spacemouse unavailable" in proc.output() and "intervening off" in proc.output()
+
+
+def test_bad_parameter_stops_the_node_naming_the_key(start_node):
+    proc = start_node("nodes.teleop", ["-p", "deadzone:=1.5", "-p", "backend:=gamepad"])
+    assert proc.proc.wait(30) == 2
+    assert "bad parameter" in proc.output() and "deadzone" in proc.output() and "1.5" in proc.output()
