@@ -63,15 +63,17 @@ def declare_config(node: Any, cls: type[T]) -> T:
 
 
 def node_parameters(params_file: str, node_name: str) -> dict[str, Any]:
-    """The `ros__parameters` of `node_name` in a ROS 2 parameter YAML file (flattened names)."""
+    """The `ros__parameters` that apply to `node_name` in a ROS 2 parameter YAML file (flattened
+    names): the `/**` wildcard section first, then the node's own section, as ROS merges them."""
     data = load_yaml(params_file)
-    for key in (node_name, f"/{node_name}", "/**"):
+    merged: dict[str, Any] = {}
+    for key in ("/**", f"/{node_name}", node_name):
         if key in data:
             section = data[key]
             if not isinstance(section, dict) or "ros__parameters" not in section:
                 raise ConfigError(f"{params_file}: '{key}' has no 'ros__parameters' mapping")
-            return flatten(section["ros__parameters"] or {})
-    return {}
+            merged.update(flatten(section["ros__parameters"] or {}))
+    return merged
 
 
 def config_from_file(cls: type[T], params_file: str, node_name: str) -> T:
