@@ -52,6 +52,8 @@ def test_intervene_button_gripper_latch_and_events_once_per_press():
     assert gripper == 1.0 and events == []  # still held: no second event
     _, _, gripper, events = mapper.update(_state(buttons=[0, 1, 0, 0, 1]), now=1.2)
     assert gripper == -1.0 and events == ["reset"]
+    assert mapper.update(_state(buttons=[0, 1]), now=5.0)[1]  # a held gripper button is the operator acting
+    assert not mapper.update(_state(buttons=[0, 0, 0, 1]), now=9.0)[1]  # an event button alone is not
 
 
 def test_config_errors_name_the_key():
