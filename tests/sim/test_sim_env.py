@@ -300,3 +300,39 @@ def test_experiment_yaml_holds_the_defaults(task):
 
     name, config = load_env_config(f"config/sim_{task}.yaml")
     assert name == task and to_dict(config) == to_dict(EnvConfig())
+
+
+def test_robot_state_given_to_the_law_is_consistent_with_the_physics():
+    import mujoco
+
+    env = make_env("pick_cube")
+    env.reset(seed=4)
+    for _ in range(2):
+        env.step(np.array([0.5, -0.5, -0.5, 0.3, 0.0, 0.5, 0.0], np.float32))
+    u = env.unwrapped
+    m, d = u.model, u.data
+    s = u.robot_state()
+    # Jacobian rows [linear; angular] at the TCP, by finite differences of the TCP pose.
+    q0, eps = d.qpos.copy(), 1e-6
+    pos0, R0 = d.site_xpos[u._tcp].copy(), d.site_xmat[u._tcp].reshape(3, 3).copy()
+    scratch = mujoco.MjData(m)
+    for j in range(7):
+        scratch.qpos[:] = q0
+        scratch.qpos[j] += eps
+        mujoco.mj_kinematics(m, scratch)
+        dpos = (scratch.site_xpos[u._tcp] - pos0) / eps
+        dR = scratch.site_xmat[u._tcp].reshape(3, 3) @ R0.T
+        omega = np.array([dR[2, 1] - dR[1, 2], dR[0, 2] - dR[2, 0], dR[1, 0] - dR[0, 1]]) / (2 * eps)
+        np.testing.assert_allclose(s.jacobian[:3, j], dpos, atol=1e-5)
+        np.testing.assert_allclose(s.jacobian[3:, j], omega, atol=1e-5)
+    # TCP quaternion is the TCP site's orientation.
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, d.site_xmat[u._tcp])
+    assert abs(abs(np.dot(quat, s.tcp_quat)) - 1) < 1e-12
+    # Mass matrix symmetric positive definite; gravity is what the arm's gravcomp applies, and
+    # coriolis + gravity is MuJoCo's full bias force on the arm joints.
+    np.testing.assert_allclose(s.mass_matrix, s.mass_matrix.T, atol=1e-12)
+    assert np.all(np.linalg.eigvalsh(s.mass_matrix) > 0)
+    np.testing.assert_allclose(s.coriolis + s.gravity, d.qfrc_bias[:7], atol=1e-12)
+    np.testing.assert_allclose(s.gravity, d.qfrc_passive[:7] + d.qvel[:7] * m.dof_damping[:7], atol=1e-9)
+    assert np.linalg.norm(d.qvel[:7]) > 1e-3 and np.linalg.norm(s.coriolis) > 0
