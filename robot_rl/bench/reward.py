@@ -74,10 +74,32 @@ def twin_episodes(
     return episodes
 
 
+def episode_outcomes(truth: list[np.ndarray], scores: list[np.ndarray], threshold: float) -> dict:
+    """What the actor would see, ending episodes on the classifier: early (false) fires and detection delays."""
+    early, missed, delays = 0, 0, []
+    for y, s in zip(truth, scores):
+        fired = np.flatnonzero(s >= threshold)
+        true = np.flatnonzero(y)
+        if len(fired) and (not len(true) or fired[0] < true[0]):
+            early += 1  # the episode would have ended as a success before the cube was lifted
+        elif len(true) and not len(fired):
+            missed += 1
+        elif len(true):
+            delays.append(int(fired[0] - true[0]))
+    return {
+        "test_episodes_fired_early": early,
+        "test_episodes_missed": missed,
+        "test_fire_delay_steps_median": float(np.median(delays)) if delays else None,
+        "test_fire_delay_steps_max": int(max(delays)) if delays else None,
+    }
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from robot_rl.reward.training import TrainConfig, evaluate, train
+    from robot_rl.reward import metrics
+    from robot_rl.reward.labels import LABEL_KEY
+    from robot_rl.reward.training import TrainConfig, train
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -91,18 +113,22 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     result = train(train_eps, config)
     train_s = time.perf_counter() - t0
-    test = evaluate(result.model, test_eps)
+    model = result.model
+    scores = [np.concatenate([model.predict_proba({"image_front": ep["image_front"][s : s + 64]})
+                              for s in range(0, len(ep[LABEL_KEY]), 64)]) for ep in test_eps]
+    test = metrics.report(np.concatenate([ep[LABEL_KEY] for ep in test_eps]), np.concatenate(scores), model.threshold)
+    episodes = episode_outcomes([ep[LABEL_KEY] for ep in test_eps], scores, model.threshold)
 
     frames = np.concatenate([ep["image_front"] for ep in test_eps])
     pick = np.random.default_rng(args.seed).integers(0, len(frames), args.infer_frames + 10)
     times = []
     for i, j in enumerate(pick):
         t = time.perf_counter()
-        result.model.predict_proba({"image_front": frames[j]})
+        model.predict_proba({"image_front": frames[j]})
         if i >= 10:  # warm-up
             times.append(1000.0 * (time.perf_counter() - t))
     if args.out:
-        result.model.save(args.out, extra={"report": result.report.to_dict(), "test": test.to_dict()})
+        model.save(args.out, extra={"report": result.report.to_dict(), "test": test.to_dict()})
 
     val = result.report
     return {
@@ -122,6 +148,7 @@ def run(args: argparse.Namespace) -> dict:
         "test_roc_auc": round(test.roc_auc, 4),
         "test_confusion": {"tp": test.tp, "fp": test.fp, "tn": test.tn, "fn": test.fn},
         "test_episodes": args.test_episodes,
+        **episodes,
         "generate_s": round(generate_s, 1),
         "threads": 1,
     }
