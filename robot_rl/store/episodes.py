@@ -447,15 +447,19 @@ class EpisodeStore:
         grow += [(attrs, (_round_up(index + 1, ATTRS_AHEAD),))] if attrs.shape[0] < index + 1 else []
         if grow:
             sync(_gather([a.async_array.resize(shape) for a, shape in grow]))
-        # 3. The other rows, the attributes, and the new end: written into its chunk outside the array's shape.
-        writes = [
-            attrs.async_array.setitem(index, json.dumps(to_dict(info), allow_nan=False)),
-            _with_length(ends, index + 1).setitem(index, end),
-        ]
+        # 3. The other rows (straight into their chunk files where the layout allows), the attributes, and
+        #    the new end: written into its chunk outside the array's shape.
+        through_zarr = {}
         for key, arr in self._arrays.items():
             if key not in images:
                 value = np.asarray(episode[key]).astype(arr.dtype, copy=False)
-                writes.append(arr.async_array.setitem(slice(start, end), value))
+                if _rows_codec(arr) is not None:
+                    _write_rows(self.path, arr, start, value)
+                else:
+                    through_zarr[key] = value
+        writes = [self._arrays[k].async_array.setitem(slice(start, end), v) for k, v in through_zarr.items()]
+        writes.append(attrs.async_array.setitem(index, json.dumps(to_dict(info), allow_nan=False)))
+        writes.append(_with_length(ends, index + 1).setitem(index, end))
         sync(_gather(writes))
         # 4. The commit: one atomic replace of meta/episode_ends/zarr.json with the new length.
         ends.resize((index + 1,))
@@ -625,6 +629,43 @@ def _read_frames(root: Path, arr: Any, start: int, end: int) -> np.ndarray:
                 raise StoreError(f"{path}: frame {row} of '{arr.path}' is missing from the committed data")
             codec.decode(chunks[row - first], out=out[row - start])
     return out
+
+
+def _rows_codec(arr: Any) -> Any:
+    """The zstd codec when `arr` is a non-image array as this module creates it (bytes + zstd, fill 0,
+    the default chunk keys), else None; such arrays are written by _write_rows."""
+    import numcodecs
+    from zarr.codecs import BytesCodec, ZstdCodec
+
+    codecs = arr.metadata.codecs
+    if (len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], ZstdCodec)
+            and not codecs[1].checksum and arr.fill_value == 0 and arr.chunks[1:] == arr.shape[1:]
+            and arr.metadata.chunk_key_encoding.to_dict()["configuration"]["separator"] == "/"):
+        return numcodecs.Zstd(level=codecs[1].level)
+    return None
+
+
+def _write_rows(root: Path, arr: Any, start: int, values: np.ndarray) -> None:
+    """Write rows start.. of a non-image array into its chunk files: read, merge, encode, replace atomically.
+
+    zarr's own setitem costs ~1.5 ms of CPU per array here, ~3x this; a commit touches ~17 arrays.
+    Rows of the chunk before `start` (committed) are kept, rows past the new ones reset to the fill value.
+    """
+    codec = _rows_codec(arr)
+    rows = arr.chunks[0]
+    dtype = np.dtype(arr.dtype).newbyteorder("<")  # the bytes codec stores little-endian
+    end = start + len(values)
+    for k in range(start // rows, (end - 1) // rows + 1):
+        first = k * rows
+        path = root / arr.path / arr.metadata.encode_chunk_key((k, *(0,) * (arr.ndim - 1)))
+        chunk = np.zeros(arr.chunks, dtype)
+        if first < start and path.exists():
+            kept = np.frombuffer(codec.decode(path.read_bytes()), dtype).reshape(arr.chunks)
+            chunk[: start - first] = kept[: start - first]
+        lo, hi = max(start, first), min(end, first + rows)
+        chunk[lo - first: hi - first] = values[lo - start: hi - start]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_file(path, codec.encode(chunk))
 
 
 def _write_file(path: Path, payload: bytes) -> None:

@@ -184,8 +184,8 @@ def test_bad_episodes_are_refused_naming_the_key(tmp_path):
         EpisodeStore.open(tmp_path / "s").append(make_episode(1), make_info(1))
 
 
-@pytest.mark.parametrize("fail_after", [0, 1])  # image shard writes: one per camera here
-def test_disk_full_during_image_writes_keeps_the_store_consistent(tmp_path, monkeypatch, fail_after):
+@pytest.mark.parametrize("fail_after", [0, 1, 5])  # files written: a shard per camera, then a chunk per array
+def test_disk_full_during_data_writes_keeps_the_store_consistent(tmp_path, monkeypatch, fail_after):
     write_store(tmp_path / "s", [0, 1])
     real_write = episodes_module._write_file
     calls = {"n": 0}
