@@ -53,11 +53,10 @@ def check_store(path: Path, verified: int) -> int:
 def uncommitted_leftovers(path: Path) -> bool:
     """Frames or rows written past the committed end: evidence that the kill landed inside a commit."""
     store = EpisodeStore.open(path)
-    if not store.keys:
-        return False
     root = zarr.open_group(str(path), mode="r")
     n = store.num_steps
-    written = [root[f"data/{key}"] for key in ("image_wrist", "action") if root[f"data/{key}"].shape[0] > n]
+    present = [root[f"data/{key}"] for key in ("image_wrist", "action") if key in store.keys]  # may die creating
+    written = [arr for arr in present if arr.shape[0] > n]
     return any(np.any(arr[n] != 0) for arr in written)
 
 
