@@ -118,8 +118,8 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.env, self.eval_env = make_env(), make_env()
         self.make_expert = make_expert
-        spec = obs_spec_from_space(self.env.observation_space)
-        self.agent = SACAgent(spec, cfg.sac)
+        self.agent = SACAgent(obs_spec_from_space(self.env.observation_space), cfg.sac)
+        spec = self.agent.storage_spec()
         self.online = ReplayBuffer(cfg.replay_capacity, spec, reward_mode=cfg.reward_mode)
         self.offline = ReplayBuffer(cfg.replay_capacity, spec, reward_mode=cfg.reward_mode) if cfg.demos else None
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -130,7 +130,8 @@ class Trainer:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _config_dict(self) -> dict:
-        return {"trainer": to_dict(self.cfg), "obs_spec": {k: [list(s), d.str] for k, (s, d) in self.online.obs_spec.items()}}
+        spec = self.agent.policy.obs_spec
+        return {"trainer": to_dict(self.cfg), "obs_spec": {k: [list(s), d.str] for k, (s, d) in spec.items()}}
 
     def save(self) -> None:
         ckpt = self.run_dir / "checkpoint"
@@ -180,7 +181,7 @@ class Trainer:
                 if self.make_expert is None:
                     raise ValueError("demos > 0 needs make_expert")
                 for ep in collect_demos(self.env, self.make_expert(self.env), cfg.demos, seed=1_000_000 + cfg.seed * 1000):
-                    self.offline.add_episode(ep)
+                    self.offline.add_episode(self.agent.to_storage(ep))
             if cfg.offline == "wsrl":
                 for _ in range(cfg.wsrl_pretrain_updates):
                     self.agent.update(self.offline.sample(cfg.batch_size, self.rng))
@@ -198,7 +199,7 @@ class Trainer:
                 else:
                     action = self.agent.act(obs, deterministic=False)
                 next_obs, reward, terminated, truncated, info = self.env.step(action)
-                self.online.add_rows(stream, _row(obs, action, float(reward), first, False, False))
+                self.online.add_rows(stream, self.agent.to_storage(_row(obs, action, float(reward), first, False, False)))
                 obs, first, done = next_obs, False, terminated or truncated
                 self.env_steps += 1
                 if self.env_steps >= max(cfg.learning_starts, warmup_end) and self.online.size > 0:
@@ -207,7 +208,7 @@ class Trainer:
                 if next_eval is not None and self.env_steps >= next_eval:
                     self._evaluate(cfg.eval_episodes)
                     next_eval += cfg.eval_every
-            self.online.add_rows(stream, _row(obs, np.zeros(7, np.float32), 0.0, first, True, bool(done and terminated)))
+            self.online.add_rows(stream, self.agent.to_storage(_row(obs, np.zeros(7, np.float32), 0.0, first, True, bool(done and terminated))))
             self.episodes += 1
             if next_ckpt is not None and self.env_steps >= next_ckpt and self.run_dir is not None:
                 self.save()

@@ -31,8 +31,8 @@ VARIANTS = {
 BASE = {
     "task": "pick_cube",
     "total_env_steps": 30_000,
-    "eval_every": 5_000,
-    "eval_episodes": 20,
+    "eval_every": 2_500,
+    "eval_episodes": 10,
     "final_eval_episodes": 100,
     "learning_starts": 500,
     "demos": 20,

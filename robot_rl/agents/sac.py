@@ -67,6 +67,8 @@ class SACConfig:
     gripper: Literal["discrete", "continuous"] = "discrete"
     grasp_penalty: float = -0.02  # added to the gripper critic's reward when a command toggles the gripper
     gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
+    normalize_proprio: bool = True  # standardise proprio with mean/std fitted on the first batch
+    proprio_std_floor: float = 0.01  # lower bound of the fitted std (dims that barely vary)
     proprio_keys: tuple[str, ...] | None = None  # None: every non-image observation key, sorted
     image_keys: tuple[str, ...] | None = None  # None: every `image_*` key, sorted
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -89,6 +91,8 @@ class SACConfig:
             raise ConfigError(f"sac.critic_actor_ratio: must be >= 1, got {self.critic_actor_ratio}")
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ConfigError(f"sac.gripper_epsilon: must be in [0, 1], got {self.gripper_epsilon}")
+        if self.proprio_std_floor <= 0:
+            raise ConfigError(f"sac.proprio_std_floor: must be > 0, got {self.proprio_std_floor}")
         for key in ("actor_lr", "critic_lr", "temperature_lr"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"sac.{key}: must be > 0, got {getattr(self, key)}")
@@ -113,6 +117,30 @@ def build_backbone(cfg: ImageConfig) -> Backbone:
     from robot_rl.encoders import TorchvisionBackbone
 
     return Backbone(TorchvisionBackbone(cfg.backbone, cfg.weights_path))
+
+
+class ProprioNormalizer(nn.Module):
+    """(x - mean) / std clipped to [-10, 10]; mean/std are fitted once, on the first training batch.
+
+    Raw robot state mixes scales (positions of ~0.5 m varying by centimetres next to unit
+    quaternions); unnormalised, such small task-relevant differences barely move a LayerNorm MLP.
+    """
+
+    def __init__(self, dim: int, std_floor: float):
+        super().__init__()
+        self.std_floor = std_floor
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> None:
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(x.std(0).clamp_min(self.std_floor) if x.shape[0] > 1 else torch.ones_like(self.std))
+        self.fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / self.std).clamp(-10.0, 10.0)
 
 
 class ObsEncoder(nn.Module):
@@ -144,6 +172,7 @@ class Policy(nn.Module):
         self.feature_shape = feature_shape
         # a plain attribute, not a submodule: the frozen backbone is never exported or checkpointed
         self.__dict__["backbone"] = backbone.to(cfg.device) if backbone is not None else None
+        self.normalizer = ProprioNormalizer(self.proprio_dim, cfg.proprio_std_floor) if cfg.normalize_proprio else None
         self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
         self.action_dim = 6 if cfg.gripper == "discrete" else 7
         self.actor = TanhGaussianHead(self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm)
@@ -153,10 +182,16 @@ class Policy(nn.Module):
     # observation handling --------------------------------------------------------------------
     def inputs(self, obs: dict[str, torch.Tensor], augment: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Encoder inputs from a batch dict of tensors: proprio (B, P) and feature maps per camera."""
+        proprio = self.proprio(obs)
+        if self.normalizer is not None:
+            proprio = self.normalizer(proprio)
+        return proprio, {k: self.image_features(obs[k], augment) for k in self.image_keys}
+
+    def proprio(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The proprio keys of a batch, flattened and concatenated: (B, P)."""
         b = next(iter(obs.values())).shape[0]
         parts = [obs[k].reshape(b, -1).float() for k in self.proprio_keys]
-        proprio = torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
-        return proprio, {k: self.image_features(obs[k], augment) for k in self.image_keys}
+        return torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
 
     def image_features(self, x: torch.Tensor, augment: bool) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> backbone(shift(x)); (B, K, C, h, w) cached -> one of the K maps."""
@@ -245,6 +280,7 @@ class SACAgent:
     # modules by name, for checkpoints
     def modules(self) -> dict[str, nn.Module]:
         mods = {"encoder": self.policy.encoder, "actor": self.policy.actor, "critic": self.critic,
+                **({"normalizer": self.policy.normalizer} if self.policy.normalizer is not None else {}),
                 "target_encoder": self.target_encoder, "target_critic": self.target_critic}
         if self.policy.grasp_critic is not None:
             mods.update(grasp_critic=self.policy.grasp_critic, target_grasp=self.target_grasp)
@@ -259,6 +295,29 @@ class SACAgent:
 
     def actor_parameters(self) -> dict[str, np.ndarray]:
         return self.policy.actor_parameters()
+
+    # what the replay buffers store -------------------------------------------------------------
+    def storage_spec(self) -> ObsSpec:
+        """Replay observation spec: with `image.cache_shifts` = K > 0 each camera's frames are stored
+        as K cached backbone feature maps (float16) instead of pixels."""
+        p, k = self.policy, self.cfg.image.cache_shifts
+        spec = dict(p.obs_spec)
+        if k and p.image_keys:
+            for key in p.image_keys:
+                spec[key] = ((k, *p.feature_shape), np.dtype(np.float16))
+        return spec
+
+    def to_storage(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Rows as the replay buffers store them (cached feature maps replace images when caching)."""
+        p, k = self.policy, self.cfg.image.cache_shifts
+        if not (k and p.image_keys):
+            return rows
+        out = dict(rows)
+        for key in p.image_keys:
+            if key not in rows:
+                raise KeyError(f"rows are missing observation key {key!r}")
+            out[key] = p.backbone.featurize(np.asarray(rows[key]), k, self.cfg.image.drq_pad)
+        return out
 
     def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
         return self.policy.act(obs, deterministic)
@@ -275,10 +334,16 @@ class SACAgent:
             self.skipped_updates += 1
             return {"skipped": 1.0}
         p = self.policy
+        fitting = p.normalizer is not None and not bool(p.normalizer.fitted)
+        if fitting:  # once, on the first good batch (demos + early online data)
+            unfitted = {k: v.clone() for k, v in p.normalizer.state_dict().items()}
+            p.normalizer.fit(p.proprio(t["obs"]))
         t["inp"] = p.inputs(t["obs"], augment=True)  # backbone + augmentation once per batch
         t["inp_next"] = p.inputs(t["next_obs"], augment=True)
         metrics = self._critic_step(t)
         if metrics is None:
+            if fitting:
+                p.normalizer.load_state_dict(unfitted)
             self.skipped_updates += 1
             return {"skipped": 1.0}
         self.critic_steps += 1

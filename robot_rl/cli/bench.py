@@ -8,6 +8,7 @@ import json
 # name -> module with `add_arguments(parser)` (optional) and `run(args) -> dict`
 BENCHES = {
     "sim": "robot_rl.bench.sim",
+    "learner": "robot_rl.bench.learner",
     "transport": "robot_rl.bench.transport",
     "ros": "robot_rl.bench.ros",
     "reward": "robot_rl.bench.reward",

@@ -1,0 +1,101 @@
+"""Image path: pretrained EfficientNet-Lite0 backbone, DrQ shift, feature cache, image agent updates."""
+import numpy as np
+import pytest
+import torch
+
+from controllers.config import from_dict
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig
+from robot_rl.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift
+from robot_rl.replay import ReplayBuffer
+
+torch.set_num_threads(1)
+SIZE = 64
+SPEC = {"tcp_pose": ((7,), np.float32), "image_front": ((SIZE, SIZE, 3), np.uint8), "image_wrist": ((SIZE, SIZE, 3), np.uint8)}
+
+
+@pytest.fixture(scope="module")
+def backbone() -> Backbone:
+    return Backbone(load_efficientnet_lite0())
+
+
+def test_pretrained_weights_load_and_match_their_batchnorm_statistics(backbone):
+    """The first BatchNorm's running mean is what the stem produces on natural-ish images when the
+    input scaling is right; random weights or a wrong scaling would not reproduce it."""
+    rng = np.random.default_rng(0)
+    # smooth random colour fields with a natural mean colour
+    coarse = rng.uniform(40, 210, (16, 8, 8, 3)).astype(np.float32)
+    imgs = torch.nn.functional.interpolate(torch.from_numpy(coarse).permute(0, 3, 1, 2), size=128, mode="bilinear")
+    trunk = backbone.trunk
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    corr = {}
+    for name, x in (("lite", (imgs - 127.0) / 128.0), ("torchvision", (imgs / 255 - mean) / std)):
+        with torch.no_grad():
+            stem = trunk._conv_stem(x)
+        corr[name] = np.corrcoef(stem.mean((0, 2, 3)).numpy(), trunk._bn0.running_mean.numpy())[0, 1]
+    assert corr["lite"] > 0.8 and corr["torchvision"] < 0.5, corr
+    fresh = EfficientNetLite0Trunk()
+    assert not torch.allclose(fresh._conv_stem.weight, trunk._conv_stem.weight)
+    assert backbone.feature_shape(128, 128) == (320, 4, 4)
+    assert not any(p.requires_grad for p in backbone.parameters())
+    backbone.train()
+    assert not backbone.trunk.training  # BatchNorm statistics stay frozen
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_efficientnet_lite0(tmp_path / "nope.pth")
+
+
+def test_random_shift_is_a_replicate_padded_crop():
+    imgs = torch.arange(2 * 8 * 8 * 3, dtype=torch.int64).reshape(2, 8, 8, 3).to(torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    out = random_shift(imgs, 2, g)
+    assert out.shape == imgs.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(imgs.permute(0, 3, 1, 2).float(), (2, 2, 2, 2), mode="replicate").permute(0, 2, 3, 1)
+    for i in range(2):  # each output is one of the 25 crops of its padded image
+        crops = [padded[i, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i].float(), c) for c in crops)
+    assert torch.equal(random_shift(imgs, 0), imgs)
+
+
+def test_featurize_caches_unshifted_plus_shifted_copies(backbone):
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    feats = backbone.featurize(imgs, shifts=3, pad=4)
+    assert feats.shape == (3, 3, 320, 2, 2) and feats.dtype == np.float16
+    direct = backbone(torch.from_numpy(imgs)).numpy()
+    np.testing.assert_allclose(feats[:, 0], direct, rtol=1e-2, atol=1e-2)
+    assert not np.allclose(feats[:, 1], feats[:, 0], atol=1e-2)
+
+
+def _episode(rng, T=6, spec=SPEC):
+    ep = {k: (rng.integers(0, 255, (T + 1, *s)) if d == np.uint8 else rng.standard_normal((T + 1, *s))).astype(d) for k, (s, d) in spec.items()}
+    ep.update(action=rng.uniform(-1, 1, (T + 1, 7)).astype(np.float32), reward=np.zeros(T + 1, np.float32),
+              intervened=np.zeros(T + 1, bool), is_first=np.arange(T + 1) == 0, is_last=np.arange(T + 1) == T,
+              is_terminal=np.arange(T + 1) == T)
+    return ep
+
+
+@pytest.mark.parametrize("cache_shifts", [0, 2])
+def test_image_agent_updates_and_exports_no_backbone(backbone, cache_shifts):
+    rng = np.random.default_rng(0)
+    cfg = from_dict(SACConfig, {"hidden": [32], "image": {"cache_shifts": cache_shifts, "embed_dim": 16}})
+    agent = SACAgent(SPEC, cfg, backbone=backbone)
+    spec = agent.storage_spec() if cache_shifts else SPEC
+    buf = ReplayBuffer(100, spec)
+    for _ in range(2):
+        buf.add_episode(agent.to_storage(_episode(rng)))
+    if cache_shifts:
+        assert buf.obs["image_front"].shape[1:] == (cache_shifts, 320, 2, 2)
+    before = agent.policy.encoder.pools["image_front"].kernel.detach().clone()
+    for _ in range(2):
+        m = agent.update(buf.sample(8, rng))
+    assert "critic_loss" in m and agent.skipped_updates == 0
+    assert not torch.equal(before, agent.policy.encoder.pools["image_front"].kernel)  # critic loss trains pooling
+    params = agent.actor_parameters()
+    assert not any("_blocks" in k or "_conv_stem" in k for k in params)
+    assert sum(v.size for v in params.values()) < 2_000_000  # the 3.4M-parameter backbone stays home
+    policy = Policy(SPEC, cfg, backbone=backbone)
+    policy.load_actor_parameters(params)
+    obs = {k: v[0] for k, v in _episode(rng).items() if k in SPEC}
+    np.testing.assert_allclose(policy.act(obs, True), agent.act(obs, True), atol=1e-5)
