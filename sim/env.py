@@ -26,9 +26,8 @@ from sim.tasks.base import Task
 CELL_XML = Path(__file__).parent / "assets" / "panda_cell.xml"
 N_ARM = 7
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
-# Controller memory that get_sim_state must carry for an exact replay (the controller has no
-# public state API yet; these are its per-tick memories, see controllers/impedance.py).
-_CONTROLLER_MEMORY = ("_filt_pos", "_filt_quat", "_tau_prev", "_rest")
+# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an exact replay.
+_CONTROLLER_MEMORY = ("target_pos", "target_quat", "tau_prev", "rest_posture")
 _WRENCH_DAMPING = 1e-4
 
 
@@ -294,8 +293,8 @@ class PandaEnv(gymnasium.Env):
             "body_inertia": m.body_inertia.copy(), "light_pos": m.light_pos.copy(),
             "light_diffuse": m.light_diffuse.copy(), "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(),
         }
-        for key in _CONTROLLER_MEMORY:
-            state[f"controller{key}"] = getattr(self.controller, key).copy()
+        for key, value in self.controller.memory().items():
+            state[f"controller_{key}"] = value
         for key, value in self.task.params(d).items():
             state[f"task_{key}"] = np.asarray(value).copy()
         return state
@@ -303,7 +302,7 @@ class PandaEnv(gymnasium.Env):
     def set_sim_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore a dict from get_sim_state (normally through reset(options={"sim_state": ...}))."""
         m, d = self.model, self.data
-        mem = [f"controller{k}" for k in _CONTROLLER_MEMORY]
+        mem = [f"controller_{k}" for k in _CONTROLLER_MEMORY]
         required = ["time", "qpos", "qvel", "ctrl", "qacc_warmstart", "mocap_pos", "mocap_quat", "target_pos",
                     "target_quat", "gripper_closed", "step", *self._nominal, *mem]
         missing = [k for k in required if k not in state]
@@ -328,6 +327,5 @@ class PandaEnv(gymnasium.Env):
         self._gripper_closed = bool(state["gripper_closed"])
         self._steps = int(state["step"])
         self.controller.reset(self._state)
-        for key in _CONTROLLER_MEMORY:
-            getattr(self.controller, key)[:] = state[f"controller{key}"]
+        self.controller.set_memory({k: state[f"controller_{k}"] for k in _CONTROLLER_MEMORY})
         self.safety.reset(self._target_pos, self._target_quat, d.time)

@@ -121,8 +121,8 @@ def _real_start_state(env: Any, episode: dict[str, np.ndarray], info: Any) -> di
     state["qvel"][:n] = np.asarray(episode["joint_vel"][0], np.float64)
     state["qacc_warmstart"][:] = 0.0
     state["target_pos"], state["target_quat"] = tcp[:3].copy(), tcp[3:].copy()
-    state["controller_filt_pos"], state["controller_filt_quat"] = tcp[:3].copy(), tcp[3:].copy()
-    state["controller_rest"] = joints.copy()
+    state["controller_target_pos"], state["controller_target_quat"] = tcp[:3].copy(), tcp[3:].copy()
+    state["controller_rest_posture"] = joints.copy()
     state["controller_tau_prev"][:] = 0.0
     if "object_pose" in info.initial_state:
         adr = env.unwrapped.task.object_qpos
