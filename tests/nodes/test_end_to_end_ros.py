@@ -61,7 +61,9 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(tmp_path, rclpy_co
         now = time.time()
         on = t_on <= now < t_off
         flag_pub.publish(Bool(data=on))
-        twist_pub.publish(twist_msg(np.array([TWIST_X, 0, 0, 0, 0, 0]) if on else np.zeros(6), now, "world"))
+        # the operator keeps the device deflected and takes over by holding the button: the flag alone
+        # switches, so no tick can pair a fresh flag with the twist from before it (topics are not ordered)
+        twist_pub.publish(twist_msg(np.array([TWIST_X, 0, 0, 0, 0, 0]), now, "world"))
         gripper_pub.publish(Float32(data=0.0))
         spin_until(node, lambda: False, 0.05)
         messages.extend(learner.receive())

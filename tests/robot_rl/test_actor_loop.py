@@ -166,7 +166,7 @@ def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path
     np.testing.assert_allclose(rows["action"][0:12:2, 2], -0.5)  # the executed action is the operator's
     assert not np.allclose(rows["action"][1:12:2], rows["action"][0:12:2])
     assert np.all(rows["policy_version"] == 42) and actor.policy_version == 42
-    assert all(np.all(v == np.float32(0.01)) for v in policy.actor_parameters().values())
+    assert all(np.array_equal(v, new[k]) for k, v in policy.actor_parameters().items())
     assert all(m.actor_id == "actor-3" for m in msgs)
     [stat] = [m for m in msgs if m.kind == "stats"]
     assert stat.meta["steps"] == 12 and stat.meta["takeovers"] == 6 and stat.meta["intervened_steps"] == 6
