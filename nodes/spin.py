@@ -11,14 +11,17 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
     """Spin the node built by `make_node`; a bad parameter exits with status 2 and names it, otherwise
     the status is the node's `exit_status` attribute (0 when it has none)."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=sys.argv if argv is None else argv)
     node = None
     status = 0
     try:
         node = make_node()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # one thread: every node's callbacks share one mutually exclusive group anyway, and rclpy's
+        # MultiThreadedExecutor costs a whole core at ~600 state messages/s, starving (through the GIL)
+        # the actor's control thread into 0.1-1 s late ticks; the single-threaded one keeps it on time
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except ConfigError as exc:
