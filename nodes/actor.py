@@ -24,6 +24,7 @@ from controllers.se3 import quat_to_mat
 from nodes.messages import twist_array
 from nodes.params import declare_config
 from nodes.robot_env import Newest, RobotEnv
+from robot_rl.store.tee import StoreTee
 
 
 @dataclass
@@ -126,52 +127,6 @@ class TeleopOperator:
         self.node.get_logger().warning(f"teleop/twist in frame {frame!r}: expected 'world' or 'tcp'; "
                                        f"holding still instead", throttle_duration_sec=2.0)
         return np.zeros(6)
-
-
-class StoreTee:
-    """Stands where the Actor expects its ActorClient: forwards to the learner (if any) and commits
-    each finished episode to the zarr store."""
-
-    DROP = ("episode_id", "step")  # row bookkeeping for the learner, not step data
-
-    def __init__(self, client, store_path: str, task: str, platform: str, config_hash: str):
-        self.client = client
-        self.store_path = store_path
-        self.info = {"task": task, "platform": platform, "source": platform, "config_hash": config_hash}
-        self._batches: list[dict[str, np.ndarray]] = []
-        self.committed: list[int] = []
-
-    @property
-    def error(self) -> str | None:
-        return self.client.error if self.client is not None else None
-
-    def send(self, kind: str, arrays: dict[str, np.ndarray], policy_version: int = 0,
-             meta: dict[str, Any] | None = None) -> None:
-        if kind == "transitions":
-            self._batches.append({k: v for k, v in arrays.items() if k not in self.DROP})
-        elif kind == "stats" and self.store_path and self._batches:
-            self._commit(bool((meta or {}).get("success", False)))
-        if self.client is not None:
-            self.client.send(kind, arrays, policy_version, meta)
-
-    def _commit(self, success: bool) -> None:
-        from robot_rl.store.episodes import EpisodeInfo, EpisodeStore
-
-        episode = {k: np.concatenate([b[k] for b in self._batches]) for k in self._batches[0]}
-        self._batches = []
-        info = EpisodeInfo(success=success, start_time=float(episode["timestamp"][0]), **self.info)
-        with EpisodeStore.open(self.store_path, "a") as store:
-            self.committed.append(store.append(episode, info))
-
-    def take_weights(self):
-        return self.client.take_weights() if self.client is not None else None
-
-    def flush(self, timeout_s: float) -> bool:
-        return self.client.flush(timeout_s) if self.client is not None else True
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
 
 
 class ActorNode(Node):

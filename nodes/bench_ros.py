@@ -3,11 +3,12 @@
 - image latency: a separate process publishes 640x480 rgb8 `Image`s stamped just before publish;
   this process records arrival - stamp (same host clock), with the Fast DDS shared-memory profile.
 - control loop: a separate process streams robot state (`joint_states`, `current_pose`, 100 Hz)
-  and a camera (640x480 at 30 Hz); this process runs a 10 Hz timer that assembles the newest
-  message of each topic (with the staleness check), converts them to arrays and publishes
-  `target_pose`, like the actor node's tick minus the policy. control_rate_hz is ticks over wall
-  time; tick latency is the time from a tick's scheduled instant to its `target_pose` publish
-  (ticks held for stale inputs count for the rate, not for the latency).
+  and two cameras (front, wrist: 640x480 at 30 Hz); this process runs a 10 Hz timer that assembles
+  the newest message of each topic (with the staleness check), converts them to arrays, resizes the
+  frames to 128x128, runs the image policy (frozen EfficientNet-Lite0 + heads, CPU, one torch thread)
+  and publishes `target_pose`: the actor node's tick. control_rate_hz is ticks over wall time; tick
+  latency is the time from a tick's scheduled instant to its `target_pose` publish (ticks held for
+  stale inputs count for the rate, not for the latency); policy_ms is the policy's share.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHM_PROFILE = REPO / "config" / "fastdds_shm.xml"
+CAMERAS = ("front", "wrist")
+POLICY_IMAGE = 128
 
 
 def ros_env(domain_id: int, shm: bool = True) -> dict[str, str]:
@@ -52,7 +55,8 @@ def _publisher_main(argv: list[str]) -> int:
     rclpy.init()
     node = rclpy.create_node("bench_publisher")
     frames = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(4)]
-    image_pub = node.create_publisher(Image, "cameras/front/image_raw", qos_profile_sensor_data)
+    image_pubs = [node.create_publisher(Image, f"cameras/{name}/image_raw", qos_profile_sensor_data)
+                  for name in (CAMERAS if args.what == "robot" else CAMERAS[:1])]
     joint_pub = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
     pose_pub = node.create_publisher(PoseStamped, "current_pose", qos_profile_sensor_data)
     names = [f"panda_joint{i}" for i in range(1, 8)]
@@ -62,9 +66,10 @@ def _publisher_main(argv: list[str]) -> int:
     while time.monotonic() - start < args.seconds:
         now = time.monotonic()
         if now >= next_image:
-            msg = image_msg(frames[i % len(frames)], 0.0, "front_color_optical_frame")
-            msg.header.stamp = to_time(time.time())  # stamped after the conversion: transport only
-            image_pub.publish(msg)
+            for pub in image_pubs:
+                msg = image_msg(frames[i % len(frames)], 0.0, "color_optical_frame")
+                msg.header.stamp = to_time(time.time())  # stamped after the conversion: transport only
+                pub.publish(msg)
             i += 1
             next_image += 1.0 / args.fps
         if args.what == "robot" and now >= next_state:
@@ -123,7 +128,20 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
     return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
 
 
+def _image_policy():
+    """The actor's image policy: two 128x128 cameras + proprio, frozen backbone, CPU, one thread."""
+    import torch
+
+    from robot_rl.agents.sac import Policy, SACConfig
+
+    torch.set_num_threads(1)
+    spec = {"tcp_pose": ((7,), np.float32), "joint_pos": ((7,), np.float32),
+            **{f"image_{c}": ((POLICY_IMAGE, POLICY_IMAGE, 3), np.uint8) for c in CAMERAS}}
+    return Policy(spec, SACConfig())
+
+
 def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2) -> dict:
+    import cv2
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -132,31 +150,40 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
 
     from nodes.messages import from_time, image_array, pose_array, pose_msg
 
+    policy = _image_policy()
     os.environ.update(ros_env(domain_id, True))
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("bench_control_loop", context=context)
     newest: dict[str, object] = {}
-    for topic, kind in (("joint_states", JointState), ("current_pose", PoseStamped),
-                        ("cameras/front/image_raw", Image)):
+    topics = [("joint_states", JointState), ("current_pose", PoseStamped),
+              *((f"cameras/{c}/image_raw", Image) for c in CAMERAS)]
+    for topic, kind in topics:
         node.create_subscription(kind, topic, lambda m, t=topic: newest.__setitem__(t, m), qos_profile_sensor_data)
     target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
     period = 1.0 / rate_hz
     ticks: list[float] = []
     latencies: list[float] = []
+    policy_ms: list[float] = []
     held = [0]
 
     def tick() -> None:
         now = time.time()
         ticks.append(now)  # the rate counts every tick, held ones included
         scheduled = start + round((time.monotonic() - start_mono) / period) * period
-        if len(newest) < 3 or any(now - from_time(m.header.stamp) > stale_s for m in newest.values()):
+        if len(newest) < len(topics) or any(now - from_time(m.header.stamp) > stale_s for m in newest.values()):
             held[0] += 1
             return
-        obs = {"joint_pos": np.asarray(newest["joint_states"].position),
-               "tcp_pose": pose_array(newest["current_pose"]),
-               "image_front": image_array(newest["cameras/front/image_raw"])}
-        target = obs["tcp_pose"].copy()
+        obs = {"joint_pos": np.asarray(newest["joint_states"].position, np.float32),
+               "tcp_pose": pose_array(newest["current_pose"]).astype(np.float32)}
+        for c in CAMERAS:
+            frame = image_array(newest[f"cameras/{c}/image_raw"])
+            obs[f"image_{c}"] = cv2.resize(frame, (POLICY_IMAGE, POLICY_IMAGE), interpolation=cv2.INTER_AREA)
+        t0 = time.perf_counter()
+        action = policy.act(obs, deterministic=True)
+        policy_ms.append(1000.0 * (time.perf_counter() - t0))
+        target = obs["tcp_pose"].astype(np.float64)
+        target[:3] += 0.01 * action[:3]
         target_pub.publish(pose_msg(target, now))
         latencies.append(time.time() - scheduled)
 
@@ -165,7 +192,7 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
     executor.add_node(node)
     try:
         deadline = time.monotonic() + 10.0
-        while len(newest) < 3 and time.monotonic() < deadline:
+        while len(newest) < len(topics) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         start, start_mono = time.time(), time.monotonic()
         node.create_timer(period, tick)
@@ -181,7 +208,8 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
                            f"({held[0]} held for stale inputs)")
     lat = np.array(latencies) * 1000.0
     return {"ticks": len(ticks), "held": held[0], "rate_hz": (len(ticks) - 1) / (ticks[-1] - ticks[0]),
-            "tick_p50": float(np.percentile(lat, 50)), "tick_p99": float(np.percentile(lat, 99))}
+            "tick_p50": float(np.percentile(lat, 50)), "tick_p99": float(np.percentile(lat, 99)),
+            "policy_p50": float(np.percentile(policy_ms, 50)), "policy_p99": float(np.percentile(policy_ms, 99))}
 
 
 def run(seconds: float = 10.0, domain_id: int | None = None) -> dict:
@@ -199,6 +227,9 @@ def run(seconds: float = 10.0, domain_id: int | None = None) -> dict:
         "control_rate_hz": round(loop["rate_hz"], 4),
         "tick_latency_ms_p50": round(loop["tick_p50"], 3),
         "tick_latency_ms_p99": round(loop["tick_p99"], 3),
+        "policy_ms_p50": round(loop["policy_p50"], 3),
+        "policy_ms_p99": round(loop["policy_p99"], 3),
+        "tick_policy": "image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen, CPU, 1 thread",
         "ticks": loop["ticks"],
         "ticks_held_stale": loop["held"],
         "seconds_per_measurement": seconds,

@@ -78,11 +78,13 @@ def learner_process(cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | 
 
 
 def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, demos: int, index: int,
-                  max_episodes: int | None = None) -> None:
-    """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until stopped."""
+                  max_episodes: int | None = None, store: str | None = None) -> None:
+    """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until stopped;
+    every episode (demonstrations included) is committed to the zarr store `store` when given."""
     from robot_rl.actor import Actor, best_device
     from robot_rl.agents.sac import Policy
     from robot_rl.operator import ScriptedOperator
+    from robot_rl.store.tee import StoreTee
     from robot_rl.transport import keys as keyfiles
     from robot_rl.transport.channels import ActorClient, LinkTiming
     from sim.experts import make_expert
@@ -99,9 +101,11 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
                          spool_max_bytes=int(t.spool_max_mb * 1e6),
                          timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
                          curve=keyfiles.client_keys(t.keys) if t.keys else None).start()
-    actor = Actor(env, policy, client, batch_steps=t.batch_steps, operator=operator,
+    tee = StoreTee(client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted")
+    actor = Actor(env, policy, tee, batch_steps=t.batch_steps, operator=operator,
                   max_episode_steps=env.unwrapped.config.max_episode_steps)
-    log.info("actor %s: policy on %s, %d demonstrations first, learner at %s", actor_id, device, demos, endpoint)
+    log.info("actor %s: policy on %s, %d demonstrations first, learner at %s, episodes to %s", actor_id, device,
+             demos, endpoint, store or "(no store)")
     seed = cfg.seed * 1_000_003 + index * 100_000
     episodes = 0
     try:
@@ -200,7 +204,8 @@ def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: s
     total_demos = 0 if resume else cfg.demos  # a resumed run has its demonstrations in the journal
     demos = [total_demos // cfg.num_actors + (i < total_demos % cfg.num_actors) for i in range(cfg.num_actors)]
     actors = [ctx.Process(target=actor_process, name=f"actor-{i}",
-                          args=(cfg, endpoint, f"actor-{i}", str(out / "spool" / f"actor-{i}"), demos[i], i))
+                          args=(cfg, endpoint, f"actor-{i}", str(out / "spool" / f"actor-{i}"), demos[i], i, None,
+                                str(out / "episodes" / f"actor-{i}.zarr")))
               for i in range(cfg.num_actors)]
     for p in actors:
         p.start()

@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--demos", type=int, default=0, help="scripted demonstrations to record first")
     parser.add_argument("--episodes", type=int, default=None, help="stop after this many episodes")
     parser.add_argument("--spool", default=None, help="spool folder (default: spool/<id>)")
+    parser.add_argument("--store", default=None, help="zarr episode store to commit every episode to")
     parser.add_argument("--keys", default=None, help="CURVE key folder from `robot-rl keys generate`")
     parser.set_defaults(func=run)
 
@@ -31,5 +32,5 @@ def run(args: argparse.Namespace) -> int:
         cfg.transport.keys = args.keys
     actor_id = args.id or f"{socket.gethostname()}-{args.index}"
     actor_process(cfg, args.learner or cfg.transport.endpoint, actor_id, args.spool or f"spool/{actor_id}",
-                  args.demos, args.index, args.episodes)
+                  args.demos, args.index, args.episodes, args.store)
     return 0

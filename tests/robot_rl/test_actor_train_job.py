@@ -6,6 +6,7 @@ import json
 import pytest
 
 from robot_rl.cli import main
+from robot_rl.store import EpisodeStore
 
 
 @pytest.mark.slow
@@ -31,5 +32,13 @@ def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwr
     assert (out / "learning_curve.png").stat().st_size > 1000
     assert (out / "checkpoint" / "weights.safetensors").is_file()
     assert list((out / "tb").glob("events.out.tfevents.*")) and (out / "metrics.csv").is_file()
+    # every finished episode of each actor is in its store, the demonstrations marked as such
+    infos = []
+    for i in range(2):
+        with EpisodeStore.open(out / "episodes" / f"actor-{i}.zarr") as store:
+            infos += [store.info(e) for e in range(len(store))]
+    demos = [info for info in infos if info.source == "demo"]
+    assert len(demos) == 2 and all(info.platform == "sim" and info.operator == "scripted" for info in demos)
+    assert len(infos) > 2 and {info.source for info in infos} <= {"demo", "sim", "intervention"}
     with pytest.raises(SystemExit, match="already holds a run.*pass --resume"):
         main(["train", "--config", str(config), "--out", str(out)])
