@@ -2,13 +2,22 @@
 
 Environment-agnostic: anything with the gymnasium API and the observation/action contract of
 docs/contracts.md (the twin now, a ROS adapter later). Each step:
-  1. take the newest weights from the learner, if any arrived (never waits for them);
+  1. take the newest weights from the learner, if any arrived (never waits for them, except when
+     paced: see below);
   2. policy action (inference on the best available device);
   3. the operator's action replaces it when the operator intervenes -> stored with intervened=True;
   4. the action guard (safety filter at the action level: finite and in [-1, 1]; pose limits are
      enforced below it by controllers.safety in the env/robot controller);
   5. step the env, append one RLDS step row; every `batch_steps` rows go to the learner.
 Rows carry actor id (message header), episode id, step, policy version and the intervened flag.
+
+Pacing (`steps_per_weights` > 0, for the twin): a real robot acts at 10 Hz whatever the learner
+does, but the twin runs as fast as the CPU lets it and would fill the buffer with steps of ever
+staler policies while the learner falls behind. A paced actor that has taken `steps_per_weights`
+training steps on one weights version waits, for at most `pace_timeout_s`, for newer weights; so the
+update-to-data ratio stays near publish_every / (steps_per_weights * actors). It never waits before
+the learner's first update, in demonstration or evaluation episodes, or while the learner is
+unreachable (a dead learner must not stop the actor).
 """
 from __future__ import annotations
 
@@ -74,7 +83,8 @@ class Actor:
 
     def __init__(self, env, policy, client: ActorClient | None, *, batch_steps: int = 10,
                  operator=None, max_episode_steps: int | None = None,
-                 on_weights: Callable[[int], None] | None = None):
+                 on_weights: Callable[[int], None] | None = None, steps_per_weights: int = 0,
+                 pace_timeout_s: float = 2.0):
         self.env = env
         self.policy = policy
         self.client = client
@@ -84,6 +94,10 @@ class Actor:
         self.policy_version = 0
         self.next_episode_id = 0
         self.on_weights = on_weights
+        self.steps_per_weights = steps_per_weights
+        self.pace_timeout_s = pace_timeout_s
+        self.paced_s = 0.0  # time spent waiting for weights
+        self._steps_on_weights = 0
         self._rows: list[dict[str, np.ndarray]] = []
 
     def swap_weights(self) -> bool:
@@ -99,6 +113,7 @@ class Actor:
             log.error("weights v%d do not fit this policy, keeping v%d: %s", weights.version, self.policy_version, exc)
             return False
         self.policy_version = weights.version
+        self._steps_on_weights = 0
         if self.on_weights is not None:
             self.on_weights(weights.version)
         return True
@@ -114,7 +129,12 @@ class Actor:
         terminated = truncated = False
         info: dict[str, Any] = {}
         while not (terminated or truncated):
-            self.swap_weights()
+            if mode == "train" and self._must_wait():
+                self._wait_for_weights()
+            else:
+                self.swap_weights()
+            if mode == "train":
+                self._steps_on_weights += 1
             policy_action = self.policy.act(obs, deterministic=(mode == "eval"))
             human = operator.act(obs, policy_action) if operator is not None else None
             intervened = human is not None
@@ -142,6 +162,17 @@ class Actor:
         if self.client is not None:
             self.client.send("stats", {}, self.policy_version, stats.meta())
         return stats
+
+    def _must_wait(self) -> bool:
+        return (self.steps_per_weights > 0 and self._steps_on_weights >= self.steps_per_weights
+                and self.policy_version > 0 and self.client is not None and bool(self.client.connected))
+
+    def _wait_for_weights(self) -> None:
+        start = time.monotonic()
+        while not self.swap_weights() and time.monotonic() - start < self.pace_timeout_s:
+            time.sleep(0.002)
+        self._steps_on_weights = 0  # timed out or not: the next wait comes after another block of steps
+        self.paced_s += time.monotonic() - start
 
     def _append(self, obs, action, policy_action, reward, intervened, timestamp, episode_id, step, *, first, last,
                 terminal, mode) -> None:

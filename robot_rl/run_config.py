@@ -97,6 +97,9 @@ class RunConfig:
     final_eval_episodes: int = 50
     actor_device: str = "auto"  # auto: cuda if available, else cpu
     actor_torch_threads: int = 1
+    # twin actors wait for new weights after this many training steps on one version (0: never);
+    # with learner.publish_every 50 and one actor, 50 keeps the update-to-data ratio near 1
+    actor_steps_per_weights: int = 50
     sac: SACConfig = field(default_factory=SACConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
@@ -106,7 +109,7 @@ class RunConfig:
         for key in ("num_actors", "total_env_steps", "eval_every_episodes", "actor_torch_threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        for key in ("demos", "final_eval_episodes"):
+        for key in ("demos", "final_eval_episodes", "actor_steps_per_weights"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if not self.max_wall_s > 0:

@@ -174,3 +174,43 @@ def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path
     client.close()
     server.close()
     env.close()
+
+
+def test_paced_actor_waits_for_new_weights_only_in_training_and_only_when_trained(tmp_path):
+    import sim
+    from robot_rl.agents.sac import Policy, SACConfig
+    from robot_rl.replay import obs_spec_from_space
+
+    torch.set_num_threads(1)
+    env = sim.make_env("pick_cube", max_episode_steps=12)
+    policy = Policy(obs_spec_from_space(env.observation_space), SACConfig(hidden=(32, 32)))
+    endpoint = _endpoint()
+    server = LearnerServer(endpoint, "ab", timing=FAST).start()
+    client = ActorClient(endpoint, "actor-0", "ab", tmp_path / "spool", timing=FAST).start()
+    actor = Actor(env, policy, client, batch_steps=5, max_episode_steps=12, steps_per_weights=5, pace_timeout_s=0.4)
+    weights = policy.actor_parameters()
+    server.publish_weights(weights, version=0)  # the learner has not trained yet: no pacing
+    deadline = time.monotonic() + 10
+    while not client.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    actor.run_episode("train", seed=0)
+    assert actor.paced_s == 0.0
+    server.publish_weights(weights, version=50)
+    time.sleep(0.3)
+    actor.run_episode("eval", seed=1)  # evaluation never waits
+    assert actor.paced_s == 0.0 and actor.policy_version == 50
+    actor.run_episode("train", seed=2)  # 12 steps on v50 and nothing newer: waits at steps 5 and 10
+    assert 0.8 - 0.05 <= actor.paced_s < 2.0, actor.paced_s
+
+    def publish_later():
+        time.sleep(0.1)
+        server.publish_weights(weights, version=100)
+
+    import threading
+
+    threading.Thread(target=publish_later).start()
+    before = actor.paced_s
+    actor.run_episode("train", seed=3)  # the first wait ends when v100 arrives, the second times out
+    assert actor.policy_version == 100 and actor.paced_s - before < 0.8 - 0.05
+    client.close()
+    server.close()
