@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from controllers.config import ConfigError
 from robot_rl.encoders import Backbone, SpatialEmbedding, load_efficientnet_lite0, random_shift
 from robot_rl.networks import CriticEnsemble, TanhGaussianHead, mlp
-from robot_rl.replay import ObsSpec, gripper_command
+from robot_rl.replay import ObsSpec
 
 
 @dataclass
