@@ -185,7 +185,7 @@ class Policy(nn.Module):
         proprio = self.proprio(obs)
         if self.normalizer is not None:
             proprio = self.normalizer(proprio)
-        return proprio, {k: self.image_features(obs[k], augment) for k in self.image_keys}
+        return proprio, self.image_features(obs, augment)
 
     def proprio(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The proprio keys of a batch, flattened and concatenated: (B, P)."""
@@ -193,14 +193,25 @@ class Policy(nn.Module):
         parts = [obs[k].reshape(b, -1).float() for k in self.proprio_keys]
         return torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
 
-    def image_features(self, x: torch.Tensor, augment: bool) -> torch.Tensor:
-        """(B, H, W, 3) uint8 -> backbone(shift(x)); (B, K, C, h, w) cached -> one of the K maps."""
-        if x.dim() == 4:
+    def image_features(self, obs: dict[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
+        """Feature map per camera. Raw (B, H, W, 3) uint8 frames of all cameras go through the backbone
+        as one batch (one pass, not one per camera), DrQ-shifted when augmenting; cached
+        (B, K, C, h, w) maps: one of the K copies per sample (a random one when augmenting)."""
+        keys = self.image_keys
+        if not keys:
+            return {}
+        if obs[keys[0]].dim() == 4:
+            frames = torch.cat([obs[k] for k in keys])
             if augment:
-                x = random_shift(x, self.cfg.image.drq_pad)
-            return self.backbone(x)
-        pick = torch.randint(0, x.shape[1], (x.shape[0],), device=x.device) if augment else torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        return x[torch.arange(x.shape[0], device=x.device), pick].float()
+                frames = random_shift(frames, self.cfg.image.drq_pad)
+            return dict(zip(keys, self.backbone(frames).chunk(len(keys))))
+        out = {}
+        for k in keys:
+            x = obs[k]
+            pick = (torch.randint(0, x.shape[1], (x.shape[0],), device=x.device) if augment
+                    else torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+            out[k] = x[torch.arange(x.shape[0], device=x.device), pick].float()
+        return out
 
     def obs_to_tensors(self, obs: dict[str, np.ndarray], batched: bool) -> dict[str, torch.Tensor]:
         out = {}

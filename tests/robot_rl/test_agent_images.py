@@ -25,7 +25,7 @@ def test_pretrained_weights_load_and_match_their_batchnorm_statistics(backbone):
     # smooth random colour fields with a natural mean colour
     coarse = rng.uniform(40, 210, (16, 8, 8, 3)).astype(np.float32)
     imgs = torch.nn.functional.interpolate(torch.from_numpy(coarse).permute(0, 3, 1, 2), size=128, mode="bilinear")
-    trunk = backbone.trunk
+    trunk = load_efficientnet_lite0()  # as loaded: BatchNorms not yet folded into the convs
     mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     corr = {}
     for name, x in (("lite", (imgs - 127.0) / 128.0), ("torchvision", (imgs / 255 - mean) / std)):
@@ -35,6 +35,12 @@ def test_pretrained_weights_load_and_match_their_batchnorm_statistics(backbone):
     assert corr["lite"] > 0.8 and corr["torchvision"] < 0.5, corr
     fresh = EfficientNetLite0Trunk()
     assert not torch.allclose(fresh._conv_stem.weight, trunk._conv_stem.weight)
+    # the Backbone folds the frozen BatchNorms into the convs: the same function
+    frames = torch.from_numpy(rng.integers(0, 255, (4, 128, 128, 3), dtype=np.uint8))
+    with torch.no_grad():
+        reference = trunk.eval()(frames.permute(0, 3, 1, 2).float())
+    assert isinstance(backbone.trunk._bn0, torch.nn.Identity)
+    torch.testing.assert_close(backbone(frames), reference, atol=1e-3, rtol=1e-4)
     assert backbone.feature_shape(128, 128) == (320, 4, 4)
     assert not any(p.requires_grad for p in backbone.parameters())
     backbone.train()
