@@ -5,7 +5,7 @@
 - control loop: a separate process streams robot state (`joint_states`, `current_pose`, 100 Hz)
   and two cameras (front, wrist: 640x480 at 30 Hz); this process runs a 10 Hz timer that assembles
   the newest message of each topic (with the staleness check), converts them to arrays, resizes the
-  frames to 128x128, runs the image policy (frozen EfficientNet-Lite0 + heads, CPU, one torch thread)
+  frames to 128x128, runs the image policy (frozen EfficientNet-Lite0 + heads, CPU, `threads` torch threads)
   and publishes `target_pose`: the actor node's tick. control_rate_hz is ticks over wall time; tick
   latency is the time from a tick's scheduled instant to its `target_pose` publish (ticks held for
   stale inputs count for the rate, not for the latency); policy_ms is the policy's share.
@@ -128,19 +128,20 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
     return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
 
 
-def _image_policy():
-    """The actor's image policy: two 128x128 cameras + proprio, frozen backbone, CPU, one thread."""
+def _image_policy(threads: int):
+    """The actor's image policy: two 128x128 cameras + proprio, frozen backbone, CPU."""
     import torch
 
     from robot_rl.agents.sac import Policy, SACConfig
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     spec = {"tcp_pose": ((7,), np.float32), "joint_pos": ((7,), np.float32),
             **{f"image_{c}": ((POLICY_IMAGE, POLICY_IMAGE, 3), np.uint8) for c in CAMERAS}}
     return Policy(spec, SACConfig())
 
 
-def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2) -> dict:
+def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2,
+                 threads: int = 1) -> dict:
     import cv2
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -150,7 +151,7 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
 
     from nodes.messages import from_time, image_array, pose_array, pose_msg
 
-    policy = _image_policy()
+    policy = _image_policy(threads)
     os.environ.update(ros_env(domain_id, True))
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -212,11 +213,11 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
             "policy_p50": float(np.percentile(policy_ms, 50)), "policy_p99": float(np.percentile(policy_ms, 99))}
 
 
-def run(seconds: float = 10.0, domain_id: int | None = None) -> dict:
+def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1) -> dict:
     domain_id = domain_id if domain_id is not None else random.randint(101, 200)
     shm = image_latency(seconds, domain_id, shm=True)
     udp = image_latency(seconds, domain_id, shm=False)
-    loop = control_loop(seconds, domain_id)
+    loop = control_loop(seconds, domain_id, threads=threads)
     return {
         "image_latency_ms_p50": round(shm["p50"], 3),
         "image_latency_ms_p99": round(shm["p99"], 3),
@@ -229,7 +230,7 @@ def run(seconds: float = 10.0, domain_id: int | None = None) -> dict:
         "tick_latency_ms_p99": round(loop["tick_p99"], 3),
         "policy_ms_p50": round(loop["policy_p50"], 3),
         "policy_ms_p99": round(loop["policy_p99"], 3),
-        "tick_policy": "image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen, CPU, 1 thread",
+        "tick_policy": f"image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen, CPU, {threads} thread(s)",
         "ticks": loop["ticks"],
         "ticks_held_stale": loop["held"],
         "seconds_per_measurement": seconds,
