@@ -91,8 +91,8 @@ class RunConfig:
     seed: int = 0
     num_actors: int = 1  # on a 2-core machine a second actor only takes CPU from the learner
     demos: int = 20  # scripted demonstration episodes, shared out among the actors, before the policy acts
-    total_env_steps: int = 40_000  # online steps over all actors (demos and evaluation not counted)
-    max_wall_s: float = 720.0  # training stops here at the latest (start-up and final evaluation add ~2 min)
+    total_env_steps: int = 50_000  # online steps over all actors (demos and evaluation not counted)
+    max_wall_s: float = 830.0  # training stops here at the latest (start-up and final evaluation add ~1 min)
     eval_every_episodes: int = 5  # each actor runs one deterministic, operator-free episode this often
     final_eval_episodes: int = 50
     actor_device: str = "auto"  # auto: cuda if available, else cpu

@@ -161,6 +161,7 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: Path, episodes: int, workers
 
 
 def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float | None) -> None:
+    """Success (evaluation and training) and intervention rate against env steps (left) and wall time (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,17 +170,19 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float |
     with open(metrics_csv) as fh:
         rows = list(csv.DictReader(fh))
     steps = np.array([float(r["env_steps"]) for r in rows])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("eval_success_rate", "evaluation success (last 20, no operator)"),
-                       ("success_rate", "training success (last 20, with operator)"),
-                       ("intervention_rate", "intervention rate (share of steps)")):
-        ax.plot(steps, [float(r[key]) for r in rows], label=label)
-    if final_success is not None and len(steps):
-        ax.scatter([steps[-1]], [final_success], color="k", zorder=3, label=f"final evaluation {final_success:.2f}")
-    ax.set_xlabel("online env steps")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    minutes = np.array([float(r["wall_s"]) for r in rows]) / 60.0
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, x, xlabel in ((axes[0], steps, "online env steps"), (axes[1], minutes, "learner wall time (min)")):
+        for key, label in (("eval_success_rate", "evaluation success (last 20, no operator)"),
+                           ("success_rate", "training success (last 20, with operator)"),
+                           ("intervention_rate", "intervention rate (share of steps)")):
+            ax.plot(x, [float(r[key]) for r in rows], label=label)
+        if final_success is not None and len(x):
+            ax.scatter([x[-1]], [final_success], color="k", zorder=3, label=f"final evaluation {final_success:.2f}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[1].legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
