@@ -24,6 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Python node then turns SIGINT into KeyboardInterrupt
+
+
 def _stop(procs: dict[str, subprocess.Popen], timeout: float = 10.0) -> None:
     for proc in procs.values():
         if proc.poll() is None:
@@ -61,11 +65,14 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
+    # SIGINT is how bringup is stopped and how it stops its nodes: take it even when started from a
+    # shell that ignores it for background jobs (nohup ... &), and do not pass that on to the nodes
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for node in read_launch_file(launch):
             cmd = [sys.executable, "-m", node_module(node.executable), "--ros-args", "-r", f"__node:={node.name}",
                    "--params-file", str(params)]
-            procs[node.name] = subprocess.Popen(cmd, env=env)
+            procs[node.name] = subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)
             print(f"bringup: started {node.name} ({node.executable}, pid {procs[node.name].pid})", flush=True)
         start = time.monotonic()
         while not args.duration or time.monotonic() - start < args.duration:
@@ -79,5 +86,6 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         _stop(procs)
     return 130 if interrupted else 0
