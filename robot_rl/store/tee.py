@@ -42,13 +42,13 @@ class StoreTee:
     def send(self, kind: str, arrays: dict[str, np.ndarray], policy_version: int = 0,
              meta: dict[str, Any] | None = None) -> None:
         meta = meta or {}
+        if self.client is not None:  # the learner first: a store that fails must not cost it data
+            self.client.send(kind, arrays, policy_version, meta)
         if kind == "transitions" and self.store_path:
             self._batches.append({k: v for k, v in arrays.items() if k not in self.DROP})
             self._mode = meta.get("mode", self._mode)
         elif kind == "stats" and self._batches:
             self._commit(bool(meta.get("success", False)))
-        if self.client is not None:
-            self.client.send(kind, arrays, policy_version, meta)
 
     def _commit(self, success: bool) -> None:
         episode = {k: np.concatenate([b[k] for b in self._batches]) for k in self._batches[0]}
