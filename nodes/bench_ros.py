@@ -123,8 +123,11 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
         node.destroy_node()
         context.try_shutdown()
     warm = np.array(latencies[10:]) * 1000.0  # discovery and first-allocation frames excluded
-    if warm.size < 10:
-        raise RuntimeError(f"only {len(latencies)} images arrived; DDS discovery failed?")
+    # best-effort 640x480 frames over the default (UDP) transport are often lost in fragments: there the
+    # count of frames that made it is part of the result, not a failure
+    if warm.size < (10 if shm else 2):
+        raise RuntimeError(f"only {len(latencies)} images arrived ({'shared memory' if shm else 'default transport'}); "
+                           f"DDS discovery failed?")
     return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
 
 

@@ -55,7 +55,7 @@ class ScriptedRobot:
 
 @pytest.fixture
 def robot_and_env(rclpy_context):
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
     from controllers.safety import SafetyConfig
@@ -70,7 +70,9 @@ def robot_and_env(rclpy_context):
                    stale_s=0.5, success_threshold=0.5, reset_timeout_s=10.0, hold_timeout_s=1.0)
     logs: list[str] = []
     actor_node.get_logger().warning = lambda text, **kw: logs.append(text)
-    executor = MultiThreadedExecutor(num_threads=2, context=rclpy_context)
+    # single-threaded, as every node spins (nodes/spin.py): the multi-threaded one starves the env's
+    # control loop in this process through the GIL
+    executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(robot.node)
     executor.add_node(actor_node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
