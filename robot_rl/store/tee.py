@@ -30,6 +30,9 @@ class StoreTee:
         self._batches: list[dict[str, np.ndarray]] = []
         self._mode = "train"
         self.committed: list[int] = []
+        if self.store_path:  # a bad store path fails now, before the first episode, not after it
+            with EpisodeStore.open(self.store_path, "a"):
+                pass
 
     @property
     def error(self) -> str | None:
