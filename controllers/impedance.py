@@ -121,11 +121,12 @@ def _all_finite(x) -> bool:
 
 
 @numba.njit(cache=True)
-def _control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos, target_quat,
+def control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos, target_quat,
                   task_gains, joint_params, scalars, switches, target, tau_prev, wrench, tau):
     """One control tick. Updates target, tau_prev, wrench and tau in place; returns a status code.
 
-    Parameters come packed in a few arrays (numba's dispatch costs ~0.1 us per argument).
+    Parameters come packed in a few arrays (numba's dispatch costs ~0.1 us per argument); the
+    controller's `kernel_arrays()` are the ones after target_quat, for loops compiled around it.
     """
     K, D, clip = task_gains[0], task_gains[1], task_gains[2]
     rest, tau_limit = joint_params[0], joint_params[1]
@@ -302,22 +303,34 @@ class CartesianImpedanceController:
             raise RuntimeError("CartesianImpedanceController.compute() called before reset(state)")
         tau = np.empty(self.n_joints)
         status = self._tick(state, target_pos, target_quat, self._target, self._tau_prev, self._wrench, tau)
-        if status == OK:
-            return tau
-        if status == TARGET_HELD:
-            self._warn_held(target_pos, target_quat)
-            return tau
-        raise ValueError(self._describe_failure(status, state))
+        self.report(status, state, target_pos, target_quat, held_ticks=int(status == TARGET_HELD))
+        return tau
+
+    def kernel_arrays(self) -> tuple[np.ndarray, ...]:
+        """The packed gains and the live memory that `control_tick` takes after target_quat, for a
+        loop compiled around the kernel (sim/physics.py); call report() with what it returns."""
+        if not self._is_reset:
+            raise RuntimeError("CartesianImpedanceController.kernel_arrays() called before reset(state)")
+        return (self._task_gains, self._joint_params, self._scalars, self._switches, self._target,
+                self._tau_prev, self._wrench)
+
+    def report(self, status: int, state: RobotState, target_pos: np.ndarray, target_quat: np.ndarray,
+               held_ticks: int) -> None:
+        """Act on a kernel status: warn about held targets, raise (naming the problem) on a failure."""
+        if held_ticks:
+            self._warn_held(target_pos, target_quat, held_ticks)
+        if status not in (OK, TARGET_HELD):
+            raise ValueError(self._describe_failure(status, state))
 
     def _tick(self, state, target_pos, target_quat, target, tau_prev, wrench, tau) -> int:
-        return _control_tick(
+        return control_tick(
             state.q, state.qd, state.tcp_pos, state.tcp_quat, state.jacobian, state.mass_matrix,
             state.coriolis, state.gravity, target_pos, target_quat,
             self._task_gains, self._joint_params, self._scalars, self._switches, target, tau_prev, wrench, tau)
 
-    def _warn_held(self, target_pos, target_quat) -> None:
+    def _warn_held(self, target_pos, target_quat, ticks: int) -> None:
         # One line per second at most: this runs at 1 kHz.
-        self._held_ticks += 1
+        self._held_ticks += ticks
         now = time.monotonic()
         if now - self._last_warning >= 1.0:
             log.warning("impedance: ignoring invalid target (pos %s, quat %s), holding the last target "

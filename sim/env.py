@@ -2,7 +2,7 @@
 
 One env step (control rate, 10 Hz by default):
   action -> delta on the current target pose -> safety filter -> target
-  repeat physics_hz / control_hz times:  mj_step1 -> impedance law -> mj_step2
+  repeat physics_hz / control_hz times:  mj_step1 -> impedance law -> mj_step2  (sim/physics.py)
   -> observation (see docs/contracts.md), reward, success.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from controllers.safety import SafetyFilter
 from controllers.se3 import quat_mul, rotvec_to_quat
 from sim.cameras import DEFAULT_CAMERA_YAML, add_camera, load_camera_yaml
 from sim.config import EnvConfig
+from sim.physics import PhysicsLoop
 from sim.tasks import make_task
 from sim.tasks.base import Task
 
@@ -49,6 +50,8 @@ class PandaEnv(gymnasium.Env):
         self._bind()
         self.controller = CartesianImpedanceController(config.controller, n_joints=N_ARM)
         self.safety = SafetyFilter(config.safety)
+        self._physics = PhysicsLoop(self.model, self.data, self._tcp, self._jac, self._M, self._bias, self._state,
+                                    self.controller, self._arm_ctrl)
         self._renderer: mujoco.Renderer | None = None
         self._scene_option = mujoco.MjvOption()
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
@@ -125,18 +128,6 @@ class PandaEnv(gymnasium.Env):
         mujoco.mj_fullM(m, d, self._M)
         np.subtract(self._bias, self._gravcomp, out=self._coriolis)
 
-    def _run_physics(self, ticks: int) -> None:
-        """`ticks` physics steps with the control law in between (the hot loop: names bound locally)."""
-        m, d = self.model, self.data
-        step1, step2, update = mujoco.mj_step1, mujoco.mj_step2, self._update_robot_state
-        compute, state, ctrl = self.controller.compute, self._state, self._arm_ctrl
-        target_pos, target_quat = self._target_pos, self._target_quat
-        for _ in range(ticks):
-            step1(m, d)
-            update()
-            ctrl[:] = compute(state, target_pos, target_quat)
-            step2(m, d)
-
     def robot_state(self) -> RobotState:
         """What the control law sees of the arm now (a RobotState of live views, refreshed here)."""
         self._update_robot_state()
@@ -193,7 +184,7 @@ class PandaEnv(gymnasium.Env):
         elif a[6] < -0.5:
             self._gripper_closed = False
         self.data.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
-        self._run_physics(cfg.substeps)
+        self._physics.run(cfg.substeps, self._target_pos, self._target_quat)
         mujoco.mj_forward(self.model, self.data)
         self._steps += 1
         success = self.task.success(self.data)
