@@ -47,6 +47,23 @@ def test_pretrained_weights_load_and_match_their_batchnorm_statistics(backbone):
     assert not backbone.trunk.training  # BatchNorm statistics stay frozen
 
 
+@pytest.mark.parametrize("kernel,stride,size", [(3, 1, 16), (5, 1, 15), (3, 2, 16), (5, 2, 15)])
+def test_same_conv_pads_as_tensorflow_same(kernel, stride, size):
+    """TF 'SAME': output ceil(size / stride), padding total (out - 1) * stride + k - size, the odd
+    pixel after; the stride-1 shortcut (the conv's own symmetric padding) must give the same."""
+    from robot_rl.encoders import _SameConv
+
+    conv = _SameConv(4, 4, kernel, stride, groups=4, bias=True)
+    x = torch.randn(2, 4, size, size)
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    padded = torch.nn.functional.pad(x, [total // 2, total - total // 2] * 2)
+    expected = torch.nn.functional.conv2d(padded, conv.weight, conv.bias, stride, 0, 1, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), expected)
+    assert expected.shape[-2:] == (out, out)
+
+
 def test_missing_weights_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_efficientnet_lite0(tmp_path / "nope.pth")
