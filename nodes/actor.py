@@ -148,6 +148,7 @@ class ActorNode(Node):
         from robot_rl.replay import obs_spec_from_space
 
         self.policy = Policy(obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device)))
+        self.policy.warm_up()
         self.tee = StoreTee(self._client(), cfg.store, run.task, cfg.platform, run.data_hash())
         self.actor = Actor(self.env, self.policy, self.tee, batch_steps=run.transport.batch_steps,
                            operator=self.operator, max_episode_steps=env_cfg.max_episode_steps)

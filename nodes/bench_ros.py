@@ -140,7 +140,9 @@ def _image_policy(threads: int):
     torch.set_num_threads(threads)
     spec = {"tcp_pose": ((7,), np.float32), "joint_pos": ((7,), np.float32),
             **{f"image_{c}": ((POLICY_IMAGE, POLICY_IMAGE, 3), np.uint8) for c in CAMERAS}}
-    return Policy(spec, SACConfig())
+    policy = Policy(spec, SACConfig())
+    policy.warm_up()  # as the actor node does before its first tick
+    return policy
 
 
 def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2,

@@ -240,6 +240,13 @@ class Policy(nn.Module):
             raise FloatingPointError(f"policy produced a non-finite action {out}; refusing to return it")
         return np.clip(out, -1.0, 1.0)
 
+    def warm_up(self, calls: int = 3) -> None:
+        """Run the policy on a blank observation: the first calls allocate buffers and pick
+        convolution kernels (2-3x a normal call here), which must not happen at a robot's first tick."""
+        blank = {k: np.zeros(shape, dtype) for k, (shape, dtype) in self.obs_spec.items()}
+        for _ in range(calls):
+            self.act(blank, deterministic=True)
+
     def actor_parameters(self) -> dict[str, np.ndarray]:
         """Exactly the weights the actor process needs (never the frozen backbone)."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
