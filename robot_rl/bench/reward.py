@@ -32,12 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-precision", type=float, default=0.98)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
+    parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
+    parser.add_argument("--crop", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
+                        help="classify this crop of the frame instead of the whole frame")
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
 def twin_episodes(
     count: int, seed: int, cameras: tuple[str, ...] = ("front",), hold: int = 6, drop_every: int = 4,
-    noise: float = 0.2,
+    noise: float = 0.2, image_size: int = 128,
 ) -> list[dict[str, np.ndarray]]:
     """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`)."""
     import sim
@@ -45,7 +48,7 @@ def twin_episodes(
 
     from robot_rl.reward.labels import LABEL_KEY
 
-    env = sim.make_env("pick_cube", cameras=cameras, randomization=RANDOMIZATION)
+    env = sim.make_env("pick_cube", cameras=cameras, randomization=RANDOMIZATION, image_size=(image_size, image_size))
     expert = make_expert(env)
     rng = np.random.default_rng(seed)
     limit = env.unwrapped.config.max_episode_steps
@@ -98,18 +101,20 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from robot_rl.reward import metrics
+    from robot_rl.reward.classifier import ClassifierConfig, ViewConfig
     from robot_rl.reward.labels import LABEL_KEY
     from robot_rl.reward.training import TrainConfig, train
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    train_eps = twin_episodes(args.train_episodes, args.seed, hold=args.hold)
-    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, hold=args.hold)
+    train_eps = twin_episodes(args.train_episodes, args.seed, hold=args.hold, image_size=args.image_size)
+    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, hold=args.hold, image_size=args.image_size)
     generate_s = time.perf_counter() - t0
 
-    config = TrainConfig(
-        target_precision=args.target_precision, max_positives=args.max_positives, steps=args.steps, seed=args.seed
-    )
+    view = ViewConfig("front", tuple(args.crop) if args.crop else None)
+    classifier = ClassifierConfig(views=(view,), image_size=(args.image_size, args.image_size))
+    config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
+                         max_positives=args.max_positives, steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
     result = train(train_eps, config)
     train_s = time.perf_counter() - t0
@@ -150,5 +155,7 @@ def run(args: argparse.Namespace) -> dict:
         "test_episodes": args.test_episodes,
         **episodes,
         "generate_s": round(generate_s, 1),
+        "image_size": args.image_size,
+        "crop": args.crop,
         "threads": 1,
     }
