@@ -22,6 +22,7 @@ unreachable (a dead learner must not stop the actor).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
@@ -121,13 +122,13 @@ class Actor:
     def run_episode(self, mode: Mode = "train", seed: int | None = None) -> EpisodeStats:
         episode_id = self.next_episode_id
         self.next_episode_id += 1
-        obs, _ = self.env.reset(seed=seed)
+        obs, info = self.env.reset(seed=seed)
+        prob = info.get("success_prob", math.nan)  # the reward model's score of `obs`, where there is one
         operator = self.operator if mode != "eval" else None
         if operator is not None:
             operator.start_episode(self.max_episode_steps, demo=(mode == "demo"))
         ret, step, takeovers, intervened_steps, was_intervening = 0.0, 0, 0, 0, False
         terminated = truncated = False
-        info: dict[str, Any] = {}
         while not (terminated or truncated):
             if mode == "train" and self._must_wait():
                 self._wait_for_weights()
@@ -147,13 +148,13 @@ class Actor:
             was_intervening = intervened
             timestamp = time.time()
             next_obs, reward, terminated, truncated, info = self.env.step(action)
-            self._append(obs, action, policy_action, float(reward), intervened, timestamp, episode_id, step,
+            self._append(obs, action, policy_action, float(reward), intervened, prob, timestamp, episode_id, step,
                          first=step == 0, last=False, terminal=False, mode=mode)
             ret += float(reward)
-            obs = next_obs
+            obs, prob = next_obs, info.get("success_prob", math.nan)
             step += 1
-        self._append(obs, np.zeros_like(action), np.zeros_like(action), 0.0, False, time.time(), episode_id, step,
-                     first=False, last=True, terminal=bool(terminated), mode=mode)
+        self._append(obs, np.zeros_like(action), np.zeros_like(action), 0.0, False, prob, time.time(), episode_id,
+                     step, first=False, last=True, terminal=bool(terminated), mode=mode)
         self._flush(episode_id, mode)
         success = bool(info.get("success", False))
         if operator is not None:
@@ -174,12 +175,12 @@ class Actor:
         self._steps_on_weights = 0  # timed out or not: the next wait comes after another block of steps
         self.paced_s += time.monotonic() - start
 
-    def _append(self, obs, action, policy_action, reward, intervened, timestamp, episode_id, step, *, first, last,
-                terminal, mode) -> None:
+    def _append(self, obs, action, policy_action, reward, intervened, success_prob, timestamp, episode_id, step, *,
+                first, last, terminal, mode) -> None:
         row = {k: np.asarray(v) for k, v in obs.items()}
         row.update(
             action=np.asarray(action, np.float32), policy_action=np.asarray(policy_action, np.float32),
-            reward=np.float32(reward), intervened=np.bool_(intervened), success_prob=np.float32(np.nan),
+            reward=np.float32(reward), intervened=np.bool_(intervened), success_prob=np.float32(success_prob),
             policy_version=np.int64(self.policy_version), timestamp=np.float64(timestamp),
             is_first=np.bool_(first), is_last=np.bool_(last), is_terminal=np.bool_(terminal),
             episode_id=np.int64(episode_id), step=np.int64(step),

@@ -107,8 +107,9 @@ class Learner:
         self.obs_spec = obs_spec
         lc = cfg.learner
         self.agent = SACAgent(obs_spec, cfg.sac)
-        self.online = ReplayBuffer(lc.replay_capacity, obs_spec, reward_mode=lc.reward_mode)
-        self.offline = ReplayBuffer(lc.replay_capacity, obs_spec, reward_mode=lc.reward_mode)
+        # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps, not pixels
+        self.online = ReplayBuffer(lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode)
+        self.offline = ReplayBuffer(lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode)
         self.segments = InterventionSegments()
         self.env_steps = self.demo_steps = self.episodes = self.takeovers = self.refused_batches = 0
         self.train_window: collections.deque[tuple[bool, int, int]] = collections.deque(maxlen=20)
@@ -141,6 +142,7 @@ class Learner:
             return
         rows, mode = msg.arrays, msg.meta.get("mode", "train")
         try:
+            rows = self.agent.to_storage(rows)
             if mode == "demo":
                 self.offline.add_rows(f"demo:{stream}", rows)
             else:

@@ -100,6 +100,9 @@ class RunConfig:
     # twin actors wait for new weights after this many training steps on one version (0: never);
     # with learner.publish_every 50 and one actor, 50 keeps the update-to-data ratio near 1
     actor_steps_per_weights: int = 50
+    # a reward model folder (`robot-rl reward train --out`, `reward probe`, `reward zero-shot`): twin actors
+    # then take reward and episode ends from it, as on a real cell; evaluation stays on the twin's ground truth
+    reward_model: str | None = None
     sac: SACConfig = field(default_factory=SACConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
@@ -114,6 +117,10 @@ class RunConfig:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if not self.max_wall_s > 0:
             raise ConfigError(f"max_wall_s: must be > 0, got {self.max_wall_s}")
+        if self.reward_model is not None and not Path(self.reward_model).is_dir():
+            raise ConfigError(f"reward_model: {self.reward_model!r} is not a folder; train one with "
+                              "`robot-rl reward train --store STORE --out DIR` (in the twin: "
+                              "`robot-rl bench reward --out DIR`) and give DIR")
         if self.learner.offline == "symmetric" and self.demos == 0 and not self.operator.enabled:
             raise ConfigError("learner.offline: 'symmetric' needs demos > 0 or the operator enabled")
 

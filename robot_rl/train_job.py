@@ -49,10 +49,18 @@ def _setup_process(threads: int) -> None:
     logging.getLogger("robot_rl.learner_loop").setLevel(logging.WARNING)
 
 
-def make_env(cfg: RunConfig):
+def make_env(cfg: RunConfig, reward_model: bool = False):
+    """The twin of the run; with `reward_model`, wrapped so that cfg.reward_model (when set) gives the
+    reward and ends episodes instead of the twin's ground truth (which stays in info["success"])."""
     import sim
 
-    return sim.make_env(cfg.task, cfg.env)
+    env = sim.make_env(cfg.task, cfg.env)
+    if not (reward_model and cfg.reward_model):
+        return env
+    from robot_rl.reward import load_model
+    from robot_rl.reward.env_wrapper import ClassifierReward
+
+    return ClassifierReward(env, load_model(cfg.reward_model), env.unwrapped.config.max_episode_steps)
 
 
 def obs_spec(env) -> dict:
@@ -92,7 +100,7 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
     _setup_process(cfg.actor_torch_threads)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    env = make_env(cfg)
+    env = make_env(cfg, reward_model=True)
     device = best_device(cfg.actor_device)
     policy = Policy(obs_spec(env), replace(cfg.sac, device=device))
     operator = ScriptedOperator(make_expert(env).act, cfg.operator)
