@@ -11,6 +11,7 @@ Variants (what each ingredient buys):
     ensemble10   10 critics, target = min over a random 2 (REDQ-style)
     no_layernorm MLPs without LayerNorm
     wsrl         WSRL: pre-train on the demos, warm-up rollouts, then online data only
+    utd2         two SAC updates (critic + actor) per env step; main has one
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ VARIANTS = {
     "ensemble10": {"sac": {"num_critics": 10, "num_target_critics": 2}},
     "no_layernorm": {"sac": {"layer_norm": False}},
     "wsrl": {"offline": "wsrl"},
+    "utd2": {"updates_per_step": 2},
 }
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
