@@ -202,6 +202,8 @@ def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: s
 
     out = Path(out)
     check_run_dir(out, resume)
+    if cfg.reward_model:  # a model that does not load or fit the cameras fails here, not in every actor
+        make_env(cfg, reward_model=True).close()
     start = time.monotonic()
     endpoint = endpoint or free_endpoint()
     out.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,18 @@ def test_missing_reward_model_folder_is_named(tmp_path):
         load_run_config(None, {"reward_model": str(tmp_path / "nowhere")})
 
 
+def test_train_job_refuses_a_reward_model_it_cannot_use_before_starting(reward_dir, tmp_path):
+    from robot_rl.train_job import run_train
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="classifier.yaml"):
+        run_train(load_run_config(None, {"env": {"cameras": ["front"]}, "reward_model": str(empty)}), tmp_path / "a")
+    with pytest.raises(ValueError, match="image_front"):  # the model reads a camera the twin does not render
+        run_train(load_run_config(None, {"reward_model": reward_dir}), tmp_path / "b")
+    assert not (tmp_path / "a" / "config.yaml").exists() and not (tmp_path / "b" / "config.yaml").exists()
+
+
 def test_twin_actor_takes_reward_and_episode_ends_from_the_model(reward_dir, tmp_path):
     cfg = load_run_config(None, {"env": {"cameras": ["front"], "max_episode_steps": 4}, "reward_model": reward_dir,
                                  "sac": {"proprio_keys": ["tcp_pose"]}})
