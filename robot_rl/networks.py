@@ -2,7 +2,8 @@
 
 The critic ensemble keeps its N members' weights stacked in (N, in, out) tensors and runs them
 with one batched matmul per layer: N=10 costs little more than N=2 on a CPU, where a Python loop
-over N separate MLPs would pay the per-op overhead N times.
+over N separate MLPs would pay the per-op overhead N times. A subset of members can be run alone
+(the REDQ target needs only its M of the N target critics).
 """
 from __future__ import annotations
 
@@ -64,8 +65,10 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(n, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleLayerNorm(nn.Module):
@@ -76,8 +79,9 @@ class EnsembleLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(n, 1, dim))
         self.bias = nn.Parameter(torch.zeros(n, 1, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
+        return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:]), weight)
 
 
 class CriticEnsemble(nn.Module):
@@ -96,8 +100,14 @@ class CriticEnsemble(nn.Module):
         layers.append(EnsembleLinear(n, in_dim, out_dim))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, in) shared by all members, or (N, B, in) one input per member; returns (N, B, out)."""
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, in) shared by all members, or (N, B, in) one input per member; returns (N, B, out).
+
+        members: indices of the members to run (default all); the output then has len(members) rows.
+        """
+        n = self.n if members is None else len(members)
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.n, -1, -1)
-        return self.net(x)
+            x = x.unsqueeze(0).expand(n, -1, -1)
+        for layer in self.net:
+            x = layer(x, members) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else layer(x)
+        return x

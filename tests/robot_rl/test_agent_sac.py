@@ -59,6 +59,15 @@ def test_ensemble_members_are_independent_mlps():
     assert not torch.allclose(out[0], out[1])
 
 
+def test_ensemble_runs_a_subset_of_members_alone():
+    torch.manual_seed(0)
+    ens = CriticEnsemble(5, 4, (8, 8), layer_norm=True)
+    x = torch.randn(6, 4)
+    members = torch.tensor([3, 0])
+    torch.testing.assert_close(ens(x, members), ens(x)[members])
+    assert ens(x, members).shape == (2, 6, 1)
+
+
 def test_defaults_follow_the_anchors():
     agent = SACAgent(SPEC, SACConfig())
     cfg = agent.cfg
