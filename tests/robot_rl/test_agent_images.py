@@ -64,6 +64,44 @@ def test_same_conv_pads_as_tensorflow_same(kernel, stride, size):
     assert expected.shape[-2:] == (out, out)
 
 
+def test_pointwise_conv_is_conv2d_in_either_memory_layout():
+    from robot_rl.encoders import _PointwiseConv
+
+    conv = _PointwiseConv(8, 5, 1, bias=True)
+    x = torch.randn(3, 8, 6, 7)
+    with torch.no_grad():
+        expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias)
+        last = conv(x.contiguous(memory_format=torch.channels_last))
+        torch.testing.assert_close(conv(x), expected)
+        torch.testing.assert_close(last, expected)
+    assert last.is_contiguous(memory_format=torch.channels_last)  # the next layer gets NHWC again
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="CPU without native bfloat16")
+def test_bfloat16_backbone_stays_within_camera_noise_of_float32(backbone):
+    """bf16 features differ from float32 by about what 2 grey levels of pixel noise change in the
+    float32 features; a policy must not see a different backbone than it was trained with."""
+    from robot_rl.agents.sac import build_backbone
+    from robot_rl.encoders import load_efficientnet_lite0
+
+    rng = np.random.default_rng(1)
+    frames = torch.from_numpy(rng.integers(0, 255, (2, 128, 128, 3), dtype=np.uint8))
+    noisy = (frames.float() + 2.0 * torch.randn(frames.shape)).clamp(0, 255).to(torch.uint8)
+    bf16 = Backbone(load_efficientnet_lite0(), torch.bfloat16)
+    ref = backbone(frames)
+    out = bf16(frames)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    err = float((out - ref).norm() / ref.norm())
+    noise = float((backbone(noisy) - ref).norm() / ref.norm())
+    assert 0 < err < 1.5 * noise, (err, noise)
+    cfg = from_dict(SACConfig, {"image": {"dtype": "bfloat16"}})
+    assert build_backbone(cfg.image).dtype == torch.bfloat16
+    from controllers.config import ConfigError
+
+    with pytest.raises(ConfigError, match="sac.image.dtype is bfloat16 but the backbone given runs in torch.float32"):
+        Policy(SPEC, cfg, backbone=backbone)
+
+
 def test_missing_weights_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_efficientnet_lite0(tmp_path / "nope.pth")
