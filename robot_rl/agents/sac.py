@@ -222,7 +222,11 @@ class Policy(nn.Module):
             x = obs[k]
             pick = (torch.randint(0, x.shape[1], (x.shape[0],), device=x.device) if augment
                     else torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
-            out[k] = x[torch.arange(x.shape[0], device=x.device), pick].float()
+            picked = x[torch.arange(x.shape[0], device=x.device), pick]
+            # (B, C, h, w) over channel-major memory: the spatial embedding's per-channel matmuls read
+            # it without the transposed copy they would make on every one of the batch's encoder passes
+            channel_major = torch.empty((picked.shape[1], picked.shape[0], *picked.shape[2:]), device=x.device)
+            out[k] = channel_major.copy_(picked.transpose(0, 1)).transpose(0, 1)
         return out
 
     def obs_to_tensors(self, obs: dict[str, np.ndarray], batched: bool) -> dict[str, torch.Tensor]:
@@ -440,6 +444,7 @@ class SACAgent:
             q_next = self.target_critic(torch.cat([z_next_target, next_action], -1), subset)[..., 0]  # (M, B)
             target = t["reward"] + cfg.discount * (1.0 - t["done"]) * q_next.min(0).values
         z = p.encoder(*t["inp"])
+        t["z"] = z.detach()  # the actor step reads these features (as SERL, from the encoder before this step)
         q = self.critic(torch.cat([z, arm], -1))[..., 0]
         critic_loss = F.mse_loss(q, target.expand_as(q))
         loss = critic_loss
@@ -476,8 +481,7 @@ class SACAgent:
 
     def _actor_step(self, t: dict) -> dict[str, float] | None:
         p = self.policy
-        with torch.no_grad():
-            z = p.encoder(*t["inp"])
+        z = t["z"]
         action, log_prob = p.actor(z)
         self.critic.requires_grad_(False)  # the actor loss needs dQ/da, not critic weight gradients
         q = self.critic(torch.cat([z, action], -1))[..., 0].mean(0)

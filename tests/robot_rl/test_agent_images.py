@@ -160,3 +160,17 @@ def test_image_agent_updates_and_exports_no_backbone(backbone, cache_shifts):
     policy.load_actor_parameters(params)
     obs = {k: v[0] for k, v in _episode(rng).items() if k in SPEC}
     np.testing.assert_allclose(policy.act(obs, True), agent.act(obs, True), atol=1e-5)
+
+
+def test_cached_maps_reach_the_encoder_unchanged_in_channel_major_memory(backbone):
+    rng = np.random.default_rng(3)
+    cfg = from_dict(SACConfig, {"hidden": [32], "image": {"cache_shifts": 2, "embed_dim": 16}})
+    agent = SACAgent(SPEC, cfg, backbone=backbone)
+    stored = agent.to_storage(_episode(rng))
+    obs = agent.policy.obs_to_tensors({k: stored[k][:4] for k in SPEC}, batched=True)
+    maps = agent.policy.image_features(obs, augment=False)["image_front"]
+    torch.testing.assert_close(maps, torch.from_numpy(stored["image_front"][:4, 0]).float(), rtol=0, atol=0)
+    assert maps.transpose(0, 1).is_contiguous()  # (C, B, h, w) in memory: no copy per encoder pass
+    shifted = agent.policy.image_features(obs, augment=True)["image_front"]
+    copies = torch.from_numpy(stored["image_front"][:4]).float()
+    assert all(any(torch.equal(shifted[i], copies[i, j]) for j in range(2)) for i in range(4))
