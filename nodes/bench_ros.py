@@ -131,22 +131,23 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
     return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
 
 
-def _image_policy(threads: int):
-    """The actor's image policy: two 128x128 cameras + proprio, frozen backbone, CPU."""
+def _image_policy(threads: int, dtype: str):
+    """The actor's image policy: two 128x128 cameras + proprio, frozen backbone in `dtype`, CPU."""
     import torch
 
+    from controllers.config import from_dict
     from robot_rl.agents.sac import Policy, SACConfig
 
     torch.set_num_threads(threads)
     spec = {"tcp_pose": ((7,), np.float32), "joint_pos": ((7,), np.float32),
             **{f"image_{c}": ((POLICY_IMAGE, POLICY_IMAGE, 3), np.uint8) for c in CAMERAS}}
-    policy = Policy(spec, SACConfig())
+    policy = Policy(spec, from_dict(SACConfig, {"image": {"dtype": dtype}}))
     policy.warm_up()  # as the actor node does before its first tick
     return policy
 
 
 def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2,
-                 threads: int = 1) -> dict:
+                 threads: int = 1, dtype: str = "float32") -> dict:
     import cv2
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -156,7 +157,7 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
 
     from nodes.messages import from_time, image_array, pose_array, pose_msg
 
-    policy = _image_policy(threads)
+    policy = _image_policy(threads, dtype)
     os.environ.update(ros_env(domain_id, True))
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -218,11 +219,11 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
             "policy_p50": float(np.percentile(policy_ms, 50)), "policy_p99": float(np.percentile(policy_ms, 99))}
 
 
-def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1) -> dict:
+def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1, dtype: str = "float32") -> dict:
     domain_id = domain_id if domain_id is not None else random.randint(101, 200)
     shm = image_latency(seconds, domain_id, shm=True)
     udp = image_latency(seconds, domain_id, shm=False)
-    loop = control_loop(seconds, domain_id, threads=threads)
+    loop = control_loop(seconds, domain_id, threads=threads, dtype=dtype)
     return {
         "image_latency_ms_p50": round(shm["p50"], 3),
         "image_latency_ms_p99": round(shm["p99"], 3),
@@ -235,7 +236,7 @@ def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1) -
         "tick_latency_ms_p99": round(loop["tick_p99"], 3),
         "policy_ms_p50": round(loop["policy_p50"], 3),
         "policy_ms_p99": round(loop["policy_p99"], 3),
-        "tick_policy": f"image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen, CPU, {threads} thread(s)",
+        "tick_policy": f"image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen ({dtype}), CPU, {threads} thread(s)",
         "ticks": loop["ticks"],
         "ticks_held_stale": loop["held"],
         "seconds_per_measurement": seconds,
