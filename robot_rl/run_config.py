@@ -100,6 +100,9 @@ class RunConfig:
     # twin actors wait for new weights after this many training steps on one version (0: never);
     # with learner.publish_every 50 and one actor, 50 keeps the update-to-data ratio near 1
     actor_steps_per_weights: int = 50
+    # ... and wait at most this long each time: it must exceed the learner's time for publish_every
+    # updates (~1.3 s for state on CPU, ~10 s for cached images), or the pacing silently stops
+    actor_pace_timeout_s: float = 2.0
     # a reward model folder (`robot-rl reward train --out`, `reward probe`, `reward zero-shot`): twin actors
     # then take reward and episode ends from it, as on a real cell; evaluation stays on the twin's ground truth
     reward_model: str | None = None
@@ -115,8 +118,9 @@ class RunConfig:
         for key in ("demos", "final_eval_episodes", "actor_steps_per_weights"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
-        if not self.max_wall_s > 0:
-            raise ConfigError(f"max_wall_s: must be > 0, got {self.max_wall_s}")
+        for key in ("max_wall_s", "actor_pace_timeout_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         if self.reward_model is not None and not Path(self.reward_model).is_dir():
             raise ConfigError(f"reward_model: {self.reward_model!r} is not a folder; train one with "
                               "`robot-rl reward train --store STORE --out DIR` (in the twin: "

@@ -112,7 +112,7 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
     tee = StoreTee(client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted")
     actor = Actor(env, policy, tee, batch_steps=t.batch_steps, operator=operator,
                   max_episode_steps=env.unwrapped.config.max_episode_steps,
-                  steps_per_weights=cfg.actor_steps_per_weights)
+                  steps_per_weights=cfg.actor_steps_per_weights, pace_timeout_s=cfg.actor_pace_timeout_s)
     log.info("actor %s: policy on %s, %d demonstrations first, learner at %s, episodes to %s", actor_id, device,
              demos, endpoint, store or "(no store)")
     seed = cfg.seed * 1_000_003 + index * 100_000

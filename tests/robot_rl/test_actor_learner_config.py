@@ -27,6 +27,9 @@ def test_experiment_yaml_sections_load_and_bad_keys_are_named(tmp_path):
     run_file.write_text("learner:\n  max_update_to_data: 0\n")
     with pytest.raises(ConfigError, match="learner.max_update_to_data"):
         load_run_config(run_file)
+    run_file.write_text("actor_pace_timeout_s: 0\n")
+    with pytest.raises(ConfigError, match="actor_pace_timeout_s: must be > 0"):
+        load_run_config(run_file)
 
 
 def test_data_hash_ignores_where_the_learner_listens_but_not_the_agent():
