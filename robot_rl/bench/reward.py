@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
     parser.add_argument("--crop", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
-                        help="classify this crop of the frame instead of the whole frame")
+                        help="classify this crop of the front frame instead of the whole frame")
+    parser.add_argument("--cameras", nargs="+", default=["front"], choices=["front", "wrist"],
+                        help="views the classifier sees (default: front); latency is for one frame of each")
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
@@ -107,29 +109,31 @@ def run(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    train_eps = twin_episodes(args.train_episodes, args.seed, hold=args.hold, image_size=args.image_size)
-    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, hold=args.hold, image_size=args.image_size)
+    cameras = tuple(args.cameras)
+    train_eps = twin_episodes(args.train_episodes, args.seed, cameras, hold=args.hold, image_size=args.image_size)
+    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, cameras, hold=args.hold, image_size=args.image_size)
     generate_s = time.perf_counter() - t0
 
-    view = ViewConfig("front", tuple(args.crop) if args.crop else None)
-    classifier = ClassifierConfig(views=(view,), image_size=(args.image_size, args.image_size))
+    views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and c == "front" else None) for c in cameras)
+    classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size))
     config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
     result = train(train_eps, config)
     train_s = time.perf_counter() - t0
     model = result.model
-    scores = [np.concatenate([model.predict_proba({"image_front": ep["image_front"][s : s + 64]})
+    keys = [f"image_{c}" for c in cameras]
+    scores = [np.concatenate([model.predict_proba({k: ep[k][s : s + 64] for k in keys})
                               for s in range(0, len(ep[LABEL_KEY]), 64)]) for ep in test_eps]
     test = metrics.report(np.concatenate([ep[LABEL_KEY] for ep in test_eps]), np.concatenate(scores), model.threshold)
     episodes = episode_outcomes([ep[LABEL_KEY] for ep in test_eps], scores, model.threshold)
 
-    frames = np.concatenate([ep["image_front"] for ep in test_eps])
-    pick = np.random.default_rng(args.seed).integers(0, len(frames), args.infer_frames + 10)
+    frames = {k: np.concatenate([ep[k] for ep in test_eps]) for k in keys}
+    pick = np.random.default_rng(args.seed).integers(0, len(frames[keys[0]]), args.infer_frames + 10)
     times = []
     for i, j in enumerate(pick):
         t = time.perf_counter()
-        model.predict_proba({"image_front": frames[j]})
+        model.predict_proba({k: frames[k][j] for k in keys})
         if i >= 10:  # warm-up
             times.append(1000.0 * (time.perf_counter() - t))
     if args.out:
@@ -157,5 +161,6 @@ def run(args: argparse.Namespace) -> dict:
         "generate_s": round(generate_s, 1),
         "image_size": args.image_size,
         "crop": args.crop,
+        "cameras": list(cameras),
         "threads": 1,
     }
