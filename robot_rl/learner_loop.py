@@ -221,9 +221,10 @@ class Learner:
             if self.env_steps >= total_env_steps or wall >= max_wall_s:
                 break
             if self._may_update():
-                batch = (sample_symmetric(self.online, self.offline, lc.batch_size, self.rng)
+                n_step, discount = self.agent.cfg.n_step, self.agent.cfg.discount
+                batch = (sample_symmetric(self.online, self.offline, lc.batch_size, self.rng, n_step, discount)
                          if lc.offline == "symmetric" and self.offline.size > 0
-                         else self.online.sample(lc.batch_size, self.rng))
+                         else self.online.sample(lc.batch_size, self.rng, n_step, discount))
                 metrics = self.agent.update(batch)
                 self.last_metrics.update({k: v for k, v in metrics.items() if k != "skipped"})
                 updates = self.agent.critic_steps

@@ -42,6 +42,12 @@ def gripper_command(action: np.ndarray) -> np.ndarray:
     return np.where(action > 0.5, 1, np.where(action < -0.5, -1, 0)).astype(np.int8)
 
 
+def gripper_toggles(action: np.ndarray, prev_gripper: np.ndarray) -> np.ndarray:
+    """Whether a gripper action changes the command in force before it (`prev_gripper`, +1/-1)."""
+    cmd = gripper_command(np.asarray(action))
+    return (cmd != 0) & (cmd != np.asarray(prev_gripper))
+
+
 class ReplayBuffer:
     """A bounded ring of step rows with uniform transition sampling."""
 
@@ -208,21 +214,58 @@ class ReplayBuffer:
             bad = ~self.valid[idx]
         return idx
 
-    def gather(self, idx: np.ndarray) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
-        """Batch for transition rows `idx`: obs, next_obs, action, reward, done, prev_gripper, intervened."""
-        nxt = self.next_index[idx]
+    def gather(self, idx: np.ndarray, n_step: int = 1, discount: float | None = None) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
+        """Batch for transition rows `idx`: obs, next_obs, action, reward, done, steps, grasp_toggles,
+        prev_gripper, intervened.
+
+        n-step returns: from o_t the chain follows the episode for k = min(n_step, steps to its end)
+        transitions; it stops early at a terminal step or where the stored episode ends (its last row,
+        or rows not yet arrived / overwritten). Then reward = sum_i<k discount^i r_{t+i}, next_obs = o_{t+k},
+        done = whether step t+k-1 was terminal, `steps` = k (the learner bootstraps with discount^k),
+        and `grasp_toggles` = sum_i<k discount^i [a_{t+i} toggled the gripper] (for the grasp penalty).
+        `action` and `prev_gripper` stay those of step t. n_step 1 is the ordinary one-step transition.
+        """
+        if n_step < 1:
+            raise ValueError(f"n_step: must be >= 1, got {n_step}")
+        if n_step > 1 and discount is None:
+            raise ValueError("n_step > 1 needs the discount the learner uses")
+        reward = self.reward[idx].copy()
+        toggles = self._toggled(idx).astype(np.float32)
+        done = self.done[idx].copy()
+        scale = np.ones(len(idx), np.float32)
+        steps = np.ones(len(idx), np.int64)
+        last = idx.copy()  # the chain's newest transition row
+        for _ in range(1, n_step):
+            step = self.next_index[last]
+            go = (done == 0) & self.valid[step]  # not terminal, and o_{t+k} starts a stored transition
+            if not go.any():
+                break
+            j = step[go]
+            scale[go] *= discount
+            steps[go] += 1
+            reward[go] += scale[go] * self.reward[j]
+            toggles[go] += scale[go] * self._toggled(j)
+            done[go] = self.done[j]
+            last[go] = j
+        nxt = self.next_index[last]
         return {
             "obs": {k: v[idx] for k, v in self.obs.items()},
             "next_obs": {k: v[nxt] for k, v in self.obs.items()},
             "action": self.action[idx],
-            "reward": self.reward[idx],
-            "done": self.done[idx],
+            "reward": reward,
+            "done": done,
+            "steps": steps,
+            "grasp_toggles": toggles,
             "prev_gripper": self.prev_gripper[idx],
             "intervened": self.intervened[idx],
         }
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict:
-        return self.gather(self.sample_indices(batch_size, rng))
+    def _toggled(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each row's action changed the gripper command in force (close/open, not stay)."""
+        return gripper_toggles(self.action[rows, -1], self.prev_gripper[rows])
+
+    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1, discount: float | None = None) -> dict:
+        return self.gather(self.sample_indices(batch_size, rng), n_step, discount)
 
     # ---- persistence (no pickle) -------------------------------------------------------------
     _ARRAYS = ("action", "reward", "task_reward", "intervened", "is_terminal", "done", "prev_gripper",
@@ -265,10 +308,12 @@ def concat_batches(a: dict, b: dict) -> dict:
     return out
 
 
-def sample_symmetric(online: ReplayBuffer, offline: ReplayBuffer, batch_size: int, rng: np.random.Generator) -> dict:
+def sample_symmetric(online: ReplayBuffer, offline: ReplayBuffer, batch_size: int, rng: np.random.Generator,
+                     n_step: int = 1, discount: float | None = None) -> dict:
     """RLPD symmetric sampling: half the batch from each buffer."""
     half = batch_size // 2
-    return concat_batches(online.sample(batch_size - half, rng), offline.sample(half, rng))
+    return concat_batches(online.sample(batch_size - half, rng, n_step, discount),
+                          offline.sample(half, rng, n_step, discount))
 
 
 def obs_spec_from_space(space) -> ObsSpec:

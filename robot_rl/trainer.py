@@ -155,10 +155,11 @@ class Trainer:
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
 
     # ---- the loop ----------------------------------------------------------------------------
-    def _batch(self) -> dict:
-        if self.offline is not None and self.cfg.offline == "symmetric":
-            return sample_symmetric(self.online, self.offline, self.cfg.batch_size, self.rng)
-        return self.online.sample(self.cfg.batch_size, self.rng)
+    def _batch(self, buffer: ReplayBuffer | None = None) -> dict:
+        cfg = self.cfg
+        if buffer is None and self.offline is not None and cfg.offline == "symmetric":
+            return sample_symmetric(self.online, self.offline, cfg.batch_size, self.rng, cfg.sac.n_step, cfg.sac.discount)
+        return (buffer or self.online).sample(cfg.batch_size, self.rng, cfg.sac.n_step, cfg.sac.discount)
 
     def _log(self, record: dict) -> None:
         if self.run_dir is not None:
@@ -184,7 +185,7 @@ class Trainer:
                     self.offline.add_episode(self.agent.to_storage(ep))
             if cfg.offline == "wsrl":
                 for _ in range(cfg.wsrl_pretrain_updates):
-                    self.agent.update(self.offline.sample(cfg.batch_size, self.rng))
+                    self.agent.update(self._batch(self.offline))
             self.phase = "online"
         warmup_end = cfg.wsrl_warmup_steps if cfg.offline == "wsrl" else 0
         next_eval = (self.env_steps // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from controllers.config import ConfigError
 from robot_rl.encoders import Backbone, SpatialEmbedding, load_efficientnet_lite0, random_shift
 from robot_rl.networks import CriticEnsemble, TanhGaussianHead, mlp
-from robot_rl.replay import ObsSpec
+from robot_rl.replay import ObsSpec, gripper_toggles
 
 
 @dataclass
@@ -62,6 +62,7 @@ class SACConfig:
     num_critics: int = 2
     num_target_critics: int = 2  # random subset size for the target min (REDQ: 10 critics, 2 here)
     discount: float = 0.97
+    n_step: int = 1  # n-step returns: rewards summed over up to n steps before bootstrapping
     tau: float = 0.005
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
@@ -88,6 +89,8 @@ class SACConfig:
             )
         if not 0.0 <= self.discount < 1.0:
             raise ConfigError(f"sac.discount: must be in [0, 1), got {self.discount}")
+        if self.n_step < 1:
+            raise ConfigError(f"sac.n_step: must be >= 1, got {self.n_step}")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"sac.tau: must be in (0, 1], got {self.tau}")
         if self.init_temperature <= 0:
@@ -427,10 +430,18 @@ class SACAgent:
             return None
         if not np.all(np.abs(action) <= 1.0):
             raise ValueError("batch 'action' holds values outside [-1, 1]")
-        prev = np.asarray(batch.get("prev_gripper", np.full(b, -1)), np.int64)
+        # n-step batches (ReplayBuffer.gather) carry the steps k per sample and the discounted toggle
+        # count over those steps; a hand-built one-step batch gets both from its own action
+        steps = np.asarray(batch.get("steps", np.ones(b)), np.float32)
+        if steps.shape != (b,) or not np.all(steps >= 1):
+            raise ValueError(f"batch 'steps' must be ({b},) values >= 1, got shape {steps.shape}")
+        toggles = batch.get("grasp_toggles")
+        if toggles is None:
+            toggles = gripper_toggles(action[:, 6], np.asarray(batch.get("prev_gripper", np.full(b, -1))))
         return {"obs": obs, "next_obs": next_obs, "action": torch.as_tensor(action, device=dev),
                 "reward": torch.as_tensor(reward, device=dev), "done": torch.as_tensor(done, device=dev),
-                "prev_gripper": torch.as_tensor(prev, device=dev)}
+                "bootstrap": torch.as_tensor(self.cfg.discount ** steps, device=dev),
+                "grasp_toggles": torch.as_tensor(np.asarray(toggles, np.float32), device=dev)}
 
     def _critic_step(self, t: dict) -> dict[str, float] | None:
         cfg, p = self.cfg, self.policy
@@ -442,7 +453,7 @@ class SACAgent:
             subset = (torch.randperm(cfg.num_critics, device=z_next.device)[: cfg.num_target_critics]
                       if cfg.num_target_critics < cfg.num_critics else None)  # only those members run
             q_next = self.target_critic(torch.cat([z_next_target, next_action], -1), subset)[..., 0]  # (M, B)
-            target = t["reward"] + cfg.discount * (1.0 - t["done"]) * q_next.min(0).values
+            target = t["reward"] + t["bootstrap"] * (1.0 - t["done"]) * q_next.min(0).values
         z = p.encoder(*t["inp"])
         t["z"] = z.detach()  # the actor step reads these features (as SERL, from the encoder before this step)
         q = self.critic(torch.cat([z, arm], -1))[..., 0]
@@ -451,13 +462,11 @@ class SACAgent:
         metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
         if p.grasp_critic is not None:
             index = gripper_index(t["action"][:, 6])
-            command = 1 - index  # +1 close, 0 stay, -1 open
-            toggles = (command != 0) & (command != t["prev_gripper"])
-            grasp_reward = t["reward"] + cfg.grasp_penalty * toggles.float()
+            grasp_reward = t["reward"] + cfg.grasp_penalty * t["grasp_toggles"]
             with torch.no_grad():
                 best = p.grasp_critic(z_next).argmax(-1, keepdim=True)  # double DQN: online picks,
                 q_next_g = self.target_grasp(z_next_target).gather(-1, best)[:, 0]  # target evaluates
-                grasp_target = grasp_reward + cfg.discount * (1.0 - t["done"]) * q_next_g
+                grasp_target = grasp_reward + t["bootstrap"] * (1.0 - t["done"]) * q_next_g
             q_g = p.grasp_critic(z).gather(-1, index[:, None])[:, 0]
             grasp_loss = F.mse_loss(q_g, grasp_target)
             loss = loss + grasp_loss

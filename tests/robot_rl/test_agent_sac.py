@@ -96,19 +96,25 @@ def test_critic_regresses_one_step_reward_and_actor_climbs_it():
     assert agent.skipped_updates == 0 and agent.actor_steps == agent.critic_steps == 250
 
 
-def test_bootstrap_uses_discount_and_no_entropy_term():
-    """Absorbing chain with r = 1 and done = 0 everywhere: Q -> 1 / (1 - gamma), no entropy bonus."""
+@pytest.mark.parametrize("steps", [None, 2])
+def test_bootstrap_uses_discount_and_no_entropy_term(steps):
+    """Absorbing chain with r = 1 and done = 0 everywhere: Q -> 1 / (1 - gamma^k) for k-step
+    transitions (k = 1 without a `steps` key), no entropy bonus."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     cfg = SACConfig(hidden=(32,), discount=0.5, tau=0.1, critic_lr=3e-3, init_temperature=1.0)
     agent = SACAgent(SPEC, cfg)
     for _ in range(400):
-        agent.update(batch(32, rng, reward=np.ones(32, np.float32), done=np.zeros(32, np.float32)))
+        b = batch(32, rng, reward=np.ones(32, np.float32), done=np.zeros(32, np.float32))
+        if steps:
+            b["steps"] = np.full(32, steps)
+        agent.update(b)
     b = batch(64, rng)
     t = agent._to_tensors(b)
     z = agent.policy.encoder(*agent.policy.inputs(t["obs"], False))
     q = agent.critic(torch.cat([z, t["action"][:, :6]], -1))
-    assert abs(float(q.detach().mean()) - 2.0) < 0.1  # an entropy term (temperature ~1, entropy ~ -3) would shift it far
+    expected = 1.0 / (1.0 - 0.5 ** (steps or 1))  # 2.0 one-step, 1.33 two-step
+    assert abs(float(q.detach().mean()) - expected) < 0.1  # an entropy term (temperature ~1, entropy ~ -3) would shift it far
 
 
 def test_discrete_gripper_learns_the_rewarded_command_and_the_grasp_penalty():
@@ -179,6 +185,10 @@ def test_bad_batches_raise_errors_naming_the_key():
     b["action"][2, 1] = 1.5
     with pytest.raises(ValueError, match="action.*outside"):
         agent.update(b)
+    b = batch(8, rng)
+    b["steps"] = np.zeros(8)
+    with pytest.raises(ValueError, match="steps"):
+        agent.update(b)
     with pytest.raises(KeyError, match="tcp_pose"):
         agent.act({"gripper_width": np.zeros(1, np.float32)}, deterministic=True)
 
@@ -217,6 +227,8 @@ def test_config_validation_names_the_key():
         SACConfig(num_critics=2, num_target_critics=3)
     with pytest.raises(ConfigError, match="discount"):
         from_dict(SACConfig, {"discount": 1.5})
+    with pytest.raises(ConfigError, match="n_step"):
+        from_dict(SACConfig, {"n_step": 0})
     with pytest.raises(ConfigError, match="gripper"):
         from_dict(SACConfig, {"gripper": "binary"})
     with pytest.raises(ConfigError, match="image.weights_path"):

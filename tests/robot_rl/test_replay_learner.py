@@ -202,3 +202,45 @@ def test_config_errors():
         ReplayBuffer(10, SPEC, reward_mode="dense")
     with pytest.raises(ValueError, match="no complete transition"):
         ReplayBuffer(10, SPEC).sample(4, np.random.default_rng(0))
+
+
+def test_n_step_sums_discounted_rewards_and_stops_at_episode_ends():
+    buf = ReplayBuffer(100, SPEC)
+    ep = episode(0, 6, terminal=True)
+    ep["reward"][:6] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    buf.add_episode(ep)
+    truncated = episode(1, 4, terminal=False)
+    buf.add_episode(truncated)
+    b = buf.gather(np.flatnonzero(buf.valid), n_step=3, discount=0.5)
+    t, e = b["obs"]["t"][:, 0], b["obs"]["episode"][:, 0]
+    np.testing.assert_array_equal(b["steps"], np.minimum(3, np.where(e == 0, 6, 4) - t))
+    np.testing.assert_array_equal(b["next_obs"]["t"][:, 0], t + b["steps"])
+    np.testing.assert_array_equal(b["next_obs"]["episode"], b["obs"]["episode"])
+    first = (e == 0) & (t == 0)
+    assert b["reward"][first][0] == pytest.approx(1.0 + 0.5 * 2.0 + 0.25 * 3.0)
+    near_end = (e == 0) & (t == 4)  # two steps left: 5 + 0.5 * 6, ending in the terminal row
+    assert b["reward"][near_end][0] == pytest.approx(5.0 + 0.5 * 6.0)
+    np.testing.assert_array_equal(b["done"] == 1.0, (e == 0) & (t >= 3))  # chains that reach the terminal row
+    assert not b["done"][e == 1].any()  # a time-limit end bootstraps
+
+
+def test_n_step_stops_at_the_newest_row_of_an_open_stream_and_counts_toggles():
+    buf = ReplayBuffer(100, SPEC)
+    ep = episode(0, 8, grip=np.array([0, 1, 1, 0, -1, 1, 0, 0], np.float32))
+    buf.add_rows("a", rows_of(ep, 0, 5))  # rows 0..4 arrived; row 4's successor not yet
+    b = buf.gather(np.flatnonzero(buf.valid), n_step=3, discount=0.5)
+    t = b["obs"]["t"][:, 0]
+    np.testing.assert_array_equal(b["steps"], np.minimum(3, 4 - t))
+    # row 1 closes (open before): discounted by its place in each chain
+    np.testing.assert_allclose(b["grasp_toggles"], [{0: 0.5, 1: 1.0}.get(int(x), 0.0) for x in t])
+    buf.add_rows("a", rows_of(ep, 5, 9))  # the rest: row 4 opens, row 5 closes again
+    b = buf.gather(np.flatnonzero(buf.valid), n_step=3, discount=0.5)
+    t = b["obs"]["t"][:, 0]
+    np.testing.assert_array_equal(b["steps"], np.minimum(3, 8 - t))
+    expected = {0: 0.5, 1: 1.0, 2: 0.25, 3: 0.5 + 0.25, 4: 1.0 + 0.5, 5: 1.0}
+    np.testing.assert_allclose(b["grasp_toggles"], [expected.get(int(x), 0.0) for x in t])
+    one = buf.gather(np.flatnonzero(buf.valid))
+    np.testing.assert_array_equal(one["steps"], 1)
+    np.testing.assert_array_equal(one["grasp_toggles"], np.isin(one["obs"]["t"][:, 0], [1, 4, 5]))
+    with pytest.raises(ValueError, match="discount"):
+        buf.gather(np.flatnonzero(buf.valid), n_step=3)
