@@ -12,9 +12,9 @@ Variants (what each ingredient buys):
     no_layernorm MLPs without LayerNorm
     wsrl         WSRL: pre-train on the demos, warm-up rollouts, then online data only
     utd2         two SAC updates (critic + actor) per env step; main has one
-    rel          main + `object_rel_pos` (cube minus TCP position) in the state, as ManiSkill's
-                 tcp_to_obj_pos: the reaching error as an input instead of a difference to learn
-    ensemble10_rel  ensemble10 + object_rel_pos
+    rel          main + the cube's position minus the TCP's in the state (sac.relative_positions), as
+                 ManiSkill's tcp_to_obj_pos: the reaching error as an input instead of a difference to learn
+    ensemble10_rel  ensemble10 + rel
     n3           3-step returns (sac.n_step 3)
     rel_n3       rel + 3-step returns
 """
@@ -26,8 +26,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 VARIANTS = {
     "main": {},
     "no_demos": {"demos": 0, "offline": "none"},
@@ -35,12 +33,12 @@ VARIANTS = {
     "no_layernorm": {"sac": {"layer_norm": False}},
     "wsrl": {"offline": "wsrl"},
     "utd2": {"updates_per_step": 2},
-    "rel": {},
-    "ensemble10_rel": {"sac": {"num_critics": 10, "num_target_critics": 2}},
-    "rel_n3": {"sac": {"n_step": 3}},
+    "rel": {"sac": {"relative_positions": [["object_pose", "tcp_pose"]]}},
+    "ensemble10_rel": {"sac": {"num_critics": 10, "num_target_critics": 2,
+                               "relative_positions": [["object_pose", "tcp_pose"]]}},
     "n3": {"sac": {"n_step": 3}},
+    "rel_n3": {"sac": {"n_step": 3, "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
-RELATIVE = {"rel", "ensemble10_rel", "rel_n3"}  # variants whose state adds object_rel_pos
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
     "task": "pick_cube",
@@ -52,36 +50,6 @@ BASE = {
     "demos": 20,
     "sac": {"proprio_keys": ["tcp_pose", "tcp_vel", "gripper_width", "object_pose"]},
 }
-
-
-class ObjectRelative:
-    """Env wrapper adding `object_rel_pos` (3,): object position minus TCP position, in metres."""
-
-    def __init__(self, env):
-        import gymnasium
-
-        self.env, self.unwrapped = env, env.unwrapped
-        spaces = dict(env.observation_space.spaces)
-        spaces["object_rel_pos"] = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
-        self.observation_space, self.action_space = gymnasium.spaces.Dict(spaces), env.action_space
-
-    def _obs(self, obs: dict) -> dict:
-        return dict(obs, object_rel_pos=(obs["object_pose"][:3] - obs["tcp_pose"][:3]).astype(np.float32))
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        return self._obs(obs), info
-
-    def step(self, action):
-        obs, *rest = self.env.step(action)
-        return (self._obs(obs), *rest)
-
-
-def make_env(variant: str, cfg):
-    import sim
-
-    env = sim.make_env(cfg.task, cfg.env)
-    return ObjectRelative(env) if variant in RELATIVE else env
 
 
 def trainer_config(variant: str, seed: int, steps: int | None):
@@ -97,19 +65,18 @@ def trainer_config(variant: str, seed: int, steps: int | None):
     data["seed"] = seed
     if steps:
         data["total_env_steps"] = steps
-    if variant in RELATIVE:
-        data["sac"]["proprio_keys"] = [*data["sac"]["proprio_keys"], "object_rel_pos"]
     return from_dict(TrainerConfig, data)
 
 
 def run(args: argparse.Namespace) -> None:
+    import sim
     from sim.experts import make_expert
     from robot_rl.trainer import Trainer
 
     cfg = trainer_config(args.variant, args.seed, args.steps)
     out = Path(args.out) / f"{args.variant}-s{args.seed}"
     resume = (out / "checkpoint" / "config.json").exists()
-    trainer = Trainer(cfg, lambda: make_env(args.variant, cfg), make_expert, run_dir=out, resume=resume)
+    trainer = Trainer(cfg, lambda: sim.make_env(cfg.task, cfg.env), make_expert, run_dir=out, resume=resume)
     start = time.time()
     history = trainer.run()
     result = {"variant": args.variant, "seed": args.seed, "history": history, "final_success": history[-1][1],

@@ -76,6 +76,9 @@ class SACConfig:
     normalize_proprio: bool = True  # standardise proprio with mean/std fitted on the first batch
     proprio_std_floor: float = 0.01  # lower bound of the fitted std (dims that barely vary)
     proprio_keys: tuple[str, ...] | None = None  # None: every non-image observation key, sorted
+    # (a, b) key pairs: a[:3] - b[:3] joins the proprio, e.g. (object_pose, tcp_pose) -> the reaching
+    # error as an input instead of a difference of two standardised positions the MLP must learn
+    relative_positions: tuple[tuple[str, str], ...] = ()
     image_keys: tuple[str, ...] | None = None  # None: every `image_*` key, sorted
     image: ImageConfig = field(default_factory=ImageConfig)
     device: str = "cpu"
@@ -113,6 +116,13 @@ def split_keys(cfg: SACConfig, obs_spec: ObsSpec) -> tuple[tuple[str, ...], tupl
     for k in (*images, *proprio):
         if k not in obs_spec:
             raise ConfigError(f"sac: observation key {k!r} is not in the observation space {sorted(obs_spec)}")
+    for pair in cfg.relative_positions:
+        if len(pair) != 2:
+            raise ConfigError(f"sac.relative_positions: each entry is a pair [a, b], got {list(pair)}")
+        for k in pair:
+            if k not in obs_spec or int(np.prod(obs_spec[k][0])) < 3:
+                raise ConfigError(f"sac.relative_positions: {k!r} is not an observation key with a position "
+                                  f"(>= 3 values); keys: {sorted(obs_spec)}")
     if not images and not proprio:
         raise ConfigError("sac: no observation keys selected")
     return proprio, images
@@ -173,6 +183,9 @@ class Policy(nn.Module):
         self.obs_spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in obs_spec.items()}
         self.proprio_keys, self.image_keys = split_keys(cfg, self.obs_spec)
         self.proprio_dim = int(sum(np.prod(self.obs_spec[k][0], dtype=int) for k in self.proprio_keys))
+        self.proprio_dim += 3 * len(cfg.relative_positions)
+        relative = [k for pair in cfg.relative_positions for k in pair]
+        self.read_keys = tuple(dict.fromkeys((*self.proprio_keys, *relative, *self.image_keys)))
         feature_shape = (0, 0, 0)
         if self.image_keys:
             if (cfg.image.dtype == "bfloat16" and torch.device(cfg.device).type == "cpu"
@@ -203,9 +216,11 @@ class Policy(nn.Module):
         return proprio, self.image_features(obs, augment)
 
     def proprio(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The proprio keys of a batch, flattened and concatenated: (B, P)."""
+        """The proprio keys of a batch, flattened and concatenated, then the relative positions: (B, P)."""
         b = next(iter(obs.values())).shape[0]
         parts = [obs[k].reshape(b, -1).float() for k in self.proprio_keys]
+        parts += [obs[a].reshape(b, -1)[:, :3].float() - obs[c].reshape(b, -1)[:, :3].float()
+                  for a, c in self.cfg.relative_positions]
         return torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
 
     def image_features(self, obs: dict[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
@@ -234,9 +249,9 @@ class Policy(nn.Module):
 
     def obs_to_tensors(self, obs: dict[str, np.ndarray], batched: bool) -> dict[str, torch.Tensor]:
         out = {}
-        for k in (*self.proprio_keys, *self.image_keys):
+        for k in self.read_keys:
             if k not in obs:
-                raise KeyError(f"observation is missing key {k!r} (policy reads {[*self.proprio_keys, *self.image_keys]})")
+                raise KeyError(f"observation is missing key {k!r} (policy reads {list(self.read_keys)})")
             v = torch.as_tensor(np.asarray(obs[k]), device=self.cfg.device)
             out[k] = v if batched else v.unsqueeze(0)
         return out
@@ -423,7 +438,7 @@ class SACAgent:
             raise ValueError(f"batch 'done' has shape {done.shape}, expected ({b},)")
         # cached image features are checked after one of their K copies is picked (see update):
         # scanning all K float16 copies here cost more than the whole update
-        proprio = [v for o in (obs, next_obs) for k, v in o.items() if k in self.policy.proprio_keys]
+        proprio = [v for o in (obs, next_obs) for k, v in o.items() if k not in self.policy.image_keys]
         finite = all(all_finite(v) for v in proprio if v.is_floating_point())
         finite = finite and bool(np.isfinite(action).all() and np.isfinite(reward).all())
         if not finite:

@@ -235,3 +235,20 @@ def test_config_validation_names_the_key():
         from_dict(SACConfig, {"image": {"backbone": "resnet18"}})
     with pytest.raises(ConfigError, match="object_pose"):
         SACAgent(SPEC, SACConfig(proprio_keys=("object_pose",)))
+
+
+def test_relative_positions_join_the_proprio():
+    spec = {**SPEC, "object_pose": ((7,), np.float32)}
+    cfg = SACConfig(**SMALL, normalize_proprio=False, relative_positions=(("object_pose", "tcp_pose"),))
+    policy = Policy(spec, cfg)
+    assert policy.proprio_dim == 7 + 1 + 7 + 3
+    obs = {k: torch.randn(4, *s) for k, (s, _) in spec.items()}
+    x = policy.proprio(obs)
+    torch.testing.assert_close(x[:, -3:], obs["object_pose"][:, :3] - obs["tcp_pose"][:, :3])
+    only = Policy(spec, SACConfig(**SMALL, proprio_keys=("gripper_width",), relative_positions=(("object_pose", "tcp_pose"),)))
+    blank = {k: np.zeros(s, np.float32) for k, (s, _) in spec.items()}
+    assert only.act(blank, deterministic=True).shape == (7,)
+    with pytest.raises(KeyError, match="object_pose"):  # read although not a proprio key
+        only.act({"gripper_width": blank["gripper_width"], "tcp_pose": blank["tcp_pose"]}, deterministic=True)
+    with pytest.raises(ConfigError, match="relative_positions.*gripper_width"):
+        Policy(spec, SACConfig(**SMALL, relative_positions=(("object_pose", "gripper_width"),)))
