@@ -43,10 +43,10 @@ class TanhGaussianHead(nn.Module):
     def forward(self, x: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (action in (-1, 1), log pi(action|x)); deterministic gives tanh(mu) and log-prob 0."""
         h = self.trunk(x)
-        mu = self.mean(h)
+        mu = self.mean(h).float()  # the squashing math in float32 also under bf16 autocast
         if deterministic:
             return torch.tanh(mu), torch.zeros(mu.shape[0], device=mu.device)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.log_std(h)) + 1.0)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.log_std(h).float()) + 1.0)
         std = log_std.exp()
         u = mu + std * torch.randn_like(mu)
         a = torch.tanh(u)
@@ -110,4 +110,4 @@ class CriticEnsemble(nn.Module):
             x = x.unsqueeze(0).expand(n, -1, -1)
         for layer in self.net:
             x = layer(x, members) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else layer(x)
-        return x
+        return x.float()  # Q-values in float32 also under bf16 autocast

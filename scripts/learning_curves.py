@@ -17,6 +17,7 @@ Variants (what each ingredient buys):
     ensemble10_rel  ensemble10 + rel
     n3           3-step returns (sac.n_step 3)
     rel_n3       rel + 3-step returns
+    rel_bf16     rel with the learner's matmuls in bfloat16 (sac.matmul_dtype)
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ VARIANTS = {
                                "relative_positions": [["object_pose", "tcp_pose"]]}},
     "n3": {"sac": {"n_step": 3}},
     "rel_n3": {"sac": {"n_step": 3, "relative_positions": [["object_pose", "tcp_pose"]]}},
+    "rel_bf16": {"sac": {"matmul_dtype": "bfloat16", "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {

@@ -2,6 +2,7 @@
 
 Batch 256, 2 critics, [256, 256] LayerNorm MLPs. One update = one critic step (+ the discrete
 gripper critic) + one actor step + one temperature step (critic_actor_ratio 1). Medians over repeats.
+`*_bf16`: the same with `sac.matmul_dtype: bfloat16`, on CPUs with native bf16 only.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from controllers.config import from_dict
-    from robot_rl.agents.sac import SACAgent, SACConfig, build_backbone
+    from robot_rl.agents.sac import SACAgent, SACConfig, build_backbone, native_bf16
     from robot_rl.replay import ReplayBuffer
 
     torch.set_num_threads(args.threads)
@@ -64,14 +65,18 @@ def run(args: argparse.Namespace) -> dict:
     for _ in range(100):
         buf.add_episode(_episode(spec, 100, rng))
     out["sample_ms"] = round(1000 / _rate(lambda: buf.sample(B, rng), 50, R), 3)
-    for name, gripper in (("updates_per_s_state", "discrete"), ("updates_per_s_state_continuous_gripper", "continuous")):
-        agent = SACAgent(spec, SACConfig(gripper=gripper))
+    variants = {"updates_per_s_state": {}, "updates_per_s_state_continuous_gripper": {"gripper": "continuous"}}
+    if native_bf16():
+        variants["updates_per_s_state_bf16"] = {"matmul_dtype": "bfloat16"}
+    for name, overrides in variants.items():
+        agent = SACAgent(spec, from_dict(SACConfig, overrides))
         batches = [buf.sample(B, rng) for _ in range(8)]
         it = iter(range(10**9))
         step = lambda: agent.update(batches[next(it) % 8])
         _rate(step, 5, 1)  # warm-up
         out[name] = round(_rate(step, 30, R), 1)
     obs = {k: v[0] for k, v in batches[0]["obs"].items()}
+    agent = SACAgent(spec, SACConfig())
     out["act_ms_state"] = round(1000 / _rate(lambda: agent.act(obs, False), 200, R), 3)
 
     # image paths: two 128x128 cameras + the same proprio
@@ -88,10 +93,15 @@ def run(args: argparse.Namespace) -> dict:
     out["cache_ms_per_frame"] = round(1000 * (time.perf_counter() - t0) / frames, 2)  # 4 backbone passes each
     out["sample_ms_image_cached"] = round(1000 / _rate(lambda: cbuf.sample(B, rng), 20, R), 3)
     batches = [cbuf.sample(B, rng) for _ in range(4)]
-    it = iter(range(10**9))
-    step = lambda: cached.update(batches[next(it) % 4])
-    _rate(step, 2, 1)
-    out["updates_per_s_image_cached"] = round(_rate(step, 10, R), 2)
+    cached_variants = {"updates_per_s_image_cached": cached}
+    if native_bf16():
+        cached_variants["updates_per_s_image_cached_bf16"] = SACAgent(
+            img_spec, from_dict(SACConfig, {"image": {"cache_shifts": 4}, "matmul_dtype": "bfloat16"}), backbone=backbone)
+    for name, learner in cached_variants.items():
+        it = iter(range(10**9))
+        step = lambda: learner.update(batches[next(it) % 4])
+        _rate(step, 2, 1)
+        out[name] = round(_rate(step, 10, R), 2)
 
     full = SACAgent(img_spec, SACConfig(), backbone=backbone)
     ibuf = ReplayBuffer(2_000, img_spec)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from controllers.config import ConfigError, from_dict
-from robot_rl.agents.sac import Policy, SACAgent, SACConfig
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
 from robot_rl.networks import CriticEnsemble, TanhGaussianHead
 
 torch.set_num_threads(1)
@@ -79,11 +79,14 @@ def test_defaults_follow_the_anchors():
     assert cont.target_entropy == -3.5 and cont.policy.grasp_critic is None
 
 
-def test_critic_regresses_one_step_reward_and_actor_climbs_it():
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_critic_regresses_one_step_reward_and_actor_climbs_it(matmul_dtype):
     """Bandit (one state, every transition terminal): Q(a) -> r(a) = -(a0 - 0.5)^2, pi moves to a0 = 0.5."""
+    if matmul_dtype == "bfloat16" and not native_bf16():
+        pytest.skip("CPU without native bf16")
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    agent = SACAgent(SPEC, SACConfig(**SMALL, actor_lr=1e-3, critic_lr=1e-3))
+    agent = SACAgent(SPEC, SACConfig(**SMALL, actor_lr=1e-3, critic_lr=1e-3, matmul_dtype=matmul_dtype))
     for _ in range(250):
         b = batch(64, rng)
         for part in ("obs", "next_obs"):
@@ -96,13 +99,15 @@ def test_critic_regresses_one_step_reward_and_actor_climbs_it():
     assert agent.skipped_updates == 0 and agent.actor_steps == agent.critic_steps == 250
 
 
-@pytest.mark.parametrize("steps", [None, 2])
-def test_bootstrap_uses_discount_and_no_entropy_term(steps):
+@pytest.mark.parametrize("steps, matmul_dtype", [
+    (None, "float32"), (2, "float32"),
+    pytest.param(None, "bfloat16", marks=pytest.mark.skipif(not native_bf16(), reason="CPU without native bf16"))])
+def test_bootstrap_uses_discount_and_no_entropy_term(steps, matmul_dtype):
     """Absorbing chain with r = 1 and done = 0 everywhere: Q -> 1 / (1 - gamma^k) for k-step
-    transitions (k = 1 without a `steps` key), no entropy bonus."""
+    transitions (k = 1 without a `steps` key), no entropy bonus; the same with bf16 matmuls."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = SACConfig(hidden=(32,), discount=0.5, tau=0.1, critic_lr=3e-3, init_temperature=1.0)
+    cfg = SACConfig(hidden=(32,), discount=0.5, tau=0.1, critic_lr=3e-3, init_temperature=1.0, matmul_dtype=matmul_dtype)
     agent = SACAgent(SPEC, cfg)
     for _ in range(400):
         b = batch(32, rng, reward=np.ones(32, np.float32), done=np.zeros(32, np.float32))
@@ -229,6 +234,8 @@ def test_config_validation_names_the_key():
         from_dict(SACConfig, {"discount": 1.5})
     with pytest.raises(ConfigError, match="n_step"):
         from_dict(SACConfig, {"n_step": 0})
+    with pytest.raises(ConfigError, match="matmul_dtype"):
+        from_dict(SACConfig, {"matmul_dtype": "float16"})
     with pytest.raises(ConfigError, match="gripper"):
         from_dict(SACConfig, {"gripper": "binary"})
     with pytest.raises(ConfigError, match="image.weights_path"):
