@@ -18,6 +18,8 @@ Variants (what each ingredient buys):
     n3           3-step returns (sac.n_step 3)
     rel_n3       rel + 3-step returns
     rel_bf16     rel with the learner's matmuls in bfloat16 (sac.matmul_dtype)
+    rel_xyzyaw   rel with the policy driving dx dy dz and yaw only (sac.arm_action_dims [0, 1, 2, 5]);
+                 the target orientation keeps the gripper pointing down
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ VARIANTS = {
     "n3": {"sac": {"n_step": 3}},
     "rel_n3": {"sac": {"n_step": 3, "relative_positions": [["object_pose", "tcp_pose"]]}},
     "rel_bf16": {"sac": {"matmul_dtype": "bfloat16", "relative_positions": [["object_pose", "tcp_pose"]]}},
+    "rel_xyzyaw": {"sac": {"arm_action_dims": [0, 1, 2, 5], "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {

@@ -71,6 +71,9 @@ class SACConfig:
     target_entropy: float | None = None  # None: -|A|/2 over the continuous action dims
     critic_actor_ratio: int = 1  # critic steps per actor + temperature step
     gripper: Literal["discrete", "continuous"] = "discrete"
+    # which arm action dims (0-5: dx dy dz drx dry drz) the policy drives; the rest are held at 0, e.g.
+    # [0, 1, 2, 5] for top-down grasps (xyz + yaw), as SERL/HIL-SERL restrict some tasks' action spaces
+    arm_action_dims: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     grasp_penalty: float = -0.02  # added to the gripper critic's reward when a command toggles the gripper
     gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
     normalize_proprio: bool = True  # standardise proprio with mean/std fitted on the first batch
@@ -97,6 +100,9 @@ class SACConfig:
             raise ConfigError(f"sac.discount: must be in [0, 1), got {self.discount}")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"sac.matmul_dtype: must be float32 or bfloat16, got {self.matmul_dtype!r}")
+        dims = self.arm_action_dims
+        if not dims or len(set(dims)) != len(dims) or any(not 0 <= d <= 5 for d in dims):
+            raise ConfigError(f"sac.arm_action_dims: distinct indices in 0..5 (dx dy dz drx dry drz), got {list(dims)}")
         if self.n_step < 1:
             raise ConfigError(f"sac.n_step: must be >= 1, got {self.n_step}")
         if not 0.0 < self.tau <= 1.0:
@@ -211,7 +217,9 @@ class Policy(nn.Module):
         self.__dict__["backbone"] = backbone.to(cfg.device) if backbone is not None else None
         self.normalizer = ProprioNormalizer(self.proprio_dim, cfg.proprio_std_floor) if cfg.normalize_proprio else None
         self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
-        self.action_dim = 6 if cfg.gripper == "discrete" else 7
+        # env action indices the actor's outputs drive (the continuous gripper is index 6)
+        self.action_dims = tuple(cfg.arm_action_dims) + (() if cfg.gripper == "discrete" else (6,))
+        self.action_dim = len(self.action_dims)
         self.actor = TanhGaussianHead(self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm)
         self.grasp_critic = mlp(self.encoder.out_dim, cfg.hidden, 3, cfg.layer_norm) if cfg.gripper == "discrete" else None
         self.to(cfg.device)
@@ -270,15 +278,15 @@ class Policy(nn.Module):
     def act(self, obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
         """One env action (7,) in [-1, 1] for one observation; raises rather than emit NaN/inf."""
         z = self.encoder(*self.inputs(self.obs_to_tensors(obs, batched=False), augment=False))
-        arm, _ = self.actor(z, deterministic)
-        action = arm[0]
+        driven, _ = self.actor(z, deterministic)
+        out = np.zeros(7, np.float32)
+        out[list(self.action_dims)] = driven[0].cpu().numpy()
         if self.grasp_critic is not None:
             if not deterministic and np.random.random() < self.cfg.gripper_epsilon:
                 index = np.random.randint(3)
             else:
                 index = int(self.grasp_critic(z)[0].argmax())
-            action = torch.cat([action, torch.tensor([1.0 - index], device=action.device)])
-        out = action.cpu().numpy().astype(np.float32)
+            out[6] = 1.0 - index
         if not np.all(np.isfinite(out)):
             raise FloatingPointError(f"policy produced a non-finite action {out}; refusing to return it")
         return np.clip(out, -1.0, 1.0)
@@ -472,7 +480,7 @@ class SACAgent:
 
     def _critic_step(self, t: dict) -> dict[str, float] | None:
         cfg, p = self.cfg, self.policy
-        arm = t["action"][:, : p.action_dim]
+        arm = t["action"][:, list(p.action_dims)]
         with self._mixed():  # forward passes only; backward follows the recorded casts
             with torch.no_grad():
                 z_next = p.encoder(*t["inp_next"])

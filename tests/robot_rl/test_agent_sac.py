@@ -259,3 +259,19 @@ def test_relative_positions_join_the_proprio():
         only.act({"gripper_width": blank["gripper_width"], "tcp_pose": blank["tcp_pose"]}, deterministic=True)
     with pytest.raises(ConfigError, match="relative_positions.*gripper_width"):
         Policy(spec, SACConfig(**SMALL, relative_positions=(("object_pose", "gripper_width"),)))
+
+
+def test_arm_action_dims_restrict_what_the_policy_drives():
+    rng = np.random.default_rng(0)
+    agent = SACAgent(SPEC, SACConfig(**SMALL, arm_action_dims=(0, 1, 2, 5)))
+    assert agent.policy.action_dim == 4 and agent.target_entropy == -2.0
+    for _ in range(3):
+        agent.update(batch(16, rng))
+    blank = {k: np.zeros(s, d) for k, (s, d) in SPEC.items()}
+    a = agent.act(blank, deterministic=False)
+    assert a.shape == (7,) and a[3] == a[4] == 0.0 and a[6] in (-1.0, 0.0, 1.0)
+    continuous = Policy(SPEC, SACConfig(**SMALL, gripper="continuous", arm_action_dims=(2,)))
+    assert continuous.action_dims == (2, 6)
+    assert np.count_nonzero(continuous.act(blank, deterministic=False)[[0, 1, 3, 4, 5]]) == 0
+    with pytest.raises(ConfigError, match="arm_action_dims"):
+        from_dict(SACConfig, {"arm_action_dims": [0, 6]})
