@@ -20,6 +20,7 @@ Variants (what each ingredient buys):
     rel_bf16     rel with the learner's matmuls in bfloat16 (sac.matmul_dtype)
     rel_xyzyaw   rel with the policy driving dx dy dz and yaw only (sac.arm_action_dims [0, 1, 2, 5]);
                  the target orientation keeps the gripper pointing down
+    redq_rel     ensemble10 + rel + two updates per env step, matmuls in bfloat16 (what the 2x of bf16 buys)
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ VARIANTS = {
     "rel_n3": {"sac": {"n_step": 3, "relative_positions": [["object_pose", "tcp_pose"]]}},
     "rel_bf16": {"sac": {"matmul_dtype": "bfloat16", "relative_positions": [["object_pose", "tcp_pose"]]}},
     "rel_xyzyaw": {"sac": {"arm_action_dims": [0, 1, 2, 5], "relative_positions": [["object_pose", "tcp_pose"]]}},
+    "redq_rel": {"updates_per_step": 2, "sac": {"num_critics": 10, "num_target_critics": 2, "matmul_dtype": "bfloat16",
+                                                "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
