@@ -72,7 +72,7 @@ class SACConfig:
     critic_actor_ratio: int = 1  # critic steps per actor + temperature step
     gripper: Literal["discrete", "continuous"] = "discrete"
     # which arm action dims (0-5: dx dy dz drx dry drz) the policy drives; the rest are held at 0, e.g.
-    # [0, 1, 2, 5] for top-down grasps (xyz + yaw), as SERL/HIL-SERL restrict some tasks' action spaces
+    # [0, 1, 2, 5] for top-down grasps (xyz + yaw): fewer dims to explore, and no tilt to undo
     arm_action_dims: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     grasp_penalty: float = -0.02  # added to the gripper critic's reward when a command toggles the gripper
     gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
