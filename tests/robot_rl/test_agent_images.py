@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from controllers.config import from_dict
-from robot_rl.agents.sac import Policy, SACAgent, SACConfig
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
 from robot_rl.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift
 from robot_rl.replay import ReplayBuffer
 
@@ -137,10 +137,13 @@ def _episode(rng, T=6, spec=SPEC):
     return ep
 
 
-@pytest.mark.parametrize("cache_shifts", [0, 2])
-def test_image_agent_updates_and_exports_no_backbone(backbone, cache_shifts):
+@pytest.mark.parametrize("cache_shifts, matmul_dtype", [(0, "float32"), (2, "float32"), (2, "bfloat16")])
+def test_image_agent_updates_and_exports_no_backbone(backbone, cache_shifts, matmul_dtype):
+    if matmul_dtype == "bfloat16" and not native_bf16():
+        pytest.skip("CPU without native bf16")
     rng = np.random.default_rng(0)
-    cfg = from_dict(SACConfig, {"hidden": [32], "image": {"cache_shifts": cache_shifts, "embed_dim": 16}})
+    cfg = from_dict(SACConfig, {"hidden": [32], "image": {"cache_shifts": cache_shifts, "embed_dim": 16},
+                                "matmul_dtype": matmul_dtype})
     agent = SACAgent(SPEC, cfg, backbone=backbone)
     spec = agent.storage_spec() if cache_shifts else SPEC
     buf = ReplayBuffer(100, spec)
