@@ -123,11 +123,13 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
         node.destroy_node()
         context.try_shutdown()
     warm = np.array(latencies[10:]) * 1000.0  # discovery and first-allocation frames excluded
-    # best-effort 640x480 frames over the default (UDP) transport are often lost in fragments: there the
-    # count of frames that made it is part of the result, not a failure
-    if warm.size < (10 if shm else 2):
-        raise RuntimeError(f"only {len(latencies)} images arrived ({'shared memory' if shm else 'default transport'}); "
-                           f"DDS discovery failed?")
+    if shm and warm.size < 10:
+        raise RuntimeError(f"only {len(latencies)} images arrived over shared memory; DDS discovery failed?")
+    # best-effort 640x480 frames over the default (UDP) transport are often lost in fragments (a loaded host
+    # can drop nearly all of them): there the count of frames that made it is the result, and too few to
+    # take percentiles of gives no latency figure rather than a failed benchmark
+    if warm.size < 2:
+        return {"frames": int(warm.size), "p50": None, "p99": None}
     return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
 
 
@@ -219,6 +221,10 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
             "policy_p50": float(np.percentile(policy_ms, 50)), "policy_p99": float(np.percentile(policy_ms, 99))}
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1, dtype: str = "float32") -> dict:
     domain_id = domain_id if domain_id is not None else random.randint(101, 200)
     shm = image_latency(seconds, domain_id, shm=True)
@@ -228,8 +234,8 @@ def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1, d
         "image_latency_ms_p50": round(shm["p50"], 3),
         "image_latency_ms_p99": round(shm["p99"], 3),
         "image_frames": shm["frames"],
-        "image_latency_default_transport_ms_p50": round(udp["p50"], 3),
-        "image_latency_default_transport_ms_p99": round(udp["p99"], 3),
+        "image_latency_default_transport_ms_p50": _rounded(udp["p50"]),
+        "image_latency_default_transport_ms_p99": _rounded(udp["p99"]),
         "image_frames_default_transport": udp["frames"],
         "control_rate_hz": round(loop["rate_hz"], 4),
         "tick_latency_ms_p50": round(loop["tick_p50"], 3),

@@ -97,10 +97,14 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(tmp_path, rclpy_co
     off = np.flatnonzero(~flags)
     np.testing.assert_allclose(ep["action"][off], np.clip(ep["policy_action"][off], -1, 1), atol=1e-6)
     assert not np.allclose(ep["policy_action"][on_steps], ep["action"][on_steps])
-    # and the robot followed the operator: +x by about 5 mm per intervened step
-    x = ep["tcp_pose"][:, 0]
-    moved = x[on_steps[-1] + 2] - x[on_steps[0]]
-    assert moved > 0.5 * 0.005 * on_steps.size, f"moved {moved:.4f} m over {on_steps.size} steps"
+    # and the robot followed the operator: +x on (nearly) every intervened step. How far is not asserted:
+    # the twin runs in real time, and a CPU-starved twin (three processes on two cores in CI) resynchronises
+    # and loses simulated time, so the distance per step depends on the machine's load; tracking accuracy
+    # is tests/nodes/test_sim_robot_node.py's subject
+    x = ep["tcp_pose"][on_steps[0]:on_steps[-1] + 3, 0]
+    steps_x = np.diff(x)
+    assert np.mean(steps_x > 0) >= 0.8 and x[-1] - x[0] > 0.005, \
+        f"x per step during the take-over (mm): {np.round(steps_x * 1000, 1).tolist()}"
 
     # the learner got the same rows over ZeroMQ, flags included
     rows = [m for m in messages if m.kind == "transitions"]
