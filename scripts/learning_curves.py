@@ -21,6 +21,7 @@ Variants (what each ingredient buys):
     rel_xyzyaw   rel with the policy driving dx dy dz and yaw only (sac.arm_action_dims [0, 1, 2, 5]);
                  the target orientation keeps the gripper pointing down
     redq_rel     ensemble10 + rel + two updates per env step, matmuls in bfloat16 (what the 2x of bf16 buys)
+    redq3_rel    redq_rel with three updates per env step
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ VARIANTS = {
     "rel_xyzyaw": {"sac": {"arm_action_dims": [0, 1, 2, 5], "relative_positions": [["object_pose", "tcp_pose"]]}},
     "redq_rel": {"updates_per_step": 2, "sac": {"num_critics": 10, "num_target_critics": 2, "matmul_dtype": "bfloat16",
                                                 "relative_positions": [["object_pose", "tcp_pose"]]}},
+    "redq3_rel": {"updates_per_step": 3, "sac": {"num_critics": 10, "num_target_critics": 2, "matmul_dtype": "bfloat16",
+                                                 "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
