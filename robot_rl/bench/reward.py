@@ -34,9 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
     parser.add_argument("--crop", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
-                        help="classify this crop of the front frame instead of the whole frame")
-    parser.add_argument("--cameras", nargs="+", default=["front"], choices=["front", "wrist"],
-                        help="views the classifier sees (default: front); latency is for one frame of each")
+                        help="classify this crop of the first camera's frame instead of the whole frame")
+    parser.add_argument("--cameras", nargs="+", default=["front_level"], choices=["front", "wrist", "front_level"],
+                        help="views the classifier sees (default: front_level, the camera at the success height); "
+                             "latency is for one frame of each")
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
     test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, cameras, hold=args.hold, image_size=args.image_size)
     generate_s = time.perf_counter() - t0
 
-    views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and c == "front" else None) for c in cameras)
+    views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None) for i, c in enumerate(cameras))
     classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size))
     config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)

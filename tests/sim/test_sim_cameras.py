@@ -147,3 +147,22 @@ def test_hand_camera_sits_at_its_pose_in_the_tcp_frame():
     cid = model.camera("wrist").id
     np.testing.assert_allclose(data.cam_xpos[cid], expected_pos, atol=1e-9)
     np.testing.assert_allclose(data.cam_xmat[cid].reshape(3, 3) @ np.diag([1, -1, -1]), expected_R_cv, atol=1e-9)
+
+
+def test_level_camera_puts_the_success_height_on_its_centre_row():
+    # the reward classifier's view (docs/reward.md): a cube centre at the pick_cube success height
+    # projects onto the centre row wherever the cube is, above it when higher, below when lower
+    from sim.tasks.pick_cube import CUBE_HALF, LIFT
+
+    env = make_env("pick_cube", cameras=("front_level",))
+    env.reset(seed=0)
+    model, data = env.unwrapped.model, env.unwrapped.data
+    cid = model.camera("front_level").id
+    K = env.unwrapped.camera_specs["front_level"].scaled_camera_matrix(128, 128)
+    pos, mat = data.cam_xpos[cid], data.cam_xmat[cid].reshape(3, 3)
+    success_z = CUBE_HALF + LIFT
+    for x, y in [(0.45, -0.05), (0.5, 0.0), (0.55, 0.05)]:
+        u, v = project(K, pos, mat, np.array([x, y, success_z]))
+        assert 0 <= u < 128 and abs(v - K[1, 2]) < 1e-6
+        assert project(K, pos, mat, np.array([x, y, success_z + 0.01]))[1] < v - 3  # > 3 px per cm
+        assert project(K, pos, mat, np.array([x, y, success_z - 0.01]))[1] > v + 3
