@@ -47,9 +47,8 @@ VARIANTS = {
     "rel_xyzyaw": {"sac": {"arm_action_dims": [0, 1, 2, 5], "relative_positions": [["object_pose", "tcp_pose"]]}},
     "redq_rel": {"updates_per_step": 2, "sac": {"num_critics": 10, "num_target_critics": 2, "matmul_dtype": "bfloat16",
                                                 "relative_positions": [["object_pose", "tcp_pose"]]}},
-    "redq3_rel": {"updates_per_step": 3, "sac": {"num_critics": 10, "num_target_critics": 2, "matmul_dtype": "bfloat16",
-                                                 "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
+VARIANTS["redq3_rel"] = {**VARIANTS["redq_rel"], "updates_per_step": 3}
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
     "task": "pick_cube",
