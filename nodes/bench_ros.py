@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -63,30 +64,51 @@ def _publisher_main(argv: list[str]) -> int:
     start = time.monotonic()
     next_image = next_state = start
     i = 0
-    while time.monotonic() - start < args.seconds:
-        now = time.monotonic()
-        if now >= next_image:
-            for pub in image_pubs:
-                msg = image_msg(frames[i % len(frames)], 0.0, "color_optical_frame")
-                msg.header.stamp = to_time(time.time())  # stamped after the conversion: transport only
-                pub.publish(msg)
-            i += 1
-            next_image += 1.0 / args.fps
-        if args.what == "robot" and now >= next_state:
-            stamp = time.time()
-            joint_pub.publish(joint_state_msg(names, np.zeros(7), np.zeros(7), np.zeros(7), stamp))
-            pose_pub.publish(pose_msg(np.array([0.5, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0]), stamp))
-            next_state += 0.01
-        time.sleep(max(0.0, min(next_image, next_state if args.what == "robot" else next_image)
-                       - time.monotonic()))
+    try:
+        while rclpy.ok() and time.monotonic() - start < args.seconds:
+            now = time.monotonic()
+            if now >= next_image:
+                for pub in image_pubs:
+                    msg = image_msg(frames[i % len(frames)], 0.0, "color_optical_frame")
+                    msg.header.stamp = to_time(time.time())  # stamped after the conversion: transport only
+                    pub.publish(msg)
+                i += 1
+                next_image += 1.0 / args.fps
+            if args.what == "robot" and now >= next_state:
+                stamp = time.time()
+                joint_pub.publish(joint_state_msg(names, np.zeros(7), np.zeros(7), np.zeros(7), stamp))
+                pose_pub.publish(pose_msg(np.array([0.5, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0]), stamp))
+                next_state += 0.01
+            time.sleep(max(0.0, min(next_image, next_state if args.what == "robot" else next_image)
+                           - time.monotonic()))
+    except KeyboardInterrupt:  # the listener's stop signal
+        pass
     node.destroy_node()
-    rclpy.shutdown()
+    rclpy.try_shutdown()  # SIGINT already shut the context down
     return 0
 
 
 def _start_publisher(what: str, seconds: float, env: dict[str, str], fps: float = 30.0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "nodes.bench_ros", "publish", what, "--seconds", str(seconds),
                              "--fps", str(fps)], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+
+
+def _tear_down(publisher: subprocess.Popen, executor, node, context) -> None:
+    """Stop the publisher cleanly, then the executor, the node and the context, in that order.
+
+    A publisher SIGKILLed mid-stream leaves its shared-memory segments and DDS participant behind, and
+    destroying a node still attached to an executor is the teardown that segfaults rclpy; both were seen
+    to crash the listener inside destroy_node on a loaded CI machine.
+    """
+    publisher.send_signal(signal.SIGINT)  # rclpy's handler shuts its context down: the loop ends, node destroyed
+    try:
+        publisher.wait(timeout=10.0)
+    except subprocess.TimeoutExpired:
+        publisher.kill()
+        publisher.wait()
+    executor.shutdown(timeout_sec=5.0)
+    node.destroy_node()
+    context.try_shutdown()
 
 
 def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
@@ -118,10 +140,7 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
         while publisher.poll() is None:
             executor.spin_once(timeout_sec=0.1)
     finally:
-        publisher.kill()
-        publisher.wait()
-        node.destroy_node()
-        context.try_shutdown()
+        _tear_down(publisher, executor, node, context)
     warm = np.array(latencies[10:]) * 1000.0  # discovery and first-allocation frames excluded
     if shm and warm.size < 10:
         raise RuntimeError(f"only {len(latencies)} images arrived over shared memory; DDS discovery failed?")
@@ -204,14 +223,12 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
         while len(newest) < len(topics) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         start, start_mono = time.time(), time.monotonic()
-        node.create_timer(period, tick)
+        timer = node.create_timer(period, tick)
         while time.monotonic() - start_mono < seconds:
             executor.spin_once(timeout_sec=0.01)
+        timer.cancel()
     finally:
-        publisher.kill()
-        publisher.wait()
-        node.destroy_node()
-        context.try_shutdown()
+        _tear_down(publisher, executor, node, context)
     if len(latencies) < 10:
         raise RuntimeError(f"only {len(latencies)} of {len(ticks)} control ticks published "
                            f"({held[0]} held for stale inputs)")

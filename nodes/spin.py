@@ -14,7 +14,7 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=sys.argv if argv is None else argv)
-    node = None
+    node = executor = None
     status = 0
     try:
         node = make_node()
@@ -30,6 +30,8 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=5.0)  # before destroy_node: a node destroyed under an executor can segfault
         if node is not None:
             status = int(getattr(node, "exit_status", 0))
             close = getattr(node, "close", None)

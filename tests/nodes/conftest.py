@@ -100,5 +100,6 @@ def spin_until(rclpy_context):
             return bool(predicate())
         finally:
             executor.remove_node(node)
+            executor.shutdown()  # drops its wait-set iterator, which still holds the node's handles
 
     return spin
