@@ -22,6 +22,7 @@ Variants (what each ingredient buys):
                  the target orientation keeps the gripper pointing down
     redq_rel     ensemble10 + rel + two updates per env step, matmuls in bfloat16 (what the 2x of bf16 buys)
     redq3_rel    redq_rel with three updates per env step
+    redq_xyzyaw  redq_rel with the policy driving dx dy dz and yaw only (the tilt seen in rel's failures)
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ VARIANTS = {
                                                 "relative_positions": [["object_pose", "tcp_pose"]]}},
 }
 VARIANTS["redq3_rel"] = {**VARIANTS["redq_rel"], "updates_per_step": 3}
+VARIANTS["redq_xyzyaw"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "arm_action_dims": [0, 1, 2, 5]}}
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
     "task": "pick_cube",
