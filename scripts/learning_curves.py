@@ -23,6 +23,8 @@ Variants (what each ingredient buys):
     redq_rel     ensemble10 + rel + two updates per env step, matmuls in bfloat16 (what the 2x of bf16 buys)
     redq3_rel    redq_rel with three updates per env step
     redq_xyzyaw  redq_rel with the policy driving dx dy dz and yaw only (the tilt seen in rel's failures)
+    redq_grip    redq_rel with a random gripper command on 10 % of the exploring steps (sac.gripper_epsilon): without
+                 it the grasp critic sees commands other than its own argmax only in the demonstrations
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ VARIANTS = {
 }
 VARIANTS["redq3_rel"] = {**VARIANTS["redq_rel"], "updates_per_step": 3}
 VARIANTS["redq_xyzyaw"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "arm_action_dims": [0, 1, 2, 5]}}
+VARIANTS["redq_grip"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "gripper_epsilon": 0.1}}
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
     "task": "pick_cube",

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps")
     parser.add_argument("--hold", type=int, default=6, help="steps recorded after the lift succeeds")
     parser.add_argument("--target-precision", type=float, default=0.98)
+    parser.add_argument("--val-fraction", type=float, default=0.25,
+                        help="share of the training episodes held out to choose the threshold")
+    parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
@@ -116,8 +119,8 @@ def run(args: argparse.Namespace) -> dict:
     generate_s = time.perf_counter() - t0
 
     views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None) for i, c in enumerate(cameras))
-    classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size))
-    config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
+    classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble)
+    config = TrainConfig(classifier=classifier, target_precision=args.target_precision, val_fraction=args.val_fraction,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
     result = train(train_eps, config)
@@ -163,5 +166,8 @@ def run(args: argparse.Namespace) -> dict:
         "image_size": args.image_size,
         "crop": args.crop,
         "cameras": list(cameras),
+        "ensemble": args.ensemble,
+        "val_fraction": args.val_fraction,
+        "val_positives": val.positives,
         "threads": 1,
     }

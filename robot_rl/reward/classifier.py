@@ -3,7 +3,10 @@
 A view is a camera, or a crop of one (several crops of the same camera are several views). Every
 view goes through the same frozen backbone (`robot_rl.encoders`, EfficientNet-Lite0 from its wheel
 by default), then its own `SpatialEmbedding`; the view embeddings are concatenated and a small MLP
-gives one logit. Only the pooling and the head are trained and saved (`head.safetensors`); the
+gives one logit. With `ensemble: K` there are K such pooling + head members, each trained on its own
+batches from its own initialisation, and the probability is the mean of their K sigmoids: members
+disagree most on ambiguous frames, so averaging pulls those away from a high-precision threshold.
+Only the pooling and the head are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
 """
@@ -45,6 +48,7 @@ class ClassifierConfig:
     embed_dim: int = 256  # per view
     hidden_dim: int = 256
     dropout: float = 0.1
+    ensemble: int = 1  # members (pooling + head each); the probability is the mean of theirs
 
     def __post_init__(self):
         if not self.views:
@@ -61,7 +65,7 @@ class ClassifierConfig:
                     f"classifier.views[{i}].crop: {view.crop} must lie inside the {h}x{w} frame "
                     "and be at least 32x32"
                 )
-        for key in ("num_features", "embed_dim", "hidden_dim"):
+        for key in ("num_features", "embed_dim", "hidden_dim", "ensemble"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"classifier.{key}: must be >= 1, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -98,6 +102,27 @@ def crop(frames: np.ndarray, view: ViewConfig) -> np.ndarray:
     return frames[:, top : top + h, left : left + w]
 
 
+class Member(nn.Module):
+    """One pooling per view + the MLP head: backbone maps -> one logit."""
+
+    def __init__(self, config: ClassifierConfig, feature_shapes: list[tuple[int, int, int]]):
+        super().__init__()
+        self.pools = nn.ModuleList(
+            SpatialEmbedding(*shape, config.num_features, config.embed_dim) for shape in feature_shapes
+        )
+        self.head = nn.Sequential(
+            nn.Linear(len(feature_shapes) * config.embed_dim, config.hidden_dim),
+            nn.LayerNorm(config.hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, 1),
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        embeddings = [pool(f.float()) for pool, f in zip(self.pools, features)]
+        return self.head(torch.cat(embeddings, dim=-1)).squeeze(-1)
+
+
 class SuccessClassifier(nn.Module):
     """P(success | camera frames). `threshold` turns the probability into a success decision."""
 
@@ -106,17 +131,8 @@ class SuccessClassifier(nn.Module):
         self.config = config
         self.backbone = backbone if backbone is not None else build_backbone(config.backbone)
         self.threshold = float(threshold)
-        self.pools = nn.ModuleList(
-            SpatialEmbedding(*self.backbone.feature_shape(*config.view_size(v)), config.num_features, config.embed_dim)
-            for v in config.views
-        )
-        self.head = nn.Sequential(
-            nn.Linear(len(config.views) * config.embed_dim, config.hidden_dim),
-            nn.LayerNorm(config.hidden_dim),
-            nn.ReLU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.hidden_dim, 1),
-        )
+        shapes = [self.backbone.feature_shape(*config.view_size(v)) for v in config.views]
+        self.members = nn.ModuleList(Member(config, shapes) for _ in range(config.ensemble))
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -140,10 +156,13 @@ class SuccessClassifier(nn.Module):
             out.append(crop(frames, view))
         return out
 
-    def logits_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """Backbone feature maps, one (B, C, h, w) per view -> logits (B,)."""
-        embeddings = [pool(f.float()) for pool, f in zip(self.pools, features)]
-        return self.head(torch.cat(embeddings, dim=-1)).squeeze(-1)
+    def member_logits(self, features: list[list[torch.Tensor]]) -> torch.Tensor:
+        """Per member its own batch of backbone maps (one (B, C, h, w) per view) -> logits (K, B)."""
+        return torch.stack([member(f) for member, f in zip(self.members, features)])
+
+    def proba_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Backbone feature maps, one (B, C, h, w) per view -> success probability (B,), the members' mean."""
+        return torch.sigmoid(self.member_logits([features] * len(self.members))).mean(0)
 
     @torch.no_grad()
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -151,7 +170,7 @@ class SuccessClassifier(nn.Module):
         if self.training:
             self.eval()
         features = [self.backbone(torch.from_numpy(np.ascontiguousarray(f))) for f in self.view_frames(observation)]
-        return torch.sigmoid(self.logits_from_features(features)).numpy().astype(np.float32)
+        return self.proba_from_features(features).numpy().astype(np.float32)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Pooling and head weights: everything that is not the frozen backbone."""

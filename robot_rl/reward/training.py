@@ -130,9 +130,7 @@ def score_cached(model: SuccessClassifier, cache: list[torch.Tensor], chunk: int
     """Probabilities from the unshifted cached maps, in eval mode."""
     model.eval()
     n = len(cache[0])
-    out = [
-        torch.sigmoid(model.logits_from_features([c[s : s + chunk, 0] for c in cache])) for s in range(0, n, chunk)
-    ]
+    out = [model.proba_from_features([c[s : s + chunk, 0] for c in cache]) for s in range(0, n, chunk)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -215,13 +213,16 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     half = config.batch_size // 2
-    targets = torch.cat([torch.ones(half), torch.zeros(config.batch_size - half)])
+    members = len(model.members)
+    targets = torch.cat([torch.ones(half), torch.zeros(config.batch_size - half)]).expand(members, -1)
     for _ in range(config.steps):
         model.train()
-        idx = np.r_[rng.choice(pos, half), rng.choice(neg, config.batch_size - half)]
-        copy = rng.integers(0, config.shifts, size=len(idx))  # which cached DrQ shift each sample uses
-        logits = model.logits_from_features([c[idx, copy] for c in train_cache])
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        batches = []
+        for _ in range(members):  # each member its own balanced batch and DrQ copies: they differ in data too
+            idx = np.r_[rng.choice(pos, half), rng.choice(neg, config.batch_size - half)]
+            copy = rng.integers(0, config.shifts, size=len(idx))  # which cached DrQ shift each sample uses
+            batches.append([c[idx, copy] for c in train_cache])
+        loss = F.binary_cross_entropy_with_logits(model.member_logits(batches), targets) * members
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

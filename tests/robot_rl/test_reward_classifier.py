@@ -91,3 +91,30 @@ def test_bad_input_is_named(episodes, tmp_path):
     no_positives = [{**ep, LABEL_KEY: np.zeros(10, bool)} for ep in episodes]
     with pytest.raises(ValueError, match="positive"):
         train(no_positives, TrainConfig(steps=1, shifts=1))
+
+
+def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
+    with pytest.raises(ConfigError, match="classifier.ensemble"):
+        ClassifierConfig(ensemble=0)
+    cfg = TrainConfig(classifier=ClassifierConfig(ensemble=3), steps=150, shifts=2, target_precision=0.95, seed=0)
+    result = train(episodes, cfg)
+    assert result.target_met and result.report.recall >= 0.8
+    model = result.model
+    probe = {"image_front": np.concatenate([ep["image_front"] for ep in episodes[:2]])}
+    with torch.no_grad():
+        maps = [model.backbone(torch.from_numpy(probe["image_front"]))]
+        logits = torch.stack([m(maps) for m in model.members])
+    # trained apart (own initialisation, own batches), the members differ, and the model is their mean
+    assert (logits[0] - logits[1]).abs().max() > 0.05
+    np.testing.assert_allclose(model.predict_proba(probe), torch.sigmoid(logits).mean(0).numpy(), atol=1e-6)
+
+    model.save(tmp_path / "ens")
+    loaded = SuccessClassifier.load(tmp_path / "ens", backbone=model.backbone)
+    assert len(loaded.members) == 3
+    np.testing.assert_allclose(loaded.predict_proba(probe), model.predict_proba(probe), atol=1e-6)
+    single = SuccessClassifier(ClassifierConfig(), backbone=model.backbone)
+    single.save(tmp_path / "single")
+    (tmp_path / "single" / "classifier.yaml").write_text(
+        (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 1", "ensemble: 2"))
+    with pytest.raises(ValueError, match="does not fit the config"):
+        SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
