@@ -6,6 +6,7 @@ geometry_msgs, so the conversion lives here and nowhere else.
 from __future__ import annotations
 
 import array
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -126,3 +127,28 @@ def joint_state_msg(names: list[str], position: np.ndarray, velocity: np.ndarray
     msg.velocity = [float(v) for v in velocity]
     msg.effort = [float(v) for v in effort]
     return msg
+
+
+# observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)
+STATE_TOPICS = {"tcp_pose": "current_pose", "tcp_vel": "current_twist", "gripper_width": "joint_states",
+                "joint_pos": "joint_states", "joint_vel": "joint_states", "wrench": "wrench",
+                "object_pose": "object_pose"}
+TOPIC_TYPES = {"current_pose": PoseStamped, "current_twist": TwistStamped, "joint_states": JointState,
+               "wrench": WrenchStamped, "object_pose": PoseStamped}
+
+
+def observation_value(key: str, msg: Any) -> np.ndarray:
+    """The observation array (docs/contracts.md) of state key `key` from its topic's message."""
+    if key in ("tcp_pose", "object_pose"):
+        return pose_array(msg)
+    if key == "tcp_vel":
+        return twist_array(msg)
+    if key == "wrench":
+        return wrench_array(msg)
+    if key == "joint_pos":
+        return np.asarray(msg.position[:7])
+    if key == "joint_vel":
+        return np.asarray(msg.velocity[:7])
+    if key == "gripper_width":
+        return np.array([sum(msg.position[7:9])])
+    raise KeyError(key)

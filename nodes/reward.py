@@ -3,6 +3,9 @@
 Loads any reward model directory (`robot-rl reward train|probe|zero-shot`, see docs/reward.md) and
 subscribes to `cameras/<camera>/image_raw` for every camera it reads. Each new frame of the first
 camera triggers one score once every camera has a frame no older than `max_skew_s` relative to it.
+A classifier that also reads robot state (`classifier.proprio`, e.g. `tcp_pose`, `gripper_width`)
+gets it from the state topics (`current_pose`, `joint_states`, docs/interfaces.md), under the same
+`max_skew_s` rule against the image stamp.
 Scoring runs in its own thread on the newest frames only, so a slow model drops frames instead of
 falling behind. Also published: `reward/success` (std_msgs/Bool, prob >= the model's threshold) and
 `reward/latency` (std_msgs/Float32, seconds from the trigger image's stamp to publication).
@@ -23,7 +26,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32
 
 from controllers.config import ConfigError
-from nodes.messages import from_time, image_array
+from nodes.messages import STATE_TOPICS, TOPIC_TYPES, from_time, image_array, observation_value
 from nodes.params import declare_config
 
 
@@ -67,6 +70,10 @@ class RewardNode(Node):
             self.model.threshold = self.config.threshold
         self.size = tuple(self.model.config.image_size) if hasattr(self.model.config, "image_size") else None
         self.cameras = self.model.cameras
+        unknown = [k for k in self.model.state_keys if k not in STATE_TOPICS]
+        if unknown:
+            raise ConfigError(f"model_dir: the model reads {unknown}, which no topic carries; known: {sorted(STATE_TOPICS)}")
+        self.state: dict[str, tuple[float, np.ndarray]] = {}
         self.newest: dict[str, tuple[float, np.ndarray]] = {}
         self.pending = False
         self.cond = threading.Condition()
@@ -78,10 +85,15 @@ class RewardNode(Node):
             self.create_subscription(
                 Image, f"cameras/{cam}/image_raw", lambda msg, cam=cam: self.on_image(cam, msg), qos_profile_sensor_data
             )
+        for key in self.model.state_keys:
+            topic = STATE_TOPICS[key]
+            self.create_subscription(TOPIC_TYPES[topic], topic, lambda msg, key=key: self.on_state(key, msg),
+                                     qos_profile_sensor_data)
         self.worker = threading.Thread(target=self.score_loop, name="reward-score", daemon=True)
         self.worker.start()
         self.get_logger().info(
             f"reward: {type(self.model).__name__} from {self.config.model_dir}, cameras {list(self.cameras)}, "
+            f"state {list(self.model.state_keys)}, "
             f"threshold {self.model.threshold:.4f}"
         )
 
@@ -107,6 +119,11 @@ class RewardNode(Node):
                 self.pending = True
                 self.cond.notify()
 
+    def on_state(self, key: str, msg) -> None:
+        value = np.asarray(observation_value(key, msg), np.float32)
+        with self.cond:
+            self.state[key] = (from_time(msg.header.stamp), value)
+
     def score_loop(self) -> None:
         while True:
             with self.cond:
@@ -115,10 +132,22 @@ class RewardNode(Node):
                     return
                 self.pending = False
                 frames = dict(self.newest)
+                state = dict(self.state)
             stamp = frames[self.cameras[0]][0]
             if any(c not in frames or abs(frames[c][0] - stamp) > self.config.max_skew_s for c in self.cameras):
                 continue  # another camera is missing or too old: no score rather than a mismatched one
-            prob = float(self.model.predict_proba({f"image_{c}": frames[c][1] for c in self.cameras})[0])
+            if any(k not in state or abs(state[k][0] - stamp) > self.config.max_skew_s for k in self.model.state_keys):
+                self.get_logger().warning(f"robot state {list(self.model.state_keys)} missing or more than "
+                                          f"{self.config.max_skew_s} s from the image; not scored",
+                                          throttle_duration_sec=5.0)
+                continue
+            observation = {f"image_{c}": frames[c][1] for c in self.cameras}
+            observation.update({k: v for k, (_, v) in state.items()})
+            try:
+                prob = float(self.model.predict_proba(observation)[0])
+            except ValueError as exc:  # e.g. a non-finite state value: no score rather than a wrong one
+                self.get_logger().error(f"not scored: {exc}", throttle_duration_sec=5.0)
+                continue
             if not math.isfinite(prob):
                 self.get_logger().error("reward model gave a non-finite probability; not published",
                                         throttle_duration_sec=5.0)

@@ -19,23 +19,15 @@ import time
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
+from geometry_msgs.msg import PoseStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 
 from controllers.safety import SafetyFilter
 from controllers.se3 import quat_mul, rotvec_to_quat
-from nodes.messages import image_array, pose_array, pose_msg, twist_array, wrench_array
-
-# observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)
-STATE_TOPICS = {"tcp_pose": "current_pose", "tcp_vel": "current_twist", "gripper_width": "joint_states",
-                "joint_pos": "joint_states", "joint_vel": "joint_states", "wrench": "wrench",
-                "object_pose": "object_pose"}
-TOPIC_TYPES = {"current_pose": PoseStamped, "current_twist": TwistStamped, "joint_states": JointState,
-               "wrench": WrenchStamped, "object_pose": PoseStamped}
-
+from nodes.messages import STATE_TOPICS, TOPIC_TYPES, image_array, observation_value, pose_msg
 
 class Newest:
     """The newest message of each subscribed topic with its arrival time (monotonic); thread-safe."""
@@ -51,22 +43,6 @@ class Newest:
     def get(self, topic: str) -> tuple[float, Any] | None:
         with self._lock:
             return self._msgs.get(topic)
-
-
-def _observation_value(key: str, msg: Any) -> np.ndarray:
-    if key in ("tcp_pose", "object_pose"):
-        return pose_array(msg)
-    if key == "tcp_vel":
-        return twist_array(msg)
-    if key == "wrench":
-        return wrench_array(msg)
-    if key == "joint_pos":
-        return np.asarray(msg.position[:7])
-    if key == "joint_vel":
-        return np.asarray(msg.velocity[:7])
-    if key == "gripper_width":
-        return np.array([sum(msg.position[7:9])])
-    raise KeyError(key)
 
 
 class RobotEnv:
@@ -144,7 +120,7 @@ class RobotEnv:
 
                     value = cv2.resize(value, (space.shape[1], space.shape[0]), interpolation=cv2.INTER_AREA)
             else:
-                value = _observation_value(key, entry[1])
+                value = observation_value(key, entry[1])
                 if not np.all(np.isfinite(value)):
                     return None, f"{topic} holds non-finite values for {key}: {value.tolist()}"
                 if value.shape != space.shape:

@@ -41,14 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", nargs="+", default=["front_level"], choices=["front", "wrist", "front_level"],
                         help="views the classifier sees (default: front_level, the camera at the success height); "
                              "latency is for one frame of each")
+    parser.add_argument("--proprio", nargs="*", default=[], choices=["tcp_pose", "gripper_width"],
+                        help="robot-state keys the classifier reads beside the images (classifier.proprio)")
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
 def twin_episodes(
     count: int, seed: int, cameras: tuple[str, ...] = ("front",), hold: int = 6, drop_every: int = 4,
-    noise: float = 0.2, image_size: int = 128,
+    noise: float = 0.2, image_size: int = 128, state_keys: tuple[str, ...] = (),
 ) -> list[dict[str, np.ndarray]]:
-    """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`)."""
+    """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`), the
+    frames of `cameras` and the `state_keys`."""
     import sim
     from sim.experts import make_expert
 
@@ -76,7 +79,7 @@ def twin_episodes(
             if after is not None or info["success"]:
                 after = 0 if after is None else after + 1
         n = len(rows)
-        ep = {f"image_{c}": np.stack([r[f"image_{c}"] for r in rows]) for c in cameras}
+        ep = {k: np.stack([r[k] for r in rows]) for k in [f"image_{c}" for c in cameras] + list(state_keys)}
         ep.update(is_terminal=np.zeros(n, bool), reward=np.zeros(n, np.float32), **{LABEL_KEY: np.array(success)})
         episodes.append(ep)
     env.close()
@@ -107,26 +110,29 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from robot_rl.reward import metrics
-    from robot_rl.reward.classifier import ClassifierConfig, ViewConfig
+    from robot_rl.reward.classifier import ClassifierConfig, ProprioConfig, ViewConfig
     from robot_rl.reward.labels import LABEL_KEY
     from robot_rl.reward.training import TrainConfig, train
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    cameras = tuple(args.cameras)
-    train_eps = twin_episodes(args.train_episodes, args.seed, cameras, hold=args.hold, image_size=args.image_size)
-    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, cameras, hold=args.hold, image_size=args.image_size)
+    cameras, state_keys = tuple(args.cameras), tuple(args.proprio)
+    common = dict(hold=args.hold, image_size=args.image_size, state_keys=state_keys)
+    train_eps = twin_episodes(args.train_episodes, args.seed, cameras, **common)
+    test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, cameras, **common)
     generate_s = time.perf_counter() - t0
 
     views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None) for i, c in enumerate(cameras))
-    classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble)
+    proprio = tuple(ProprioConfig(k, int(np.prod(train_eps[0][k].shape[1:]))) for k in state_keys)
+    classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble,
+                                  proprio=proprio)
     config = TrainConfig(classifier=classifier, target_precision=args.target_precision, val_fraction=args.val_fraction,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
     result = train(train_eps, config)
     train_s = time.perf_counter() - t0
     model = result.model
-    keys = [f"image_{c}" for c in cameras]
+    keys = [f"image_{c}" for c in cameras] + list(state_keys)
     scores = [np.concatenate([model.predict_proba({k: ep[k][s : s + 64] for k in keys})
                               for s in range(0, len(ep[LABEL_KEY]), 64)]) for ep in test_eps]
     test = metrics.report(np.concatenate([ep[LABEL_KEY] for ep in test_eps]), np.concatenate(scores), model.threshold)
@@ -166,6 +172,7 @@ def run(args: argparse.Namespace) -> dict:
         "image_size": args.image_size,
         "crop": args.crop,
         "cameras": list(cameras),
+        "proprio": list(state_keys),
         "ensemble": args.ensemble,
         "val_fraction": args.val_fraction,
         "val_positives": val.positives,

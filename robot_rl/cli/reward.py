@@ -94,7 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
             raw[key] = getattr(args, key)
     config = from_dict(TrainConfig, raw)
     torch.set_num_threads(config.threads)
-    episodes, outcomes = load_store(args.store, [v.camera for v in config.classifier.views])
+    episodes, outcomes = load_store(args.store, [v.camera for v in config.classifier.views],
+                                    [p.key for p in config.classifier.proprio])
     result = train(episodes, config, outcomes=outcomes)
     summary = {"store": str(args.store), **result.summary()}
     extra = {"labels": to_dict(config.labels), "trained_on": str(args.store), "report": summary["validation"]}
@@ -159,7 +160,7 @@ def run_eval(args: argparse.Namespace) -> int:
     meta_file = next(args.model / n for n in (classifier.CONFIG_FILE, vlm.CONFIG_FILE) if (args.model / n).is_file())
     # label the frames the way the training run did
     labels = from_dict(LabelConfig, yaml.safe_load(meta_file.read_text()).get("labels"), "labels")
-    episodes, outcomes = load_store(args.store, model.cameras)
+    episodes, outcomes = load_store(args.store, model.cameras, model.state_keys)
     report = evaluate(model, episodes, labels, outcomes).to_dict()
     _print_report(f"{args.store} ({len(episodes)} episodes)", report)
     print(json.dumps(report))

@@ -1,7 +1,8 @@
 """Reward from pixels: a trained success classifier (default), CLIP-style VLM back ends, metrics.
 
 Every reward model has `predict_proba(observation) -> float32 (B,)` reading `image_<camera>` keys,
-`cameras` (the camera names it reads) and `threshold` (probability at or above which a frame is success).
+`cameras` (the camera names it reads), `state_keys` (robot-state keys it also reads, e.g. `tcp_pose`)
+and `threshold` (probability at or above which a frame is success).
 """
 from __future__ import annotations
 

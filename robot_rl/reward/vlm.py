@@ -144,6 +144,8 @@ class ZeroShotReward:
     def cameras(self) -> tuple[str, ...]:
         return (self.config.camera,)
 
+    state_keys: tuple[str, ...] = ()  # images only
+
     def reward(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """VLM-RM reward per frame (float32)."""
         s = self.embedder.images(_frames(observation, self.config.camera))
@@ -195,6 +197,8 @@ class LinearProbe:
     @property
     def cameras(self) -> tuple[str, ...]:
         return (self.config.camera,)
+
+    state_keys: tuple[str, ...] = ()  # images only
 
     def proba_from_embeddings(self, embeddings: torch.Tensor) -> np.ndarray:
         return torch.sigmoid(embeddings @ self.weight + self.bias).numpy().astype(np.float32)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from controllers.config import ConfigError, from_dict
-from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier, ViewConfig
+from robot_rl.reward.classifier import ClassifierConfig, ProprioConfig, SuccessClassifier, ViewConfig
 from robot_rl.reward.labels import LABEL_KEY
 from robot_rl.reward.training import TrainConfig, collect_frames, evaluate, split_by_episode, train
 
@@ -103,7 +103,7 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
     probe = {"image_front": np.concatenate([ep["image_front"] for ep in episodes[:2]])}
     with torch.no_grad():
         maps = [model.backbone(torch.from_numpy(probe["image_front"]))]
-        logits = torch.stack([m(maps) for m in model.members])
+        logits = torch.stack([m(maps, torch.zeros(len(maps[0]), 0)) for m in model.members])
     # trained apart (own initialisation, own batches), the members differ, and the model is their mean
     assert (logits[0] - logits[1]).abs().max() > 0.05
     np.testing.assert_allclose(model.predict_proba(probe), torch.sigmoid(logits).mean(0).numpy(), atol=1e-6)
@@ -118,3 +118,43 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
         (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 1", "ensemble: 2"))
     with pytest.raises(ValueError, match="does not fit the config"):
         SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
+
+
+def test_proprio_decides_what_the_image_cannot(tmp_path):
+    """The same frame everywhere, success given only by a state key: the proprio input carries it, standardised
+    with the training frames' statistics, and the statistics travel with the saved model."""
+    frame = np.random.default_rng(1).integers(90, 140, (128, 128, 3), dtype=np.uint8)
+    episodes = []
+    for i in range(12):
+        n = 10
+        height = np.linspace(0.02, 0.2 if i % 3 != 2 else 0.08, n)  # metres, success above 0.12
+        episodes.append({
+            "image_front": np.repeat(frame[None], n, axis=0),
+            "tcp_pose": np.c_[np.zeros((n, 2)), height, np.tile([1.0, 0, 0, 0], (n, 1))].astype(np.float32),
+            "is_terminal": np.zeros(n, bool), "reward": np.zeros(n, np.float32), LABEL_KEY: height > 0.12,
+        })
+    classifier = ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7),))
+    result = train(episodes, TrainConfig(classifier=classifier, steps=200, shifts=1, target_precision=0.95, seed=0))
+    assert result.target_met and result.report.recall >= 0.8
+    model = result.model
+    assert model.state_keys == ("tcp_pose",)
+    assert model.proprio_mean[2] == pytest.approx(np.concatenate([e["tcp_pose"][:, 2] for e in episodes]).mean(), abs=0.03)
+    assert model.proprio_std[3] == pytest.approx(0.01)  # the constant quaternion gets the floor, not 0
+
+    model.save(tmp_path / "p")
+    loaded = SuccessClassifier.load(tmp_path / "p", backbone=model.backbone)
+    obs = {"image_front": episodes[0]["image_front"], "tcp_pose": episodes[0]["tcp_pose"]}
+    np.testing.assert_allclose(loaded.predict_proba(obs), model.predict_proba(obs), atol=1e-6)
+    assert (loaded.predict_proba(obs) >= loaded.threshold).tolist() == episodes[0][LABEL_KEY].tolist()
+    assert evaluate(loaded, episodes).precision >= 0.9
+
+    with pytest.raises(KeyError, match="tcp_pose"):
+        model.predict_proba({"image_front": obs["image_front"]})
+    with pytest.raises(ValueError, match="tcp_pose: expected 10 x 7"):
+        model.predict_proba({"image_front": obs["image_front"], "tcp_pose": obs["tcp_pose"][:, :3]})
+    with pytest.raises(ValueError, match="non-finite"):
+        model.predict_proba({"image_front": obs["image_front"][0], "tcp_pose": np.full(7, np.nan)})
+    with pytest.raises(KeyError, match="tcp_pose"):
+        train([{k: v for k, v in e.items() if k != "tcp_pose"} for e in episodes], TrainConfig(classifier=classifier))
+    with pytest.raises(ConfigError, match=r"classifier.proprio\[0\]"):
+        ClassifierConfig(proprio=(ProprioConfig("image_front", 3),))
