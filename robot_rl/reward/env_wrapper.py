@@ -26,6 +26,9 @@ class ClassifierReward(gymnasium.Wrapper):
                 f"the reward model reads cameras {list(model.cameras)}, but the env observes no "
                 f"{['image_' + c for c in missing]}; add them to the env's `cameras`"
             )
+        missing = [k for k in model.state_keys if k not in env.observation_space.spaces]
+        if missing:
+            raise ValueError(f"the reward model reads robot state {missing}, which the env does not observe")
         self.model = model
         self.max_episode_steps = max_episode_steps
         self._steps = 0

@@ -39,3 +39,14 @@ def test_missing_camera_is_named(model):
     with pytest.raises(ValueError, match="image_front"):
         ClassifierReward(env, model, max_episode_steps=10)
     env.close()
+
+
+def test_missing_state_key_is_named(model):
+    from robot_rl.reward.classifier import ProprioConfig
+
+    proprio = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("joint_torque", 7),)), backbone=model.backbone)
+    env = sim.make_env("pick_cube", cameras=("front",))
+    assert "joint_torque" not in env.observation_space.spaces
+    with pytest.raises(ValueError, match="joint_torque"):
+        ClassifierReward(env, proprio, max_episode_steps=10)
+    env.close()
