@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
     parser.add_argument("--crop", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
                         help="classify this crop of the first camera's frame instead of the whole frame")
-    parser.add_argument("--cameras", nargs="+", default=["front_level"], choices=["front", "wrist", "front_level"],
+    parser.add_argument("--cameras", nargs="+", default=["front_level"], choices=["front", "wrist", "front_level", "side_level"],
                         help="views the classifier sees (default: front_level, the camera at the success height); "
                              "latency is for one frame of each")
     parser.add_argument("--proprio", nargs="*", default=[], choices=["tcp_pose", "gripper_width"],

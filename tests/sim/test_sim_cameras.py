@@ -149,16 +149,17 @@ def test_hand_camera_sits_at_its_pose_in_the_tcp_frame():
     np.testing.assert_allclose(data.cam_xmat[cid].reshape(3, 3) @ np.diag([1, -1, -1]), expected_R_cv, atol=1e-9)
 
 
-def test_level_camera_puts_the_success_height_on_its_centre_row():
-    # the reward classifier's view (docs/reward.md): a cube centre at the pick_cube success height
+@pytest.mark.parametrize("camera", ["front_level", "side_level"])
+def test_level_camera_puts_the_success_height_on_its_centre_row(camera):
+    # the reward classifier's views (docs/reward.md): a cube centre at the pick_cube success height
     # projects onto the centre row wherever the cube is, above it when higher, below when lower
     from sim.tasks.pick_cube import CUBE_HALF, LIFT
 
-    env = make_env("pick_cube", cameras=("front_level",))
+    env = make_env("pick_cube", cameras=(camera,))
     env.reset(seed=0)
     model, data = env.unwrapped.model, env.unwrapped.data
-    cid = model.camera("front_level").id
-    K = env.unwrapped.camera_specs["front_level"].scaled_camera_matrix(128, 128)
+    cid = model.camera(camera).id
+    K = env.unwrapped.camera_specs[camera].scaled_camera_matrix(128, 128)
     pos, mat = data.cam_xpos[cid], data.cam_xmat[cid].reshape(3, 3)
     success_z = CUBE_HALF + LIFT
     for x, y in [(0.45, -0.05), (0.5, 0.0), (0.55, 0.05)]:
