@@ -24,13 +24,13 @@ RANDOMIZATION = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-episodes", type=int, default=48, help="twin episodes for training + validation")
+    parser.add_argument("--train-episodes", type=int, default=96, help="twin episodes for training + validation")
     parser.add_argument("--test-episodes", type=int, default=30, help="held-out twin episodes (other seeds)")
     parser.add_argument("--max-positives", type=int, default=200, help="positive training frames kept")
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps")
     parser.add_argument("--hold", type=int, default=6, help="steps recorded after the lift succeeds")
     parser.add_argument("--target-precision", type=float, default=0.98)
-    parser.add_argument("--val-fraction", type=float, default=0.25,
+    parser.add_argument("--val-fraction", type=float, default=0.5,
                         help="share of the training episodes held out to choose the threshold")
     parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
     parser.add_argument("--seed", type=int, default=0)
@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
     parser.add_argument("--crop", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
                         help="classify this crop of the first camera's frame instead of the whole frame")
-    parser.add_argument("--cameras", nargs="+", default=["front_level"], choices=["front", "wrist", "front_level", "side_level"],
-                        help="views the classifier sees (default: front_level, the camera at the success height); "
+    parser.add_argument("--cameras", nargs="+", default=["front_level", "side_level"],
+                        choices=["front", "wrist", "front_level", "side_level"],
+                        help="views the classifier sees (default: the two cameras level with the success height); "
                              "latency is for one frame of each")
     parser.add_argument("--proprio", nargs="*", default=[], choices=["tcp_pose", "gripper_width"],
                         help="robot-state keys the classifier reads beside the images (classifier.proprio)")
