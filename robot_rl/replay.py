@@ -310,10 +310,12 @@ def concat_batches(a: dict, b: dict) -> dict:
 
 def sample_symmetric(online: ReplayBuffer, offline: ReplayBuffer, batch_size: int, rng: np.random.Generator,
                      n_step: int = 1, discount: float | None = None) -> dict:
-    """RLPD symmetric sampling: half the batch from each buffer."""
+    """RLPD symmetric sampling: half the batch from each buffer; `offline` marks the second half."""
     half = batch_size // 2
-    return concat_batches(online.sample(batch_size - half, rng, n_step, discount),
-                          offline.sample(half, rng, n_step, discount))
+    batch = concat_batches(online.sample(batch_size - half, rng, n_step, discount),
+                           offline.sample(half, rng, n_step, discount))
+    batch["offline"] = np.arange(batch_size) >= batch_size - half
+    return batch
 
 
 def obs_spec_from_space(space) -> ObsSpec:

@@ -25,6 +25,8 @@ Variants (what each ingredient buys):
     redq_xyzyaw  redq_rel with the policy driving dx dy dz and yaw only (the tilt seen in rel's failures)
     redq_grip    redq_rel with a random gripper command on 10 % of the exploring steps (sac.gripper_epsilon): without
                  it the grasp critic sees commands other than its own argmax only in the demonstrations
+    redq_bc      redq_rel with Q-filtered behaviour cloning on the demonstrations (sac.bc_weight 1.0, about TD3+BC's
+                 alpha 2.5 on the offline half of the batch)
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ VARIANTS = {
 VARIANTS["redq3_rel"] = {**VARIANTS["redq_rel"], "updates_per_step": 3}
 VARIANTS["redq_xyzyaw"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "arm_action_dims": [0, 1, 2, 5]}}
 VARIANTS["redq_grip"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "gripper_epsilon": 0.1}}
+VARIANTS["redq_bc"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "bc_weight": 1.0}}
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
     "task": "pick_cube",

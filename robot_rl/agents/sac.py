@@ -76,6 +76,8 @@ class SACConfig:
     arm_action_dims: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     grasp_penalty: float = -0.02  # added to the gripper critic's reward when a command toggles the gripper
     gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
+    # behaviour cloning on offline samples (demonstrations, interventions) with a Q-filter, 0 = off; see _actor_step
+    bc_weight: float = 0.0
     normalize_proprio: bool = True  # standardise proprio with mean/std fitted on the first batch
     proprio_std_floor: float = 0.01  # lower bound of the fitted std (dims that barely vary)
     proprio_keys: tuple[str, ...] | None = None  # None: every non-image observation key, sorted
@@ -113,6 +115,8 @@ class SACConfig:
             raise ConfigError(f"sac.critic_actor_ratio: must be >= 1, got {self.critic_actor_ratio}")
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ConfigError(f"sac.gripper_epsilon: must be in [0, 1], got {self.gripper_epsilon}")
+        if self.bc_weight < 0:
+            raise ConfigError(f"sac.bc_weight: must be >= 0, got {self.bc_weight}")
         if self.proprio_std_floor <= 0:
             raise ConfigError(f"sac.proprio_std_floor: must be > 0, got {self.proprio_std_floor}")
         for key in ("actor_lr", "critic_lr", "temperature_lr"):
@@ -470,12 +474,16 @@ class SACAgent:
         steps = np.asarray(batch.get("steps", np.ones(b)), np.float32)
         if steps.shape != (b,) or not np.all(steps >= 1):
             raise ValueError(f"batch 'steps' must be ({b},) values >= 1, got shape {steps.shape}")
+        offline = np.asarray(batch.get("offline", np.zeros(b, bool)))
+        if offline.shape != (b,) or offline.dtype != bool:
+            raise ValueError(f"batch 'offline' must be a ({b},) bool array, got {offline.dtype} {offline.shape}")
         toggles = batch.get("grasp_toggles")
         if toggles is None:
             toggles = gripper_toggles(action[:, 6], np.asarray(batch.get("prev_gripper", np.full(b, -1))))
         return {"obs": obs, "next_obs": next_obs, "action": torch.as_tensor(action, device=dev),
                 "reward": torch.as_tensor(reward, device=dev), "done": torch.as_tensor(done, device=dev),
                 "bootstrap": torch.as_tensor(self.cfg.discount ** steps, device=dev),
+                "offline": torch.as_tensor(offline, device=dev),
                 "grasp_toggles": torch.as_tensor(np.asarray(toggles, np.float32), device=dev)}
 
     def _critic_step(self, t: dict) -> dict[str, float] | None:
@@ -493,6 +501,7 @@ class SACAgent:
             z = p.encoder(*t["inp"])
             t["z"] = z.detach()  # the actor step reads these features (as SERL, from the encoder before this step)
             q = self.critic(torch.cat([z, arm], -1))[..., 0]
+            t["q_data"] = q.detach().float().mean(0)  # Q of the stored actions, for the actor step's Q-filter
             critic_loss = F.mse_loss(q, target.expand_as(q))
             loss = critic_loss
             metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
@@ -534,6 +543,21 @@ class SACAgent:
         self.critic.requires_grad_(True)
         alpha = self.log_alpha.exp().detach()
         actor_loss = (alpha * log_prob - q).mean()
+        metrics = {}
+        if self.cfg.bc_weight > 0:
+            # Behaviour cloning toward the offline actions where the critic rates them above the policy's
+            # own (the Q-filter of Nair et al. 2018), so it fades where the policy has become better. The
+            # weight is scaled by mean |Q| as in TD3+BC (Fujimoto & Gu 2021), which keeps it independent
+            # of the reward scale. The squared error is averaged over the whole batch (0 where not cloned),
+            # so with half the batch offline, bc_weight 0.8 matches TD3+BC's alpha 2.5 on those samples.
+            clone = t["offline"] & (t["q_data"] > q.detach())
+            if clone.any():
+                with self._mixed():
+                    mean_action, _ = p.actor(z[clone], deterministic=True)
+                bc = ((mean_action - t["action"][clone][:, list(p.action_dims)]) ** 2).mean(-1).sum() / len(clone)
+                actor_loss = actor_loss + self.cfg.bc_weight * q.detach().abs().mean() * bc
+                metrics["bc_loss"] = float(bc.detach())
+            metrics["bc_fraction"] = float(clone.float().mean())
         temperature_loss = -(self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
         if not (torch.isfinite(actor_loss) and torch.isfinite(temperature_loss)):
             return None
@@ -546,7 +570,8 @@ class SACAgent:
             return None
         self.actor_opt.step()
         self.alpha_opt.step()
-        return {"actor_loss": float(actor_loss.detach()), "temperature": float(alpha), "entropy": float(-log_prob.detach().mean())}
+        return {"actor_loss": float(actor_loss.detach()), "temperature": float(alpha),
+                "entropy": float(-log_prob.detach().mean()), **metrics}
 
     def _mixed(self) -> torch.autocast:
         """`matmul_dtype: bfloat16`: matmuls of the forward passes in bf16 (weights, optimiser states,
