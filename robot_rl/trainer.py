@@ -159,7 +159,9 @@ class Trainer:
         cfg = self.cfg
         if buffer is None and self.offline is not None and cfg.offline == "symmetric":
             return sample_symmetric(self.online, self.offline, cfg.batch_size, self.rng, cfg.sac.n_step, cfg.sac.discount)
-        return (buffer or self.online).sample(cfg.batch_size, self.rng, cfg.sac.n_step, cfg.sac.discount)
+        batch = (buffer or self.online).sample(cfg.batch_size, self.rng, cfg.sac.n_step, cfg.sac.discount)
+        batch["offline"] = np.full(cfg.batch_size, buffer is not None and buffer is self.offline)  # WSRL pre-training
+        return batch
 
     def _log(self, record: dict) -> None:
         if self.run_dir is not None:
