@@ -125,6 +125,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.env_steps, self.episodes, self.history = 0, 0, []
         self.phase = "start"  # start -> (pretrained ->) online
+        self.last_update: dict[str, float] = {}  # the latest update's losses, logged with each evaluation
         if resume:
             self._resume()
 
@@ -173,7 +174,7 @@ class Trainer:
         self.history.append((self.env_steps, success))
         self._log({"env_steps": self.env_steps, "success": success, "episodes": episodes,
                    "critic_steps": self.agent.critic_steps, "skipped": self.agent.skipped_updates,
-                   "temperature": self.agent.temperature, "time": time.time()})
+                   "temperature": self.agent.temperature, "time": time.time(), "last_update": self.last_update})
 
     def run(self) -> list[tuple[int, float]]:
         cfg = self.cfg
@@ -207,7 +208,7 @@ class Trainer:
                 self.env_steps += 1
                 if self.env_steps >= max(cfg.learning_starts, warmup_end) and self.online.size > 0:
                     for _ in range(cfg.updates_per_step):
-                        self.agent.update(self._batch())
+                        self.last_update = self.agent.update(self._batch())
                 if next_eval is not None and self.env_steps >= next_eval:
                     self._evaluate(cfg.eval_episodes)
                     next_eval += cfg.eval_every

@@ -54,6 +54,7 @@ def test_resume_continues_the_run(tmp_path):
     assert again.offline.size == first.offline.size and again.history == [list(h) for h in first.history]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["env_steps"] == 200
+    assert np.isfinite(json.loads(lines[-1])["last_update"]["critic_loss"])  # the losses are logged with it
 
 
 def test_wsrl_pretrains_then_drops_offline_data():
