@@ -382,10 +382,11 @@ class SACAgent:
 
     # what the replay buffers store -------------------------------------------------------------
     def storage_spec(self) -> ObsSpec:
-        """Replay observation spec: with `image.cache_shifts` = K > 0 each camera's frames are stored
-        as K cached backbone feature maps (float16) instead of pixels."""
+        """Replay observation spec: the observation keys the policy reads, nothing else (a reward camera
+        the policy does not see would otherwise take 48 KiB per row at 128x128); with `image.cache_shifts`
+        = K > 0 each camera's frames are stored as K cached backbone feature maps (float16) instead of pixels."""
         p, k = self.policy, self.cfg.image.cache_shifts
-        spec = dict(p.obs_spec)
+        spec = {key: p.obs_spec[key] for key in p.read_keys}
         if k and p.image_keys:
             for key in p.image_keys:
                 spec[key] = ((k, *p.feature_shape), np.dtype(np.float16))

@@ -177,3 +177,15 @@ def test_cached_maps_reach_the_encoder_unchanged_in_channel_major_memory(backbon
     shifted = agent.policy.image_features(obs, augment=True)["image_front"]
     copies = torch.from_numpy(stored["image_front"][:4]).float()
     assert all(any(torch.equal(shifted[i], copies[i, j]) for j in range(2)) for i in range(4))
+
+
+def test_replay_stores_only_the_cameras_the_policy_reads(backbone):
+    """A reward camera in the observation that the policy does not read takes no replay memory."""
+    rng = np.random.default_rng(4)
+    cfg = from_dict(SACConfig, {"hidden": [32], "image_keys": ["image_front"], "image": {"cache_shifts": 1, "embed_dim": 16}})
+    agent = SACAgent(SPEC, cfg, backbone=backbone)
+    assert set(agent.storage_spec()) == {"tcp_pose", "image_front"}
+    buf = ReplayBuffer(100, agent.storage_spec())
+    buf.add_episode(agent.to_storage(_episode(rng)))  # rows still carry image_wrist: ignored
+    assert "image_wrist" not in buf.obs
+    assert "critic_loss" in agent.update(buf.sample(8, rng))
