@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from controllers.config import ConfigError
+from controllers.config import ConfigError, load_yaml
 from robot_rl.actor import Actor
-from robot_rl.agents.sac import Policy
+from robot_rl.agents.sac import Policy, SACAgent, native_bf16
 from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier
 from robot_rl.reward.env_wrapper import ClassifierReward
 from robot_rl.run_config import load_run_config
@@ -64,10 +64,17 @@ def test_twin_actor_takes_reward_and_episode_ends_from_the_model(reward_dir, tmp
 
 
 def test_image_run_config_reads_pixels_and_the_reward_model(reward_dir):
-    cfg = load_run_config("config/sim_pick_cube_image.yaml", {"reward_model": reward_dir})
+    overrides = {"reward_model": reward_dir}
+    if not native_bf16():  # the config runs bf16, which a CPU without it refuses (as it says)
+        sac = load_yaml("config/sim_pick_cube_image.yaml")["sac"]
+        overrides["sac"] = {**sac, "matmul_dtype": "float32", "image": {**sac["image"], "dtype": "float32"}}
+    cfg = load_run_config("config/sim_pick_cube_image.yaml", overrides)
     env = make_env(cfg, reward_model=True)
     policy = Policy(obs_spec(env), cfg.sac)
     assert policy.image_keys == ("image_front", "image_wrist") and "object_pose" not in env.observation_space.spaces
+    # the level cameras are rendered for a reward model but neither read by the policy nor stored in replay
+    assert {"image_front_level", "image_side_level"} <= set(env.observation_space.spaces)
+    assert set(SACAgent(obs_spec(env), cfg.sac, backbone=policy.backbone).storage_spec()) == set(policy.read_keys)
     assert isinstance(env, ClassifierReward) and env.model.cameras == ("front",)
     env.close()
 
