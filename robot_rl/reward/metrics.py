@@ -91,7 +91,10 @@ def report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Report:
 def threshold_for_precision(labels: np.ndarray, scores: np.ndarray, target: float) -> tuple[float, bool]:
     """The lowest threshold whose precision on (labels, scores) is >= target: the most recall at that precision.
 
-    Candidate thresholds are the observed scores. Returns (threshold, met). If no threshold reaches
+    Candidate thresholds are the observed scores; the one returned sits just below its score (by 1e-6, or
+    halfway to the next lower score if that is closer): model scores are float32 and move by ~1e-7 with the
+    batch they are computed in, so a frame scoring what the chosen validation frame scored (the same
+    image) must not be decided by rounding. Returns (threshold, met). If no threshold reaches
     the target, returns the threshold of highest precision (ties: highest recall) and met=False.
     With no positives at all, returns a threshold above every score (predict nothing), met=False.
     """
@@ -107,8 +110,7 @@ def threshold_for_precision(labels: np.ndarray, scores: np.ndarray, target: floa
     thresholds, tp, fp = s[last_of_run], tp[last_of_run], fp[last_of_run]
     precision = tp / (tp + fp)
     ok = np.flatnonzero(precision >= target)
-    if len(ok):
-        i = ok[-1]  # thresholds descend, so the last one meeting the target has the most recall
-        return float(thresholds[i]), True
-    best = np.flatnonzero(precision == precision.max())[-1]
-    return float(thresholds[best]), False
+    i, met = (ok[-1], True) if len(ok) else (np.flatnonzero(precision == precision.max())[-1], False)
+    # thresholds descend, so the last one meeting the target has the most recall
+    below = thresholds[i + 1] if i + 1 < len(thresholds) else -np.inf
+    return float(max(thresholds[i] - 1e-6, (thresholds[i] + below) / 2)), met

@@ -34,9 +34,9 @@ def test_threshold_for_precision_takes_most_recall_at_target():
     labels = np.array([1, 1, 0, 1, 1, 0, 0, 0])
     scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4])
     t, met = metrics.threshold_for_precision(labels, scores, 1.0)
-    assert met and t == 0.9  # below 0.9 the negative at 0.85 gets in
+    assert met and t == pytest.approx(0.9 - 1e-6, abs=1e-12)  # just below 0.9: under 0.85 the negative gets in
     t, met = metrics.threshold_for_precision(labels, scores, 0.8)
-    assert met and t == 0.7  # 4 tp / 1 fp = 0.8; recall 1.0
+    assert met and t == pytest.approx(0.7 - 1e-6, abs=1e-12)  # 4 tp / 1 fp = 0.8; recall 1.0
     r = metrics.report(labels, scores, t)
     assert r.precision >= 0.8 and r.recall == 1.0
 
@@ -46,7 +46,11 @@ def test_threshold_for_precision_unreachable_and_ties():
     labels = np.array([1, 0, 1, 0])
     scores = np.array([0.9, 0.9, 0.5, 0.1])
     t, met = metrics.threshold_for_precision(labels, scores, 1.0)
-    assert not met and t == 0.5  # best precision 2/3 at recall 1
+    assert not met and t == pytest.approx(0.5 - 1e-6, abs=1e-12)  # best precision 2/3 at recall 1
+    # the margin below the chosen score is at most half the gap to the next lower score
+    t, met = metrics.threshold_for_precision(np.array([1, 0]), np.array([0.5, 0.5 - 1e-7]), 1.0)
+    assert met and t == pytest.approx(0.5 - 0.5e-7, abs=1e-12)
+    assert metrics.report(np.array([1, 0]), np.array([0.5, 0.5 - 1e-7]), t).precision == 1.0
     t, met = metrics.threshold_for_precision(np.zeros(3), np.array([0.1, 0.2, 0.3]), 0.9)
     assert not met and t > 0.3
     with pytest.raises(ValueError, match="target precision"):
