@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps")
     parser.add_argument("--hold", type=int, default=6, help="steps recorded after the lift succeeds")
     parser.add_argument("--target-precision", type=float, default=0.98)
+    parser.add_argument("--threshold-confidence", type=float, default=0.8,
+                        help="one-sided confidence of reaching the target precision on validation (0.5: point)")
     parser.add_argument("--val-fraction", type=float, default=0.5,
                         help="share of the training episodes held out to choose the threshold")
     parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> dict:
     proprio = tuple(ProprioConfig(k, int(np.prod(train_eps[0][k].shape[1:]))) for k in state_keys)
     classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble,
                                   proprio=proprio)
-    config = TrainConfig(classifier=classifier, target_precision=args.target_precision, val_fraction=args.val_fraction,
+    config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
+                         threshold_confidence=args.threshold_confidence, val_fraction=args.val_fraction,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
     result = train(train_eps, config)
@@ -176,6 +179,7 @@ def run(args: argparse.Namespace) -> dict:
         "proprio": list(state_keys),
         "ensemble": args.ensemble,
         "val_fraction": args.val_fraction,
+        "threshold_confidence": args.threshold_confidence,
         "val_positives": val.positives,
         "threads": 1,
     }

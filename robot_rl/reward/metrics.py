@@ -6,6 +6,7 @@ threshold is chosen on validation data for a target precision, and recall is wha
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -88,18 +89,38 @@ def report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Report:
     )
 
 
-def threshold_for_precision(labels: np.ndarray, scores: np.ndarray, target: float) -> tuple[float, bool]:
+def precision_lower_bound(tp: np.ndarray, fp: np.ndarray, confidence: float) -> np.ndarray:
+    """One-sided Wilson lower bound on precision tp / (tp + fp) at `confidence` (0.5: the point estimate).
+
+    Precision measured on a finite validation set is noisy, and the lowest threshold that reaches the
+    target there is picked for being lucky: on new episodes it lands below the target about half the time.
+    """
+    z = NormalDist().inv_cdf(confidence)
+    n = np.maximum(tp + fp, 1)
+    p = tp / n
+    centre = p + z * z / (2 * n)
+    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def threshold_for_precision(
+    labels: np.ndarray, scores: np.ndarray, target: float, confidence: float = 0.5
+) -> tuple[float, bool]:
     """The lowest threshold whose precision on (labels, scores) is >= target: the most recall at that precision.
 
+    With `confidence` > 0.5 the precision compared with the target is its one-sided Wilson lower bound at that
+    confidence (`precision_lower_bound`), which asks more of thresholds that rest on few frames.
     Candidate thresholds are the observed scores; the one returned sits just below its score (by 1e-6, or
     halfway to the next lower score if that is closer): model scores are float32 and move by ~1e-7 with the
     batch they are computed in, so a frame scoring what the chosen validation frame scored (the same
     image) must not be decided by rounding. Returns (threshold, met). If no threshold reaches
-    the target, returns the threshold of highest precision (ties: highest recall) and met=False.
+    the target, returns the threshold of highest (bounded) precision (ties: highest recall) and met=False.
     With no positives at all, returns a threshold above every score (predict nothing), met=False.
     """
     if not 0.0 < target <= 1.0:
         raise ValueError(f"target precision must be in (0, 1], got {target}")
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
     labels, scores = _check(labels, scores)
     if not labels.any():
         return float(np.nextafter(scores.max(), np.inf)) if len(scores) else 0.5, False
@@ -108,7 +129,7 @@ def threshold_for_precision(labels: np.ndarray, scores: np.ndarray, target: floa
     tp, fp = np.cumsum(y), np.cumsum(~y)
     last_of_run = np.r_[s[1:] != s[:-1], True]  # a threshold takes a whole run of tied scores
     thresholds, tp, fp = s[last_of_run], tp[last_of_run], fp[last_of_run]
-    precision = tp / (tp + fp)
+    precision = precision_lower_bound(tp, fp, confidence)
     ok = np.flatnonzero(precision >= target)
     i, met = (ok[-1], True) if len(ok) else (np.flatnonzero(precision == precision.max())[-1], False)
     # thresholds descend, so the last one meeting the target has the most recall

@@ -52,7 +52,7 @@ def test_train_then_eval(store, tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"steps": 150, "shifts": 2, "labels": {"outcome_tail": 3}}))
     out = tmp_path / "clf"
     args = _parse(["reward", "train", "--store", str(store), "--out", str(out), "--config", str(cfg),
-                   "--target-precision", "0.95"])
+                   "--target-precision", "0.95", "--threshold-confidence", "0.5"])
     assert args.func(args) == 0
     report = json.loads((out / "report.json").read_text())
     val = report["validation"]

@@ -41,6 +41,25 @@ def test_threshold_for_precision_takes_most_recall_at_target():
     assert r.precision >= 0.8 and r.recall == 1.0
 
 
+def test_threshold_confidence_asks_more_of_thin_evidence():
+    # from the top: 200 positives, 1 negative, 20 positives, 3 negatives, then 200 negatives
+    labels = np.r_[np.ones(200), 0, np.ones(20), np.zeros(3), np.zeros(200)].astype(bool)
+    scores = np.linspace(1.0, 0.0, len(labels))
+    point, met = metrics.threshold_for_precision(labels, scores, 0.98)
+    assert met and metrics.confusion(labels, scores, point) == {"tp": 220, "fp": 4, "tn": 200, "fn": 0}
+    # 220 / 224 = 0.982 is the lucky edge: its 80 % lower bound is 0.973; with 2 negatives in it is 0.990
+    sure, met = metrics.threshold_for_precision(labels, scores, 0.98, confidence=0.8)
+    assert met and metrics.confusion(labels, scores, sure) == {"tp": 220, "fp": 2, "tn": 202, "fn": 0}
+    assert metrics.precision_lower_bound(np.array([220]), np.array([4]), 0.8)[0] == pytest.approx(0.973, abs=1e-3)
+    assert metrics.precision_lower_bound(np.array([220]), np.array([4]), 0.5)[0] == pytest.approx(220 / 224)
+    # five clean positives are not enough to be 80 % sure of 0.98: not met, best bound kept
+    few, ranked = np.r_[np.ones(5), np.zeros(5)].astype(bool), np.linspace(1, 0, 10)
+    t, met = metrics.threshold_for_precision(few, ranked, 0.98, 0.8)
+    assert not met and metrics.confusion(few, ranked, t) == {"tp": 5, "fp": 0, "tn": 5, "fn": 0}
+    with pytest.raises(ValueError, match="confidence"):
+        metrics.threshold_for_precision(labels, scores, 0.98, confidence=1.0)
+
+
 def test_threshold_for_precision_unreachable_and_ties():
     # the top score is a tie between a positive and a negative: precision 1.0 is unreachable
     labels = np.array([1, 0, 1, 0])

@@ -42,7 +42,8 @@ def test_classifier_separates_lifted_cube_on_held_out_twin_episodes():
     train_eps = twin_episodes(12, seed=0, cameras=cameras)
     test_eps = twin_episodes(6, seed=50_000, cameras=cameras)
     classifier = ClassifierConfig(views=(ViewConfig("front_level"),))
-    result = train(train_eps, TrainConfig(classifier=classifier, steps=300, shifts=2, target_precision=0.95))
+    result = train(train_eps, TrainConfig(classifier=classifier, steps=300, shifts=2, target_precision=0.95,
+                                                   threshold_confidence=0.5))
     assert result.train_positives <= 200
     report = evaluate(result.model, test_eps)
     assert report.roc_auc >= 0.97, report

@@ -91,7 +91,7 @@ def test_linear_probe_learns_and_round_trips(clip_dir, tmp_path):
     rng = np.random.default_rng(1)
     episodes = [tinted_episode(rng, success=i % 3 != 2) for i in range(16)]
     cfg = vlm.VLMConfig(path=str(clip_dir))
-    result = vlm.train_probe(episodes, cfg, target_precision=0.9)
+    result = vlm.train_probe(episodes, cfg, target_precision=0.9, threshold_confidence=0.5)
     assert result.train_positives > 0 and result.report.positives > 0
     assert result.target_met and result.report.roc_auc > 0.95 and result.report.recall > 0.8, result.report
     probe = result.probe
