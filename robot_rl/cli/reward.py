@@ -101,7 +101,8 @@ def run_train(args: argparse.Namespace) -> int:
     episodes, outcomes = load_store(args.store, [v.camera for v in config.classifier.views],
                                     [p.key for p in config.classifier.proprio])
     result = train(episodes, config, outcomes=outcomes)
-    summary = {"store": str(args.store), **result.summary()}
+    chosen_for = {"target_precision": config.target_precision, "threshold_confidence": config.threshold_confidence}
+    summary = {"store": str(args.store), **chosen_for, **result.summary()}
     extra = {"labels": to_dict(config.labels), "trained_on": str(args.store), "report": summary["validation"]}
     result.model.save(args.out, extra=extra)
     (args.out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")

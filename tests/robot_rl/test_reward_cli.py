@@ -57,6 +57,7 @@ def test_train_then_eval(store, tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     val = report["validation"]
     assert report["target_met"] and val["precision"] >= 0.95 and val["recall"] >= 0.8
+    assert (report["target_precision"], report["threshold_confidence"]) == (0.95, 0.5)  # how the threshold was chosen
     assert val["positives"] > 0 and val["positives"] % 3 == 0  # outcome_tail rows per successful episode
     assert "confusion" in capsys.readouterr().out
 
