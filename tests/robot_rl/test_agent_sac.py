@@ -142,7 +142,8 @@ def test_discrete_gripper_learns_the_rewarded_command_and_the_grasp_penalty():
         b["prev_gripper"] = np.full(64, -1, np.int8)  # gripper open: 'close' toggles, 'open' does not
         agent.update(b)
     t = agent._to_tensors(batch(64, rng))
-    q = agent.policy.grasp_critic(agent.policy.encoder(*agent.policy.inputs(t["obs"], False))).mean(0)
+    with torch.no_grad():
+        q = agent.policy.grasp_critic(agent.policy.encoder(*agent.policy.inputs(t["obs"], False))).mean(0)
     assert q[0] < -0.3 and abs(float(q[1])) < 0.1 and abs(float(q[2])) < 0.1  # close, stay, open
 
 
