@@ -139,7 +139,11 @@ def run(args: argparse.Namespace) -> dict:
     keys = [f"image_{c}" for c in cameras] + list(state_keys)
     scores = [np.concatenate([model.predict_proba({k: ep[k][s : s + 64] for k in keys})
                               for s in range(0, len(ep[LABEL_KEY]), 64)]) for ep in test_eps]
-    test = metrics.report(np.concatenate([ep[LABEL_KEY] for ep in test_eps]), np.concatenate(scores), model.threshold)
+    test_labels, test_scores = np.concatenate([ep[LABEL_KEY] for ep in test_eps]), np.concatenate(scores)
+    test = metrics.report(test_labels, test_scores, model.threshold)
+    # what the held-out scores allow: the best recall of any threshold, chosen in hindsight, at the target precision
+    hindsight, _ = metrics.threshold_for_precision(test_labels, test_scores, args.target_precision)
+    curve = metrics.report(test_labels, test_scores, hindsight)
     episodes = episode_outcomes([ep[LABEL_KEY] for ep in test_eps], scores, model.threshold)
 
     frames = {k: np.concatenate([ep[k] for ep in test_eps]) for k in keys}
@@ -170,6 +174,8 @@ def run(args: argparse.Namespace) -> dict:
         "test_recall": round(test.recall, 4),
         "test_roc_auc": round(test.roc_auc, 4),
         "test_confusion": {"tp": test.tp, "fp": test.fp, "tn": test.tn, "fn": test.fn},
+        "test_curve_recall_at_target_precision": round(curve.recall, 4),
+        "test_curve_precision": round(curve.precision, 4),
         "test_episodes": args.test_episodes,
         **episodes,
         "generate_s": round(generate_s, 1),
