@@ -170,21 +170,6 @@ class TorchvisionBackbone(nn.Module):
         return self.trunk((x - self.mean) / self.std)
 
 
-def _replicate_pad(images: torch.Tensor, pad: int) -> torch.Tensor:
-    """(B, H, W, C) -> (B, H + 2 pad, W + 2 pad, C), edge pixels repeated, same dtype."""
-    padded = F.pad(images.permute(0, 3, 1, 2).float(), (pad, pad, pad, pad), mode="replicate")
-    return padded.to(images.dtype).permute(0, 2, 3, 1)
-
-
-def shift(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Move the content of (B, H, W, C) images down by `dy` and right by `dx` pixels, edges repeated."""
-    pad = max(abs(dy), abs(dx))
-    if pad == 0:
-        return images
-    h, w = images.shape[1:3]
-    return _replicate_pad(images, pad)[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
-
-
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """DrQ augmentation: replicate-pad by `pad` and crop back at a random offset per image.
 
@@ -193,7 +178,8 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | No
     if pad == 0:
         return images
     b, h, w, _ = images.shape
-    padded = _replicate_pad(images, pad)
+    padded = F.pad(images.permute(0, 3, 1, 2).float(), (pad, pad, pad, pad), mode="replicate")
+    padded = padded.to(images.dtype).permute(0, 2, 3, 1)
     shifts = torch.randint(0, 2 * pad + 1, (2, b, 1), generator=generator, device=images.device)
     rows = torch.arange(h, device=images.device) + shifts[0]
     cols = torch.arange(w, device=images.device) + shifts[1]
@@ -230,22 +216,15 @@ class Backbone(nn.Module):
         return tuple(self(dummy).shape[1:])
 
     @torch.no_grad()
-    def featurize(
-        self, images: np.ndarray, shifts: int, pad: int, offsets: tuple[tuple[int, int], ...] = ((0, 0),),
-        chunk: int = 64,
-    ) -> np.ndarray:
+    def featurize(self, images: np.ndarray, shifts: int, pad: int, chunk: int = 64) -> np.ndarray:
         """Cache entry per frame: (N, H, W, 3) uint8 -> (N, shifts, C, h, w) float16.
 
-        The first copies are the frame moved by the fixed `offsets` (dy, dx) (by default copy 0, unshifted);
-        the rest, up to `shifts`, are DrQ random shifts of it.
+        Copy 0 is the unshifted frame; copies 1.. are DrQ random shifts of it.
         """
-        if shifts < len(offsets):
-            raise ValueError(f"shifts ({shifts}) must cover the {len(offsets)} fixed offsets")
         out = []
         for start in range(0, len(images), chunk):
             x = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk]))
-            copies = [self(shift(x, dy, dx)) for dy, dx in offsets]
-            copies += [self(random_shift(x, pad)) for _ in range(shifts - len(offsets))]
+            copies = [self(x)] + [self(random_shift(x, pad)) for _ in range(shifts - 1)]
             out.append(torch.stack(copies, 1).to(torch.float16).contiguous().numpy())
         return np.concatenate(out) if out else np.zeros((0, shifts, 0, 0, 0), np.float16)
 

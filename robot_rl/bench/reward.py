@@ -35,9 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.5,
                         help="share of the training episodes held out to choose the threshold")
     parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
-    parser.add_argument("--test-shifts", type=int, default=5,
-                        help="shifted copies of each frame whose log-odds are averaged per decision "
-                             "(classifier.test_shifts; 1: the frame alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
@@ -131,7 +128,7 @@ def run(args: argparse.Namespace) -> dict:
     views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None) for i, c in enumerate(cameras))
     proprio = tuple(ProprioConfig(k, int(np.prod(train_eps[0][k].shape[1:]))) for k in state_keys)
     classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble,
-                                  proprio=proprio, test_shifts=args.test_shifts)
+                                  proprio=proprio)
     config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
                          threshold_confidence=args.threshold_confidence, val_fraction=args.val_fraction,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)
@@ -187,7 +184,6 @@ def run(args: argparse.Namespace) -> dict:
         "cameras": list(cameras),
         "proprio": list(state_keys),
         "ensemble": args.ensemble,
-        "test_shifts": args.test_shifts,
         "val_fraction": args.val_fraction,
         "threshold_confidence": args.threshold_confidence,
         "val_positives": val.positives,

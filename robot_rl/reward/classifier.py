@@ -9,9 +9,7 @@ disagree most on ambiguous frames, so averaging pulls those away from a high-pre
 `proprio` adds robot-state keys of the same observation (e.g. the TCP pose and the gripper width),
 standardised with statistics fitted on the training frames, to every member's head input: the
 camera says whether the object is in the hand, the arm's kinematics say how high the hand is,
-to the millimetre and untouched by camera jitter. `test_shifts: S` scores S copies of each frame (the frame
-itself, then diagonal pixel shifts) and averages their log-odds: a boundary frame's score then does not hang on
-where the jittered camera put the cube to the pixel. Only the pooling and the head are trained and saved (`head.safetensors`); the
+to the millimetre and untouched by camera jitter. Only the pooling and the head are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
 """
@@ -27,10 +25,9 @@ import yaml
 from torch import nn
 
 from controllers.config import ConfigError, from_dict, to_dict
-from robot_rl.encoders import Backbone, SpatialEmbedding, TorchvisionBackbone, load_efficientnet_lite0, shift
+from robot_rl.encoders import Backbone, SpatialEmbedding, TorchvisionBackbone, load_efficientnet_lite0
 
 CONFIG_FILE, WEIGHTS_FILE = "classifier.yaml", "head.safetensors"
-_DIAGONALS = ((1, 1), (-1, -1), (1, -1), (-1, 1))  # opposite pairs first: 3 copies stay balanced
 
 
 @dataclass
@@ -63,10 +60,6 @@ class ClassifierConfig:
     ensemble: int = 1  # members (pooling + head each); the probability is the mean of theirs
     proprio: tuple[ProprioConfig, ...] = ()  # robot-state keys fed to the head beside the views
     proprio_std_floor: float = 0.01  # standardisation never divides by less (constant inputs, e.g. a quaternion)
-    # copies of each frame scored per decision, their log-odds averaged: the frame itself, then diagonal
-    # shifts by test_shift_px (up to 4); costs that many backbone passes (docs/reward.md, "Test-time shifts")
-    test_shifts: int = 1
-    test_shift_px: int = 2
 
     def __post_init__(self):
         if not self.views:
@@ -89,10 +82,6 @@ class ClassifierConfig:
         for i, item in enumerate(self.proprio):
             if item.size < 1 or item.key.startswith("image_"):
                 raise ConfigError(f"classifier.proprio[{i}]: a non-image key with size >= 1, got {item}")
-        if not 1 <= self.test_shifts <= len(_DIAGONALS) + 1:
-            raise ConfigError(f"classifier.test_shifts: must be in [1, {len(_DIAGONALS) + 1}], got {self.test_shifts}")
-        if self.test_shift_px < 1:
-            raise ConfigError(f"classifier.test_shift_px: must be >= 1, got {self.test_shift_px}")
         if self.proprio_std_floor <= 0:
             raise ConfigError(f"classifier.proprio_std_floor: must be > 0, got {self.proprio_std_floor}")
         if not 0.0 <= self.dropout < 1.0:
@@ -104,12 +93,6 @@ class ClassifierConfig:
     @property
     def proprio_dim(self) -> int:
         return sum(item.size for item in self.proprio)
-
-    @property
-    def test_offsets(self) -> tuple[tuple[int, int], ...]:
-        """(dy, dx) of the copies averaged per decision; the first is the frame itself."""
-        d = self.test_shift_px
-        return ((0, 0), *((sy * d, sx * d) for sy, sx in _DIAGONALS))[: self.test_shifts]
 
 
 def image_key(camera: str) -> str:
@@ -236,17 +219,6 @@ class SuccessClassifier(nn.Module):
         the members' mean."""
         return torch.sigmoid(self.member_logits([(features, proprio)] * len(self.members))).mean(0)
 
-    def proba_from_copies(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
-        """Maps of every test-time copy (one (B, S, C, h, w) per view) -> probability (B,): the sigmoid of the
-        copies' mean logit."""
-        b, s = features[0].shape[:2]
-        p = self.proba_from_features([f.flatten(0, 1) for f in features], proprio.repeat_interleave(s, 0))
-        if s == 1:
-            return p
-        # mean log-odds, not mean probability: one copy near 0 or 1 cannot outvote the others alone; the clip
-        # keeps a saturated copy finite (float32 sigmoids reach exactly 0 and 1)
-        return torch.sigmoid(torch.logit(p.view(b, s), eps=1e-6).mean(1))
-
     @torch.no_grad()
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """Success probability per frame, float32 (B,), from `image_<camera>` arrays (and the proprio keys)."""
@@ -254,13 +226,8 @@ class SuccessClassifier(nn.Module):
             self.eval()
         frames = self.view_frames(observation)
         proprio = self.standardize(self.proprio_values(observation, len(frames[0])))
-        offsets = self.config.test_offsets
-        features = []
-        for f in frames:
-            x = torch.from_numpy(np.ascontiguousarray(f))
-            copies = self.backbone(torch.cat([shift(x, dy, dx) for dy, dx in offsets]))  # one pass for all copies
-            features.append(copies.unflatten(0, (len(offsets), len(x))).transpose(0, 1))
-        return self.proba_from_copies(features, proprio).numpy().astype(np.float32)
+        features = [self.backbone(torch.from_numpy(np.ascontiguousarray(f))) for f in frames]
+        return self.proba_from_features(features, proprio).numpy().astype(np.float32)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Pooling and head weights: everything that is not the frozen backbone."""

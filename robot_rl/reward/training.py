@@ -5,10 +5,9 @@ Steps, top to bottom:
 2. split by episode (validation never sees a frame of a training episode), stratified so both
    splits get successful episodes; cap the training positives (HIL-SERL uses ~200);
 3. run the frozen backbone once per frame and cache the maps; training frames get `shifts - 1`
-   extra DrQ-shifted copies (the augmentation), validation frames the copies the robot will score
-   (`classifier.test_shifts`: the plain frame, then fixed diagonal shifts);
+   extra DrQ-shifted copies (the augmentation), validation frames only the plain one;
 4. train pooling + head with balanced batches (half positive, half negative) and BCE;
-5. on validation, scored as `predict_proba` scores, pick the lowest threshold whose precision reaches the target with
+5. on validation, pick the lowest threshold whose precision reaches the target with
    `threshold_confidence` (a Wilson lower bound, not the lucky point estimate), and report precision,
    recall, ROC-AUC and the confusion matrix at it.
 """
@@ -136,23 +135,20 @@ def split_by_episode(frames: Frames, val_fraction: float, seed: int) -> tuple[np
     return ~val, val
 
 
-def featurize(
-    model: SuccessClassifier, frames: Frames, shifts: int, pad: int, offsets: tuple[tuple[int, int], ...] = ((0, 0),)
-) -> list[torch.Tensor]:
-    """Per view, cached backbone maps (N, shifts, C, h, w) float16: the fixed `offsets` first, then DrQ shifts."""
+def featurize(model: SuccessClassifier, frames: Frames, shifts: int, pad: int) -> list[torch.Tensor]:
+    """Per view, cached backbone maps (N, shifts, C, h, w) float16; copy 0 unshifted."""
     return [
-        torch.from_numpy(model.backbone.featurize(crop(frames.images[v.camera], v), shifts, pad, offsets))
+        torch.from_numpy(model.backbone.featurize(crop(frames.images[v.camera], v), shifts, pad))
         for v in model.config.views
     ]
 
 
 @torch.no_grad()
 def score_cached(model: SuccessClassifier, cache: list[torch.Tensor], proprio: torch.Tensor, chunk: int = 512) -> np.ndarray:
-    """Probabilities from cached maps of the test-time copies (as `predict_proba` scores) and standardised
-    proprio, in eval mode."""
+    """Probabilities from the unshifted cached maps and standardised proprio, in eval mode."""
     model.eval()
     n = len(cache[0])
-    out = [model.proba_from_copies([c[s : s + chunk] for c in cache], proprio[s : s + chunk])
+    out = [model.proba_from_features([c[s : s + chunk, 0] for c in cache], proprio[s : s + chunk])
            for s in range(0, n, chunk)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
@@ -232,8 +228,7 @@ def train(
 
     t0 = time.perf_counter()
     train_cache = featurize(model, train_set, config.shifts, config.pad)
-    offsets = model.config.test_offsets  # the threshold is chosen on the scores the robot will see
-    val_cache = featurize(model, val_set, len(offsets), 0, offsets)
+    val_cache = featurize(model, val_set, 1, 0)
     featurize_s = time.perf_counter() - t0
     train_proprio = model.proprio_values(train_set.state, len(train_set))
     model.fit_proprio(train_proprio)

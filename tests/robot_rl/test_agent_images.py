@@ -5,7 +5,7 @@ import torch
 
 from controllers.config import from_dict
 from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
-from robot_rl.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift, shift
+from robot_rl.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift
 from robot_rl.replay import ReplayBuffer
 
 torch.set_num_threads(1)
@@ -189,20 +189,3 @@ def test_replay_stores_only_the_cameras_the_policy_reads(backbone):
     buf.add_episode(agent.to_storage(_episode(rng)))  # rows still carry image_wrist: ignored
     assert "image_wrist" not in buf.obs
     assert "critic_loss" in agent.update(buf.sample(8, rng))
-
-
-def test_shift_moves_content_with_edges_repeated(backbone):
-    imgs = torch.arange(2 * 8 * 8 * 3, dtype=torch.int64).reshape(2, 8, 8, 3).to(torch.uint8)
-    out = shift(imgs, 2, -1)
-    assert out.shape == imgs.shape and out.dtype == torch.uint8
-    assert torch.equal(out[:, 2:, :7], imgs[:, :6, 1:])  # down by 2, left by 1
-    assert torch.equal(out[:, :2, :7], imgs[:, :1, 1:].expand(2, 2, 7, 3))  # the top row repeated
-    assert torch.equal(out[:, 2:, 7], imgs[:, :6, 7])  # the right column repeated
-    assert torch.equal(shift(imgs, 0, 0), imgs)
-
-    frames = np.random.default_rng(0).integers(0, 255, (2, SIZE, SIZE, 3), dtype=np.uint8)
-    feats = backbone.featurize(frames, shifts=3, pad=4, offsets=((0, 0), (3, -3)))
-    direct = backbone(shift(torch.from_numpy(frames), 3, -3)).numpy()
-    np.testing.assert_allclose(feats[:, 1], direct, rtol=1e-2, atol=1e-2)
-    with pytest.raises(ValueError, match="fixed offsets"):
-        backbone.featurize(frames, shifts=1, pad=4, offsets=((0, 0), (1, 1)))

@@ -4,13 +4,9 @@ import pytest
 import torch
 
 from controllers.config import ConfigError, from_dict
-from robot_rl.encoders import shift
-from robot_rl.reward import metrics
 from robot_rl.reward.classifier import ClassifierConfig, ProprioConfig, SuccessClassifier, ViewConfig
 from robot_rl.reward.labels import LABEL_KEY
-from robot_rl.reward.training import (
-    TrainConfig, collect_frames, evaluate, featurize, score_cached, split_by_episode, train,
-)
+from robot_rl.reward.training import TrainConfig, collect_frames, evaluate, split_by_episode, train
 
 torch.set_num_threads(1)
 
@@ -167,34 +163,3 @@ def test_proprio_decides_what_the_image_cannot(tmp_path):
         train([{k: v for k, v in e.items() if k != "tcp_pose"} for e in episodes], TrainConfig(classifier=classifier))
     with pytest.raises(ConfigError, match=r"classifier.proprio\[0\]"):
         ClassifierConfig(proprio=(ProprioConfig("image_front", 3),))
-
-
-def test_test_shifts_average_the_log_odds_of_shifted_copies_and_validation_scores_them_alike(episodes):
-    with pytest.raises(ConfigError, match="classifier.test_shifts"):
-        ClassifierConfig(test_shifts=6)
-    with pytest.raises(ConfigError, match="classifier.test_shift_px"):
-        ClassifierConfig(test_shift_px=0)
-    assert ClassifierConfig(test_shifts=3, test_shift_px=2).test_offsets == ((0, 0), (2, 2), (-2, -2))
-
-    cfg = TrainConfig(classifier=ClassifierConfig(test_shifts=3), steps=150, shifts=2, target_precision=0.95,
-                      threshold_confidence=0.5, seed=0)
-    result = train(episodes, cfg)
-    model = result.model
-    assert result.target_met and result.report.recall >= 0.8
-    plain = SuccessClassifier(ClassifierConfig(), backbone=model.backbone)
-    plain.load_state_dict(model.state_dict())
-    frames = np.concatenate([ep["image_front"] for ep in episodes[:2]])
-    copies = [plain.predict_proba({"image_front": shift(torch.from_numpy(frames), dy, dx).numpy()})
-              for dy, dx in model.config.test_offsets]
-    logit = np.log(np.clip(copies, 1e-6, 1 - 1e-6) / (1 - np.clip(copies, 1e-6, 1 - 1e-6))).mean(0)
-    np.testing.assert_allclose(model.predict_proba({"image_front": frames}), 1 / (1 + np.exp(-logit)), atol=1e-5)
-    assert np.abs(copies[1] - copies[0]).max() > 1e-3  # the copies are different frames
-
-    # the threshold was chosen on validation scores computed as the robot computes them
-    data = collect_frames(episodes, ["front"])
-    val = data.subset(split_by_episode(data, cfg.val_fraction, cfg.seed)[1])
-    cache = featurize(model, val, 3, 0, model.config.test_offsets)
-    cached = score_cached(model, cache, torch.zeros(len(val), 0))
-    np.testing.assert_allclose(cached, model.predict_proba({"image_front": val.images["front"]}), atol=1e-2)
-    report = metrics.report(val.labels, cached, model.threshold)
-    assert (report.tp, report.fp) == (result.report.tp, result.report.fp)
