@@ -5,7 +5,9 @@ Frames come from the MuJoCo twin with lighting and camera jitter on, the scripte
 negatives: gripper up, cube down). Each frame is labelled with the twin's ground truth (cube lifted
 >= 10 cm), written as the per-frame `success_label` marks an operator would make. The classifier
 trains on at most `max_positives` positive frames (episode split, threshold for the target
-precision on validation) and is then scored against ground truth on episodes of other seeds.
+precision and recall on validation) and is then scored against ground truth on episodes of other seeds.
+Beside it, in the same run: the precision-only threshold rule on the same validation scores (the peer
+the default rule replaced), and how far from the success height each held-out error frame's cube was.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ RANDOMIZATION = {
     "camera_pos_jitter": 0.01,
     "camera_rot_jitter": 0.02,
 }
+LIFT_MARGIN = "lift_margin_m"  # ground truth only the twin has; the classifier never reads it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps")
     parser.add_argument("--hold", type=int, default=6, help="steps recorded after the lift succeeds")
     parser.add_argument("--target-precision", type=float, default=0.98)
+    parser.add_argument("--target-recall", type=float, default=0.9,
+                        help="of the thresholds that reach the target precision with confidence, the one "
+                             "farthest inside both targets; 0: the lowest of them (precision only)")
     parser.add_argument("--threshold-confidence", type=float, default=0.8,
                         help="one-sided confidence of reaching the target precision on validation (0.5: point)")
     parser.add_argument("--val-fraction", type=float, default=0.5,
@@ -54,9 +60,10 @@ def twin_episodes(
     noise: float = 0.2, image_size: int = 128, state_keys: tuple[str, ...] = (),
 ) -> list[dict[str, np.ndarray]]:
     """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`), the
-    frames of `cameras` and the `state_keys`."""
+    frames of `cameras`, the `state_keys` and `LIFT_MARGIN` (the cube's height above the success height, m)."""
     import sim
     from sim.experts import make_expert
+    from sim.tasks.pick_cube import CUBE_HALF, LIFT
 
     from robot_rl.reward.labels import LABEL_KEY
 
@@ -83,10 +90,20 @@ def twin_episodes(
                 after = 0 if after is None else after + 1
         n = len(rows)
         ep = {k: np.stack([r[k] for r in rows]) for k in [f"image_{c}" for c in cameras] + list(state_keys)}
-        ep.update(is_terminal=np.zeros(n, bool), reward=np.zeros(n, np.float32), **{LABEL_KEY: np.array(success)})
+        margin = np.array([r["object_pose"][2] for r in rows], np.float64) - (CUBE_HALF + LIFT)
+        ep.update(is_terminal=np.zeros(n, bool), reward=np.zeros(n, np.float32),
+                  **{LABEL_KEY: np.array(success), LIFT_MARGIN: margin})
         episodes.append(ep)
     env.close()
     return episodes
+
+
+def error_margins_mm(labels: np.ndarray, scores: np.ndarray, margins: np.ndarray, threshold: float) -> dict:
+    """Where the errors at `threshold` are: each false positive's and miss's cube height relative to the
+    success height, mm, sorted."""
+    pred = scores >= threshold
+    return {"fp": sorted(round(1000 * float(m), 1) for m in margins[pred & ~labels]),
+            "fn": sorted(round(1000 * float(m), 1) for m in margins[~pred & labels])}
 
 
 def episode_outcomes(truth: list[np.ndarray], scores: list[np.ndarray], threshold: float) -> dict:
@@ -130,6 +147,7 @@ def run(args: argparse.Namespace) -> dict:
     classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble,
                                   proprio=proprio)
     config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
+                         target_recall=args.target_recall or None,
                          threshold_confidence=args.threshold_confidence, val_fraction=args.val_fraction,
                          max_positives=args.max_positives, steps=args.steps, seed=args.seed)
     t0 = time.perf_counter()
@@ -144,6 +162,10 @@ def run(args: argparse.Namespace) -> dict:
     # what the held-out scores allow: the best recall of any threshold, chosen in hindsight, at the target precision
     hindsight, _ = metrics.threshold_for_precision(test_labels, test_scores, args.target_precision)
     curve = metrics.report(test_labels, test_scores, hindsight)
+    peer_threshold, _ = metrics.threshold_for_precision(result.val_labels, result.val_scores, args.target_precision,
+                                                        args.threshold_confidence)
+    peer = metrics.report(test_labels, test_scores, peer_threshold)
+    margins = np.concatenate([ep[LIFT_MARGIN] for ep in test_eps])
     episodes = episode_outcomes([ep[LABEL_KEY] for ep in test_eps], scores, model.threshold)
 
     frames = {k: np.concatenate([ep[k] for ep in test_eps]) for k in keys}
@@ -174,8 +196,13 @@ def run(args: argparse.Namespace) -> dict:
         "test_recall": round(test.recall, 4),
         "test_roc_auc": round(test.roc_auc, 4),
         "test_confusion": {"tp": test.tp, "fp": test.fp, "tn": test.tn, "fn": test.fn},
+        "test_error_margin_mm": error_margins_mm(test_labels, test_scores, margins, model.threshold),
         "test_curve_recall_at_target_precision": round(curve.recall, 4),
         "test_curve_precision": round(curve.precision, 4),
+        "peer_precision_rule_threshold": round(peer_threshold, 4),
+        "peer_precision_rule_test_precision": round(peer.precision, 4),
+        "peer_precision_rule_test_recall": round(peer.recall, 4),
+        "peer_precision_rule_test_confusion": {"tp": peer.tp, "fp": peer.fp, "tn": peer.tn, "fn": peer.fn},
         "test_episodes": args.test_episodes,
         **episodes,
         "generate_s": round(generate_s, 1),
@@ -185,6 +212,7 @@ def run(args: argparse.Namespace) -> dict:
         "proprio": list(state_keys),
         "ensemble": args.ensemble,
         "val_fraction": args.val_fraction,
+        "target_recall": args.target_recall or None,
         "threshold_confidence": args.threshold_confidence,
         "val_positives": val.positives,
         "threads": 1,

@@ -15,14 +15,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a classifier; threshold chosen on held-out episodes",
         description="Labels come from episode outcomes and per-frame `success_label` marks; the split is by "
-        "episode; the threshold is the lowest one whose validation precision reaches the target with "
-        "threshold_confidence (a Wilson lower bound). Writes "
+        "episode; of the thresholds whose validation precision reaches the target with threshold_confidence "
+        "(a Wilson lower bound), the one farthest inside both the precision and the recall target "
+        "(target_recall null: the lowest of them). "
+        "Writes "
         "classifier.yaml, head.safetensors and report.json into --out.",
     )
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
     p.add_argument("--out", required=True, type=Path, help="directory for the classifier (created if missing)")
     p.add_argument("--config", type=Path, help="YAML with TrainConfig keys (classifier, labels, steps, ...)")
     p.add_argument("--target-precision", type=float, help="override target_precision")
+    p.add_argument("--target-recall", type=float, help="override target_recall")
     p.add_argument("--threshold-confidence", type=float, help="override threshold_confidence")
     p.add_argument("--seed", type=int, help="override seed")
     p.set_defaults(func=_guarded(run_train))
@@ -36,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="directory for vlm.yaml and probe.safetensors")
     p.add_argument("--camera", default="front", help="camera whose frames are scored")
     p.add_argument("--target-precision", type=float, default=0.98)
+    p.add_argument("--target-recall", type=float, default=0.9)
     p.add_argument("--threshold-confidence", type=float, default=0.8,
-                   help="one-sided confidence with which validation must show the target precision")
+                   help="one-sided confidence with which validation must show the targets")
     p.add_argument("--max-positives", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -93,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
     from robot_rl.reward.training import TrainConfig, load_store, train
 
     raw = load_yaml(args.config) if args.config else {}
-    for key in ("target_precision", "threshold_confidence", "seed"):
+    for key in ("target_precision", "target_recall", "threshold_confidence", "seed"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     config = from_dict(TrainConfig, raw)
@@ -101,7 +105,8 @@ def run_train(args: argparse.Namespace) -> int:
     episodes, outcomes = load_store(args.store, [v.camera for v in config.classifier.views],
                                     [p.key for p in config.classifier.proprio])
     result = train(episodes, config, outcomes=outcomes)
-    chosen_for = {"target_precision": config.target_precision, "threshold_confidence": config.threshold_confidence}
+    chosen_for = {"target_precision": config.target_precision, "target_recall": config.target_recall,
+                  "threshold_confidence": config.threshold_confidence}
     summary = {"store": str(args.store), **chosen_for, **result.summary()}
     extra = {"labels": to_dict(config.labels), "trained_on": str(args.store), "report": summary["validation"]}
     result.model.save(args.out, extra=extra)
@@ -109,8 +114,8 @@ def run_train(args: argparse.Namespace) -> int:
     _print_report(f"validation ({result.val_episodes} held-out episodes)", summary["validation"])
     if not result.target_met:
         print(
-            f"robot-rl reward train: target precision {config.target_precision} not reached on validation "
-            f"with confidence {config.threshold_confidence}; "
+            f"robot-rl reward train: target precision {config.target_precision} (recall {config.target_recall}) "
+            f"not shown on validation with confidence {config.threshold_confidence}; "
             "record more episodes or mark more success frames",
             file=sys.stderr,
         )
@@ -131,7 +136,7 @@ def run_probe(args: argparse.Namespace) -> int:
     episodes, outcomes = load_store(args.store, [args.camera])
     labels = LabelConfig()
     result = train_probe(episodes, config, labels, outcomes, args.target_precision, args.threshold_confidence,
-                         max_positives=args.max_positives,
+                         target_recall=args.target_recall, max_positives=args.max_positives,
                          seed=args.seed)
     report = result.report.to_dict()
     result.probe.save(args.out, extra={"labels": to_dict(labels), "trained_on": str(args.store), "report": report})

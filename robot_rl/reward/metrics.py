@@ -103,6 +103,33 @@ def precision_lower_bound(tp: np.ndarray, fp: np.ndarray, confidence: float) -> 
     return (centre - spread) / (1 + z * z / n)
 
 
+def _operating_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate thresholds (the observed scores, descending; a run of tied scores is one candidate) and the
+    tp, fp counts of predicting positive at score >= each."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    tp, fp = np.cumsum(y), np.cumsum(~y)
+    last_of_run = np.r_[s[1:] != s[:-1], True]
+    return s[last_of_run], tp[last_of_run], fp[last_of_run]
+
+
+def _just_below(thresholds: np.ndarray, i: int) -> float:
+    """A threshold just below candidate i (by 1e-6, or halfway to the next lower candidate if that is closer).
+
+    Model scores are float32 and move by ~1e-7 with the batch they are computed in, so a frame scoring what
+    the chosen validation frame scored (the same image) must not be decided by rounding.
+    """
+    below = thresholds[i + 1] if i + 1 < len(thresholds) else -np.inf
+    return float(max(thresholds[i] - 1e-6, (thresholds[i] + below) / 2))
+
+
+def _check_targets(target: float, confidence: float) -> None:
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target precision must be in (0, 1], got {target}")
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+
+
 def threshold_for_precision(
     labels: np.ndarray, scores: np.ndarray, target: float, confidence: float = 0.5
 ) -> tuple[float, bool]:
@@ -110,28 +137,57 @@ def threshold_for_precision(
 
     With `confidence` > 0.5 the precision compared with the target is its one-sided Wilson lower bound at that
     confidence (`precision_lower_bound`), which asks more of thresholds that rest on few frames.
-    Candidate thresholds are the observed scores; the one returned sits just below its score (by 1e-6, or
-    halfway to the next lower score if that is closer): model scores are float32 and move by ~1e-7 with the
-    batch they are computed in, so a frame scoring what the chosen validation frame scored (the same
-    image) must not be decided by rounding. Returns (threshold, met). If no threshold reaches
-    the target, returns the threshold of highest (bounded) precision (ties: highest recall) and met=False.
-    With no positives at all, returns a threshold above every score (predict nothing), met=False.
+    The threshold returned sits just below its candidate score (`_just_below`). Returns (threshold, met). If no
+    threshold reaches the target, returns the threshold of highest (bounded) precision (ties: highest recall)
+    and met=False. With no positives at all, returns a threshold above every score (predict nothing), met=False.
     """
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"target precision must be in (0, 1], got {target}")
-    if not 0.5 <= confidence < 1.0:
-        raise ValueError(f"confidence must be in [0.5, 1), got {confidence}")
+    _check_targets(target, confidence)
     labels, scores = _check(labels, scores)
     if not labels.any():
         return float(np.nextafter(scores.max(), np.inf)) if len(scores) else 0.5, False
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    tp, fp = np.cumsum(y), np.cumsum(~y)
-    last_of_run = np.r_[s[1:] != s[:-1], True]  # a threshold takes a whole run of tied scores
-    thresholds, tp, fp = s[last_of_run], tp[last_of_run], fp[last_of_run]
+    thresholds, tp, fp = _operating_points(labels, scores)
     precision = precision_lower_bound(tp, fp, confidence)
     ok = np.flatnonzero(precision >= target)
     i, met = (ok[-1], True) if len(ok) else (np.flatnonzero(precision == precision.max())[-1], False)
     # thresholds descend, so the last one meeting the target has the most recall
-    below = thresholds[i + 1] if i + 1 < len(thresholds) else -np.inf
-    return float(max(thresholds[i] - 1e-6, (thresholds[i] + below) / 2)), met
+    return _just_below(thresholds, i), met
+
+
+def score_z(successes: np.ndarray, trials: np.ndarray, target: float) -> np.ndarray:
+    """How many standard errors the rate successes / trials lies above `target` (the score test; a Wilson lower
+    bound at one-sided confidence c reaches the target exactly when this is >= the normal quantile of c)."""
+    rate = successes / np.maximum(trials, 1)
+    if target >= 1.0:
+        return np.where(rate >= 1.0, np.inf, -np.inf)
+    return (rate - target) * np.sqrt(np.maximum(trials, 1) / (target * (1.0 - target)))
+
+
+def threshold_for_targets(
+    labels: np.ndarray, scores: np.ndarray, precision: float, recall: float | None, confidence: float = 0.8
+) -> tuple[float, bool]:
+    """Of the thresholds whose precision reaches its target with `confidence`, the one farthest inside both
+    targets, precision and recall.
+
+    `threshold_for_precision` takes the lowest qualifying threshold: it spends the whole precision margin on
+    recall even when recall needs none of it, so a detector that separates the classes perfectly is still
+    given false positives up to the target (on new episodes: precision on the target's edge, either side).
+    Here each qualifying threshold gets the smaller of its two score-test z values (`score_z`: precision
+    against `precision`, recall against `recall`) and the largest wins (ties: the lowest threshold). When
+    recall is what binds, that is `threshold_for_precision`'s threshold; when recall has room, the threshold
+    rises and keeps the precision margin. met: both targets shown with `confidence` there. If no threshold
+    qualifies: `threshold_for_precision`'s threshold, met=False. `recall=None` is `threshold_for_precision`.
+    """
+    _check_targets(precision, confidence)
+    if recall is None:
+        return threshold_for_precision(labels, scores, precision, confidence)
+    if not 0.0 < recall < 1.0:
+        raise ValueError(f"target recall must be in (0, 1), got {recall}")
+    labels, scores = _check(labels, scores)
+    fallback, met = threshold_for_precision(labels, scores, precision, confidence)
+    if not met:
+        return fallback, False
+    thresholds, tp, fp = _operating_points(labels, scores)
+    ok = np.flatnonzero(precision_lower_bound(tp, fp, confidence) >= precision)
+    z = np.minimum(score_z(tp[ok], tp[ok] + fp[ok], precision), score_z(tp[ok], np.full(len(ok), labels.sum()), recall))
+    best = np.flatnonzero(z == z.max())[-1]
+    return _just_below(thresholds, ok[best]), bool(z[best] >= NormalDist().inv_cdf(confidence))

@@ -260,13 +260,14 @@ def train_probe(
     outcomes: Sequence[bool | None] | None = None,
     target_precision: float = 0.98,
     threshold_confidence: float = 0.8,
+    target_recall: float | None = 0.9,
     val_fraction: float = 0.25,
     max_positives: int | None = 200,
     seed: int = 0,
     embedder: ClipEmbedder | None = None,
 ) -> ProbeResult:
-    """Fit a linear probe on labelled frames; split by episode; threshold for `target_precision` on validation
-    (reached with `threshold_confidence`, as the classifier's)."""
+    """Fit a linear probe on labelled frames; split by episode; threshold on validation for `target_precision`
+    and `target_recall` (`metrics.threshold_for_targets`, as the classifier's)."""
     from robot_rl.reward.training import collect_frames, split_by_episode
 
     probe = LinearProbe(config, embedder)
@@ -282,7 +283,8 @@ def train_probe(
     emb = probe.embedder.images(frames.images[config.camera])
     probe.fit(emb[torch.from_numpy(train_mask)], y_train)
     scores = probe.proba_from_embeddings(emb[torch.from_numpy(val_mask)])
-    probe.threshold, met = metrics.threshold_for_precision(y_val, scores, target_precision, threshold_confidence)
+    probe.threshold, met = metrics.threshold_for_targets(y_val, scores, target_precision, target_recall,
+                                                         threshold_confidence)
     return ProbeResult(
         probe, metrics.report(y_val, scores, probe.threshold), met, int(y_train.sum()), int((~y_train).sum())
     )

@@ -52,12 +52,13 @@ def test_train_then_eval(store, tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"steps": 150, "shifts": 2, "labels": {"outcome_tail": 3}}))
     out = tmp_path / "clf"
     args = _parse(["reward", "train", "--store", str(store), "--out", str(out), "--config", str(cfg),
-                   "--target-precision", "0.95", "--threshold-confidence", "0.5"])
+                   "--target-precision", "0.95", "--target-recall", "0.8", "--threshold-confidence", "0.5"])
     assert args.func(args) == 0
     report = json.loads((out / "report.json").read_text())
     val = report["validation"]
     assert report["target_met"] and val["precision"] >= 0.95 and val["recall"] >= 0.8
-    assert (report["target_precision"], report["threshold_confidence"]) == (0.95, 0.5)  # how the threshold was chosen
+    chosen_for = (report["target_precision"], report["target_recall"], report["threshold_confidence"])
+    assert chosen_for == (0.95, 0.8, 0.5)  # how the threshold was chosen
     assert val["positives"] > 0 and val["positives"] % 3 == 0  # outcome_tail rows per successful episode
     assert "confusion" in capsys.readouterr().out
 

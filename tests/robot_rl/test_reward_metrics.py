@@ -107,3 +107,41 @@ def test_label_config_rejects_bad_values():
         LabelConfig(outcome_tail=-1)
     with pytest.raises(ConfigError, match="unknown key"):
         from_dict(LabelConfig, {"tail": 3})
+
+
+def test_threshold_for_targets_keeps_the_precision_margin_a_perfect_detector_has():
+    # 300 positives on top, then 205 negatives: with up to 6 of them in, precision still reaches 0.98
+    labels = np.r_[np.ones(300), np.zeros(205)].astype(bool)
+    scores = np.linspace(1.0, 0.0, len(labels))
+    spend, met = metrics.threshold_for_precision(labels, scores, 0.98)
+    assert met and metrics.confusion(labels, scores, spend)["fp"] == 6  # 300 / 306 = 0.980: the whole margin
+    both, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9)
+    assert met and metrics.confusion(labels, scores, both) == {"tp": 300, "fp": 0, "tn": 205, "fn": 0}
+
+
+def test_threshold_for_targets_takes_the_point_farthest_inside_both():
+    # 200 positives, then five blocks of (1 negative, 10 positives), then 300 negatives: 250 positives
+    labels = np.r_[np.ones(200), np.tile(np.r_[0, np.ones(10)], 5), np.zeros(300)].astype(bool)
+    scores = np.linspace(1.0, 0.0, len(labels))
+    # point estimates: after 3 blocks precision 230/233 = 0.987 (z 0.78), recall 0.92 (z 1.05); after 4 blocks
+    # 0.984 (z 0.40) / 0.96 (z 3.2); the precision-only rule goes on to all five negatives (250/255 = 0.980)
+    t, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.5)
+    assert met and metrics.confusion(labels, scores, t) == {"tp": 230, "fp": 3, "tn": 302, "fn": 20}
+    z = min(metrics.score_z(np.array(230), np.array(233), 0.98), metrics.score_z(np.array(230), np.array(250), 0.9))
+    assert z == pytest.approx(0.776, abs=1e-3)
+    assert metrics.confusion(labels, scores, metrics.threshold_for_precision(labels, scores, 0.98)[0])["fp"] == 5
+    # with 80 % confidence only 2 blocks qualify (220/222: bound 0.984); recall binds, so it is the precision
+    # rule's threshold, and recall 0.88 is not shown: not met
+    t, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.8)
+    assert not met and metrics.confusion(labels, scores, t) == {"tp": 220, "fp": 2, "tn": 303, "fn": 30}
+    assert t == metrics.threshold_for_precision(labels, scores, 0.98, 0.8)[0]
+    # five clean positives cannot show 0.98 with 80 % confidence: no threshold qualifies, the precision rule's best
+    few, ranked = np.r_[np.ones(5), np.zeros(5)].astype(bool), np.linspace(1, 0, 10)
+    t, met = metrics.threshold_for_targets(few, ranked, 0.98, 0.9)
+    assert not met and t == metrics.threshold_for_precision(few, ranked, 0.98, 0.8)[0]
+    assert metrics.threshold_for_targets(labels, scores, 0.98, None, 0.8) == metrics.threshold_for_precision(
+        labels, scores, 0.98, 0.8)
+    t, met = metrics.threshold_for_targets(np.zeros(3), np.array([0.1, 0.2, 0.3]), 0.98, 0.9)
+    assert not met and t > 0.3
+    with pytest.raises(ValueError, match="target recall"):
+        metrics.threshold_for_targets(labels, scores, 0.98, 1.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.bench.reward import episode_outcomes, twin_episodes
+from robot_rl.bench.reward import LIFT_MARGIN, episode_outcomes, error_margins_mm, twin_episodes
 from robot_rl.reward.classifier import ClassifierConfig, ViewConfig
 from robot_rl.reward.labels import LABEL_KEY
 from robot_rl.reward.training import TrainConfig, evaluate, train
@@ -19,6 +19,8 @@ def test_twin_episodes_carry_ground_truth_marks():
         assert ep["image_front"].shape == (len(y), 128, 128, 3) and ep["image_front"].dtype == np.uint8
         assert y.any(), "the scripted expert lifts the cube"
         assert not y[0]
+        clear = np.abs(ep[LIFT_MARGIN]) > 1e-6  # float32 pose: the sign at exactly the line is rounding
+        np.testing.assert_array_equal(ep[LIFT_MARGIN][clear] >= 0, y[clear])
         if i % 2 == 1:
             assert not y[-1], "a dropped cube ends the episode below the success height"
         else:
@@ -33,6 +35,13 @@ def test_episode_outcomes_counts_early_fires_and_delays():
     out = episode_outcomes(truth, scores, 0.5)
     assert out["test_episodes_fired_early"] == 1 and out["test_episodes_missed"] == 1
     assert out["test_fire_delay_steps_median"] == 1.0 and out["test_fire_delay_steps_max"] == 1
+
+
+def test_error_margins_are_the_error_frames_heights():
+    labels = np.array([0, 0, 1, 1, 0], bool)
+    scores = np.array([0.1, 0.8, 0.3, 0.9, 0.7])
+    margins = np.array([-0.05, -0.0012, 0.0031, 0.02, -0.0004])
+    assert error_margins_mm(labels, scores, margins, 0.5) == {"fp": [-1.2, -0.4], "fn": [3.1]}
 
 
 @pytest.mark.slow
