@@ -183,11 +183,10 @@ def threshold_for_targets(
     if not 0.0 < recall < 1.0:
         raise ValueError(f"target recall must be in (0, 1), got {recall}")
     labels, scores = _check(labels, scores)
-    fallback, met = threshold_for_precision(labels, scores, precision, confidence)
-    if not met:
-        return fallback, False
     thresholds, tp, fp = _operating_points(labels, scores)
     ok = np.flatnonzero(precision_lower_bound(tp, fp, confidence) >= precision)
+    if not len(ok) or not labels.any():
+        return threshold_for_precision(labels, scores, precision, confidence)[0], False
     z = np.minimum(score_z(tp[ok], tp[ok] + fp[ok], precision), score_z(tp[ok], np.full(len(ok), labels.sum()), recall))
     best = np.flatnonzero(z == z.max())[-1]
     return _just_below(thresholds, ok[best]), bool(z[best] >= NormalDist().inv_cdf(confidence))
