@@ -15,9 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a classifier; threshold chosen on held-out episodes",
         description="Labels come from episode outcomes and per-frame `success_label` marks; the split is by "
-        "episode; of the thresholds whose validation precision reaches the target with threshold_confidence "
-        "(a Wilson lower bound), the one farthest inside both the precision and the recall target "
-        "(target_recall null: the lowest of them). "
+        "episode; of the thresholds whose validation precision reaches the target, the one farthest inside "
+        "both the precision and the recall target (target_recall null: the lowest whose Wilson lower bound "
+        "at threshold_confidence reaches the precision target). "
         "Writes "
         "classifier.yaml, head.safetensors and report.json into --out.",
     )

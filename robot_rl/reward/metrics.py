@@ -165,17 +165,19 @@ def score_z(successes: np.ndarray, trials: np.ndarray, target: float) -> np.ndar
 def threshold_for_targets(
     labels: np.ndarray, scores: np.ndarray, precision: float, recall: float | None, confidence: float = 0.8
 ) -> tuple[float, bool]:
-    """Of the thresholds whose precision reaches its target with `confidence`, the one farthest inside both
-    targets, precision and recall.
+    """Of the thresholds whose precision reaches its target, the one farthest inside both targets, precision and
+    recall; met: both targets shown there with one-sided `confidence`.
 
     `threshold_for_precision` takes the lowest qualifying threshold: it spends the whole precision margin on
     recall even when recall needs none of it, so a detector that separates the classes perfectly is still
     given false positives up to the target (on new episodes: precision on the target's edge, either side).
-    Here each qualifying threshold gets the smaller of its two score-test z values (`score_z`: precision
-    against `precision`, recall against `recall`) and the largest wins (ties: the lowest threshold). When
-    recall is what binds, that is `threshold_for_precision`'s threshold; when recall has room, the threshold
-    rises and keeps the precision margin. met: both targets shown with `confidence` there. If no threshold
-    qualifies: `threshold_for_precision`'s threshold, met=False. `recall=None` is `threshold_for_precision`.
+    Here each threshold whose precision point estimate reaches `precision` gets the smaller of its two
+    score-test z values (`score_z`: precision against `precision`, recall against `recall`) and the largest
+    wins (ties: the lowest threshold): the point where missing either target is least likely. `confidence`
+    does not move that point, it only decides `met`: a further lower bound on precision would tilt the choice
+    toward precision and, where recall binds, cost the recall target (docs/reward.md, 2026-12-07). If no
+    threshold qualifies: `threshold_for_precision`'s threshold, met=False. `recall=None` is
+    `threshold_for_precision` at `confidence`: with no recall target, the bound is what keeps a margin.
     """
     _check_targets(precision, confidence)
     if recall is None:
@@ -184,7 +186,7 @@ def threshold_for_targets(
         raise ValueError(f"target recall must be in (0, 1), got {recall}")
     labels, scores = _check(labels, scores)
     thresholds, tp, fp = _operating_points(labels, scores)
-    ok = np.flatnonzero(precision_lower_bound(tp, fp, confidence) >= precision)
+    ok = np.flatnonzero(tp / np.maximum(tp + fp, 1) >= precision)
     if not len(ok) or not labels.any():
         return threshold_for_precision(labels, scores, precision, confidence)[0], False
     z = np.minimum(score_z(tp[ok], tp[ok] + fp[ok], precision), score_z(tp[ok], np.full(len(ok), labels.sum()), recall))

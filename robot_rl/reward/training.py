@@ -7,10 +7,10 @@ Steps, top to bottom:
 3. run the frozen backbone once per frame and cache the maps; training frames get `shifts - 1`
    extra DrQ-shifted copies (the augmentation), validation frames only the plain one;
 4. train pooling + head with balanced batches (half positive, half negative) and BCE;
-5. on validation, of the thresholds whose precision reaches the target with `threshold_confidence`
-   (a Wilson lower bound, not the lucky point estimate), pick the one farthest inside both the precision
-   and the recall target (`metrics.threshold_for_targets`; `target_recall: null`: the lowest of them), and
-   report precision, recall, ROC-AUC and the confusion matrix at it.
+5. on validation, of the thresholds whose precision reaches the target, pick the one farthest inside both
+   the precision and the recall target (`metrics.threshold_for_targets`); `target_met` says whether both are
+   shown there with `threshold_confidence` (`target_recall: null`: the lowest threshold whose Wilson lower
+   bound reaches the precision target), and report precision, recall, ROC-AUC and the confusion matrix at it.
 """
 from __future__ import annotations
 
@@ -36,11 +36,10 @@ class TrainConfig:
     labels: LabelConfig = field(default_factory=LabelConfig)
     val_fraction: float = 0.25  # of episodes, per stratum (with / without positives)
     target_precision: float = 0.98
-    # of the thresholds whose validation precision reaches target_precision with threshold_confidence (a one-sided
-    # Wilson bound; 0.5: the point estimate), the one farthest inside both targets; null: the lowest of them
-    # (docs/reward.md, "A threshold that keeps its precision margin")
+    # of the thresholds whose validation precision reaches target_precision, the one farthest inside both targets;
+    # null: the lowest threshold whose Wilson bound at threshold_confidence reaches it (docs/reward.md)
     target_recall: float | None = 0.9
-    threshold_confidence: float = 0.8
+    threshold_confidence: float = 0.8  # one-sided: target_met needs both targets shown with it
     max_positives: int | None = 200  # positive training frames kept (None: all)
     steps: int = 600
     batch_size: int = 64

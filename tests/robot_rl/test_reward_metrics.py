@@ -130,15 +130,19 @@ def test_threshold_for_targets_takes_the_point_farthest_inside_both():
     z = min(metrics.score_z(np.array(230), np.array(233), 0.98), metrics.score_z(np.array(230), np.array(250), 0.9))
     assert z == pytest.approx(0.776, abs=1e-3)
     assert metrics.confusion(labels, scores, metrics.threshold_for_precision(labels, scores, 0.98)[0])["fp"] == 5
-    # with 80 % confidence only 2 blocks qualify (220/222: bound 0.984); recall binds, so it is the precision
-    # rule's threshold, and recall 0.88 is not shown: not met
-    t, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.8)
-    assert not met and metrics.confusion(labels, scores, t) == {"tp": 220, "fp": 2, "tn": 303, "fn": 30}
-    assert t == metrics.threshold_for_precision(labels, scores, 0.98, 0.8)[0]
-    # five clean positives cannot show 0.98 with 80 % confidence: no threshold qualifies, the precision rule's best
+    # confidence does not move the point, it decides `met`: z 0.776 is short of 0.84 (80 %). A Wilson bound at 80 %
+    # would have let only 2 blocks qualify (220/222) and taken recall 0.88, below its target
+    t80, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.8)
+    assert not met and t80 == t
+    assert metrics.confusion(labels, scores, metrics.threshold_for_precision(labels, scores, 0.98, 0.8)[0])["fn"] == 30
+    # five clean positives reach 0.98 but cannot show it with 80 % confidence: all five taken, not met
     few, ranked = np.r_[np.ones(5), np.zeros(5)].astype(bool), np.linspace(1, 0, 10)
     t, met = metrics.threshold_for_targets(few, ranked, 0.98, 0.9)
-    assert not met and t == metrics.threshold_for_precision(few, ranked, 0.98, 0.8)[0]
+    assert not met and metrics.confusion(few, ranked, t) == {"tp": 5, "fp": 0, "tn": 5, "fn": 0}
+    # no threshold reaches the target precision: the precision rule's best, not met
+    mixed = np.tile([True, False], 5)
+    t, met = metrics.threshold_for_targets(mixed, ranked, 0.98, 0.9)
+    assert not met and t == metrics.threshold_for_precision(mixed, ranked, 0.98, 0.8)[0]
     assert metrics.threshold_for_targets(labels, scores, 0.98, None, 0.8) == metrics.threshold_for_precision(
         labels, scores, 0.98, 0.8)
     t, met = metrics.threshold_for_targets(np.zeros(3), np.array([0.1, 0.2, 0.3]), 0.98, 0.9)
