@@ -140,7 +140,7 @@ def test_threshold_for_targets_takes_the_point_farthest_inside_both():
     t, met = metrics.threshold_for_targets(few, ranked, 0.98, 0.9)
     assert not met and metrics.confusion(few, ranked, t) == {"tp": 5, "fp": 0, "tn": 5, "fn": 0}
     # no threshold reaches the target precision: the precision rule's best, not met
-    mixed = np.tile([True, False], 5)
+    mixed = np.tile([False, True], 5)  # precision never above 0.5
     t, met = metrics.threshold_for_targets(mixed, ranked, 0.98, 0.9)
     assert not met and t == metrics.threshold_for_precision(mixed, ranked, 0.98, 0.8)[0]
     assert metrics.threshold_for_targets(labels, scores, 0.98, None, 0.8) == metrics.threshold_for_precision(
