@@ -7,7 +7,8 @@ negatives: gripper up, cube down). Each frame is labelled with the twin's ground
 trains on at most `max_positives` positive frames (episode split, threshold for the target
 precision and recall on validation) and is then scored against ground truth on episodes of other seeds.
 Beside it, in the same run: the precision-only threshold rule on the same validation scores (the peer
-the default rule replaced), and how far from the success height each held-out error frame's cube was.
+the default rule replaced), how far from the success height each held-out error frame's cube was, and
+whether the classifier fires on scripted lifts of an empty hand (a reward a policy could take without grasping).
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.5,
                         help="share of the training episodes held out to choose the threshold")
     parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
+    parser.add_argument("--empty-hand-episodes", type=int, default=20,
+                        help="scripted lifts of an empty hand per gripper state (open, closed), cube on the table: "
+                             "how often the classifier fires on a reward the policy could take without grasping")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
@@ -52,8 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["front", "wrist", "front_level", "side_level"],
                         help="views the classifier sees (default: the two cameras level with the success height); "
                              "latency is for one frame of each")
-    parser.add_argument("--proprio", nargs="*", default=[], choices=["tcp_pose", "gripper_width"],
-                        help="robot-state keys the classifier reads beside the images (classifier.proprio)")
+    parser.add_argument("--proprio", nargs="*", default=["tcp_pose"], choices=["tcp_pose", "gripper_width"],
+                        help="robot-state keys the classifier reads beside the images (classifier.proprio); none: "
+                             "images only. gripper_width lets the state alone reject the drop episodes, so the "
+                             "images never learn an empty hand: it then fires on one (empty_hand_fired)")
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
@@ -98,6 +104,44 @@ def twin_episodes(
         episodes.append(ep)
     env.close()
     return episodes
+
+
+def empty_hand_lifts(
+    model, cameras: tuple[str, ...], seed: int, count: int, image_size: int = 128,
+) -> dict[str, int]:
+    """Failed grasps, scripted: the hand goes down beside the cube, opens or closes on nothing, and rises through
+    the success height and past it. Per gripper state (open, closed), in how many of `count` episodes the
+    classifier fires. None of these frames is a success and a policy can reach every one of them; a classifier
+    that fires here hands the policy a reward for not grasping."""
+    import sim
+
+    env = sim.make_env("pick_cube", cameras=cameras, randomization=RANDOMIZATION, image_size=(image_size, image_size))
+    scale = env.unwrapped.config.pos_scale
+    fired = {}
+    for name, gripper in (("open", -1.0), ("closed", 1.0)):
+        fired[name] = 0
+        for i in range(count):
+            obs, _ = env.reset(seed=seed + i)
+            cube = obs["object_pose"][:3].astype(np.float64)
+            away = obs["tcp_pose"][:2] - cube[:2]
+            away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-3 else np.array([0.0, 1.0])
+            beside = np.r_[cube[:2] + 0.08 * away, 0.03]  # 8 cm from the cube's centre, at grasp height
+            plan = [(beside, -1.0, 30), (beside, gripper, 4), (np.r_[beside[:2], 0.3], gripper, 30)]
+            for goal, grip, steps in plan:
+                for _ in range(steps):
+                    move = np.clip((goal - obs["tcp_pose"][:3]) / scale, -1.0, 1.0)
+                    obs, _, _, _, info = env.step(np.r_[move, 0.0, 0.0, 0.0, grip])
+                    if info["success"]:
+                        raise RuntimeError("a scripted failed grasp lifted the cube: the probe no longer tests "
+                                           "what it says")
+                    if model.predict_proba(obs)[0] >= model.threshold:
+                        fired[name] += 1
+                        break
+                else:
+                    continue
+                break
+    env.close()
+    return fired
 
 
 def error_margins_mm(labels: np.ndarray, scores: np.ndarray, margins: np.ndarray, threshold: float) -> dict:
@@ -178,6 +222,8 @@ def run(args: argparse.Namespace) -> dict:
         model.predict_proba({k: frames[k][j] for k in keys})
         if i >= 10:  # warm-up
             times.append(1000.0 * (time.perf_counter() - t))
+    empty_hand = empty_hand_lifts(model, cameras, args.seed + 200_000, args.empty_hand_episodes,
+                                  image_size=args.image_size)
     if args.out:
         model.save(args.out, extra={"report": result.report.to_dict(), "test": test.to_dict()})
 
@@ -207,6 +253,8 @@ def run(args: argparse.Namespace) -> dict:
         "peer_precision_rule_test_confusion": {"tp": peer.tp, "fp": peer.fp, "tn": peer.tn, "fn": peer.fn},
         "test_episodes": args.test_episodes,
         **episodes,
+        "empty_hand_episodes": args.empty_hand_episodes,
+        "empty_hand_fired": empty_hand,
         "generate_s": round(generate_s, 1),
         "image_size": args.image_size,
         "crop": args.crop,

@@ -7,9 +7,12 @@ gives one logit. With `ensemble: K` there are K such pooling + head members, eac
 batches from its own initialisation, and the probability is the mean of their K sigmoids: members
 disagree most on ambiguous frames, so averaging pulls those away from a high-precision threshold.
 `proprio` adds robot-state keys of the same observation (e.g. the TCP pose and the gripper width),
-standardised with statistics fitted on the training frames, to every member's head input: the
-camera says whether the object is in the hand, the arm's kinematics say how high the hand is,
-to the millimetre and untouched by camera jitter. Only the pooling and the head are trained and saved (`head.safetensors`); the
+standardised with statistics fitted on the training frames: a small MLP of its own turns them into a
+second logit, added to the image head's. The camera says whether the object is in the hand, the arm's
+kinematics say how high the hand is, to the millimetre and untouched by camera jitter; a success line a
+few millimetres wide is a steep function of a standardised height, which this separate term (trained
+at its own, higher learning rate) can learn and an input concatenated into the image head cannot
+(docs/reward.md, 2026-12-07). Only the pooling and the heads are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
 """
@@ -58,7 +61,8 @@ class ClassifierConfig:
     hidden_dim: int = 256
     dropout: float = 0.1
     ensemble: int = 1  # members (pooling + head each); the probability is the mean of theirs
-    proprio: tuple[ProprioConfig, ...] = ()  # robot-state keys fed to the head beside the views
+    proprio: tuple[ProprioConfig, ...] = ()  # robot-state keys, their own logit term beside the views'
+    proprio_hidden: int = 32  # width of the proprio term's MLP
     proprio_std_floor: float = 0.01  # standardisation never divides by less (constant inputs, e.g. a quaternion)
 
     def __post_init__(self):
@@ -76,7 +80,7 @@ class ClassifierConfig:
                     f"classifier.views[{i}].crop: {view.crop} must lie inside the {h}x{w} frame "
                     "and be at least 32x32"
                 )
-        for key in ("num_features", "embed_dim", "hidden_dim", "ensemble"):
+        for key in ("num_features", "embed_dim", "hidden_dim", "ensemble", "proprio_hidden"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"classifier.{key}: must be >= 1, got {getattr(self, key)}")
         for i, item in enumerate(self.proprio):
@@ -123,26 +127,32 @@ def crop(frames: np.ndarray, view: ViewConfig) -> np.ndarray:
 
 
 class Member(nn.Module):
-    """One pooling per view + the MLP head: backbone maps -> one logit."""
+    """One pooling per view + the MLP head: backbone maps -> one logit; plus, with proprio, the proprio MLP's."""
 
     def __init__(self, config: ClassifierConfig, feature_shapes: list[tuple[int, int, int]]):
         super().__init__()
-        self.proprio_dim = config.proprio_dim
         self.pools = nn.ModuleList(
             SpatialEmbedding(*shape, config.num_features, config.embed_dim) for shape in feature_shapes
         )
         self.head = nn.Sequential(
-            nn.Linear(len(feature_shapes) * config.embed_dim + config.proprio_dim, config.hidden_dim),
+            nn.Linear(len(feature_shapes) * config.embed_dim, config.hidden_dim),
             nn.LayerNorm(config.hidden_dim),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden_dim, 1),
         )
+        self.proprio_head = nn.Sequential(
+            nn.Linear(config.proprio_dim, config.proprio_hidden),
+            nn.ReLU(),
+            nn.Linear(config.proprio_hidden, 1),
+        ) if config.proprio_dim else None
 
     def forward(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
         """Backbone maps, one (B, C, h, w) per view, and standardised proprio (B, P) -> logits (B,)."""
-        embeddings = [pool(f.float()) for pool, f in zip(self.pools, features)] + [proprio]
-        return self.head(torch.cat(embeddings, dim=-1)).squeeze(-1)
+        logits = self.head(torch.cat([pool(f.float()) for pool, f in zip(self.pools, features)], dim=-1))
+        if self.proprio_head is not None:
+            logits = logits + self.proprio_head(proprio)
+        return logits.squeeze(-1)
 
 
 class SuccessClassifier(nn.Module):

@@ -6,7 +6,8 @@ Steps, top to bottom:
    splits get successful episodes; cap the training positives (HIL-SERL uses ~200);
 3. run the frozen backbone once per frame and cache the maps; training frames get `shifts - 1`
    extra DrQ-shifted copies (the augmentation), validation frames only the plain one;
-4. train pooling + head with balanced batches (half positive, half negative) and BCE;
+4. train pooling + heads with balanced batches (half positive, half negative) and BCE; the proprio term
+   (if any) at `proprio_lr`;
 5. on validation, of the thresholds whose precision reaches the target, pick the one farthest inside both
    the precision and the recall target (`metrics.threshold_for_targets`); `target_met` says whether both are
    shown there with `threshold_confidence` (`target_recall: null`: the lowest threshold whose Wilson lower
@@ -44,6 +45,7 @@ class TrainConfig:
     steps: int = 600
     batch_size: int = 64
     lr: float = 3e-4
+    proprio_lr: float = 0.1  # the proprio term's: a success line mm wide in a standardised input is steep
     weight_decay: float = 1e-4
     shifts: int = 4  # cached copies per training frame: the plain one + DrQ shifts
     pad: int = 4  # DrQ shift padding, pixels
@@ -66,8 +68,9 @@ class TrainConfig:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
         if self.pad < 0:
             raise ConfigError(f"pad: must be >= 0, got {self.pad}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        for key in ("lr", "proprio_lr"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
 
 
 @dataclass
@@ -242,8 +245,10 @@ def train(
     val_proprio = model.standardize(model.proprio_values(val_set.state, len(val_set)))
 
     t0 = time.perf_counter()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in trainable if ".proprio_head." not in n]},
+              {"params": [p for n, p in trainable if ".proprio_head." in n], "lr": config.proprio_lr}]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     half = config.batch_size // 2
     members = len(model.members)
     targets = torch.cat([torch.ones(half), torch.zeros(config.batch_size - half)]).expand(members, -1)

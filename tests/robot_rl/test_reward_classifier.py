@@ -165,3 +165,27 @@ def test_proprio_decides_what_the_image_cannot(tmp_path):
         train([{k: v for k, v in e.items() if k != "tcp_pose"} for e in episodes], TrainConfig(classifier=classifier))
     with pytest.raises(ConfigError, match=r"classifier.proprio\[0\]"):
         ClassifierConfig(proprio=(ProprioConfig("image_front", 3),))
+
+
+def test_proprio_term_resolves_a_success_line_millimetres_wide():
+    """Success at a TCP height of 12 cm, heights spread over 18 cm (std ~5 cm): the proprio term learns a
+    boundary steep enough to be confident 3 mm either side of it, so it can outvote an image that is unsure
+    there (at the image head's learning rate it stays near 0.5 on both sides)."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(90, 140, (128, 128, 3), dtype=np.uint8)
+
+    def observation(height: np.ndarray) -> dict:
+        n = len(height)
+        pose = np.c_[np.zeros((n, 2)), height, np.tile([1.0, 0, 0, 0], (n, 1))].astype(np.float32)
+        return {"image_front": np.repeat(frame[None], n, axis=0), "tcp_pose": pose}
+
+    episodes = [
+        {**observation(h), "is_terminal": np.zeros(len(h), bool), "reward": np.zeros(len(h), np.float32),
+         LABEL_KEY: h >= 0.12}
+        for h in (np.sort(rng.uniform(0.02, 0.2, 20)) for _ in range(24))
+    ]
+    classifier = ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7),))
+    model = train(episodes, TrainConfig(classifier=classifier, shifts=1, seed=0)).model
+    below, above = model.predict_proba(observation(np.array([0.117, 0.123])))
+    assert below < 0.2 and above > 0.8
+    assert below < model.threshold <= above

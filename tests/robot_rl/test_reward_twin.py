@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.bench.reward import LIFT_MARGIN, episode_outcomes, error_margins_mm, twin_episodes
+from robot_rl.bench.reward import LIFT_MARGIN, empty_hand_lifts, episode_outcomes, error_margins_mm, twin_episodes
 from robot_rl.reward.classifier import ClassifierConfig, ViewConfig
 from robot_rl.reward.labels import LABEL_KEY
 from robot_rl.reward.training import TrainConfig, evaluate, train
@@ -42,6 +42,30 @@ def test_error_margins_are_the_error_frames_heights():
     scores = np.array([0.1, 0.8, 0.3, 0.9, 0.7])
     margins = np.array([-0.05, -0.0012, 0.0031, 0.02, -0.0004])
     assert error_margins_mm(labels, scores, margins, 0.5) == {"fp": [-1.2, -0.4], "fn": [3.1]}
+
+
+class StateRule:
+    """A reward model deciding from the robot state alone: what the empty-hand probe exists to catch."""
+
+    cameras = ("front_level",)
+    threshold = 0.5
+
+    def __init__(self, fires):
+        self.fires = fires
+
+    def predict_proba(self, obs: dict) -> np.ndarray:
+        return np.array([float(self.fires(obs))], np.float32)
+
+
+def test_empty_hand_probe_opens_or_closes_on_nothing_and_rises_past_the_success_height():
+    never = StateRule(lambda obs: obs["object_pose"][2] > 0.03)  # the cube never leaves the table
+    assert empty_hand_lifts(never, never.cameras, seed=0, count=2) == {"open": 0, "closed": 0}
+    raised = StateRule(lambda obs: obs["tcp_pose"][2] > 0.28)  # above the start height (0.25): the rise only
+    assert empty_hand_lifts(raised, raised.cameras, seed=0, count=2) == {"open": 2, "closed": 2}
+    closed_high = StateRule(lambda obs: obs["gripper_width"][0] < 0.01 and obs["tcp_pose"][2] > 0.2)
+    assert empty_hand_lifts(closed_high, closed_high.cameras, seed=0, count=2) == {"open": 0, "closed": 2}
+    open_low = StateRule(lambda obs: obs["gripper_width"][0] > 0.07 and obs["tcp_pose"][2] < 0.05)  # the approach
+    assert empty_hand_lifts(open_low, open_low.cameras, seed=0, count=2) == {"open": 2, "closed": 2}
 
 
 @pytest.mark.slow
