@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the training episodes held out to choose the threshold")
     parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
     parser.add_argument("--empty-hand-episodes", type=int, default=20,
-                        help="scripted lifts of an empty hand per gripper state (open, closed), cube on the table: "
-                             "how often the classifier fires on a reward the policy could take without grasping")
+                        help="scripted failed grasps per gripper state (open, closed on nothing): how often the "
+                             "classifier fires on a reward a policy could take without grasping")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
     parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
@@ -126,20 +126,15 @@ def empty_hand_lifts(
             away = obs["tcp_pose"][:2] - cube[:2]
             away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-3 else np.array([0.0, 1.0])
             beside = np.r_[cube[:2] + 0.08 * away, 0.03]  # 8 cm from the cube's centre, at grasp height
-            plan = [(beside, -1.0, 30), (beside, gripper, 4), (np.r_[beside[:2], 0.3], gripper, 30)]
-            for goal, grip, steps in plan:
-                for _ in range(steps):
-                    move = np.clip((goal - obs["tcp_pose"][:3]) / scale, -1.0, 1.0)
-                    obs, _, _, _, info = env.step(np.r_[move, 0.0, 0.0, 0.0, grip])
-                    if info["success"]:
-                        raise RuntimeError("a scripted failed grasp lifted the cube: the probe no longer tests "
-                                           "what it says")
-                    if model.predict_proba(obs)[0] >= model.threshold:
-                        fired[name] += 1
-                        break
-                else:
-                    continue
-                break
+            plan = [(beside, -1.0)] * 30 + [(beside, gripper)] * 4 + [(np.r_[beside[:2], 0.3], gripper)] * 30
+            for goal, grip in plan:
+                move = np.clip((goal - obs["tcp_pose"][:3]) / scale, -1.0, 1.0)
+                obs, _, _, _, info = env.step(np.r_[move, 0.0, 0.0, 0.0, grip])
+                if info["success"]:
+                    raise RuntimeError("a scripted failed grasp lifted the cube: the probe no longer tests what it says")
+                if model.predict_proba(obs)[0] >= model.threshold:
+                    fired[name] += 1
+                    break
     env.close()
     return fired
 

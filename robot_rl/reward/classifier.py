@@ -6,9 +6,11 @@ by default), then its own `SpatialEmbedding`; the view embeddings are concatenat
 gives one logit. With `ensemble: K` there are K such pooling + head members, each trained on its own
 batches from its own initialisation, and the probability is the mean of their K sigmoids: members
 disagree most on ambiguous frames, so averaging pulls those away from a high-precision threshold.
-`proprio` adds robot-state keys of the same observation (e.g. the TCP pose and the gripper width),
-standardised with statistics fitted on the training frames: a small MLP of its own turns them into a
-second logit, added to the image head's. The camera says whether the object is in the hand, the arm's
+`proprio` adds robot-state keys of the same observation (e.g. the TCP pose), standardised with
+statistics fitted on the training frames: a small MLP of its own turns them into a second logit, added
+to the image head's. A key that alone rejects the training negatives (the gripper width, where every
+failure opens the hand) spares the images from learning them, and the sum then fires on states the
+negatives never showed (an empty closed hand raised). The camera says whether the object is in the hand, the arm's
 kinematics say how high the hand is, to the millimetre and untouched by camera jitter; a success line a
 few millimetres wide is a steep function of a standardised height, which this separate term (trained
 at its own, higher learning rate) can learn and an input concatenated into the image head cannot
