@@ -47,6 +47,10 @@ def test_config_validation_names_the_key():
         TrainConfig(threshold_confidence=0.3)
     with pytest.raises(ConfigError, match="target_recall"):
         TrainConfig(target_recall=1.0)
+    with pytest.raises(ConfigError, match="proprio_lr"):
+        TrainConfig(proprio_lr=0)
+    with pytest.raises(ConfigError, match="classifier.proprio_hidden"):
+        ClassifierConfig(proprio_hidden=0)
     cfg = from_dict(TrainConfig, {"classifier": {"views": [{"camera": "wrist", "crop": [0, 0, 64, 64]}]}})
     assert cfg.classifier.views[0].crop == (0, 0, 64, 64)
 
