@@ -57,10 +57,16 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(tmp_path, rclpy_co
     first = targets[0][0]
     t_on, t_off = first + 2.0, first + 3.5
     messages = []
+    sent_on: list[float] = []  # when each true flag was sent, and the first false after them
+    sent_off = None
     while actor_proc.proc.poll() is None and time.time() < first + STEPS * 0.1 + 30:
         now = time.time()
         on = t_on <= now < t_off
         flag_pub.publish(Bool(data=on))
+        if on:
+            sent_on.append(now)
+        elif sent_on and sent_off is None:
+            sent_off = now
         # the operator keeps the device deflected and takes over by holding the button: the flag alone
         # switches, so no tick can pair a fresh flag with the twist from before it (topics are not ordered)
         twist_pub.publish(twist_msg(np.array([TWIST_X, 0, 0, 0, 0, 0]), now, "world"))
@@ -87,10 +93,15 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(tmp_path, rclpy_co
     assert on_steps.size > 0, actor_proc.output()
     assert np.all(np.diff(on_steps) == 1), f"one contiguous take-over, got steps {on_steps.tolist()}"
     assert on_steps.size >= 5, f"{on_steps.size} intervened steps for a 1.5 s take-over"
-    # exactly the steps observed inside the operator's window (margins: message age, tick phase)
-    inside = (stamps[:T] > t_on + 0.1) & (stamps[:T] < t_off - 0.1)
-    outside = (stamps[:T] < t_on - 0.1) | (stamps[:T] > t_off + 0.35)
-    assert flags[inside].all() and not flags[outside].any()
+    # exactly the steps observed while the operator held the flag, bounded by when the flags were sent (this
+    # loop's own pace drifts under load). No step is flagged before the first true flag existed; every step
+    # from 0.2 s after it until the last one is (message age on a loaded 2-core machine: the latency figure
+    # itself is robot-rl bench ros's); none is 0.35 s after the first false one
+    assert sent_on and sent_off is not None
+    inside = (stamps[:T] > sent_on[0] + 0.2) & (stamps[:T] < sent_on[-1])
+    outside = (stamps[:T] < sent_on[0]) | (stamps[:T] > sent_off + 0.35)
+    assert flags[inside].all() and not flags[outside].any(), \
+        f"flags {flags.astype(int).tolist()} at {np.round(stamps[:T] - sent_on[0], 2).tolist()} s from the first true flag"
     # executed actions: the operator's on intervened steps, the policy's elsewhere
     np.testing.assert_allclose(ep["action"][on_steps], np.tile([0.5, 0, 0, 0, 0, 0, 0], (on_steps.size, 1)),
                                atol=1e-5)
