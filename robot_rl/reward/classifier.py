@@ -271,8 +271,16 @@ class SuccessClassifier(nn.Module):
         config = from_dict(ClassifierConfig, meta.get("config"), "config")
         model = cls(config, backbone=backbone, threshold=float(meta["threshold"]))
         state = load_file(str(directory / WEIGHTS_FILE))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith("backbone.")]
-        if missing or unexpected:
-            raise ValueError(f"{directory / WEIGHTS_FILE}: does not fit the config: missing {missing}, unexpected {unexpected}")
+        expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+        missing = sorted(expected.keys() - state.keys())
+        unexpected = sorted(state.keys() - expected.keys())
+        reshaped = sorted(k for k in expected.keys() & state.keys() if state[k].shape != expected[k])
+        if missing or unexpected or reshaped:
+            # e.g. a classifier with robot state saved before 2026-12-07 (state then joined the image head's input)
+            raise ValueError(
+                f"{directory / WEIGHTS_FILE}: does not fit {directory / CONFIG_FILE} (saved by another robot_rl "
+                f"version?): missing {missing}, unexpected {unexpected}, other shape {reshaped}; retrain it with "
+                "`robot-rl reward train`"
+            )
+        model.load_state_dict(state, strict=False)
         return model.eval()

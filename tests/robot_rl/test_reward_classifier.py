@@ -126,7 +126,13 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
     single.save(tmp_path / "single")
     (tmp_path / "single" / "classifier.yaml").write_text(
         (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 1", "ensemble: 2"))
-    with pytest.raises(ValueError, match="does not fit the config"):
+    with pytest.raises(ValueError, match=r"does not fit .*classifier.yaml.*missing \['members.1"):
+        SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
+    # same parameter names, other shapes (e.g. saved by another version): named, not torch's size-mismatch error
+    (tmp_path / "single" / "classifier.yaml").write_text(
+        (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 2", "ensemble: 1")
+        .replace("hidden_dim: 256", "hidden_dim: 128"))
+    with pytest.raises(ValueError, match=r"other shape \['members.0.*retrain it with `robot-rl reward train`"):
         SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
 
 
