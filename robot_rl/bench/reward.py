@@ -24,6 +24,8 @@ RANDOMIZATION = {
     "camera_pos_jitter": 0.01,
     "camera_rot_jitter": 0.02,
 }
+# --proprio names -> (observation key, the components read; None: all)
+STATE_INPUTS = {"tcp_height": ("tcp_pose", (2,)), "tcp_pose": ("tcp_pose", None), "gripper_width": ("gripper_width", None)}
 LIFT_MARGIN = "lift_margin_m"  # ground truth only the twin has; the classifier never reads it
 
 
@@ -56,10 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=["front", "wrist", "front_level", "side_level"],
                         help="views the classifier sees (default: the two cameras level with the success height); "
                              "latency is for one frame of each")
-    parser.add_argument("--proprio", nargs="*", default=["tcp_pose"], choices=["tcp_pose", "gripper_width"],
-                        help="robot-state keys the classifier reads beside the images (classifier.proprio); none: "
-                             "images only. gripper_width lets the state alone reject the drop episodes, so the "
-                             "images never learn an empty hand: it then fires on one (empty_hand_fired)")
+    parser.add_argument("--proprio", nargs="*", default=["tcp_height"], choices=sorted(STATE_INPUTS),
+                        help="robot state the classifier reads beside the images (classifier.proprio); none: "
+                             "images only. tcp_height: the TCP's z alone. tcp_pose, the whole pose, was paid in "
+                             "closed loop for a turned wrist (docs/reward.md). gripper_width lets the state alone "
+                             "reject the drop episodes, so the images never learn an empty hand: it then fires on "
+                             "one (empty_hand_fired)")
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
@@ -177,14 +181,16 @@ def run(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    cameras, state_keys = tuple(args.cameras), tuple(args.proprio)
+    cameras = tuple(args.cameras)
+    state_keys = tuple(dict.fromkeys(STATE_INPUTS[name][0] for name in args.proprio))
     common = dict(hold=args.hold, image_size=args.image_size, state_keys=state_keys)
     train_eps = twin_episodes(args.train_episodes, args.seed, cameras, **common)
     test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, cameras, **common)
     generate_s = time.perf_counter() - t0
 
     views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None) for i, c in enumerate(cameras))
-    proprio = tuple(ProprioConfig(k, int(np.prod(train_eps[0][k].shape[1:]))) for k in state_keys)
+    proprio = tuple(ProprioConfig(key, int(np.prod(train_eps[0][key].shape[1:])), components)
+                    for key, components in (STATE_INPUTS[name] for name in args.proprio))
     classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble,
                                   proprio=proprio)
     config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
@@ -254,7 +260,7 @@ def run(args: argparse.Namespace) -> dict:
         "image_size": args.image_size,
         "crop": args.crop,
         "cameras": list(cameras),
-        "proprio": list(state_keys),
+        "proprio": list(args.proprio),
         "ensemble": args.ensemble,
         "val_fraction": args.val_fraction,
         "target_recall": args.target_recall or None,

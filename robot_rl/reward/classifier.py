@@ -14,7 +14,10 @@ negatives never showed (an empty closed hand raised). The camera says whether th
 kinematics say how high the hand is, to the millimetre and untouched by camera jitter; a success line a
 few millimetres wide is a steep function of a standardised height, which this separate term (trained
 at its own, higher learning rate) can learn and an input concatenated into the image head cannot
-(docs/reward.md, 2026-12-07). Only the pooling and the heads are trained and saved (`head.safetensors`); the
+(docs/reward.md, 2026-12-07). A key may be read in part (`components`: tcp_pose [2] is the TCP height), and
+the state is clamped into the range the training frames spanned: in closed loop a policy turned the wrist a
+few degrees past anything demonstrated, where a state term read on the whole pose fired on an empty table.
+Only the pooling and the heads are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
 """
@@ -45,6 +48,11 @@ class ViewConfig:
 class ProprioConfig:
     key: str  # observation key, e.g. tcp_pose (docs/contracts.md)
     size: int  # its number of values, flattened
+    components: tuple[int, ...] | None = None  # which of them it reads (tcp_pose [2]: the height); None: all
+
+    @property
+    def width(self) -> int:
+        return self.size if self.components is None else len(self.components)
 
 
 @dataclass
@@ -88,6 +96,12 @@ class ClassifierConfig:
         for i, item in enumerate(self.proprio):
             if item.size < 1 or item.key.startswith("image_"):
                 raise ConfigError(f"classifier.proprio[{i}]: a non-image key with size >= 1, got {item}")
+            if item.components is not None and (
+                not item.components or len(set(item.components)) != len(item.components)
+                or not all(0 <= c < item.size for c in item.components)
+            ):
+                raise ConfigError(f"classifier.proprio[{i}].components: distinct indices in [0, {item.size}), "
+                                  f"got {item.components}")
         if self.proprio_std_floor <= 0:
             raise ConfigError(f"classifier.proprio_std_floor: must be > 0, got {self.proprio_std_floor}")
         if not 0.0 <= self.dropout < 1.0:
@@ -98,7 +112,7 @@ class ClassifierConfig:
 
     @property
     def proprio_dim(self) -> int:
-        return sum(item.size for item in self.proprio)
+        return sum(item.width for item in self.proprio)
 
 
 def image_key(camera: str) -> str:
@@ -170,6 +184,8 @@ class SuccessClassifier(nn.Module):
         # set from the training frames (`fit_proprio`), saved with the head
         self.register_buffer("proprio_mean", torch.zeros(config.proprio_dim))
         self.register_buffer("proprio_std", torch.ones(config.proprio_dim))
+        self.register_buffer("proprio_low", torch.full((config.proprio_dim,), -torch.inf))
+        self.register_buffer("proprio_high", torch.full((config.proprio_dim,), torch.inf))
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -192,17 +208,23 @@ class SuccessClassifier(nn.Module):
             value = value.reshape(batch, item.size)
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{item.key}: non-finite values {value}")
-            parts.append(value)
+            parts.append(value if item.components is None else value[:, list(item.components)])
         return np.concatenate(parts, axis=1) if parts else np.zeros((batch, 0), np.float32)
 
     def fit_proprio(self, values: np.ndarray) -> None:
-        """Standardisation statistics from the training frames' proprio (N, P)."""
+        """Standardisation statistics and the range seen, from the training frames' proprio (N, P)."""
         if values.shape[1]:
             self.proprio_mean.copy_(torch.from_numpy(values.mean(0)))
             self.proprio_std.copy_(torch.from_numpy(np.maximum(values.std(0), self.config.proprio_std_floor)))
+            self.proprio_low.copy_(torch.from_numpy(values.min(0)))
+            self.proprio_high.copy_(torch.from_numpy(values.max(0)))
 
     def standardize(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return (torch.as_tensor(values, dtype=torch.float32) - self.proprio_mean) / self.proprio_std
+        """Clamped into the range the training frames spanned, then standardised: the state term never
+        extrapolates. A policy drives the arm where no demonstration went (a wrist turned a few degrees), and an
+        MLP's logit there is unbounded: the policy finds it and is paid for it (docs/reward.md, closed loop)."""
+        values = torch.as_tensor(values, dtype=torch.float32)
+        return (torch.clamp(values, self.proprio_low, self.proprio_high) - self.proprio_mean) / self.proprio_std
 
     def view_frames(self, observation: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Per view, the (B, h, w, 3) uint8 frames from an observation dict (single frames get B=1)."""
@@ -271,9 +293,10 @@ class SuccessClassifier(nn.Module):
         config = from_dict(ClassifierConfig, meta.get("config"), "config")
         model = cls(config, backbone=backbone, threshold=float(meta["threshold"]))
         state = load_file(str(directory / WEIGHTS_FILE))
-        expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("backbone.")}
+        # a buffer with no elements (the proprio statistics of an images-only model) has nothing to load
+        expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("backbone.") and v.numel()}
         missing = sorted(expected.keys() - state.keys())
-        unexpected = sorted(state.keys() - expected.keys())
+        unexpected = sorted(k for k in state.keys() - expected.keys() if state[k].numel())
         reshaped = sorted(k for k in expected.keys() & state.keys() if state[k].shape != expected[k])
         if missing or unexpected or reshaped:
             # e.g. a classifier with robot state saved before 2026-12-07 (state then joined the image head's input)

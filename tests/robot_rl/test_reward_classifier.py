@@ -51,6 +51,9 @@ def test_config_validation_names_the_key():
         TrainConfig(proprio_lr=0)
     with pytest.raises(ConfigError, match="classifier.proprio_hidden"):
         ClassifierConfig(proprio_hidden=0)
+    for components in ([], [7], [2, 2]):
+        with pytest.raises(ConfigError, match=r"proprio\[0\].components"):
+            from_dict(ClassifierConfig, {"proprio": [{"key": "tcp_pose", "size": 7, "components": components}]})
     cfg = from_dict(TrainConfig, {"classifier": {"views": [{"camera": "wrist", "crop": [0, 0, 64, 64]}]}})
     assert cfg.classifier.views[0].crop == (0, 0, 64, 64)
 
@@ -199,3 +202,39 @@ def test_proprio_term_resolves_a_success_line_millimetres_wide():
     below, above = model.predict_proba(observation(np.array([0.117, 0.123])))
     assert below < 0.2 and above > 0.8
     assert below < model.threshold <= above
+
+
+def test_proprio_reads_its_components_and_never_extrapolates(tmp_path):
+    """A policy drives the arm where no training frame went (the wrist turned a few degrees); the state term
+    there must say what it said at the edge of the training range, not extrapolate (docs/reward.md)."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(90, 140, (1, 128, 128, 3), dtype=np.uint8)
+    seen = np.c_[rng.uniform(0.4, 0.6, (50, 2)), rng.uniform(0.02, 0.2, 50),
+                 rng.normal(0, 0.01, (50, 3)), np.ones(50)].astype(np.float32)
+
+    def proba(model, pose) -> float:
+        return float(model.predict_proba({"image_front": frame, "tcp_pose": np.asarray(pose, np.float32)[None]})[0])
+
+    torch.manual_seed(0)
+    full = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7),)))
+    full.fit_proprio(full.proprio_values({"tcp_pose": seen}, len(seen)))
+    edge = seen[0].copy()
+    edge[3] = seen[:, 3].max()
+    turned = edge.copy()
+    turned[3] = 0.3  # far past any training frame's quaternion x
+    assert proba(full, turned) == pytest.approx(proba(full, edge), abs=1e-6)
+    assert proba(full, seen[0]) != pytest.approx(proba(full, edge), abs=1e-4)  # inside the range the term is live
+
+    height = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7, (2,)),)))
+    height.fit_proprio(height.proprio_values({"tcp_pose": seen}, len(seen)))
+    assert height.config.proprio_dim == 1
+    assert proba(height, turned) == pytest.approx(proba(height, seen[0]), abs=1e-6)  # reads z only
+    top = seen[0].copy()
+    top[2] = seen[:, 2].max()
+    raised = top.copy()
+    raised[2] = 0.45
+    assert proba(height, raised) == pytest.approx(proba(height, top), abs=1e-6)
+    height.save(tmp_path / "height")
+    loaded = SuccessClassifier.load(tmp_path / "height", backbone=height.backbone)
+    assert loaded.config.proprio[0].components == (2,)
+    assert proba(loaded, raised) == pytest.approx(proba(height, top), abs=1e-6)
