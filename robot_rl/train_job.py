@@ -158,7 +158,9 @@ def evaluate_checkpoint(cfg: RunConfig, checkpoint: Path, episodes: int, workers
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     seeds = [EVAL_SEED + cfg.seed * 1000 + i for i in range(episodes)]
-    procs = [ctx.Process(target=_evaluate_worker, args=(cfg, str(checkpoint), seeds[i::workers], out), name=f"eval-{i}")
+    # daemonic: they end with this process however it ends
+    procs = [ctx.Process(target=_evaluate_worker, args=(cfg, str(checkpoint), seeds[i::workers], out), name=f"eval-{i}",
+                         daemon=True)
              for i in range(workers) if seeds[i::workers]]
     for p in procs:
         p.start()

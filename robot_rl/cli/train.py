@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _stop(signum: int, frame) -> None:
+    raise SystemExit(f"robot-rl train: stopped by signal {signum}; learner and actors stopped, the last checkpoint "
+                     "kept (continue with --resume)")
+
+
 def run(args: argparse.Namespace) -> int:
     from controllers.config import ConfigError
     from robot_rl.run_config import load_run_config
@@ -24,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.config, {"num_actors": args.actors} if args.actors else None)
     except ConfigError as exc:
         raise SystemExit(f"robot-rl train: {exc}") from None
+    # `kill` (a scheduler, a supervisor) stops the run as Ctrl-C does: the learner and actor processes with it
+    signal.signal(signal.SIGTERM, _stop)
     try:
         summary = run_train(cfg, args.out, resume=args.resume, endpoint=args.endpoint)
     except (FileExistsError, FileNotFoundError) as exc:
