@@ -25,7 +25,11 @@ RANDOMIZATION = {
     "camera_rot_jitter": 0.02,
 }
 # --proprio names -> (observation key, the components read; None: all)
-STATE_INPUTS = {"tcp_height": ("tcp_pose", (2,)), "tcp_pose": ("tcp_pose", None), "gripper_width": ("gripper_width", None)}
+STATE_INPUTS = {
+    "tcp_height": ("tcp_pose", (2,)),
+    "tcp_pose": ("tcp_pose", None),
+    "gripper_width": ("gripper_width", None),
+}
 LIFT_MARGIN = "lift_margin_m"  # ground truth only the twin has; the classifier never reads it
 
 
@@ -61,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--proprio", nargs="*", default=["tcp_height"], choices=sorted(STATE_INPUTS),
                         help="robot state the classifier reads beside the images (classifier.proprio); none: "
                              "images only. tcp_height: the TCP's z alone. tcp_pose, the whole pose, was paid in "
-                             "closed loop for a turned wrist (docs/reward.md). gripper_width lets the state alone "
+                             "closed loop for a tilted gripper (docs/reward.md). gripper_width lets the state alone "
                              "reject the drop episodes, so the images never learn an empty hand: it then fires on "
                              "one (empty_hand_fired)")
     parser.add_argument("--out", help="also save the trained classifier and its report here")

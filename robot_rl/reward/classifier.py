@@ -15,8 +15,8 @@ kinematics say how high the hand is, to the millimetre and untouched by camera j
 few millimetres wide is a steep function of a standardised height, which this separate term (trained
 at its own, higher learning rate) can learn and an input concatenated into the image head cannot
 (docs/reward.md, 2026-12-07). A key may be read in part (`components`: tcp_pose [2] is the TCP height), and
-the state is clamped into the range the training frames spanned: in closed loop a policy turned the wrist a
-few degrees past anything demonstrated, where a state term read on the whole pose fired on an empty table.
+the state is clamped into the range the training frames spanned: in closed loop a policy tilted the gripper a
+few degrees past anything demonstrated, where a state term read on the whole pose fired beside an untouched cube.
 Only the pooling and the heads are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
@@ -221,7 +221,7 @@ class SuccessClassifier(nn.Module):
 
     def standardize(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Clamped into the range the training frames spanned, then standardised: the state term never
-        extrapolates. A policy drives the arm where no demonstration went (a wrist turned a few degrees), and an
+        extrapolates. A policy drives the arm where no demonstration went (the gripper tilted a few degrees), and an
         MLP's logit there is unbounded: the policy finds it and is paid for it (docs/reward.md, closed loop)."""
         values = torch.as_tensor(values, dtype=torch.float32)
         return (torch.clamp(values, self.proprio_low, self.proprio_high) - self.proprio_mean) / self.proprio_std

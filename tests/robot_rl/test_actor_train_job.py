@@ -81,7 +81,8 @@ def test_a_terminated_train_command_takes_its_learner_and_actors_with_it(tmp_pat
     running on, orphaned, competing for the CPU with the next run."""
     config = tmp_path / "long.yaml"
     config.write_text("task: pick_cube\nenv: {max_episode_steps: 15}\ndemos: 1\ntotal_env_steps: 1000000\n"
-                      "sac: {hidden: [32, 32]}\nlearner: {batch_size: 32, learning_starts: 20, progress_every_s: 1.0}\n")
+                      "sac: {hidden: [32, 32]}\n"
+                      "learner: {batch_size: 32, learning_starts: 20, progress_every_s: 1.0}\n")
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "train", "--config", str(config), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

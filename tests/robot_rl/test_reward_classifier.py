@@ -205,7 +205,7 @@ def test_proprio_term_resolves_a_success_line_millimetres_wide():
 
 
 def test_proprio_reads_its_components_and_never_extrapolates(tmp_path):
-    """A policy drives the arm where no training frame went (the wrist turned a few degrees); the state term
+    """A policy drives the arm where no training frame went (the gripper tilted a few degrees); the state term
     there must say what it said at the edge of the training range, not extrapolate (docs/reward.md)."""
     rng = np.random.default_rng(0)
     frame = rng.integers(90, 140, (1, 128, 128, 3), dtype=np.uint8)
@@ -220,15 +220,15 @@ def test_proprio_reads_its_components_and_never_extrapolates(tmp_path):
     full.fit_proprio(full.proprio_values({"tcp_pose": seen}, len(seen)))
     edge = seen[0].copy()
     edge[3] = seen[:, 3].max()
-    turned = edge.copy()
-    turned[3] = 0.3  # far past any training frame's quaternion x
-    assert proba(full, turned) == pytest.approx(proba(full, edge), abs=1e-6)
+    tilted = edge.copy()
+    tilted[3] = 0.3  # far past any training frame's quaternion w
+    assert proba(full, tilted) == pytest.approx(proba(full, edge), abs=1e-6)
     assert proba(full, seen[0]) != pytest.approx(proba(full, edge), abs=1e-4)  # inside the range the term is live
 
     height = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7, (2,)),)))
     height.fit_proprio(height.proprio_values({"tcp_pose": seen}, len(seen)))
     assert height.config.proprio_dim == 1
-    assert proba(height, turned) == pytest.approx(proba(height, seen[0]), abs=1e-6)  # reads z only
+    assert proba(height, tilted) == pytest.approx(proba(height, seen[0]), abs=1e-6)  # reads z only
     top = seen[0].copy()
     top[2] = seen[:, 2].max()
     raised = top.copy()
