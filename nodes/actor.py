@@ -1,4 +1,4 @@
-"""`actor` node: the actor loop (robot_rl.actor.Actor) on a robot reached through ROS topics.
+"""`actor` node: the actor loop (robot_rl.loop.actor.Actor) on a robot reached through ROS topics.
 
 Per control tick (10 Hz): observation from the newest messages (nodes.robot_env.RobotEnv), policy
 inference, the operator's action in place of the policy's while `teleop/intervening` is true
@@ -57,7 +57,7 @@ PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (
 
 
 class TeleopOperator:
-    """The human at the teleop device, with the interface robot_rl.actor.Actor expects of an operator.
+    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an operator.
 
     While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
     twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's
@@ -143,9 +143,9 @@ class ActorNode(Node):
                             hold_timeout_s=cfg.hold_timeout_s)
         self.operator = TeleopOperator(self, 1.0 / cfg.control_hz, env_cfg.pos_scale, env_cfg.rot_scale,
                                        cfg.teleop_stale_s)
-        from robot_rl.actor import Actor, best_device
+        from robot_rl.loop.actor import Actor, best_device
         from robot_rl.agents.sac import Policy
-        from robot_rl.replay import obs_spec_from_space
+        from robot_rl.agents.replay_buffer import obs_spec_from_space
 
         self.policy = Policy(obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device)))
         self.policy.warm_up()
@@ -158,7 +158,7 @@ class ActorNode(Node):
         self._thread.start()
 
     def _run_config(self):
-        from robot_rl.run_config import load_run_config
+        from robot_rl.loop.run_config import load_run_config
 
         return load_run_config(self.config.run_config or None)
 

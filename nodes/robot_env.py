@@ -1,6 +1,6 @@
 """The robot (real, or the twin behind `sim_robot`) as a gymnasium-style env over ROS topics.
 
-This is what the actor loop (robot_rl.actor.Actor) steps when it runs in the `actor` node:
+This is what the actor loop (robot_rl.loop.actor.Actor) steps when it runs in the `actor` node:
 - observation at the control tick from the newest message of each topic, each no older than
   `stale_s` and finite; otherwise no new target is published (the robot holds), one log line
   says which topic, and the env waits for the next tick;

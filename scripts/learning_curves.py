@@ -72,7 +72,7 @@ BASE = {
 
 def trainer_config(variant: str, seed: int, steps: int | None):
     from controllers.config import from_dict
-    from robot_rl.trainer import TrainerConfig
+    from robot_rl.loop.trainer import TrainerConfig
 
     data = json.loads(json.dumps(BASE))
     for key, value in VARIANTS[variant].items():
@@ -89,7 +89,7 @@ def trainer_config(variant: str, seed: int, steps: int | None):
 def run(args: argparse.Namespace) -> None:
     import sim
     from sim.experts import make_expert
-    from robot_rl.trainer import Trainer
+    from robot_rl.loop.trainer import Trainer
 
     cfg = trainer_config(args.variant, args.seed, args.steps)
     out = Path(args.out) / f"{args.variant}-s{args.seed}"

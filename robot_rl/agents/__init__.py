@@ -1,1 +1,1 @@
-"""Agents: the SAC learner (robot_rl.agents.sac)."""
+"""The learning core: the SAC agent, its networks and image encoders, replay buffers, checkpoints."""

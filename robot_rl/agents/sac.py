@@ -26,9 +26,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from controllers.config import ConfigError
-from robot_rl.encoders import Backbone, SpatialEmbedding, load_efficientnet_lite0, random_shift
-from robot_rl.networks import CriticEnsemble, TanhGaussianHead, mlp
-from robot_rl.replay import ObsSpec, gripper_toggles
+from robot_rl.agents.encoders import Backbone, SpatialEmbedding, load_efficientnet_lite0, random_shift
+from robot_rl.agents.networks import CriticEnsemble, TanhGaussianHead, mlp
+from robot_rl.agents.replay_buffer import ObsSpec, gripper_toggles
 
 
 @dataclass
@@ -153,7 +153,7 @@ def build_backbone(cfg: ImageConfig) -> Backbone:
     dtype = getattr(torch, cfg.dtype)
     if cfg.backbone == "efficientnet_lite0":
         return Backbone(load_efficientnet_lite0(cfg.weights_path), dtype)
-    from robot_rl.encoders import TorchvisionBackbone
+    from robot_rl.agents.encoders import TorchvisionBackbone
 
     return Backbone(TorchvisionBackbone(cfg.backbone, cfg.weights_path), dtype)
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> dict:
 
     from controllers.config import from_dict
     from robot_rl.agents.sac import SACAgent, SACConfig, build_backbone, native_bf16
-    from robot_rl.replay import ReplayBuffer
+    from robot_rl.agents.replay_buffer import ReplayBuffer
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)

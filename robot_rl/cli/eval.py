@@ -38,7 +38,7 @@ def load_policy(checkpoint: str | Path) -> tuple[Any, dict[str, Any]]:
     """The agent of a trainer checkpoint with its weights loaded, and the checkpoint's config."""
     from controllers.config import from_dict
     from robot_rl.agents.sac import SACAgent, SACConfig
-    from robot_rl.checkpoint import load_checkpoint
+    from robot_rl.agents.checkpoint import load_checkpoint
 
     path = Path(checkpoint)
     config_file = path / "config.json"

@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from controllers.config import ConfigError
-    from robot_rl.run_config import load_run_config
-    from robot_rl.train_job import learner_process
+    from robot_rl.loop.run_config import load_run_config
+    from robot_rl.loop.train_job import learner_process
 
     try:
         cfg = load_run_config(args.config)

@@ -23,8 +23,8 @@ def _stop(signum: int, frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from controllers.config import ConfigError
-    from robot_rl.run_config import load_run_config
-    from robot_rl.train_job import run_train
+    from robot_rl.loop.run_config import load_run_config
+    from robot_rl.loop.train_job import run_train
 
     try:
         cfg = load_run_config(args.config, {"num_actors": args.actors} if args.actors else None)

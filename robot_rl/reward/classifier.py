@@ -1,7 +1,7 @@
 """The trained success classifier: frozen ImageNet backbone -> learned spatial pooling per view -> MLP head.
 
 A view is a camera, or a crop of one (several crops of the same camera are several views). Every
-view goes through the same frozen backbone (`robot_rl.encoders`, EfficientNet-Lite0 from its wheel
+view goes through the same frozen backbone (`robot_rl.agents.encoders`, EfficientNet-Lite0 from its wheel
 by default), then its own `SpatialEmbedding`; the view embeddings are concatenated and a small MLP
 gives one logit. With `ensemble: K` there are K such pooling + head members, each trained on its own
 batches from its own initialisation, and the probability is the mean of their K sigmoids: members
@@ -33,7 +33,7 @@ import yaml
 from torch import nn
 
 from controllers.config import ConfigError, from_dict, to_dict
-from robot_rl.encoders import Backbone, SpatialEmbedding, TorchvisionBackbone, load_efficientnet_lite0
+from robot_rl.agents.encoders import Backbone, SpatialEmbedding, TorchvisionBackbone, load_efficientnet_lite0
 
 CONFIG_FILE, WEIGHTS_FILE = "classifier.yaml", "head.safetensors"
 

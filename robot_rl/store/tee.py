@@ -1,7 +1,7 @@
 """Record every episode an actor runs: a stand-in for the actor's ActorClient that forwards to the
 learner (if any) and commits each finished episode whole to a zarr episode store.
 
-The Actor (robot_rl.actor) streams step rows in `transitions` messages and ends each episode with a
+The Actor (robot_rl.loop.actor) streams step rows in `transitions` messages and ends each episode with a
 `stats` message; the tee keeps the rows of the running episode in memory and commits them when the
 stats arrive, so a crash loses at most the episode in progress and never leaves part of it visible.
 """

@@ -28,7 +28,7 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(tmp_path, rclpy_co
     from std_msgs.msg import Bool, Float32
 
     from nodes.messages import pose_array, twist_msg
-    from robot_rl.run_config import load_run_config
+    from robot_rl.loop.run_config import load_run_config
     from robot_rl.store.episodes import EpisodeStore
     from robot_rl.transport.channels import LearnerServer
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from controllers.config import ConfigError
-from robot_rl.run_config import RunConfig, load_run_config
+from robot_rl.loop.run_config import RunConfig, load_run_config
 from robot_rl.tb_events import EventWriter, _masked_crc, crc32c
 
 
@@ -60,7 +60,7 @@ def test_event_file_records_have_valid_lengths_and_checksums(tmp_path):
 
 
 def test_learner_refuses_to_overwrite_a_run_without_resume(tmp_path):
-    from robot_rl.learner_loop import Learner
+    from robot_rl.loop.learner import Learner
 
     spec = {"tcp_pose": ((7,), np.dtype(np.float32))}
     (tmp_path / "checkpoint").mkdir()

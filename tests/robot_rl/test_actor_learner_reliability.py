@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from robot_rl.agents.sac import SACConfig
-from robot_rl.run_config import LearnerConfig, RunConfig, TransportConfig
-from robot_rl.train_job import actor_process, free_endpoint, learner_process
+from robot_rl.loop.run_config import LearnerConfig, RunConfig, TransportConfig
+from robot_rl.loop.train_job import actor_process, free_endpoint, learner_process
 from robot_rl.transport.journal import Journal
 from robot_rl.transport.protocol import decode
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.actor import Actor, guard_action
-from robot_rl.learner_loop import InterventionSegments
-from robot_rl.operator import ScriptedOperator
-from robot_rl.run_config import OperatorConfig
+from robot_rl.loop.actor import Actor, guard_action
+from robot_rl.loop.learner import InterventionSegments
+from robot_rl.loop.operator import ScriptedOperator
+from robot_rl.loop.run_config import OperatorConfig
 from robot_rl.transport.channels import ActorClient, LearnerServer, LinkTiming
 
 FAST = LinkTiming(heartbeat_s=0.1, peer_timeout_s=1.0, resend_after_s=0.5)
@@ -138,7 +138,7 @@ class _AlwaysTakeOver:
 def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path):
     import sim
     from robot_rl.agents.sac import Policy, SACConfig
-    from robot_rl.replay import obs_spec_from_space
+    from robot_rl.agents.replay_buffer import obs_spec_from_space
 
     torch.set_num_threads(1)
     env = sim.make_env("pick_cube", max_episode_steps=12)
@@ -179,7 +179,7 @@ def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path
 def test_paced_actor_waits_for_new_weights_only_in_training_and_only_when_trained(tmp_path):
     import sim
     from robot_rl.agents.sac import Policy, SACConfig
-    from robot_rl.replay import obs_spec_from_space
+    from robot_rl.agents.replay_buffer import obs_spec_from_space
 
     torch.set_num_threads(1)
     env = sim.make_env("pick_cube", max_episode_steps=12)

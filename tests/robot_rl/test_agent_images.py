@@ -5,8 +5,8 @@ import torch
 
 from controllers.config import from_dict
 from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
-from robot_rl.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift
-from robot_rl.replay import ReplayBuffer
+from robot_rl.agents.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift
+from robot_rl.agents.replay_buffer import ReplayBuffer
 
 torch.set_num_threads(1)
 SIZE = 64
@@ -51,7 +51,7 @@ def test_pretrained_weights_load_and_match_their_batchnorm_statistics(backbone):
 def test_same_conv_pads_as_tensorflow_same(kernel, stride, size):
     """TF 'SAME': output ceil(size / stride), padding total (out - 1) * stride + k - size, the odd
     pixel after; the stride-1 shortcut (the conv's own symmetric padding) must give the same."""
-    from robot_rl.encoders import _SameConv
+    from robot_rl.agents.encoders import _SameConv
 
     conv = _SameConv(4, 4, kernel, stride, groups=4, bias=True)
     x = torch.randn(2, 4, size, size)
@@ -65,7 +65,7 @@ def test_same_conv_pads_as_tensorflow_same(kernel, stride, size):
 
 
 def test_pointwise_conv_is_conv2d_in_either_memory_layout():
-    from robot_rl.encoders import _PointwiseConv
+    from robot_rl.agents.encoders import _PointwiseConv
 
     conv = _PointwiseConv(8, 5, 1, bias=True)
     x = torch.randn(3, 8, 6, 7)
@@ -82,7 +82,7 @@ def test_bfloat16_backbone_stays_within_camera_noise_of_float32(backbone):
     """bf16 features differ from float32 by about what 2 grey levels of pixel noise change in the
     float32 features; a policy must not see a different backbone than it was trained with."""
     from robot_rl.agents.sac import build_backbone
-    from robot_rl.encoders import load_efficientnet_lite0
+    from robot_rl.agents.encoders import load_efficientnet_lite0
 
     rng = np.random.default_rng(1)
     frames = torch.from_numpy(rng.integers(0, 255, (2, 128, 128, 3), dtype=np.uint8))

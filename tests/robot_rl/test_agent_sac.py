@@ -7,7 +7,7 @@ import torch
 
 from controllers.config import ConfigError, from_dict
 from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
-from robot_rl.networks import CriticEnsemble, TanhGaussianHead
+from robot_rl.agents.networks import CriticEnsemble, TanhGaussianHead
 
 torch.set_num_threads(1)
 SPEC = {"tcp_pose": ((7,), np.float32), "gripper_width": ((1,), np.float32)}

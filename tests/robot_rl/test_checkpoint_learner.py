@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from robot_rl.agents.sac import SACAgent, SACConfig
-from robot_rl.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
+from robot_rl.agents.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
 SPEC = {"tcp_pose": ((7,), np.float32), "gripper_width": ((1,), np.float32)}

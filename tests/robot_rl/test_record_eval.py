@@ -16,9 +16,9 @@ from robot_rl.store import EpisodeStore
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     from robot_rl.agents.sac import SACAgent, SACConfig
-    from robot_rl.checkpoint import save_checkpoint
-    from robot_rl.replay import obs_spec_from_space
-    from robot_rl.trainer import TrainerConfig
+    from robot_rl.agents.checkpoint import save_checkpoint
+    from robot_rl.agents.replay_buffer import obs_spec_from_space
+    from robot_rl.loop.trainer import TrainerConfig
     from sim import make_env
 
     torch.set_num_threads(1)

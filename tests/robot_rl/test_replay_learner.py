@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from controllers.config import ConfigError
-from robot_rl.replay import ReplayBuffer, concat_batches, sample_symmetric
+from robot_rl.agents.replay_buffer import ReplayBuffer, concat_batches, sample_symmetric
 
 SPEC = {"t": ((1,), np.float32), "episode": ((1,), np.float32), "image_front": ((4, 4, 3), np.uint8)}
 

@@ -236,7 +236,7 @@ def test_failing_zarr_write_during_commit_keeps_the_store_consistent(tmp_path, m
 
 
 def test_load_into_a_replay_buffer_with_filters(tmp_path):
-    from robot_rl.replay import ReplayBuffer
+    from robot_rl.agents.replay_buffer import ReplayBuffer
 
     write_store(tmp_path / "s", range(8))
     store = EpisodeStore.open(tmp_path / "s")

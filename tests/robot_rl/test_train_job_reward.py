@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from controllers.config import ConfigError, load_yaml
-from robot_rl.actor import Actor
+from robot_rl.loop.actor import Actor
 from robot_rl.agents.sac import Policy, SACAgent, native_bf16
 from robot_rl.reward.classifier import ClassifierConfig, SuccessClassifier
 from robot_rl.reward.env_wrapper import ClassifierReward
-from robot_rl.run_config import load_run_config
+from robot_rl.loop.run_config import load_run_config
 from robot_rl.store.episodes import EpisodeStore
 from robot_rl.store.tee import StoreTee
-from robot_rl.train_job import make_env, obs_spec
+from robot_rl.loop.train_job import make_env, obs_spec
 
 torch.set_num_threads(1)
 
@@ -30,7 +30,7 @@ def test_missing_reward_model_folder_is_named(tmp_path):
 
 
 def test_train_job_refuses_a_reward_model_it_cannot_use_before_starting(reward_dir, tmp_path):
-    from robot_rl.train_job import run_train
+    from robot_rl.loop.train_job import run_train
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -80,8 +80,8 @@ def test_image_run_config_reads_pixels_and_the_reward_model(reward_dir):
 
 
 def test_learner_stores_cached_features_for_image_runs(tmp_path):
-    from robot_rl.learner_loop import Learner
-    from robot_rl.train_job import free_endpoint
+    from robot_rl.loop.learner import Learner
+    from robot_rl.loop.train_job import free_endpoint
     from robot_rl.transport.protocol import Message
 
     cfg = load_run_config(None, {"env": {"cameras": ["front"], "image_size": [64, 64]}, "learner": {"replay_capacity": 50},

@@ -9,7 +9,7 @@ import torch
 from controllers.config import ConfigError, from_dict
 from learner_toy_env import ToyExpert, ToyGraspEnv
 from robot_rl.agents.sac import SACConfig
-from robot_rl.trainer import Trainer, TrainerConfig, collect_demos, evaluate
+from robot_rl.loop.trainer import Trainer, TrainerConfig, collect_demos, evaluate
 
 torch.set_num_threads(1)
 

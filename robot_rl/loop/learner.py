@@ -26,9 +26,9 @@ import torch
 
 from controllers.config import to_dict
 from robot_rl.agents.sac import SACAgent
-from robot_rl.checkpoint import load_checkpoint, save_checkpoint
-from robot_rl.replay import ObsSpec, ReplayBuffer, sample_symmetric
-from robot_rl.run_config import RunConfig
+from robot_rl.agents.checkpoint import load_checkpoint, save_checkpoint
+from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer, sample_symmetric
+from robot_rl.loop.run_config import RunConfig
 from robot_rl.tb_events import EventWriter
 from robot_rl.transport import keys as keyfiles
 from robot_rl.transport.channels import LearnerServer, LinkTiming

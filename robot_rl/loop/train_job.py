@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from controllers.config import to_dict
-from robot_rl.run_config import RunConfig
+from robot_rl.loop.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _setup_process(threads: int) -> None:
 
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
-    logging.getLogger("robot_rl.learner_loop").setLevel(logging.WARNING)
+    logging.getLogger("robot_rl.loop.learner").setLevel(logging.WARNING)
 
 
 def make_env(cfg: RunConfig, reward_model: bool = False):
@@ -64,14 +64,14 @@ def make_env(cfg: RunConfig, reward_model: bool = False):
 
 
 def obs_spec(env) -> dict:
-    from robot_rl.replay import obs_spec_from_space
+    from robot_rl.agents.replay_buffer import obs_spec_from_space
 
     return obs_spec_from_space(env.observation_space)
 
 
 def learner_process(cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | None, ready=None) -> None:
     """Entry of the learner process (also `robot-rl learner`); sets `ready` once it listens."""
-    from robot_rl.learner_loop import Learner
+    from robot_rl.loop.learner import Learner
 
     _setup_process(cfg.learner.torch_threads)
     env = make_env(cfg)
@@ -89,9 +89,9 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
                   max_episodes: int | None = None, store: str | None = None) -> None:
     """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until stopped;
     every episode (demonstrations included) is committed to the zarr store `store` when given."""
-    from robot_rl.actor import Actor, best_device
+    from robot_rl.loop.actor import Actor, best_device
     from robot_rl.agents.sac import Policy
-    from robot_rl.operator import ScriptedOperator
+    from robot_rl.loop.operator import ScriptedOperator
     from robot_rl.store.tee import StoreTee
     from robot_rl.transport import keys as keyfiles
     from robot_rl.transport.channels import ActorClient, LinkTiming
@@ -200,7 +200,7 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float |
 
 def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: str | None = None) -> dict[str, Any]:
     """The main job; returns the summary it writes to `out/summary.json`."""
-    from robot_rl.learner_loop import check_run_dir
+    from robot_rl.loop.learner import check_run_dir
 
     out = Path(out)
     check_run_dir(out, resume)

@@ -23,8 +23,8 @@ import torch
 
 from controllers.config import ConfigError, to_dict
 from robot_rl.agents.sac import SACAgent, SACConfig
-from robot_rl.checkpoint import load_checkpoint, save_checkpoint
-from robot_rl.replay import ReplayBuffer, RewardMode, obs_spec_from_space, sample_symmetric
+from robot_rl.agents.checkpoint import load_checkpoint, save_checkpoint
+from robot_rl.agents.replay_buffer import ReplayBuffer, RewardMode, obs_spec_from_space, sample_symmetric
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from robot_rl.run_config import OperatorConfig
+from robot_rl.loop.run_config import OperatorConfig
 
 
 class ScriptedOperator:

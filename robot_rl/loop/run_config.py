@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from controllers.config import ConfigError, from_dict, load_yaml, to_dict
 from robot_rl.agents.sac import SACConfig
-from robot_rl.replay import RewardMode
+from robot_rl.agents.replay_buffer import RewardMode
 from robot_rl.transport.protocol import config_hash
 
 

@@ -1,0 +1,1 @@
+"""The distributed loop: actor, learner, scripted operator, run config and the `train` job."""
