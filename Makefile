@@ -9,7 +9,7 @@ export PYOPENGL_PLATFORM ?= egl
 # ROS 2 tests talk over DDS on this host only (each test picks its own ROS_DOMAIN_ID).
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test test-fast system-deps clean
+.PHONY: setup demo test test-fast lint system-deps clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

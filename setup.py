@@ -1,4 +1,5 @@
 """ament_python / pip entry point for the robot_rl distribution (all top-level packages)."""
+
 from glob import glob
 from pathlib import Path
 

@@ -4,6 +4,7 @@ ROS camera_info YAML keys (what camera_calibration_parsers reads): image_width, 
 camera_matrix, distortion_model, distortion_coefficients, rectification_matrix, projection_matrix; each matrix
 is {rows, cols, data}. We add a `calibration:` mapping (reprojection error, views, date) that ROS ignores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,14 +35,20 @@ class CameraIntrinsics:
         if self.width <= 0 or self.height <= 0:
             raise ConfigError(f"image size {self.width}x{self.height} must be positive")
         if self.distortion_model not in DISTORTION_SIZES:
-            raise ConfigError(f"distortion_model: {self.distortion_model!r} is not one of {list(DISTORTION_SIZES)}")
+            raise ConfigError(
+                f"distortion_model: {self.distortion_model!r} is not one of {list(DISTORTION_SIZES)}"
+            )
         if len(self.D) != DISTORTION_SIZES[self.distortion_model]:
-            raise ConfigError(f"distortion_coefficients: {self.distortion_model} needs "
-                              f"{DISTORTION_SIZES[self.distortion_model]} values, got {len(self.D)}")
+            raise ConfigError(
+                f"distortion_coefficients: {self.distortion_model} needs "
+                f"{DISTORTION_SIZES[self.distortion_model]} values, got {len(self.D)}"
+            )
         if not (np.isfinite(self.K).all() and np.isfinite(self.D).all()):
             raise ConfigError("camera_matrix/distortion_coefficients contain NaN or inf")
         if self.fx <= 0 or self.fy <= 0:
-            raise ConfigError(f"camera_matrix: focal lengths must be positive, got fx={self.fx} fy={self.fy}")
+            raise ConfigError(
+                f"camera_matrix: focal lengths must be positive, got fx={self.fx} fy={self.fy}"
+            )
 
     fx = property(lambda self: float(self.K[0, 0]))
     fy = property(lambda self: float(self.K[1, 1]))
@@ -64,15 +71,19 @@ def _matrix(rows: int, cols: int, values: np.ndarray) -> dict[str, Any]:
     return {"rows": rows, "cols": cols, "data": [float(v) for v in np.asarray(values).reshape(-1)]}
 
 
-def _read_matrix(data: dict[str, Any], key: str, where: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+def _read_matrix(
+    data: dict[str, Any], key: str, where: str, shape: tuple[int, int] | None = None
+) -> np.ndarray:
     m = data.get(key)
     if not isinstance(m, dict) or "data" not in m:
         raise ConfigError(f"{where}: {key} must be a mapping with rows, cols, data")
     values = np.asarray(m["data"], dtype=float)
     rows, cols = int(m.get("rows", 1)), int(m.get("cols", len(values)))
     if rows * cols != len(values) or (shape is not None and (rows, cols) != shape):
-        raise ConfigError(f"{where}: {key} has rows={rows} cols={cols} but {len(values)} values"
-                          + (f" (expected {shape[0]}x{shape[1]})" if shape else ""))
+        raise ConfigError(
+            f"{where}: {key} has rows={rows} cols={cols} but {len(values)} values"
+            + (f" (expected {shape[0]}x{shape[1]})" if shape else "")
+        )
     return values.reshape(rows, cols)
 
 
@@ -93,19 +104,34 @@ def camera_info_dict(cam: CameraIntrinsics, camera_name: str) -> dict[str, Any]:
 
 def intrinsics_from_mapping(data: dict[str, Any], where: str) -> CameraIntrinsics:
     """CameraIntrinsics from a camera_info-style mapping (ROS YAML or one entry of the twin's cameras.yaml)."""
-    for key in ("image_width", "image_height", "camera_matrix", "distortion_model", "distortion_coefficients"):
+    for key in (
+        "image_width",
+        "image_height",
+        "camera_matrix",
+        "distortion_model",
+        "distortion_coefficients",
+    ):
         if key not in data:
             raise ConfigError(f"{where}: missing key {key!r}")
     D = _read_matrix(data, "distortion_coefficients", where).reshape(-1)
     try:
-        return CameraIntrinsics(int(data["image_width"]), int(data["image_height"]),
-                                _read_matrix(data, "camera_matrix", where, (3, 3)), D, str(data["distortion_model"]))
+        return CameraIntrinsics(
+            int(data["image_width"]),
+            int(data["image_height"]),
+            _read_matrix(data, "camera_matrix", where, (3, 3)),
+            D,
+            str(data["distortion_model"]),
+        )
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def save_camera_info(path: str | Path, cam: CameraIntrinsics, camera_name: str,
-                     calibration: dict[str, Any] | None = None) -> Path:
+def save_camera_info(
+    path: str | Path,
+    cam: CameraIntrinsics,
+    camera_name: str,
+    calibration: dict[str, Any] | None = None,
+) -> Path:
     data = camera_info_dict(cam, camera_name)
     if calibration:
         data["calibration"] = calibration
@@ -118,22 +144,32 @@ def load_camera_info(path: str | Path) -> CameraIntrinsics:
 
 # pyrealsense2 rs.distortion names -> ROS distortion model. RealSense's Brown-Conrady variants share OpenCV's
 # k1 k2 p1 p2 k3 layout; "inverse_" is the deprojection form, used as-is as a starting point only.
-_RS_MODELS = {"none": "plumb_bob", "brown_conrady": "plumb_bob", "modified_brown_conrady": "plumb_bob",
-              "inverse_brown_conrady": "plumb_bob", "kannala_brandt4": "equidistant"}
+_RS_MODELS = {
+    "none": "plumb_bob",
+    "brown_conrady": "plumb_bob",
+    "modified_brown_conrady": "plumb_bob",
+    "inverse_brown_conrady": "plumb_bob",
+    "kannala_brandt4": "equidistant",
+}
 
 
 def from_realsense(intr: Any) -> CameraIntrinsics:
     """Factory intrinsics from a pyrealsense2 `intrinsics` object or a dict with the same fields
     (width, height, fx, fy, ppx, ppy, model, coeffs)."""
+
     def get(name: str) -> Any:
         value = intr.get(name) if isinstance(intr, dict) else getattr(intr, name, None)
         if value is None:
             raise ConfigError(f"realsense intrinsics: missing field {name!r}")
         return value
 
-    model = str(get("model")).rsplit(".", 1)[-1]  # rs.distortion.brown_conrady prints "distortion.brown_conrady"
+    model = str(get("model")).rsplit(".", 1)[
+        -1
+    ]  # rs.distortion.brown_conrady prints "distortion.brown_conrady"
     if model not in _RS_MODELS:
-        raise ConfigError(f"realsense intrinsics: model {model!r} is not one of {sorted(_RS_MODELS)}")
+        raise ConfigError(
+            f"realsense intrinsics: model {model!r} is not one of {sorted(_RS_MODELS)}"
+        )
     ros_model = _RS_MODELS[model]
     coeffs = np.asarray(list(get("coeffs")), dtype=float)
     n = DISTORTION_SIZES[ros_model]
@@ -164,17 +200,28 @@ def twin_camera_dict(cam: TwinCamera) -> dict[str, Any]:
 def load_twin_camera(path: str | Path, name: str) -> TwinCamera:
     cameras = load_yaml(path).get("cameras")
     if not isinstance(cameras, dict) or name not in cameras:
-        raise ConfigError(f"{path}: no camera {name!r} under `cameras:` (found {sorted(cameras or {})})")
+        raise ConfigError(
+            f"{path}: no camera {name!r} under `cameras:` (found {sorted(cameras or {})})"
+        )
     entry, where = cameras[name], f"{path}: cameras.{name}"
     intr = intrinsics_from_mapping(entry, where)
     for key in ("parent_frame", "translation", "quaternion_xyzw"):
         if key not in entry:
             raise ConfigError(f"{where}: missing key {key!r}")
     t, q = np.asarray(entry["translation"], float), np.asarray(entry["quaternion_xyzw"], float)
-    if t.shape != (3,) or q.shape != (4,) or not np.isfinite(np.r_[t, q]).all() or abs(np.linalg.norm(q) - 1) > 1e-3:
-        raise ConfigError(f"{where}: translation must be 3 numbers and quaternion_xyzw a unit quaternion, "
-                          f"got {entry['translation']} / {entry['quaternion_xyzw']}")
-    return TwinCamera(intr, str(entry["parent_frame"]), tf.make(tf.quat_to_matrix(np.r_[q[3], q[:3]]), t))
+    if (
+        t.shape != (3,)
+        or q.shape != (4,)
+        or not np.isfinite(np.r_[t, q]).all()
+        or abs(np.linalg.norm(q) - 1) > 1e-3
+    ):
+        raise ConfigError(
+            f"{where}: translation must be 3 numbers and quaternion_xyzw a unit quaternion, "
+            f"got {entry['translation']} / {entry['quaternion_xyzw']}"
+        )
+    return TwinCamera(
+        intr, str(entry["parent_frame"]), tf.make(tf.quat_to_matrix(np.r_[q[3], q[:3]]), t)
+    )
 
 
 def update_twin_cameras(path: str | Path, name: str, cam: TwinCamera) -> Path:

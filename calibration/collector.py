@@ -8,6 +8,7 @@ it was usable and how many usable samples there are, and saves usable ones to a 
 
 The folder is what `robot-rl calibrate intrinsics|handeye --samples <folder>` reads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,16 @@ class AddResult:
 class SampleCollector:
     """Checks and saves calibration samples; resumes an existing folder (appends to its index)."""
 
-    def __init__(self, folder: str | Path, board: BoardConfig, camera: str = "camera", min_corners: int = 12,
-                 min_move_m: float = 0.01, min_turn_deg: float = 2.0, needed: int = 15):
+    def __init__(
+        self,
+        folder: str | Path,
+        board: BoardConfig,
+        camera: str = "camera",
+        min_corners: int = 12,
+        min_move_m: float = 0.01,
+        min_turn_deg: float = 2.0,
+        needed: int = 15,
+    ):
         self.folder = Path(folder)
         self.board, self.camera, self.needed = board, camera, needed
         self.min_corners, self.min_move_m, self.min_turn_deg = min_corners, min_move_m, min_turn_deg
@@ -59,32 +68,59 @@ class SampleCollector:
         image = np.asarray(image)
         pose = np.asarray(tcp_pose, dtype=float).reshape(-1)
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 16:
-            return AddResult(False, self.usable, f"not a uint8 image (dtype {image.dtype}, shape {image.shape})")
+            return AddResult(
+                False, self.usable, f"not a uint8 image (dtype {image.dtype}, shape {image.shape})"
+            )
         if pose.shape != (7,) or not np.isfinite(pose).all():
-            return AddResult(False, self.usable, f"TCP pose must be 7 finite numbers x y z qw qx qy qz, got {pose}")
+            return AddResult(
+                False,
+                self.usable,
+                f"TCP pose must be 7 finite numbers x y z qw qx qy qz, got {pose}",
+            )
         if abs(np.linalg.norm(pose[3:]) - 1) > 1e-3:
-            return AddResult(False, self.usable, f"TCP quaternion norm {np.linalg.norm(pose[3:]):.4f} is not 1")
+            return AddResult(
+                False, self.usable, f"TCP quaternion norm {np.linalg.norm(pose[3:]):.4f} is not 1"
+            )
         det = self.finder.detect(image)
         if len(det) == 0:
-            return AddResult(False, self.usable, f"no board corners found ({det.num_markers} markers seen): is the "
-                             "board in view, sharp and lit without glare?")
+            return AddResult(
+                False,
+                self.usable,
+                f"no board corners found ({det.num_markers} markers seen): is the "
+                "board in view, sharp and lit without glare?",
+            )
         if len(det) < self.min_corners:
-            return AddResult(False, self.usable, f"only {len(det)} board corners (need {self.min_corners}): bring "
-                             "the whole board into view", len(det))
+            return AddResult(
+                False,
+                self.usable,
+                f"only {len(det)} board corners (need {self.min_corners}): bring "
+                "the whole board into view",
+                len(det),
+            )
         T_new = tf.from_pose7(pose)
         for rec in self.records:
             T_old = tf.from_pose7(np.r_[rec["tcp_position"], rec["tcp_quaternion_wxyz"]])
             dt, dr = tf.errors(T_new, T_old)
             if dt < self.min_move_m and np.degrees(dr) < self.min_turn_deg:
-                return AddResult(False, self.usable, f"same pose as {rec['image']} (moved {dt * 1e3:.1f} mm, turned "
-                                 f"{np.degrees(dr):.1f} deg): move or turn the arm before the next sample", len(det))
+                return AddResult(
+                    False,
+                    self.usable,
+                    f"same pose as {rec['image']} (moved {dt * 1e3:.1f} mm, turned "
+                    f"{np.degrees(dr):.1f} deg): move or turn the arm before the next sample",
+                    len(det),
+                )
         name = f"sample_{len(self.records):03d}.png"
         while (self.folder / name).exists():  # never overwrite images of an earlier session
             name = f"sample_{int(name[7:10]) + 1:03d}.png"
         write_png(self.folder / name, image)
-        self.records.append({"image": name, "tcp_position": [float(v) for v in pose[:3]],
-                             "tcp_quaternion_wxyz": [float(v) for v in pose[3:] / np.linalg.norm(pose[3:])],
-                             "corners": int(len(det))})
+        self.records.append(
+            {
+                "image": name,
+                "tcp_position": [float(v) for v in pose[:3]],
+                "tcp_quaternion_wxyz": [float(v) for v in pose[3:] / np.linalg.norm(pose[3:])],
+                "corners": int(len(det)),
+            }
+        )
         write_yaml(self.folder / INDEX, {"camera": self.camera, "samples": self.records})
         return AddResult(True, self.usable, "", len(det))
 
@@ -111,11 +147,20 @@ def load_samples(folder: str | Path) -> list[tuple[str, np.ndarray, np.ndarray |
     if not folder.is_dir():
         raise ConfigError(f"samples folder not found: {folder}")
     if (folder / INDEX).exists():
-        return [(rec["image"], read_image(folder / rec["image"]),
-                 tf.from_pose7(np.r_[rec["tcp_position"], rec["tcp_quaternion_wxyz"]]))
-                for rec in load_index(folder)["samples"]]
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+        return [
+            (
+                rec["image"],
+                read_image(folder / rec["image"]),
+                tf.from_pose7(np.r_[rec["tcp_position"], rec["tcp_quaternion_wxyz"]]),
+            )
+            for rec in load_index(folder)["samples"]
+        ]
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
+    )
     if not files:
-        raise CalibrationError(f"no images in {folder} (expected PNG/JPG files or a {INDEX} written by the "
-                               "sample collector)")
+        raise CalibrationError(
+            f"no images in {folder} (expected PNG/JPG files or a {INDEX} written by the "
+            "sample collector)"
+        )
     return [(p.name, read_image(p), None) for p in files]

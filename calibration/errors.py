@@ -1,4 +1,5 @@
 """The one error a calibration step raises when its input cannot give a trustworthy result."""
+
 from __future__ import annotations
 
 

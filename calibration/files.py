@@ -1,4 +1,5 @@
 """Reading and writing calibration files; writes are atomic so a failure never clobbers a saved result."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def write_yaml(path: str | Path, data: Any) -> Path:
-    return write_bytes(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None).encode())
+    return write_bytes(
+        path, yaml.safe_dump(data, sort_keys=False, default_flow_style=None).encode()
+    )
 
 
 def write_png(path: str | Path, image_rgb: np.ndarray) -> Path:

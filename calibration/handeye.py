@@ -11,10 +11,11 @@ cv2.calibrateHandEye solves for X (Y is then the mean of M_i X C_i); cv2.calibra
 both. The method is chosen by held-out consistency: fit on k-1 folds, predict the held-out board poses
 C_i = X^-1 M_i^-1 Y, and compare them with what the camera saw.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import combinations
 from typing import Literal
 
@@ -27,10 +28,17 @@ from calibration.charuco import BoardConfig, Detection
 from calibration.errors import CalibrationError
 from controllers.config import ConfigError
 
-HAND_EYE_METHODS = {"tsai": cv2.CALIB_HAND_EYE_TSAI, "park": cv2.CALIB_HAND_EYE_PARK,
-                    "horaud": cv2.CALIB_HAND_EYE_HORAUD, "andreff": cv2.CALIB_HAND_EYE_ANDREFF,
-                    "daniilidis": cv2.CALIB_HAND_EYE_DANIILIDIS}
-ROBOT_WORLD_METHODS = {"shah": cv2.CALIB_ROBOT_WORLD_HAND_EYE_SHAH, "li": cv2.CALIB_ROBOT_WORLD_HAND_EYE_LI}
+HAND_EYE_METHODS = {
+    "tsai": cv2.CALIB_HAND_EYE_TSAI,
+    "park": cv2.CALIB_HAND_EYE_PARK,
+    "horaud": cv2.CALIB_HAND_EYE_HORAUD,
+    "andreff": cv2.CALIB_HAND_EYE_ANDREFF,
+    "daniilidis": cv2.CALIB_HAND_EYE_DANIILIDIS,
+}
+ROBOT_WORLD_METHODS = {
+    "shah": cv2.CALIB_ROBOT_WORLD_HAND_EYE_SHAH,
+    "li": cv2.CALIB_ROBOT_WORLD_HAND_EYE_LI,
+}
 ALL_METHODS = tuple(HAND_EYE_METHODS) + tuple(ROBOT_WORLD_METHODS)
 
 Setup = Literal["eye_in_hand", "eye_to_hand"]
@@ -42,7 +50,9 @@ class HandEyeConfig:
     methods: tuple[str, ...] = ALL_METHODS
     min_samples: int = 8
     folds: int = 4
-    max_pnp_error_px: float = 1.0  # board poses fitting their own corners worse than this are unreliable
+    max_pnp_error_px: float = (
+        1.0  # board poses fitting their own corners worse than this are unreliable
+    )
     min_corners: int = 12
     # AX = XB means robot and camera motions between two samples turn by the same angle and move by the same
     # amount along the turn axis, whatever X is: a sample breaking that (pose read at the wrong time, board
@@ -58,7 +68,9 @@ class HandEyeConfig:
         if self.min_samples < 4:
             raise ConfigError(f"handeye.min_samples: {self.min_samples} < 4")
         if not 2 <= self.folds <= self.min_samples:
-            raise ConfigError(f"handeye.folds: {self.folds} must be in [2, min_samples={self.min_samples}]")
+            raise ConfigError(
+                f"handeye.folds: {self.folds} must be in [2, min_samples={self.min_samples}]"
+            )
         for key in ("max_pnp_error_px", "max_angle_mismatch_deg", "max_pitch_mismatch_mm"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"handeye.{key}: {getattr(self, key)} must be > 0")
@@ -83,29 +95,38 @@ class HandEyeResult:
     residual: dict[str, float]  # chosen method refit on all samples, errors on those samples
     samples_used: list[str]
     rejected: dict[str, str]
-    date: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    date: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
+    )
 
     def to_dict(self) -> dict:
         q = tf.matrix_to_quat(self.T_parent_cam[:3, :3])
         qy = tf.matrix_to_quat(self.T_other_target[:3, :3])
         return {
-            "transform": {"parent_frame": self.parent_frame, "child_frame": self.child_frame,
-                          "translation": [float(v) for v in self.T_parent_cam[:3, 3]],
-                          "quaternion_xyzw": [float(v) for v in np.r_[q[1:], q[0]]]},
+            "transform": {
+                "parent_frame": self.parent_frame,
+                "child_frame": self.child_frame,
+                "translation": [float(v) for v in self.T_parent_cam[:3, 3]],
+                "quaternion_xyzw": [float(v) for v in np.r_[q[1:], q[0]]],
+            },
             "setup": self.setup,
             "method": self.method,
             "heldout_errors": self.heldout,
             "residual_errors": self.residual,
-            "board_pose": {"parent_frame": "world" if self.setup == "eye_in_hand" else "hand",
-                           "translation": [float(v) for v in self.T_other_target[:3, 3]],
-                           "quaternion_xyzw": [float(v) for v in np.r_[qy[1:], qy[0]]]},
+            "board_pose": {
+                "parent_frame": "world" if self.setup == "eye_in_hand" else "hand",
+                "translation": [float(v) for v in self.T_other_target[:3, 3]],
+                "quaternion_xyzw": [float(v) for v in np.r_[qy[1:], qy[0]]],
+            },
             "num_samples": len(self.samples_used),
             "rejected_samples": dict(self.rejected),
             "date": self.date,
         }
 
 
-def board_pose(det: Detection, board: BoardConfig, cam: CameraIntrinsics) -> tuple[np.ndarray, float]:
+def board_pose(
+    det: Detection, board: BoardConfig, cam: CameraIntrinsics
+) -> tuple[np.ndarray, float]:
     """T_cam_target from detected corners (PnP, refined by Levenberg-Marquardt) and its RMS reprojection error."""
     obj = det.object_points(board)
     img = det.corners.astype(np.float64).reshape(-1, 1, 2)
@@ -121,21 +142,30 @@ def board_pose(det: Detection, board: BoardConfig, cam: CameraIntrinsics) -> tup
 def _fit(method: str, Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(X, Y) with Y = M_i X C_i from samples, by one OpenCV method."""
     if method in HAND_EYE_METHODS:
-        R, t = cv2.calibrateHandEye([M[:3, :3] for M in Ms], [M[:3, 3] for M in Ms],
-                                    [C[:3, :3] for C in Cs], [C[:3, 3] for C in Cs],
-                                    method=HAND_EYE_METHODS[method])
+        R, t = cv2.calibrateHandEye(
+            [M[:3, :3] for M in Ms],
+            [M[:3, 3] for M in Ms],
+            [C[:3, :3] for C in Cs],
+            [C[:3, 3] for C in Cs],
+            method=HAND_EYE_METHODS[method],
+        )
         X = tf.make(R, t)
         return X, tf.mean_transform([M @ X @ C for M, C in zip(Ms, Cs)])
     # OpenCV's robot-world form: cTw wTb = cTg gTb, i.e. C_i Y^-1 = X^-1 M_i^-1.
     Minv = [tf.inv(M) for M in Ms]
     R_yi, t_yi, R_xi, t_xi = cv2.calibrateRobotWorldHandEye(
-        [C[:3, :3] for C in Cs], [C[:3, 3] for C in Cs], [M[:3, :3] for M in Minv], [M[:3, 3] for M in Minv],
-        method=ROBOT_WORLD_METHODS[method])
+        [C[:3, :3] for C in Cs],
+        [C[:3, 3] for C in Cs],
+        [M[:3, :3] for M in Minv],
+        [M[:3, 3] for M in Minv],
+        method=ROBOT_WORLD_METHODS[method],
+    )
     return tf.inv(tf.make(R_xi, t_xi)), tf.inv(tf.make(R_yi, t_yi))
 
 
-def _prediction_errors(X: np.ndarray, Y: np.ndarray, Ms: list[np.ndarray], Cs: list[np.ndarray],
-                       points: np.ndarray) -> np.ndarray:
+def _prediction_errors(
+    X: np.ndarray, Y: np.ndarray, Ms: list[np.ndarray], Cs: list[np.ndarray], points: np.ndarray
+) -> np.ndarray:
     """Per sample (translation mm, rotation deg, mean board-point distance mm) of predicted vs seen board pose."""
     out = []
     X_inv = tf.inv(X)
@@ -181,9 +211,13 @@ def consistency(Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.ndarray,
     return np.nanmedian(ang, axis=1) if n > 1 else np.zeros(n), med_pitch, largest
 
 
-def calibrate_hand_eye(samples: list[HandEyeSample], target_points: np.ndarray,
-                       cfg: HandEyeConfig | None = None, camera_name: str = "camera",
-                       rejected: dict[str, str] | None = None) -> HandEyeResult:
+def calibrate_hand_eye(
+    samples: list[HandEyeSample],
+    target_points: np.ndarray,
+    cfg: HandEyeConfig | None = None,
+    camera_name: str = "camera",
+    rejected: dict[str, str] | None = None,
+) -> HandEyeResult:
     """Calibrate X (camera in hand or in base), choosing the OpenCV method by held-out prediction error.
 
     `target_points` (N, 3) are board-frame points (e.g. the ChArUco corners) over which the held-out error
@@ -192,10 +226,12 @@ def calibrate_hand_eye(samples: list[HandEyeSample], target_points: np.ndarray,
     """
     cfg = cfg or HandEyeConfig()
     rejected = dict(rejected or {})
-    advice = (f"record at least {cfg.min_samples} samples with the board fully visible, holding the arm still "
-              "for each; turn the wrist 15-30 degrees about different axes between samples (not only "
-              "translations); check that the robot pose is the hand/TCP in the base frame, in metres, "
-              "quaternion w,x,y,z, and taken at the same time as the image")
+    advice = (
+        f"record at least {cfg.min_samples} samples with the board fully visible, holding the arm still "
+        "for each; turn the wrist 15-30 degrees about different axes between samples (not only "
+        "translations); check that the robot pose is the hand/TCP in the base frame, in metres, "
+        "quaternion w,x,y,z, and taken at the same time as the image"
+    )
 
     def refuse(what: str, n_usable: int) -> CalibrationError:
         lines = [f"hand-eye calibration refused: {what}; {n_usable} usable sample(s)."]
@@ -218,21 +254,29 @@ def calibrate_hand_eye(samples: list[HandEyeSample], target_points: np.ndarray,
     keep = []
     for k, s in enumerate(samples):
         if ang[k] > cfg.max_angle_mismatch_deg:
-            rejected[s.name] = (f"robot and camera rotations disagree by {ang[k]:.2f} deg (median over pairs; "
-                                f"limit {cfg.max_angle_mismatch_deg})")
+            rejected[s.name] = (
+                f"robot and camera rotations disagree by {ang[k]:.2f} deg (median over pairs; "
+                f"limit {cfg.max_angle_mismatch_deg})"
+            )
         elif pitch[k] > cfg.max_pitch_mismatch_mm:
-            rejected[s.name] = (f"robot and camera motions along the turn axis disagree by {pitch[k]:.1f} mm "
-                                f"(median over pairs; limit {cfg.max_pitch_mismatch_mm})")
+            rejected[s.name] = (
+                f"robot and camera motions along the turn axis disagree by {pitch[k]:.1f} mm "
+                f"(median over pairs; limit {cfg.max_pitch_mismatch_mm})"
+            )
         else:
             keep.append(k)
     if len(keep) < cfg.min_samples:
-        raise refuse(f"need {cfg.min_samples} samples whose robot and camera motions agree", len(keep))
+        raise refuse(
+            f"need {cfg.min_samples} samples whose robot and camera motions agree", len(keep)
+        )
     samples = [samples[k] for k in keep]
     Ms, Cs = [Ms[k] for k in keep], [Cs[k] for k in keep]
     _, _, largest = consistency(Ms, Cs)
     if largest < cfg.min_rotation_deg:
-        raise refuse(f"the wrist turned at most {largest:.1f} deg between samples (need {cfg.min_rotation_deg})",
-                     len(samples))
+        raise refuse(
+            f"the wrist turned at most {largest:.1f} deg between samples (need {cfg.min_rotation_deg})",
+            len(samples),
+        )
 
     points = np.asarray(target_points, dtype=float).reshape(-1, 3)
     folds = np.arange(len(samples)) % cfg.folds
@@ -243,20 +287,38 @@ def calibrate_hand_eye(samples: list[HandEyeSample], target_points: np.ndarray,
             train = np.flatnonzero(folds != f)
             test = np.flatnonzero(folds == f)
             X, Y = _fit(method, [Ms[i] for i in train], [Cs[i] for i in train])
-            errs.append(_prediction_errors(X, Y, [Ms[i] for i in test], [Cs[i] for i in test], points))
+            errs.append(
+                _prediction_errors(X, Y, [Ms[i] for i in test], [Cs[i] for i in test], points)
+            )
         e = np.concatenate(errs)
         if not np.isfinite(e).all():
             continue
         med = np.median(e, axis=0)
-        heldout[method] = {"trans_mm": round(float(med[0]), 4), "rot_deg": round(float(med[1]), 5),
-                           "point_mm": round(float(med[2]), 4)}
+        heldout[method] = {
+            "trans_mm": round(float(med[0]), 4),
+            "rot_deg": round(float(med[1]), 5),
+            "point_mm": round(float(med[2]), 4),
+        }
     if not heldout:
         raise refuse("every method failed to produce a finite solution", len(samples))
     method = min(heldout, key=lambda m: heldout[m]["point_mm"])
     X, Y = _fit(method, Ms, Cs)
     med = np.median(_prediction_errors(X, Y, Ms, Cs, points), axis=0)
-    residual = {"trans_mm": round(float(med[0]), 4), "rot_deg": round(float(med[1]), 5),
-                "point_mm": round(float(med[2]), 4)}
+    residual = {
+        "trans_mm": round(float(med[0]), 4),
+        "rot_deg": round(float(med[1]), 5),
+        "point_mm": round(float(med[2]), 4),
+    }
     parent = "hand" if cfg.setup == "eye_in_hand" else "world"
-    return HandEyeResult(cfg.setup, method, X, Y, parent, f"{camera_name}_optical_frame", heldout, residual,
-                         [s.name for s in samples], rejected)
+    return HandEyeResult(
+        cfg.setup,
+        method,
+        X,
+        Y,
+        parent,
+        f"{camera_name}_optical_frame",
+        heldout,
+        residual,
+        [s.name for s in samples],
+        rejected,
+    )

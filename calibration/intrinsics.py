@@ -1,8 +1,9 @@
 """Camera intrinsics from ChArUco views: reject weak views, calibrate, drop outlier views, calibrate again."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import cv2
@@ -18,7 +19,9 @@ from controllers.config import ConfigError
 class IntrinsicsConfig:
     min_views: int = 10
     min_corners: int = 12  # per view; fewer corners constrain distortion poorly
-    max_view_error_px: float = 1.0  # views whose RMS reprojection error exceeds this are dropped ...
+    max_view_error_px: float = (
+        1.0  # views whose RMS reprojection error exceeds this are dropped ...
+    )
     outlier_factor: float = 3.0  # ... if it is also this many times the median view error
     distortion_model: Literal["plumb_bob", "rational_polynomial"] = "plumb_bob"
     fix_k3: bool = True  # k3 overfits ordinary (non-wide-angle) lenses such as the RealSense D4xx colour camera
@@ -26,7 +29,9 @@ class IntrinsicsConfig:
 
     def __post_init__(self) -> None:
         if self.min_views < 3:
-            raise ConfigError(f"intrinsics.min_views: {self.min_views} < 3 (calibration needs at least 3 views)")
+            raise ConfigError(
+                f"intrinsics.min_views: {self.min_views} < 3 (calibration needs at least 3 views)"
+            )
         if self.min_corners < 6:
             raise ConfigError(f"intrinsics.min_corners: {self.min_corners} < 6")
         if not self.max_view_error_px > 0:
@@ -41,12 +46,18 @@ class IntrinsicsResult:
     rms_px: float
     view_errors_px: dict[str, float]  # used views only
     rejected: dict[str, str]  # view name -> why it was not used
-    date: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    date: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
+    )
 
     def summary(self) -> dict:
         """The `calibration:` record saved next to the camera_info keys."""
-        return {"reprojection_error_px": round(self.rms_px, 4), "num_views": len(self.view_errors_px),
-                "rejected_views": dict(self.rejected), "date": self.date}
+        return {
+            "reprojection_error_px": round(self.rms_px, 4),
+            "num_views": len(self.view_errors_px),
+            "rejected_views": dict(self.rejected),
+            "date": self.date,
+        }
 
 
 def _flags(cfg: IntrinsicsConfig, have_guess: bool) -> int:
@@ -67,9 +78,13 @@ def _refusal(what: str, n_usable: int, rejected: dict[str, str], advice: str) ->
     return CalibrationError("\n".join(lines))
 
 
-def calibrate_intrinsics(views: dict[str, Detection], board: BoardConfig, image_size: tuple[int, int],
-                         cfg: IntrinsicsConfig | None = None,
-                         initial: CameraIntrinsics | None = None) -> IntrinsicsResult:
+def calibrate_intrinsics(
+    views: dict[str, Detection],
+    board: BoardConfig,
+    image_size: tuple[int, int],
+    cfg: IntrinsicsConfig | None = None,
+    initial: CameraIntrinsics | None = None,
+) -> IntrinsicsResult:
     """Calibrate from per-view detections keyed by view name; `image_size` is (width, height).
 
     `initial` (e.g. RealSense factory intrinsics) seeds the optimisation. Raises CalibrationError naming every
@@ -87,40 +102,64 @@ def calibrate_intrinsics(views: dict[str, Detection], board: BoardConfig, image_
             rejected[name] = "corners all on one board row/column (degenerate view)"
         else:
             usable[name] = det
-    advice = (f"collect at least {cfg.min_views} views where the whole board is visible, sharp and well lit, "
-              "from different distances and tilted 20-40 degrees about both board axes, covering the image "
-              "corners too")
+    advice = (
+        f"collect at least {cfg.min_views} views where the whole board is visible, sharp and well lit, "
+        "from different distances and tilted 20-40 degrees about both board axes, covering the image "
+        "corners too"
+    )
     if len(usable) < cfg.min_views:
-        raise _refusal(f"need {cfg.min_views} views with >= {cfg.min_corners} corners", len(usable), rejected,
-                       advice)
+        raise _refusal(
+            f"need {cfg.min_views} views with >= {cfg.min_corners} corners",
+            len(usable),
+            rejected,
+            advice,
+        )
 
     width, height = image_size
     if initial is not None and (initial.width, initial.height) != (width, height):
-        raise CalibrationError(f"initial intrinsics are for {initial.width}x{initial.height} images, the views are "
-                               f"{width}x{height}: use the factory intrinsics of the same stream resolution")
+        raise CalibrationError(
+            f"initial intrinsics are for {initial.width}x{initial.height} images, the views are "
+            f"{width}x{height}: use the factory intrinsics of the same stream resolution"
+        )
     n_coef = 8 if cfg.distortion_model == "rational_polynomial" else 5
     K0 = initial.K.copy() if initial is not None else np.eye(3)
     D0 = np.zeros(n_coef)
-    if initial is not None and initial.distortion_model != "equidistant":  # fisheye coefficients do not carry over
-        D0[:min(n_coef, len(initial.D))] = initial.D[:n_coef]
+    if (
+        initial is not None and initial.distortion_model != "equidistant"
+    ):  # fisheye coefficients do not carry over
+        D0[: min(n_coef, len(initial.D))] = initial.D[:n_coef]
     while True:
         names = list(usable)
         obj = [usable[n].object_points(board).astype(np.float32) for n in names]
         img = [usable[n].corners.reshape(-1, 1, 2).astype(np.float32) for n in names]
         rms, K, D, _, _, _, _, per_view = cv2.calibrateCameraExtended(
-            obj, img, (width, height), K0.copy(), D0.copy(), flags=_flags(cfg, initial is not None),
-            criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10))
+            obj,
+            img,
+            (width, height),
+            K0.copy(),
+            D0.copy(),
+            flags=_flags(cfg, initial is not None),
+            criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-10),
+        )
         errors = dict(zip(names, per_view.reshape(-1).tolist()))
         limit = max(cfg.max_view_error_px, cfg.outlier_factor * float(np.median(per_view)))
         bad = [n for n, e in errors.items() if e > limit]
         if not bad:
             break
-        worst = max(bad, key=errors.get)  # drop one at a time: one bad view inflates every other view's error
-        rejected[worst] = f"reprojection error {errors[worst]:.2f} px > {limit:.2f} px (blurred, moved, or misdetected)"
+        worst = max(
+            bad, key=errors.get
+        )  # drop one at a time: one bad view inflates every other view's error
+        rejected[worst] = (
+            f"reprojection error {errors[worst]:.2f} px > {limit:.2f} px (blurred, moved, or misdetected)"
+        )
         del usable[worst]
         if len(usable) < cfg.min_views:
-            raise _refusal(f"too many views with large reprojection error (need {cfg.min_views})", len(usable),
-                           rejected, advice + "; hold the board still while each image is taken")
+            raise _refusal(
+                f"too many views with large reprojection error (need {cfg.min_views})",
+                len(usable),
+                rejected,
+                advice + "; hold the board still while each image is taken",
+            )
 
     if not (np.isfinite(K).all() and np.isfinite(D).all()):
         raise _refusal("the optimisation diverged", len(usable), rejected, advice)

@@ -8,6 +8,7 @@ cameras.yaml, whose camera must then see the board corners where the true camera
 
 The scene is self-contained (a mocap hand, no arm) so the check does not depend on the rest of the twin.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from calibration import transform as tf
-from calibration.camera_yaml import CameraIntrinsics, TwinCamera, load_twin_camera, update_twin_cameras
+from calibration.camera_yaml import (
+    CameraIntrinsics,
+    TwinCamera,
+    load_twin_camera,
+    update_twin_cameras,
+)
 from calibration.charuco import BoardConfig, CharucoFinder, Detection, board_image
 from calibration.handeye import HandEyeConfig, HandEyeSample, board_pose, calibrate_hand_eye
 from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics
@@ -52,8 +58,10 @@ def default_rigs() -> list[Rig]:
     R_fixed = np.column_stack([x, np.cross(z, x), z])
     board_on_table = tf.make(np.diag([1.0, -1.0, -1.0]), [0.38, 0.09, 0.0])
     board_in_hand = tf.make(_rot([1, 0, 0], 180) @ _rot([0, 0, 1], 7), [-0.12, 0.09, 0.03])
-    return [Rig("eye_in_hand", wrist, tf.make(R_wrist, [0.055, -0.01, 0.045]), board_on_table),
-            Rig("eye_to_hand", fixed, tf.make(R_fixed, [0.5, -0.6, 0.5]), board_in_hand)]
+    return [
+        Rig("eye_in_hand", wrist, tf.make(R_wrist, [0.055, -0.01, 0.045]), board_on_table),
+        Rig("eye_to_hand", fixed, tf.make(R_fixed, [0.5, -0.6, 0.5]), board_in_hand),
+    ]
 
 
 def _rot(axis: list[float], deg: float) -> np.ndarray:
@@ -86,16 +94,22 @@ class Scene:
         half = (w / 2 + margin_sq * board.square_length, h / 2 + margin_sq * board.square_length)
         T_geom_board = tf.make(_R_GEOM_BOARD, [-w / 2, h / 2, 0.0])
         T_other_geom = rig.T_other_board @ tf.inv(T_geom_board)
-        geom = (f'<geom type="plane" size="{half[0]} {half[1]} 0.01" material="board" contype="0" '
-                f'conaffinity="0" {_pose_attrs(T_other_geom)}/>')
+        geom = (
+            f'<geom type="plane" size="{half[0]} {half[1]} 0.01" material="board" contype="0" '
+            f'conaffinity="0" {_pose_attrs(T_other_geom)}/>'
+        )
         k = rig.intrinsics
         # MuJoCo's principal point is an offset from the image centre, with pixel centres at half-integers
         # in OpenCV terms and the opposite sign on both axes (verified against cv2.projectPoints in the tests)
         T_cam_mj = tf.make(rig.T_parent_cam[:3, :3] @ _R_OPT_MJ, rig.T_parent_cam[:3, 3])
-        camera = (f'<camera name="cam" {_pose_attrs(T_cam_mj)} resolution="{k.width} {k.height}" '
-                  f'focalpixel="{k.fx} {k.fy}" principalpixel="{(k.width - 1) / 2 - k.cx} '
-                  f'{(k.height - 1) / 2 - k.cy}" sensorsize="{k.width * 1e-5} {k.height * 1e-5}"/>')
-        hand_children, world_children = (camera, geom) if rig.setup == "eye_in_hand" else (geom, camera)
+        camera = (
+            f'<camera name="cam" {_pose_attrs(T_cam_mj)} resolution="{k.width} {k.height}" '
+            f'focalpixel="{k.fx} {k.fy}" principalpixel="{(k.width - 1) / 2 - k.cx} '
+            f'{(k.height - 1) / 2 - k.cy}" sensorsize="{k.width * 1e-5} {k.height * 1e-5}"/>'
+        )
+        hand_children, world_children = (
+            (camera, geom) if rig.setup == "eye_in_hand" else (geom, camera)
+        )
         xml = f"""<mujoco>
   <visual><global offwidth="{k.width}" offheight="{k.height}"/>
     <headlight ambient="1 1 1" diffuse="0 0 0" specular="0 0 0"/><quality shadowsize="0"/></visual>
@@ -133,7 +147,9 @@ def world_poses(rig: Rig, T_world_hand: np.ndarray) -> tuple[np.ndarray, np.ndar
     return rig.T_parent_cam, T_world_hand @ rig.T_other_board
 
 
-def sample_hand_poses(rig: Rig, board: BoardConfig, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+def sample_hand_poses(
+    rig: Rig, board: BoardConfig, n: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Random hand poses where the camera sees the whole board from 0.3-0.5 m, tilted up to 35 deg."""
     w, h = board.size_m
     center = np.array([w / 2, h / 2, 0.0])
@@ -153,14 +169,21 @@ def sample_hand_poses(rig: Rig, board: BoardConfig, n: int, rng: np.random.Gener
             T_world_hand = rig.T_other_board @ T_board_cam @ tf.inv(rig.T_parent_cam)
         else:
             T_world_hand = rig.T_parent_cam @ tf.inv(T_board_cam) @ tf.inv(rig.T_other_board)
-        px = rig.intrinsics.project(outline @ tf.inv(T_board_cam)[:3, :3].T + tf.inv(T_board_cam)[:3, 3])
-        if (px.min(0) > 15).all() and px[:, 0].max() < rig.intrinsics.width - 15 and \
-                px[:, 1].max() < rig.intrinsics.height - 15:
+        px = rig.intrinsics.project(
+            outline @ tf.inv(T_board_cam)[:3, :3].T + tf.inv(T_board_cam)[:3, 3]
+        )
+        if (
+            (px.min(0) > 15).all()
+            and px[:, 0].max() < rig.intrinsics.width - 15
+            and px[:, 1].max() < rig.intrinsics.height - 15
+        ):
             poses.append(T_world_hand)
     return poses
 
 
-def _corner_errors(det: Detection, cam: CameraIntrinsics, T_cam_board: np.ndarray, board: BoardConfig) -> np.ndarray:
+def _corner_errors(
+    det: Detection, cam: CameraIntrinsics, T_cam_board: np.ndarray, board: BoardConfig
+) -> np.ndarray:
     pts = det.object_points(board)
     px = cam.project(pts @ T_cam_board[:3, :3].T + T_cam_board[:3, 3])
     return np.linalg.norm(px - det.corners, axis=1)
@@ -183,12 +206,19 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
     cal_dets, test_dets = dets[:n_views], dets[n_views:]
 
     # the renderer must follow the pinhole model before any calibration result means anything
-    render_err = np.concatenate([
-        _corner_errors(d, rig.intrinsics, tf.inv(world_poses(rig, T)[0]) @ world_poses(rig, T)[1], board)
-        for d, T in zip(cal_dets, cal_poses)])
+    render_err = np.concatenate(
+        [
+            _corner_errors(
+                d, rig.intrinsics, tf.inv(world_poses(rig, T)[0]) @ world_poses(rig, T)[1], board
+            )
+            for d, T in zip(cal_dets, cal_poses)
+        ]
+    )
 
     names = [f"view_{i:03d}" for i in range(n_views)]
-    intr = calibrate_intrinsics(dict(zip(names, cal_dets)), board, (WIDTH, HEIGHT), IntrinsicsConfig())
+    intr = calibrate_intrinsics(
+        dict(zip(names, cal_dets)), board, (WIDTH, HEIGHT), IntrinsicsConfig()
+    )
     cam = intr.camera
     samples = []
     for name, det, T in zip(names, cal_dets, cal_poses):
@@ -205,7 +235,11 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
     writeback = []
     for det, T in zip(test_dets, test_poses):
         T_world_cam = T @ twin.T_parent_cam if rig.setup == "eye_in_hand" else twin.T_parent_cam
-        writeback.append(_corner_errors(det, twin.intrinsics, tf.inv(T_world_cam) @ world_poses(rig, T)[1], board))
+        writeback.append(
+            _corner_errors(
+                det, twin.intrinsics, tf.inv(T_world_cam) @ world_poses(rig, T)[1], board
+            )
+        )
     writeback = np.concatenate(writeback)
 
     k0 = rig.intrinsics
@@ -214,7 +248,9 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
         "views_used": len(intr.view_errors_px),
         "reprojection_rms_px": round(intr.rms_px, 4),
         "render_check_px": round(float(np.max(render_err)), 4),
-        "focal_err_pct": round(100 * max(abs(cam.fx - k0.fx) / k0.fx, abs(cam.fy - k0.fy) / k0.fy), 4),
+        "focal_err_pct": round(
+            100 * max(abs(cam.fx - k0.fx) / k0.fx, abs(cam.fy - k0.fy) / k0.fy), 4
+        ),
         "pp_err_px": round(float(np.hypot(cam.cx - k0.cx, cam.cy - k0.cy)), 4),
         "handeye_method": he.method,
         "handeye_trans_mm": round(dt * 1e3, 4),
@@ -241,7 +277,15 @@ def run(n_views: int = 20, seed: int = 0) -> dict:
             folder = Path(tmp) / rig.setup
             folder.mkdir()
             results.append(run_rig(rig, board, n_views, seed + i, folder))
-    worst = {key: max(r[key] for r in results) for key in
-             ("focal_err_pct", "pp_err_px", "handeye_trans_mm", "handeye_rot_deg", "writeback_px_max",
-              "render_check_px")}
+    worst = {
+        key: max(r[key] for r in results)
+        for key in (
+            "focal_err_pct",
+            "pp_err_px",
+            "handeye_trans_mm",
+            "handeye_rot_deg",
+            "writeback_px_max",
+            "render_check_px",
+        )
+    }
     return {**worst, "setups": results, "seconds": round(time.perf_counter() - start, 2)}

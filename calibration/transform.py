@@ -2,6 +2,7 @@
 
 `T_a_b` maps points from frame b into frame a (the pose of b in a).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,11 +22,13 @@ def inv(T: np.ndarray) -> np.ndarray:
 
 def quat_to_matrix(q_wxyz: np.ndarray) -> np.ndarray:
     w, x, y, z = np.asarray(q_wxyz, dtype=float) / np.linalg.norm(q_wxyz)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def matrix_to_quat(R: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 The result is the safety filter's box (controllers.safety.SafetyConfig `workspace_min`/`workspace_max`),
 written as a `safety:` mapping. The box is the recorded extent grown by a margin on every side.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,12 +30,15 @@ def load_positions(path: str | Path) -> np.ndarray:
         raise ConfigError(f"{path}: expected a .npy or .csv file of poses")
     data = np.asarray(data, dtype=float)
     if data.ndim != 2 or data.shape[1] not in (3, 7):
-        raise ConfigError(f"{path}: expected rows of 3 (x y z) or 7 (x y z qw qx qy qz) values, got shape {data.shape}")
+        raise ConfigError(
+            f"{path}: expected rows of 3 (x y z) or 7 (x y z qw qx qy qz) values, got shape {data.shape}"
+        )
     return data[:, :3]
 
 
-def workspace_box(positions: np.ndarray, margin: float = 0.02,
-                  min_extent: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+def workspace_box(
+    positions: np.ndarray, margin: float = 0.02, min_extent: float = 0.02
+) -> tuple[np.ndarray, np.ndarray]:
     """(workspace_min, workspace_max) of finite positions, grown by `margin` metres on every side.
 
     Raises CalibrationError when the arm did not move at least `min_extent` along every axis: a box that
@@ -48,15 +52,23 @@ def workspace_box(positions: np.ndarray, margin: float = 0.02,
     if margin < 0 or not np.isfinite(margin):
         raise ConfigError(f"workspace margin: {margin} must be a finite number >= 0")
     if len(pts) < 2:
-        raise CalibrationError(f"workspace refused: {len(pts)} usable pose(s){note}. Next: record while moving "
-                               "the arm to the extremes of the task space (corners of the box, lowest and "
-                               "highest points).")
+        raise CalibrationError(
+            f"workspace refused: {len(pts)} usable pose(s){note}. Next: record while moving "
+            "the arm to the extremes of the task space (corners of the box, lowest and "
+            "highest points)."
+        )
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    thin = [f"{axis} ({hi[i] - lo[i]:.3f} m)" for i, axis in enumerate("xyz") if hi[i] - lo[i] < min_extent]
+    thin = [
+        f"{axis} ({hi[i] - lo[i]:.3f} m)"
+        for i, axis in enumerate("xyz")
+        if hi[i] - lo[i] < min_extent
+    ]
     if thin:
-        raise CalibrationError(f"workspace refused: the arm moved less than {min_extent} m along {', '.join(thin)} "
-                               f"over {len(pts)} poses{note}. Next: move the arm along that axis to both ends of "
-                               "the task space while recording.")
+        raise CalibrationError(
+            f"workspace refused: the arm moved less than {min_extent} m along {', '.join(thin)} "
+            f"over {len(pts)} poses{note}. Next: move the arm along that axis to both ends of "
+            "the task space while recording."
+        )
     return lo - margin, hi + margin
 
 

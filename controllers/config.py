@@ -4,6 +4,7 @@ This loader sits at the bottom of the dependency graph (controllers/ imports not
 project) so that every package -- controllers, sim, robot_rl, calibration, nodes -- builds its
 configs the same way and reports bad input the same way.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,7 +87,9 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
                 return _convert(arg, value, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {args}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {args}"
+        )
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")

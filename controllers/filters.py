@@ -1,4 +1,5 @@
 """Target smoothing on SE(3) for code that runs outside the impedance kernel (which filters per tick itself)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -14,6 +14,7 @@ state raises before any torque leaves the controller.
 The per-tick kernel is compiled with numba (see docs/controllers.md for the timing that decided
 this); the class around it validates, preallocates and keeps the memory between ticks.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,7 +51,14 @@ class ImpedanceConfig:
     """Gains and limits of the Cartesian controller; validated on construction."""
 
     law: Literal["impedance", "opspace"] = "impedance"
-    stiffness: tuple[float, float, float, float, float, float] = (1000., 1000., 1000., 100., 100., 100.)
+    stiffness: tuple[float, float, float, float, float, float] = (
+        1000.0,
+        1000.0,
+        1000.0,
+        100.0,
+        100.0,
+        100.0,
+    )
     damping_ratio: float = 1.0
     nullspace_stiffness: float = 10.0
     nullspace_damping_ratio: float = 1.0
@@ -58,8 +66,15 @@ class ImpedanceConfig:
     rest_posture: tuple[float, ...] | None = None
     compensate_coriolis: bool = True
     compensate_gravity: bool = False
-    error_clip: tuple[float, float, float, float, float, float] = (0.01, 0.01, 0.01, 0.05, 0.05, 0.05)
-    torque_limit: tuple[float, ...] = (87., 87., 87., 87., 12., 12., 12.)
+    error_clip: tuple[float, float, float, float, float, float] = (
+        0.01,
+        0.01,
+        0.01,
+        0.05,
+        0.05,
+        0.05,
+    )
+    torque_limit: tuple[float, ...] = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
     torque_rate_limit: float = 1.0
     target_filter_alpha: float = 1.0
     singular_damping: float = 1e-3
@@ -69,7 +84,8 @@ class ImpedanceConfig:
             raise ConfigError(f"law: {self.law!r} is not one of ['impedance', 'opspace']")
         if self.nullspace_projector not in ("kinematic", "dynamic"):
             raise ConfigError(
-                f"nullspace_projector: {self.nullspace_projector!r} is not one of ['kinematic', 'dynamic']")
+                f"nullspace_projector: {self.nullspace_projector!r} is not one of ['kinematic', 'dynamic']"
+            )
         for key in ("stiffness", "error_clip"):
             values = getattr(self, key)
             if len(values) != 6:
@@ -82,20 +98,32 @@ class ImpedanceConfig:
         if not 0 < self.damping_ratio < math.inf:
             raise ConfigError(f"damping_ratio: {self.damping_ratio!r} must be a finite number > 0")
         if not 0 <= self.nullspace_stiffness < math.inf:
-            raise ConfigError(f"nullspace_stiffness: {self.nullspace_stiffness!r} must be finite and >= 0 (0 = off)")
+            raise ConfigError(
+                f"nullspace_stiffness: {self.nullspace_stiffness!r} must be finite and >= 0 (0 = off)"
+            )
         if not 0 <= self.nullspace_damping_ratio < math.inf:
-            raise ConfigError(f"nullspace_damping_ratio: {self.nullspace_damping_ratio!r} must be finite and >= 0")
+            raise ConfigError(
+                f"nullspace_damping_ratio: {self.nullspace_damping_ratio!r} must be finite and >= 0"
+            )
         if self.rest_posture is not None:
             _check_all("rest_posture", self.rest_posture, math.isfinite, "finite")
             if len(self.rest_posture) != len(self.torque_limit):
-                raise ConfigError(f"rest_posture: {len(self.rest_posture)} values but torque_limit has "
-                                  f"{len(self.torque_limit)} (one per joint)")
+                raise ConfigError(
+                    f"rest_posture: {len(self.rest_posture)} values but torque_limit has "
+                    f"{len(self.torque_limit)} (one per joint)"
+                )
         if not self.torque_rate_limit > 0:
-            raise ConfigError(f"torque_rate_limit: {self.torque_rate_limit!r} must be > 0 (Nm per tick)")
+            raise ConfigError(
+                f"torque_rate_limit: {self.torque_rate_limit!r} must be > 0 (Nm per tick)"
+            )
         if not 0 < self.target_filter_alpha <= 1:
-            raise ConfigError(f"target_filter_alpha: {self.target_filter_alpha!r} must be in (0, 1] (1 = off)")
+            raise ConfigError(
+                f"target_filter_alpha: {self.target_filter_alpha!r} must be in (0, 1] (1 = off)"
+            )
         if not 0 <= self.singular_damping < math.inf:
-            raise ConfigError(f"singular_damping: {self.singular_damping!r} must be finite and >= 0")
+            raise ConfigError(
+                f"singular_damping: {self.singular_damping!r} must be finite and >= 0"
+            )
 
 
 @dataclass
@@ -121,8 +149,26 @@ def _all_finite(x) -> bool:
 
 
 @numba.njit(cache=True)
-def control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos, target_quat,
-                  task_gains, joint_params, scalars, switches, target, tau_prev, wrench, tau):
+def control_tick(
+    q,
+    qd,
+    tcp_pos,
+    tcp_quat,
+    J,
+    M,
+    coriolis,
+    gravity,
+    target_pos,
+    target_quat,
+    task_gains,
+    joint_params,
+    scalars,
+    switches,
+    target,
+    tau_prev,
+    wrench,
+    tau,
+):
     """One control tick. Updates target, tau_prev, wrench and tau in place; returns a status code.
 
     Parameters come packed in a few arrays (numba's dispatch costs ~0.1 us per argument); the
@@ -130,27 +176,57 @@ def control_tick(q, qd, tcp_pos, tcp_quat, J, M, coriolis, gravity, target_pos, 
     """
     K, D, clip = task_gains[0], task_gains[1], task_gains[2]
     rest, tau_limit = joint_params[0], joint_params[1]
-    null_k, null_d, rate_limit, alpha, lam = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4]
-    opspace, dynamic_projector, add_coriolis, add_gravity = switches[0], switches[1], switches[2], switches[3]
+    null_k, null_d, rate_limit, alpha, lam = (
+        scalars[0],
+        scalars[1],
+        scalars[2],
+        scalars[3],
+        scalars[4],
+    )
+    opspace, dynamic_projector, add_coriolis, add_gravity = (
+        switches[0],
+        switches[1],
+        switches[2],
+        switches[3],
+    )
     filt_pos, filt_quat = target[:3], target[3:]  # the filtered target, carried between ticks
     err, force = wrench[0], wrench[1]
     n = tau_prev.shape[0]
-    if (q.shape[0] != n or qd.shape[0] != n or tcp_pos.shape[0] != 3 or tcp_quat.shape[0] != 4
-            or J.shape[0] != 6 or J.shape[1] != n or M.shape[0] != n or M.shape[1] != n
-            or coriolis.shape[0] != n or gravity.shape[0] != n
-            or target_pos.shape[0] != 3 or target_quat.shape[0] != 4):
+    if (
+        q.shape[0] != n
+        or qd.shape[0] != n
+        or tcp_pos.shape[0] != 3
+        or tcp_quat.shape[0] != 4
+        or J.shape[0] != 6
+        or J.shape[1] != n
+        or M.shape[0] != n
+        or M.shape[1] != n
+        or coriolis.shape[0] != n
+        or gravity.shape[0] != n
+        or target_pos.shape[0] != 3
+        or target_quat.shape[0] != 4
+    ):
         return BAD_SHAPE
     # Checked up front: a non-finite entry can vanish inside the math (inf on M's diagonal gives a
     # finite, wrong torque) or hide in a clip, so finiteness of the output alone is not enough.
-    if not (_all_finite(q) and _all_finite(qd) and _all_finite(tcp_pos) and _all_finite(tcp_quat)
-            and _all_finite(J) and _all_finite(M) and (_all_finite(coriolis) or not add_coriolis)
-            and (_all_finite(gravity) or not add_gravity)):
+    if not (
+        _all_finite(q)
+        and _all_finite(qd)
+        and _all_finite(tcp_pos)
+        and _all_finite(tcp_quat)
+        and _all_finite(J)
+        and _all_finite(M)
+        and (_all_finite(coriolis) or not add_coriolis)
+        and (_all_finite(gravity) or not add_gravity)
+    ):
         return STATE_NOT_FINITE
 
     # Target: a non-finite or zero quaternion is ignored and the last target held; otherwise
     # low-pass on SE(3) (alpha = 1 passes through).
     status = OK
-    qnorm = math.sqrt(target_quat[0] ** 2 + target_quat[1] ** 2 + target_quat[2] ** 2 + target_quat[3] ** 2)
+    qnorm = math.sqrt(
+        target_quat[0] ** 2 + target_quat[1] ** 2 + target_quat[2] ** 2 + target_quat[3] ** 2
+    )
     if not (_all_finite(target_pos) and qnorm > 1e-9 and qnorm < np.inf):
         status = TARGET_HELD
     elif alpha >= 1.0:
@@ -225,9 +301,13 @@ class CartesianImpedanceController:
         if n_joints < 1:
             raise ConfigError(f"n_joints: {n_joints!r} must be >= 1")
         if len(config.torque_limit) != n_joints:
-            raise ConfigError(f"torque_limit: {len(config.torque_limit)} values for {n_joints} joints")
+            raise ConfigError(
+                f"torque_limit: {len(config.torque_limit)} values for {n_joints} joints"
+            )
         if config.rest_posture is not None and len(config.rest_posture) != n_joints:
-            raise ConfigError(f"rest_posture: {len(config.rest_posture)} values for {n_joints} joints")
+            raise ConfigError(
+                f"rest_posture: {len(config.rest_posture)} values for {n_joints} joints"
+            )
         self.config = config
         self.n_joints = n_joints
         K = np.array(config.stiffness, dtype=np.float64)
@@ -239,10 +319,23 @@ class CartesianImpedanceController:
         self._joint_params[1] = config.torque_limit
         self._rest = self._joint_params[0]
         null_d = 2.0 * config.nullspace_damping_ratio * math.sqrt(config.nullspace_stiffness)
-        self._scalars = np.array([config.nullspace_stiffness, null_d, config.torque_rate_limit,
-                                  config.target_filter_alpha, config.singular_damping])
-        self._switches = np.array([config.law == "opspace", config.nullspace_projector == "dynamic",
-                                   config.compensate_coriolis, config.compensate_gravity])
+        self._scalars = np.array(
+            [
+                config.nullspace_stiffness,
+                null_d,
+                config.torque_rate_limit,
+                config.target_filter_alpha,
+                config.singular_damping,
+            ]
+        )
+        self._switches = np.array(
+            [
+                config.law == "opspace",
+                config.nullspace_projector == "dynamic",
+                config.compensate_coriolis,
+                config.compensate_gravity,
+            ]
+        )
         # Memory between ticks, with views for reading: filtered target (pos, quat wxyz), the rate
         # limiter's last torque, and this tick's clipped error and task wrench.
         self._target = np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
@@ -260,9 +353,13 @@ class CartesianImpedanceController:
             value = np.asarray(getattr(state, name), dtype=np.float64)
             expected = {"q": self.n_joints, "tcp_pos": 3, "tcp_quat": 4}[name]
             if value.shape != (expected,) or not np.all(np.isfinite(value)):
-                raise ValueError(f"reset: RobotState.{name} must be {expected} finite values, got {value!r}")
+                raise ValueError(
+                    f"reset: RobotState.{name} must be {expected} finite values, got {value!r}"
+                )
         if abs(np.linalg.norm(state.tcp_quat) - 1.0) > 1e-3:
-            raise ValueError(f"reset: RobotState.tcp_quat {state.tcp_quat!r} is not a unit quaternion")
+            raise ValueError(
+                f"reset: RobotState.tcp_quat {state.tcp_quat!r} is not a unit quaternion"
+            )
         self._filt_pos[:] = state.tcp_pos
         self._filt_quat[:] = state.tcp_quat / np.linalg.norm(state.tcp_quat)
         self._rest[:] = state.q if self.config.rest_posture is None else self.config.rest_posture
@@ -272,24 +369,41 @@ class CartesianImpedanceController:
         self._held_ticks = 0
         # One tick on scratch memory: compiles (or loads from numba's cache) the kernel for these
         # array types and layouts now, not on the first tick of a 1 kHz loop, and checks the state.
-        status = self._tick(state, self._filt_pos, self._filt_quat, self._target.copy(), np.zeros(self.n_joints),
-                            np.zeros((2, 6)), np.empty(self.n_joints))
+        status = self._tick(
+            state,
+            self._filt_pos,
+            self._filt_quat,
+            self._target.copy(),
+            np.zeros(self.n_joints),
+            np.zeros((2, 6)),
+            np.empty(self.n_joints),
+        )
         if status not in (OK, TARGET_HELD):
             raise ValueError(f"reset: {self._describe_failure(status, state)}")
         self._is_reset = True
 
     def memory(self) -> dict[str, np.ndarray]:
         """Copies of what the controller carries from tick to tick (for exact save/restore of a run)."""
-        return {"target_pos": self._filt_pos.copy(), "target_quat": self._filt_quat.copy(),
-                "tau_prev": self._tau_prev.copy(), "rest_posture": self._rest.copy()}
+        return {
+            "target_pos": self._filt_pos.copy(),
+            "target_quat": self._filt_quat.copy(),
+            "tau_prev": self._tau_prev.copy(),
+            "rest_posture": self._rest.copy(),
+        }
 
     def set_memory(self, memory: dict[str, np.ndarray]) -> None:
         """Restore what memory() returned (after reset(), which it overrides)."""
-        for key, array in (("target_pos", self._filt_pos), ("target_quat", self._filt_quat),
-                           ("tau_prev", self._tau_prev), ("rest_posture", self._rest)):
+        for key, array in (
+            ("target_pos", self._filt_pos),
+            ("target_quat", self._filt_quat),
+            ("tau_prev", self._tau_prev),
+            ("rest_posture", self._rest),
+        ):
             value = np.asarray(memory[key], dtype=np.float64)
             if value.shape != array.shape or not np.all(np.isfinite(value)):
-                raise ValueError(f"set_memory: {key} must be {array.shape} finite values, got {value!r}")
+                raise ValueError(
+                    f"set_memory: {key} must be {array.shape} finite values, got {value!r}"
+                )
             array[:] = value
 
     @property
@@ -297,12 +411,16 @@ class CartesianImpedanceController:
         """The (filtered) target pose the controller is tracking, as copies."""
         return self._filt_pos.copy(), self._filt_quat.copy()
 
-    def compute(self, state: RobotState, target_pos: np.ndarray, target_quat: np.ndarray) -> np.ndarray:
+    def compute(
+        self, state: RobotState, target_pos: np.ndarray, target_quat: np.ndarray
+    ) -> np.ndarray:
         """Joint torques (n,) for this tick, towards target pose (float64 arrays (3,), (4,) wxyz)."""
         if not self._is_reset:
             raise RuntimeError("CartesianImpedanceController.compute() called before reset(state)")
         tau = np.empty(self.n_joints)
-        status = self._tick(state, target_pos, target_quat, self._target, self._tau_prev, self._wrench, tau)
+        status = self._tick(
+            state, target_pos, target_quat, self._target, self._tau_prev, self._wrench, tau
+        )
         self.report(status, state, target_pos, target_quat, held_ticks=int(status == TARGET_HELD))
         return tau
 
@@ -310,12 +428,27 @@ class CartesianImpedanceController:
         """The packed gains and the live memory that `control_tick` takes after target_quat, for a
         loop compiled around the kernel (sim/physics.py); call report() with what it returns."""
         if not self._is_reset:
-            raise RuntimeError("CartesianImpedanceController.kernel_arrays() called before reset(state)")
-        return (self._task_gains, self._joint_params, self._scalars, self._switches, self._target,
-                self._tau_prev, self._wrench)
+            raise RuntimeError(
+                "CartesianImpedanceController.kernel_arrays() called before reset(state)"
+            )
+        return (
+            self._task_gains,
+            self._joint_params,
+            self._scalars,
+            self._switches,
+            self._target,
+            self._tau_prev,
+            self._wrench,
+        )
 
-    def report(self, status: int, state: RobotState, target_pos: np.ndarray, target_quat: np.ndarray,
-               held_ticks: int) -> None:
+    def report(
+        self,
+        status: int,
+        state: RobotState,
+        target_pos: np.ndarray,
+        target_quat: np.ndarray,
+        held_ticks: int,
+    ) -> None:
         """Act on a kernel status: warn about held targets, raise (naming the problem) on a failure."""
         if held_ticks:
             self._warn_held(target_pos, target_quat, held_ticks)
@@ -324,30 +457,73 @@ class CartesianImpedanceController:
 
     def _tick(self, state, target_pos, target_quat, target, tau_prev, wrench, tau) -> int:
         return control_tick(
-            state.q, state.qd, state.tcp_pos, state.tcp_quat, state.jacobian, state.mass_matrix,
-            state.coriolis, state.gravity, target_pos, target_quat,
-            self._task_gains, self._joint_params, self._scalars, self._switches, target, tau_prev, wrench, tau)
+            state.q,
+            state.qd,
+            state.tcp_pos,
+            state.tcp_quat,
+            state.jacobian,
+            state.mass_matrix,
+            state.coriolis,
+            state.gravity,
+            target_pos,
+            target_quat,
+            self._task_gains,
+            self._joint_params,
+            self._scalars,
+            self._switches,
+            target,
+            tau_prev,
+            wrench,
+            tau,
+        )
 
     def _warn_held(self, target_pos, target_quat, ticks: int) -> None:
         # One line per second at most: this runs at 1 kHz.
         self._held_ticks += ticks
         now = time.monotonic()
         if now - self._last_warning >= 1.0:
-            log.warning("impedance: ignoring invalid target (pos %s, quat %s), holding the last target "
-                        "(%d ticks held so far)", target_pos, target_quat, self._held_ticks)
+            log.warning(
+                "impedance: ignoring invalid target (pos %s, quat %s), holding the last target "
+                "(%d ticks held so far)",
+                target_pos,
+                target_quat,
+                self._held_ticks,
+            )
             self._last_warning = now
 
     def _describe_failure(self, status: int, state: RobotState) -> str:
-        fields = ("q", "qd", "tcp_pos", "tcp_quat", "jacobian", "mass_matrix", "coriolis", "gravity")
+        fields = (
+            "q",
+            "qd",
+            "tcp_pos",
+            "tcp_quat",
+            "jacobian",
+            "mass_matrix",
+            "coriolis",
+            "gravity",
+        )
         if status == BAD_SHAPE:
             n = self.n_joints
-            expected = {"q": (n,), "qd": (n,), "tcp_pos": (3,), "tcp_quat": (4,), "jacobian": (6, n),
-                        "mass_matrix": (n, n), "coriolis": (n,), "gravity": (n,)}
-            wrong = [f"{k} {np.shape(getattr(state, k))} != {v}" for k, v in expected.items()
-                     if np.shape(getattr(state, k)) != v]
+            expected = {
+                "q": (n,),
+                "qd": (n,),
+                "tcp_pos": (3,),
+                "tcp_quat": (4,),
+                "jacobian": (6, n),
+                "mass_matrix": (n, n),
+                "coriolis": (n,),
+                "gravity": (n,),
+            }
+            wrong = [
+                f"{k} {np.shape(getattr(state, k))} != {v}"
+                for k, v in expected.items()
+                if np.shape(getattr(state, k)) != v
+            ]
             return f"RobotState has wrong shapes: {', '.join(wrong) or 'target_pos/target_quat must be (3,)/(4,)'}"
         bad = [k for k in fields if not np.all(np.isfinite(getattr(state, k)))]
         if bad or status == STATE_NOT_FINITE:
             return f"RobotState has non-finite values in {', '.join(bad) or 'derived quantities'}; no torque computed"
-        return ("mass matrix or J M^-1 J^T is not positive definite (singular Jacobian with "
-                "singular_damping = 0?); no torque computed")
+        return (
+            "mass matrix or J M^-1 J^T is not positive definite (singular Jacobian with "
+            "singular_damping = 0?); no torque computed"
+        )

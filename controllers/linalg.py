@@ -3,6 +3,7 @@
 Explicit loops compiled by numba: for matrices this small they beat LAPACK calls, whose
 per-call overhead dominates, and they need no BLAS (numba's np.dot/np.linalg need SciPy).
 """
+
 from __future__ import annotations
 
 import math

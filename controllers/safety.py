@@ -9,6 +9,7 @@ Every target pose passes through `filter()`, which guarantees, relative to the l
 `watchdog()` is called every control tick; when no command has been accepted within
 `command_timeout_s` it holds the last safe target and says so.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,13 +35,17 @@ class SafetyConfig:
     workspace_max: tuple[float, float, float] = (0.75, 0.35, 0.5)
     max_step_trans: float = 0.02
     max_step_rot: float = 0.1
-    orientation_ref: tuple[float, float, float, float] = (0., 1., 0., 0.)
+    orientation_ref: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 0.0)
     max_orientation_dev: tuple[float, float, float] = (0.5, 0.5, 3.2)
     command_timeout_s: float = 0.5
 
     def __post_init__(self) -> None:
-        for key, size in (("workspace_min", 3), ("workspace_max", 3), ("orientation_ref", 4),
-                          ("max_orientation_dev", 3)):
+        for key, size in (
+            ("workspace_min", 3),
+            ("workspace_max", 3),
+            ("orientation_ref", 4),
+            ("max_orientation_dev", 3),
+        ):
             values = getattr(self, key)
             if len(values) != size:
                 raise ConfigError(f"{key}: expected {size} values, got {len(values)}")
@@ -49,17 +54,23 @@ class SafetyConfig:
                     raise ConfigError(f"{key}[{i}]: {v!r} must be finite")
         for i, axis in enumerate("xyz"):
             if not self.workspace_min[i] < self.workspace_max[i]:
-                raise ConfigError(f"workspace_min[{i}] ({axis}) = {self.workspace_min[i]} must be < "
-                                  f"workspace_max[{i}] = {self.workspace_max[i]}")
+                raise ConfigError(
+                    f"workspace_min[{i}] ({axis}) = {self.workspace_min[i]} must be < "
+                    f"workspace_max[{i}] = {self.workspace_max[i]}"
+                )
             if not self.max_orientation_dev[i] > 0:
-                raise ConfigError(f"max_orientation_dev[{i}]: {self.max_orientation_dev[i]!r} must be > 0")
+                raise ConfigError(
+                    f"max_orientation_dev[{i}]: {self.max_orientation_dev[i]!r} must be > 0"
+                )
         for key in ("max_step_trans", "max_step_rot", "command_timeout_s"):
             value = getattr(self, key)
             if not 0 < value < math.inf:
                 raise ConfigError(f"{key}: {value!r} must be a finite number > 0")
         norm = math.sqrt(sum(v * v for v in self.orientation_ref))
         if abs(norm - 1.0) > 1e-3:
-            raise ConfigError(f"orientation_ref: {self.orientation_ref} is not a unit quaternion (norm {norm:.4f})")
+            raise ConfigError(
+                f"orientation_ref: {self.orientation_ref} is not a unit quaternion (norm {norm:.4f})"
+            )
 
 
 @dataclass
@@ -92,14 +103,24 @@ class SafetyFilter:
         """Start from the robot's current pose (it becomes the last safe target) at time `now` (s)."""
         pos = np.asarray(pos, dtype=np.float64)
         quat = np.asarray(quat, dtype=np.float64)
-        if pos.shape != (3,) or quat.shape != (4,) or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
-            raise ValueError(f"SafetyFilter.reset: pos must be 3 and quat 4 finite numbers, got {pos!r}, {quat!r}")
+        if (
+            pos.shape != (3,)
+            or quat.shape != (4,)
+            or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)))
+        ):
+            raise ValueError(
+                f"SafetyFilter.reset: pos must be 3 and quat 4 finite numbers, got {pos!r}, {quat!r}"
+            )
         self._pos = pos.copy()
         self._quat = quat_normalize(quat)
         self._last_accept = float(now)
         if not self._in_box(self._pos) or not self._in_bounds(self._quat):
-            log.warning("safety: reset pose %s %s is outside the workspace box or orientation bounds; "
-                        "targets will move back inside at the step limits", self._pos, self._quat)
+            log.warning(
+                "safety: reset pose %s %s is outside the workspace box or orientation bounds; "
+                "targets will move back inside at the step limits",
+                self._pos,
+                self._quat,
+            )
 
     @property
     def last_safe(self) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +134,10 @@ class SafetyFilter:
         pos = np.asarray(target_pos, dtype=np.float64)
         quat = np.asarray(target_quat, dtype=np.float64)
         if pos.shape != (3,) or quat.shape != (4,):
-            raise ValueError(f"SafetyFilter.filter: target_pos must have shape (3,) and target_quat (4,), "
-                             f"got {pos.shape} and {quat.shape}")
+            raise ValueError(
+                f"SafetyFilter.filter: target_pos must have shape (3,) and target_quat (4,), "
+                f"got {pos.shape} and {quat.shape}"
+            )
         invalid = []
         if not np.all(np.isfinite(pos)):
             invalid.append(f"non-finite target_pos {pos.tolist()}")
@@ -125,7 +148,9 @@ class SafetyFilter:
         if invalid:
             reason = "; ".join(invalid) + ": holding last safe target"
             self._warn("invalid", reason, now)
-            return SafetyResult(self._pos.copy(), self._quat.copy(), clipped=False, held=True, reason=reason)
+            return SafetyResult(
+                self._pos.copy(), self._quat.copy(), clipped=False, held=True, reason=reason
+            )
 
         notes = []
         box_pos = np.clip(pos, self._lo, self._hi)
@@ -137,7 +162,9 @@ class SafetyFilter:
             notes.append(f"translation step {dist:.4f} m > {self.config.max_step_trans} m")
             box_pos = self._pos + step * (self.config.max_step_trans / dist)
 
-        quat = quat_normalize(quat / np.max(np.abs(quat)))  # pre-scaled: huge entries must not overflow
+        quat = quat_normalize(
+            quat / np.max(np.abs(quat))
+        )  # pre-scaled: huge entries must not overflow
         dev = orientation_error(quat, self._ref)
         dev_clipped = np.clip(dev, -self._max_dev, self._max_dev)
         if np.any(dev_clipped != dev):
@@ -148,18 +175,26 @@ class SafetyFilter:
         self._pos, self._quat = box_pos, new_quat
         self._last_accept = float(now)
         reason = ("clipped: " + ", ".join(notes)) if notes else ""
-        return SafetyResult(box_pos.copy(), new_quat.copy(), clipped=bool(notes), held=False, reason=reason)
+        return SafetyResult(
+            box_pos.copy(), new_quat.copy(), clipped=bool(notes), held=False, reason=reason
+        )
 
     def watchdog(self, now: float) -> SafetyResult:
         """Hold the last safe target (held=True) when no command was accepted within command_timeout_s."""
         self._require_reset()
         age = now - self._last_accept
         if age > self.config.command_timeout_s:
-            reason = (f"stale command: none accepted for {age:.3f} s (timeout {self.config.command_timeout_s} s); "
-                      f"holding last safe target")
+            reason = (
+                f"stale command: none accepted for {age:.3f} s (timeout {self.config.command_timeout_s} s); "
+                f"holding last safe target"
+            )
             self._warn("stale", reason, now)
-            return SafetyResult(self._pos.copy(), self._quat.copy(), clipped=False, held=True, reason=reason)
-        return SafetyResult(self._pos.copy(), self._quat.copy(), clipped=False, held=False, reason="")
+            return SafetyResult(
+                self._pos.copy(), self._quat.copy(), clipped=False, held=True, reason=reason
+            )
+        return SafetyResult(
+            self._pos.copy(), self._quat.copy(), clipped=False, held=False, reason=""
+        )
 
     def _rotation_step(self, quat: np.ndarray, notes: list[str]) -> np.ndarray:
         """Rotate from the last safe target towards quat by at most max_step_rot along the geodesic."""
@@ -196,7 +231,11 @@ class SafetyFilter:
         # One line per kind per second at most, with the count of lines left out.
         if now - self._last_warning.get(kind, -math.inf) >= _WARN_INTERVAL_S:
             skipped = self._suppressed.pop(kind, 0)
-            log.warning("safety: %s%s", reason, f" ({skipped} similar messages suppressed)" if skipped else "")
+            log.warning(
+                "safety: %s%s",
+                reason,
+                f" ({skipped} similar messages suppressed)" if skipped else "",
+            )
             self._last_warning[kind] = now
         else:
             self._suppressed[kind] = self._suppressed.get(kind, 0) + 1

@@ -7,12 +7,14 @@ follows `target_pose` and publishes `current_pose`, `current_twist`, `joint_stat
 serves `reset`) is launched with the robot's driver, not here. Kept plain for the static check in
 CI (nodes/launch_file.py).
 """
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import SetEnvironmentVariable
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 SHARE = get_package_share_directory("robot_rl")
 
@@ -22,16 +24,43 @@ def config(name):
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", config("fastdds_shm.xml")),
-        Node(package="robot_rl", executable="camera", name="camera_front",
-             parameters=[config("ros_robot.yaml")], output="screen"),
-        Node(package="robot_rl", executable="camera", name="camera_wrist",
-             parameters=[config("ros_robot.yaml")], output="screen"),
-        Node(package="robot_rl", executable="teleop", name="teleop",
-             parameters=[config("ros_robot.yaml")], output="screen"),
-        Node(package="robot_rl", executable="reward", name="reward",
-             parameters=[config("ros_robot.yaml")], output="screen"),
-        Node(package="robot_rl", executable="actor", name="actor",
-             parameters=[config("ros_robot.yaml")], output="screen"),
-    ])
+    return LaunchDescription(
+        [
+            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", config("fastdds_shm.xml")),
+            Node(
+                package="robot_rl",
+                executable="camera",
+                name="camera_front",
+                parameters=[config("ros_robot.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="camera",
+                name="camera_wrist",
+                parameters=[config("ros_robot.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="teleop",
+                name="teleop",
+                parameters=[config("ros_robot.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="reward",
+                name="reward",
+                parameters=[config("ros_robot.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="actor",
+                name="actor",
+                parameters=[config("ros_robot.yaml")],
+                output="screen",
+            ),
+        ]
+    )

@@ -5,12 +5,14 @@
 Kept plain (string literals, one config("...") per parameter file) so that CI can check it without
 `launch` installed and `robot-rl bringup` starts the same node set: see nodes/launch_file.py.
 """
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import SetEnvironmentVariable
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 SHARE = get_package_share_directory("robot_rl")
 
@@ -20,13 +22,30 @@ def config(name):
 
 
 def generate_launch_description():
-    return LaunchDescription([
-        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", config("fastdds_shm.xml")),
-        SetEnvironmentVariable("MUJOCO_GL", "egl"),
-        Node(package="robot_rl", executable="sim_robot", name="sim_robot",
-             parameters=[config("ros_sim.yaml")], output="screen"),
-        Node(package="robot_rl", executable="teleop", name="teleop",
-             parameters=[config("ros_sim.yaml")], output="screen"),
-        Node(package="robot_rl", executable="actor", name="actor",
-             parameters=[config("ros_sim.yaml")], output="screen"),
-    ])
+    return LaunchDescription(
+        [
+            SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", config("fastdds_shm.xml")),
+            SetEnvironmentVariable("MUJOCO_GL", "egl"),
+            Node(
+                package="robot_rl",
+                executable="sim_robot",
+                name="sim_robot",
+                parameters=[config("ros_sim.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="teleop",
+                name="teleop",
+                parameters=[config("ros_sim.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="actor",
+                name="actor",
+                parameters=[config("ros_sim.yaml")],
+                output="screen",
+            ),
+        ]
+    )

@@ -6,6 +6,7 @@ inference, the operator's action in place of the policy's while `teleop/interven
 safety filter, `target_pose`. Step rows go to the learner over ZeroMQ (robot_rl.transport) and,
 when `store` is set, each finished episode is committed to the zarr episode store.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,16 +30,22 @@ from robot_rl.store.tee import StoreTee
 
 @dataclass
 class ActorNodeConfig:
-    run_config: str = ""  # the run YAML shared with the learner (task, env, sac, transport); "" = defaults
+    run_config: str = (
+        ""  # the run YAML shared with the learner (task, env, sac, transport); "" = defaults
+    )
     learner_endpoint: str = ""  # "" = the run config's transport.endpoint; "none" = no learner
     actor_id: str = "ros-actor"
     spool_dir: str = "runs/ros_actor/spool"  # transitions wait here while the learner is away
     store: str = ""  # zarr episode store to commit episodes to; "" = none
-    platform: Literal["sim", "real"] = "real"  # what is behind the topics (recorded with each episode)
+    platform: Literal["sim", "real"] = (
+        "real"  # what is behind the topics (recorded with each episode)
+    )
     control_hz: float = 10.0
     stale_s: float = 0.3  # newest robot/camera message older than this at a tick: hold
     teleop_stale_s: float = 0.3  # teleop messages older than this do not count
-    success_threshold: float = 0.5  # reward/success_prob at or above it ends the episode as a success
+    success_threshold: float = (
+        0.5  # reward/success_prob at or above it ends the episode as a success
+    )
     reset_timeout_s: float = 30.0
     hold_timeout_s: float = 5.0  # inputs stale this long end the episode (truncated)
     episodes: int = 0  # stop after this many episodes; 0 = until stopped
@@ -65,11 +72,22 @@ class TeleopOperator:
     kept in `events` (RLIF-style: where the human judged the policy wrong).
     """
 
-    def __init__(self, node: Node, period: float, pos_scale: float, rot_scale: float, stale_s: float):
+    def __init__(
+        self, node: Node, period: float, pos_scale: float, rot_scale: float, stale_s: float
+    ):
         self.node = node
-        self.period, self.pos_scale, self.rot_scale, self.stale_s = period, pos_scale, rot_scale, stale_s
+        self.period, self.pos_scale, self.rot_scale, self.stale_s = (
+            period,
+            pos_scale,
+            rot_scale,
+            stale_s,
+        )
         self.newest = Newest()
-        for topic, kind in (("teleop/twist", TwistStamped), ("teleop/intervening", Bool), ("teleop/gripper", Float32)):
+        for topic, kind in (
+            ("teleop/twist", TwistStamped),
+            ("teleop/intervening", Bool),
+            ("teleop/gripper", Float32),
+        ):
             node.create_subscription(kind, topic, lambda m, t=topic: self.newest.put(t, m), 10)
         self.events: list[dict[str, Any]] = []
         self._step = 0
@@ -105,14 +123,15 @@ class TeleopOperator:
             return None
         twist_msg, gripper_msg = self._fresh("teleop/twist"), self._fresh("teleop/gripper")
         action = np.zeros(7, np.float32)
-        if twist_msg is not None:  # no fresh twist while intervening: the human holds the robot still
+        if (
+            twist_msg is not None
+        ):  # no fresh twist while intervening: the human holds the robot still
             twist = self._world_twist(twist_msg, obs)
             action[:3] = twist[:3] * self.period / self.pos_scale
             action[3:6] = twist[3:] * self.period / self.rot_scale
         if gripper_msg is not None:
             action[6] = gripper_msg.data
         return np.clip(action, -1.0, 1.0)
-
 
     def _world_twist(self, msg: TwistStamped, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The operator's twist in `world` (the policy's action frame); `tcp` twists are rotated by
@@ -124,8 +143,10 @@ class TeleopOperator:
         if frame == "tcp":
             R = quat_to_mat(np.asarray(obs["tcp_pose"][3:7], np.float64))
             return np.concatenate([R @ twist[:3], R @ twist[3:]])
-        self.node.get_logger().warning(f"teleop/twist in frame {frame!r}: expected 'world' or 'tcp'; "
-                                       f"holding still instead", throttle_duration_sec=2.0)
+        self.node.get_logger().warning(
+            f"teleop/twist in frame {frame!r}: expected 'world' or 'tcp'; holding still instead",
+            throttle_duration_sec=2.0,
+        )
         return np.zeros(6)
 
 
@@ -138,20 +159,37 @@ class ActorNode(Node):
 
         torch.set_num_threads(run.actor_torch_threads)
         space, env_cfg = self._twin_spaces()
-        self.env = RobotEnv(self, space, env_cfg, env_cfg.safety, control_hz=cfg.control_hz, stale_s=cfg.stale_s,
-                            success_threshold=cfg.success_threshold, reset_timeout_s=cfg.reset_timeout_s,
-                            hold_timeout_s=cfg.hold_timeout_s)
-        self.operator = TeleopOperator(self, 1.0 / cfg.control_hz, env_cfg.pos_scale, env_cfg.rot_scale,
-                                       cfg.teleop_stale_s)
-        from robot_rl.loop.actor import Actor, best_device
-        from robot_rl.agents.sac import Policy
+        self.env = RobotEnv(
+            self,
+            space,
+            env_cfg,
+            env_cfg.safety,
+            control_hz=cfg.control_hz,
+            stale_s=cfg.stale_s,
+            success_threshold=cfg.success_threshold,
+            reset_timeout_s=cfg.reset_timeout_s,
+            hold_timeout_s=cfg.hold_timeout_s,
+        )
+        self.operator = TeleopOperator(
+            self, 1.0 / cfg.control_hz, env_cfg.pos_scale, env_cfg.rot_scale, cfg.teleop_stale_s
+        )
         from robot_rl.agents.replay_buffer import obs_spec_from_space
+        from robot_rl.agents.sac import Policy
+        from robot_rl.loop.actor import Actor, best_device
 
-        self.policy = Policy(obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device)))
+        self.policy = Policy(
+            obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device))
+        )
         self.policy.warm_up()
         self.tee = StoreTee(self._client(), cfg.store, run.task, cfg.platform, run.data_hash())
-        self.actor = Actor(self.env, self.policy, self.tee, batch_steps=run.transport.batch_steps,
-                           operator=self.operator, max_episode_steps=env_cfg.max_episode_steps)
+        self.actor = Actor(
+            self.env,
+            self.policy,
+            self.tee,
+            batch_steps=run.transport.batch_steps,
+            operator=self.operator,
+            max_episode_steps=env_cfg.max_episode_steps,
+        )
         self.episodes_done = 0
         self.exit_status = 0
         self._thread = threading.Thread(target=self._loop, name="actor-loop", daemon=True)
@@ -180,21 +218,30 @@ class ActorNode(Node):
         from robot_rl.transport.channels import ActorClient, LinkTiming
 
         t = self.run.transport
-        return ActorClient(endpoint, self.config.actor_id, self.run.data_hash(), self.config.spool_dir,
-                           spool_max_bytes=int(t.spool_max_mb * 1e6),
-                           timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
-                           curve=keyfiles.client_keys(t.keys) if t.keys else None).start()
+        return ActorClient(
+            endpoint,
+            self.config.actor_id,
+            self.run.data_hash(),
+            self.config.spool_dir,
+            spool_max_bytes=int(t.spool_max_mb * 1e6),
+            timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
+            curve=keyfiles.client_keys(t.keys) if t.keys else None,
+        ).start()
 
     def _loop(self) -> None:
         cfg, log = self.config, self.get_logger()
         try:
-            while not self.env.stop_requested.is_set() and (cfg.episodes == 0 or self.episodes_done < cfg.episodes):
+            while not self.env.stop_requested.is_set() and (
+                cfg.episodes == 0 or self.episodes_done < cfg.episodes
+            ):
                 stats = self.actor.run_episode(cfg.mode, seed=cfg.seed + self.episodes_done)
                 self.episodes_done += 1
                 takeovers = [e["step"] for e in self.operator.events if e["event"] == "take_over"]
-                log.info(f"episode {stats.episode_id}: {stats.steps} steps, success {stats.success}, "
-                         f"{stats.intervened_steps} intervened steps, take-overs at steps {takeovers}, "
-                         f"{self.env.holds} held ticks so far")
+                log.info(
+                    f"episode {stats.episode_id}: {stats.steps} steps, success {stats.success}, "
+                    f"{stats.intervened_steps} intervened steps, take-overs at steps {takeovers}, "
+                    f"{self.env.holds} held ticks so far"
+                )
                 if self.tee.error:
                     log.error(f"learner refused this actor: {self.tee.error}")
                     self.exit_status = 1

@@ -10,6 +10,7 @@
   latency is the time from a tick's scheduled instant to its `target_pose` publish (ticks held for
   stale inputs count for the rate, not for the latency); policy_ms is the policy's share.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,12 @@ POLICY_IMAGE = 128
 
 
 def ros_env(domain_id: int, shm: bool = True) -> dict[str, str]:
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               RMW_IMPLEMENTATION="rmw_fastrtps_cpp")
+    env = dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        RMW_IMPLEMENTATION="rmw_fastrtps_cpp",
+    )
     if shm:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(SHM_PROFILE)
     else:
@@ -55,9 +60,13 @@ def _publisher_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     rclpy.init()
     node = rclpy.create_node("bench_publisher")
-    frames = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(4)]
-    image_pubs = [node.create_publisher(Image, f"cameras/{name}/image_raw", qos_profile_sensor_data)
-                  for name in (CAMERAS if args.what == "robot" else CAMERAS[:1])]
+    frames = [
+        np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(4)
+    ]
+    image_pubs = [
+        node.create_publisher(Image, f"cameras/{name}/image_raw", qos_profile_sensor_data)
+        for name in (CAMERAS if args.what == "robot" else CAMERAS[:1])
+    ]
     joint_pub = node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
     pose_pub = node.create_publisher(PoseStamped, "current_pose", qos_profile_sensor_data)
     names = [f"panda_joint{i}" for i in range(1, 8)]
@@ -70,17 +79,26 @@ def _publisher_main(argv: list[str]) -> int:
             if now >= next_image:
                 for pub in image_pubs:
                     msg = image_msg(frames[i % len(frames)], 0.0, "color_optical_frame")
-                    msg.header.stamp = to_time(time.time())  # stamped after the conversion: transport only
+                    msg.header.stamp = to_time(
+                        time.time()
+                    )  # stamped after the conversion: transport only
                     pub.publish(msg)
                 i += 1
                 next_image += 1.0 / args.fps
             if args.what == "robot" and now >= next_state:
                 stamp = time.time()
-                joint_pub.publish(joint_state_msg(names, np.zeros(7), np.zeros(7), np.zeros(7), stamp))
+                joint_pub.publish(
+                    joint_state_msg(names, np.zeros(7), np.zeros(7), np.zeros(7), stamp)
+                )
                 pose_pub.publish(pose_msg(np.array([0.5, 0.0, 0.3, 1.0, 0.0, 0.0, 0.0]), stamp))
                 next_state += 0.01
-            time.sleep(max(0.0, min(next_image, next_state if args.what == "robot" else next_image)
-                           - time.monotonic()))
+            time.sleep(
+                max(
+                    0.0,
+                    min(next_image, next_state if args.what == "robot" else next_image)
+                    - time.monotonic(),
+                )
+            )
     except KeyboardInterrupt:  # the listener's stop signal
         pass
     node.destroy_node()
@@ -88,9 +106,25 @@ def _publisher_main(argv: list[str]) -> int:
     return 0
 
 
-def _start_publisher(what: str, seconds: float, env: dict[str, str], fps: float = 30.0) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nodes.bench_ros", "publish", what, "--seconds", str(seconds),
-                             "--fps", str(fps)], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+def _start_publisher(
+    what: str, seconds: float, env: dict[str, str], fps: float = 30.0
+) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nodes.bench_ros",
+            "publish",
+            what,
+            "--seconds",
+            str(seconds),
+            "--fps",
+            str(fps),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _tear_down(publisher: subprocess.Popen, executor, node, context) -> None:
@@ -100,7 +134,9 @@ def _tear_down(publisher: subprocess.Popen, executor, node, context) -> None:
     destroying a node still attached to an executor is the teardown that segfaults rclpy; both were seen
     to crash the listener inside destroy_node on a loaded CI machine.
     """
-    publisher.send_signal(signal.SIGINT)  # rclpy's handler shuts its context down: the loop ends, node destroyed
+    publisher.send_signal(
+        signal.SIGINT
+    )  # rclpy's handler shuts its context down: the loop ends, node destroyed
     try:
         publisher.wait(timeout=10.0)
     except subprocess.TimeoutExpired:
@@ -143,13 +179,19 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
         _tear_down(publisher, executor, node, context)
     warm = np.array(latencies[10:]) * 1000.0  # discovery and first-allocation frames excluded
     if shm and warm.size < 10:
-        raise RuntimeError(f"only {len(latencies)} images arrived over shared memory; DDS discovery failed?")
+        raise RuntimeError(
+            f"only {len(latencies)} images arrived over shared memory; DDS discovery failed?"
+        )
     # best-effort 640x480 frames over the default (UDP) transport are often lost in fragments (a loaded host
     # can drop nearly all of them): there the count of frames that made it is the result, and too few to
     # take percentiles of gives no latency figure rather than a failed benchmark
     if warm.size < 2:
         return {"frames": int(warm.size), "p50": None, "p99": None}
-    return {"frames": int(warm.size), "p50": float(np.percentile(warm, 50)), "p99": float(np.percentile(warm, 99))}
+    return {
+        "frames": int(warm.size),
+        "p50": float(np.percentile(warm, 50)),
+        "p99": float(np.percentile(warm, 99)),
+    }
 
 
 def _image_policy(threads: int, dtype: str):
@@ -160,15 +202,24 @@ def _image_policy(threads: int, dtype: str):
     from robot_rl.agents.sac import Policy, SACConfig
 
     torch.set_num_threads(threads)
-    spec = {"tcp_pose": ((7,), np.float32), "joint_pos": ((7,), np.float32),
-            **{f"image_{c}": ((POLICY_IMAGE, POLICY_IMAGE, 3), np.uint8) for c in CAMERAS}}
+    spec = {
+        "tcp_pose": ((7,), np.float32),
+        "joint_pos": ((7,), np.float32),
+        **{f"image_{c}": ((POLICY_IMAGE, POLICY_IMAGE, 3), np.uint8) for c in CAMERAS},
+    }
     policy = Policy(spec, from_dict(SACConfig, {"image": {"dtype": dtype}}))
     policy.warm_up()  # as the actor node does before its first tick
     return policy
 
 
-def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s: float = 0.2,
-                 threads: int = 1, dtype: str = "float32") -> dict:
+def control_loop(
+    seconds: float,
+    domain_id: int,
+    rate_hz: float = 10.0,
+    stale_s: float = 0.2,
+    threads: int = 1,
+    dtype: str = "float32",
+) -> dict:
     import cv2
     import rclpy
     from geometry_msgs.msg import PoseStamped
@@ -184,10 +235,15 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
     rclpy.init(context=context)
     node = rclpy.create_node("bench_control_loop", context=context)
     newest: dict[str, object] = {}
-    topics = [("joint_states", JointState), ("current_pose", PoseStamped),
-              *((f"cameras/{c}/image_raw", Image) for c in CAMERAS)]
+    topics = [
+        ("joint_states", JointState),
+        ("current_pose", PoseStamped),
+        *((f"cameras/{c}/image_raw", Image) for c in CAMERAS),
+    ]
     for topic, kind in topics:
-        node.create_subscription(kind, topic, lambda m, t=topic: newest.__setitem__(t, m), qos_profile_sensor_data)
+        node.create_subscription(
+            kind, topic, lambda m, t=topic: newest.__setitem__(t, m), qos_profile_sensor_data
+        )
     target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
     period = 1.0 / rate_hz
     ticks: list[float] = []
@@ -199,14 +255,20 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
         now = time.time()
         ticks.append(now)  # the rate counts every tick, held ones included
         scheduled = start + round((time.monotonic() - start_mono) / period) * period
-        if len(newest) < len(topics) or any(now - from_time(m.header.stamp) > stale_s for m in newest.values()):
+        if len(newest) < len(topics) or any(
+            now - from_time(m.header.stamp) > stale_s for m in newest.values()
+        ):
             held[0] += 1
             return
-        obs = {"joint_pos": np.asarray(newest["joint_states"].position, np.float32),
-               "tcp_pose": pose_array(newest["current_pose"]).astype(np.float32)}
+        obs = {
+            "joint_pos": np.asarray(newest["joint_states"].position, np.float32),
+            "tcp_pose": pose_array(newest["current_pose"]).astype(np.float32),
+        }
         for c in CAMERAS:
             frame = image_array(newest[f"cameras/{c}/image_raw"])
-            obs[f"image_{c}"] = cv2.resize(frame, (POLICY_IMAGE, POLICY_IMAGE), interpolation=cv2.INTER_AREA)
+            obs[f"image_{c}"] = cv2.resize(
+                frame, (POLICY_IMAGE, POLICY_IMAGE), interpolation=cv2.INTER_AREA
+            )
         t0 = time.perf_counter()
         action = policy.act(obs, deterministic=True)
         policy_ms.append(1000.0 * (time.perf_counter() - t0))
@@ -230,19 +292,29 @@ def control_loop(seconds: float, domain_id: int, rate_hz: float = 10.0, stale_s:
     finally:
         _tear_down(publisher, executor, node, context)
     if len(latencies) < 10:
-        raise RuntimeError(f"only {len(latencies)} of {len(ticks)} control ticks published "
-                           f"({held[0]} held for stale inputs)")
+        raise RuntimeError(
+            f"only {len(latencies)} of {len(ticks)} control ticks published "
+            f"({held[0]} held for stale inputs)"
+        )
     lat = np.array(latencies) * 1000.0
-    return {"ticks": len(ticks), "held": held[0], "rate_hz": (len(ticks) - 1) / (ticks[-1] - ticks[0]),
-            "tick_p50": float(np.percentile(lat, 50)), "tick_p99": float(np.percentile(lat, 99)),
-            "policy_p50": float(np.percentile(policy_ms, 50)), "policy_p99": float(np.percentile(policy_ms, 99))}
+    return {
+        "ticks": len(ticks),
+        "held": held[0],
+        "rate_hz": (len(ticks) - 1) / (ticks[-1] - ticks[0]),
+        "tick_p50": float(np.percentile(lat, 50)),
+        "tick_p99": float(np.percentile(lat, 99)),
+        "policy_p50": float(np.percentile(policy_ms, 50)),
+        "policy_p99": float(np.percentile(policy_ms, 99)),
+    }
 
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def run(seconds: float = 10.0, domain_id: int | None = None, threads: int = 1, dtype: str = "float32") -> dict:
+def run(
+    seconds: float = 10.0, domain_id: int | None = None, threads: int = 1, dtype: str = "float32"
+) -> dict:
     domain_id = domain_id if domain_id is not None else random.randint(101, 200)
     shm = image_latency(seconds, domain_id, shm=True)
     udp = image_latency(seconds, domain_id, shm=False)

@@ -5,17 +5,18 @@ Publishes `cameras/<name>/image_raw` (rgb8), `cameras/<name>/camera_info` and, w
 `camera_info` describes it too). A camera that stops delivering frames (unplugged, USB reset, end
 of a recording) is closed, reported in one log line and reopened every `restart_period_s`.
 """
+
 from __future__ import annotations
 
 import collections
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
-
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -131,11 +132,19 @@ class RealSenseSource:
                 if profile.stream_type() != stream or not profile.is_video_stream_profile():
                     continue
                 video = profile.as_video_stream_profile()
-                offered.append(f"{video.width()}x{video.height()}@{profile.fps()} {profile.format()}")
+                offered.append(
+                    f"{video.width()}x{video.height()}@{profile.fps()} {profile.format()}"
+                )
                 if (video.width(), video.height(), profile.fps(), profile.format()) == (
-                        cfg.width, cfg.height, cfg.fps, fmt):
+                    cfg.width,
+                    cfg.height,
+                    cfg.fps,
+                    fmt,
+                ):
                     return sensor, profile
-        raise CameraLost(f"{stream} {cfg.width}x{cfg.height}@{cfg.fps} {fmt} not offered; offered: {offered}")
+        raise CameraLost(
+            f"{stream} {cfg.width}x{cfg.height}@{cfg.fps} {fmt} not offered; offered: {offered}"
+        )
 
     def open(self) -> Intrinsics:
         rs = self.rs
@@ -158,7 +167,9 @@ class RealSenseSource:
             self._depth_scale = streams[1][0].get_option(rs.option.depth_units) / 0.001
         intr = streams[0][1].as_video_stream_profile().get_intrinsics()
         model = "equidistant" if intr.model == rs.distortion.kannala_brandt4 else "plumb_bob"
-        return Intrinsics(intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy, model, list(intr.coeffs))
+        return Intrinsics(
+            intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy, model, list(intr.coeffs)
+        )
 
     def _set_exposure(self, sensor) -> None:
         rs = self.rs
@@ -238,7 +249,10 @@ class V4L2Source:
         else:
             cap.set(cv2.CAP_PROP_AUTO_EXPOSURE, 3)  # V4L2 "aperture priority" = auto
         self._cap = cap
-        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        width, height = (
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
         fx, fy, cx, cy = cfg.intrinsics
         return Intrinsics(width, height, fx, fy, cx, cy)
 
@@ -289,9 +303,14 @@ class CameraNode(Node):
         self.frame_id = cfg.frame_id or f"{cfg.name}_color_optical_frame"
         base = f"cameras/{cfg.name}"
         self.image_pub = self.create_publisher(Image, f"{base}/image_raw", qos_profile_sensor_data)
-        self.info_pub = self.create_publisher(CameraInfo, f"{base}/camera_info", qos_profile_sensor_data)
-        self.depth_pub = (self.create_publisher(Image, f"{base}/depth/image_raw", qos_profile_sensor_data)
-                          if cfg.align_depth else None)
+        self.info_pub = self.create_publisher(
+            CameraInfo, f"{base}/camera_info", qos_profile_sensor_data
+        )
+        self.depth_pub = (
+            self.create_publisher(Image, f"{base}/depth/image_raw", qos_profile_sensor_data)
+            if cfg.align_depth
+            else None
+        )
         self.clock = DeviceClock()
         self.frames_published = 0
         self.restarts = 0
@@ -312,15 +331,19 @@ class CameraNode(Node):
                 if intrinsics is None:
                     intrinsics = self.source.open()
                     self.clock.reset()
-                    log.info(f"{self._describe()}: streaming {intrinsics.width}x{intrinsics.height}"
-                             f"@{cfg.fps}" + (" with aligned depth" if cfg.align_depth else ""))
+                    log.info(
+                        f"{self._describe()}: streaming {intrinsics.width}x{intrinsics.height}"
+                        f"@{cfg.fps}" + (" with aligned depth" if cfg.align_depth else "")
+                    )
                 frame = self.source.read(cfg.frame_timeout_s)
             except (CameraLost, RuntimeError) as exc:
                 self.source.close()
                 if intrinsics is not None:
                     self.restarts += 1
                 intrinsics = None
-                log.warning(f"{self._describe()}: {exc}; restarting the stream in {cfg.restart_period_s:.1f} s")
+                log.warning(
+                    f"{self._describe()}: {exc}; restarting the stream in {cfg.restart_period_s:.1f} s"
+                )
                 deadline = time.monotonic() + cfg.restart_period_s
                 while self._running and time.monotonic() < deadline:
                     time.sleep(0.05)
@@ -332,16 +355,26 @@ class CameraNode(Node):
         self.image_pub.publish(image_msg(frame.color, stamp, self.frame_id, "rgb8"))
         if frame.depth is not None:
             self.depth_pub.publish(image_msg(frame.depth, stamp, self.frame_id, "16UC1"))
-        self.info_pub.publish(camera_info_msg(intr.width, intr.height, intr.fx, intr.fy, intr.cx, intr.cy,
-                                              intr.distortion_model, intr.coeffs, stamp, self.frame_id))
+        self.info_pub.publish(
+            camera_info_msg(
+                intr.width,
+                intr.height,
+                intr.fx,
+                intr.fy,
+                intr.cx,
+                intr.cy,
+                intr.distortion_model,
+                intr.coeffs,
+                stamp,
+                self.frame_id,
+            )
+        )
         self.frames_published += 1
 
     def close(self) -> None:
         self._running = False
         self._thread.join(timeout=self.config.frame_timeout_s + 1.0)
         self.source.close()
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

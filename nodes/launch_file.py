@@ -6,6 +6,7 @@ from the syntax tree. `robot-rl bringup` starts exactly that node set, and CI ch
 executable is an installed console script of robot_rl, every parameter file exists, and every
 parameter key in it is one the node declares (the fields of the module's PARAMETERS dataclass).
 """
+
 from __future__ import annotations
 
 import ast
@@ -31,7 +32,10 @@ def read_launch_file(path: str | Path) -> list[LaunchNode]:
     tree = ast.parse(path.read_text(), filename=str(path))
     nodes = []
     for call in ast.walk(tree):
-        if not (isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", None)) == "Node"):
+        if not (
+            isinstance(call, ast.Call)
+            and getattr(call.func, "id", getattr(call.func, "attr", None)) == "Node"
+        ):
             continue
         kw = {k.arg: k.value for k in call.keywords}
         where = f"{path}:{call.lineno}"
@@ -44,9 +48,13 @@ def read_launch_file(path: str | Path) -> list[LaunchNode]:
             raise ValueError(f"{where}: Node package {fields['package']!r} is not {PACKAGE!r}")
         files = []
         for item in getattr(kw.get("parameters"), "elts", []):
-            if not (isinstance(item, ast.Call) and getattr(item.func, "id", None) == "config" and item.args
-                    and isinstance(item.args[0], ast.Constant)):
-                raise ValueError(f"{where}: parameters must be config(\"<file>.yaml\") entries")
+            if not (
+                isinstance(item, ast.Call)
+                and getattr(item.func, "id", None) == "config"
+                and item.args
+                and isinstance(item.args[0], ast.Constant)
+            ):
+                raise ValueError(f'{where}: parameters must be config("<file>.yaml") entries')
             files.append(item.args[0].value)
         nodes.append(LaunchNode(fields["executable"], fields["name"], files, call.lineno))
     if not nodes:
@@ -58,19 +66,28 @@ def console_scripts() -> dict[str, str]:
     """Installed console scripts of the robot_rl distribution: name -> 'module:function'."""
     from importlib.metadata import distribution
 
-    return {ep.name: ep.value for ep in distribution(PACKAGE).entry_points if ep.group == "console_scripts"}
+    return {
+        ep.name: ep.value
+        for ep in distribution(PACKAGE).entry_points
+        if ep.group == "console_scripts"
+    }
 
 
 def node_module(executable: str, scripts: dict[str, str] | None = None) -> str:
     scripts = console_scripts() if scripts is None else scripts
     if executable not in scripts:
-        raise ValueError(f"executable {executable!r} is not an installed console script of {PACKAGE} "
-                         f"(installed: {sorted(scripts)})")
+        raise ValueError(
+            f"executable {executable!r} is not an installed console script of {PACKAGE} "
+            f"(installed: {sorted(scripts)})"
+        )
     return scripts[executable].split(":")[0]
 
 
-def check_launch_file(path: str | Path, config_dir: str | Path = REPO / "config",
-                      params_file: str | Path | None = None) -> list[str]:
+def check_launch_file(
+    path: str | Path,
+    config_dir: str | Path = REPO / "config",
+    params_file: str | Path | None = None,
+) -> list[str]:
     """Every problem found in a launch file, as readable lines (empty when it is fine).
 
     `params_file` checks the nodes against that parameter file instead of the ones the launch
@@ -93,14 +110,20 @@ def check_launch_file(path: str | Path, config_dir: str | Path = REPO / "config"
             problems.append(f"{where}: {exc}")
             continue
         declared = parameter_names(module.PARAMETERS)
-        for file in [Path(params_file)] if params_file else [Path(config_dir) / n for n in node.parameter_files]:
+        for file in (
+            [Path(params_file)]
+            if params_file
+            else [Path(config_dir) / n for n in node.parameter_files]
+        ):
             if not file.is_file():
                 problems.append(f"{where}: parameter file {file} does not exist")
                 continue
             unknown = sorted(set(node_parameters(str(file), node.name)) - declared)
             for key in unknown:
-                problems.append(f"{where}: {file.name}: parameter {key!r} is not declared by {node.executable} "
-                                f"(declared: {sorted(declared)})")
+                problems.append(
+                    f"{where}: {file.name}: parameter {key!r} is not declared by {node.executable} "
+                    f"(declared: {sorted(declared)})"
+                )
             if not unknown:
                 try:
                     config_from_file(module.PARAMETERS, str(file), node.name)

@@ -3,6 +3,7 @@
 Quaternions are (w, x, y, z) in numpy (MuJoCo's order, docs/contracts.md) and (x, y, z, w) in
 geometry_msgs, so the conversion lives here and nowhere else.
 """
+
 from __future__ import annotations
 
 import array
@@ -13,7 +14,12 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-ENCODINGS = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1), "16UC1": (np.uint16, 1)}
+ENCODINGS = {
+    "rgb8": (np.uint8, 3),
+    "bgr8": (np.uint8, 3),
+    "mono8": (np.uint8, 1),
+    "16UC1": (np.uint16, 1),
+}
 
 
 def to_time(seconds: float) -> Time:
@@ -34,7 +40,11 @@ def _uint8_array(arr: np.ndarray) -> array.array:
 
 def image_msg(arr: np.ndarray, stamp: float, frame_id: str, encoding: str = "rgb8") -> Image:
     dtype, channels = ENCODINGS[encoding]
-    if arr.dtype != dtype or arr.ndim not in (2, 3) or (arr.shape[2] if arr.ndim == 3 else 1) != channels:
+    if (
+        arr.dtype != dtype
+        or arr.ndim not in (2, 3)
+        or (arr.shape[2] if arr.ndim == 3 else 1) != channels
+    ):
         raise ValueError(f"image of shape {arr.shape} and dtype {arr.dtype} is not {encoding}")
     msg = Image()
     msg.header.stamp = to_time(stamp)
@@ -50,18 +60,32 @@ def image_msg(arr: np.ndarray, stamp: float, frame_id: str, encoding: str = "rgb
 def image_array(msg: Image) -> np.ndarray:
     """The image as an (H, W, C) or (H, W) array; raises ValueError on an unknown encoding or size."""
     if msg.encoding not in ENCODINGS:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r}; expected one of {sorted(ENCODINGS)}")
+        raise ValueError(
+            f"unsupported image encoding {msg.encoding!r}; expected one of {sorted(ENCODINGS)}"
+        )
     dtype, channels = ENCODINGS[msg.encoding]
     flat = np.frombuffer(msg.data, dtype=np.uint8)
     row = msg.width * channels * np.dtype(dtype).itemsize
     if msg.step != row or flat.size != msg.height * row:
-        raise ValueError(f"image {msg.width}x{msg.height} {msg.encoding}: step {msg.step}, {flat.size} bytes")
+        raise ValueError(
+            f"image {msg.width}x{msg.height} {msg.encoding}: step {msg.step}, {flat.size} bytes"
+        )
     arr = flat.view(dtype).reshape(msg.height, msg.width, channels)
     return arr[..., 0] if channels == 1 else arr
 
 
-def camera_info_msg(width: int, height: int, fx: float, fy: float, cx: float, cy: float,
-                    distortion_model: str, coeffs: list[float], stamp: float, frame_id: str) -> CameraInfo:
+def camera_info_msg(
+    width: int,
+    height: int,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    distortion_model: str,
+    coeffs: list[float],
+    stamp: float,
+    frame_id: str,
+) -> CameraInfo:
     msg = CameraInfo()
     msg.header.stamp = to_time(stamp)
     msg.header.frame_id = frame_id
@@ -118,8 +142,9 @@ def twist_array(msg: TwistStamped) -> np.ndarray:
     return np.array([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z])
 
 
-def joint_state_msg(names: list[str], position: np.ndarray, velocity: np.ndarray,
-                    effort: np.ndarray, stamp: float) -> JointState:
+def joint_state_msg(
+    names: list[str], position: np.ndarray, velocity: np.ndarray, effort: np.ndarray, stamp: float
+) -> JointState:
     msg = JointState()
     msg.header.stamp = to_time(stamp)
     msg.name = list(names)
@@ -130,11 +155,22 @@ def joint_state_msg(names: list[str], position: np.ndarray, velocity: np.ndarray
 
 
 # observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)
-STATE_TOPICS = {"tcp_pose": "current_pose", "tcp_vel": "current_twist", "gripper_width": "joint_states",
-                "joint_pos": "joint_states", "joint_vel": "joint_states", "wrench": "wrench",
-                "object_pose": "object_pose"}
-TOPIC_TYPES = {"current_pose": PoseStamped, "current_twist": TwistStamped, "joint_states": JointState,
-               "wrench": WrenchStamped, "object_pose": PoseStamped}
+STATE_TOPICS = {
+    "tcp_pose": "current_pose",
+    "tcp_vel": "current_twist",
+    "gripper_width": "joint_states",
+    "joint_pos": "joint_states",
+    "joint_vel": "joint_states",
+    "wrench": "wrench",
+    "object_pose": "object_pose",
+}
+TOPIC_TYPES = {
+    "current_pose": PoseStamped,
+    "current_twist": TwistStamped,
+    "joint_states": JointState,
+    "wrench": WrenchStamped,
+    "object_pose": PoseStamped,
+}
 
 
 def observation_value(key: str, msg: Any) -> np.ndarray:

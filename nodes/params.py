@@ -5,6 +5,7 @@ one ROS parameter per (flattened, dot-separated) field, reads them back and buil
 with `controllers.config.from_dict`, so range checks and error messages are the same as for YAML
 configs. The static launch check uses `parameter_names` to know which keys a node declares.
 """
+
 from __future__ import annotations
 
 from typing import Any, TypeVar
@@ -78,5 +79,6 @@ def node_parameters(params_file: str, node_name: str) -> dict[str, Any]:
 
 def config_from_file(cls: type[T], params_file: str, node_name: str) -> T:
     """Build a node's config from a ROS parameter file without ROS (bring-up, static checks)."""
-    return from_dict(cls, unflatten(node_parameters(params_file, node_name)), f"{params_file}:{node_name}")
-
+    return from_dict(
+        cls, unflatten(node_parameters(params_file, node_name)), f"{params_file}:{node_name}"
+    )

@@ -11,6 +11,7 @@ falling behind. Also published: `reward/success` (std_msgs/Bool, prob >= the mod
 `reward/latency` (std_msgs/Float32, seconds from the trigger image's stamp to publication).
 A non-finite probability is logged and never published.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,9 @@ from nodes.params import declare_config
 class RewardNodeConfig:
     model_dir: str = ""  # directory written by `robot-rl reward train|probe|zero-shot` (required)
     threads: int = 1  # torch CPU threads for inference
-    max_skew_s: float = 0.1  # frames of different cameras scored together are at most this far apart
+    max_skew_s: float = (
+        0.1  # frames of different cameras scored together are at most this far apart
+    )
     threshold: float = -1.0  # success threshold; < 0 keeps the model's own (chosen on validation)
 
     def __post_init__(self) -> None:
@@ -43,7 +46,9 @@ class RewardNodeConfig:
         if not 0.0 < self.max_skew_s < math.inf:
             raise ConfigError(f"max_skew_s: must be > 0 seconds, got {self.max_skew_s}")
         if self.threshold > 1.0:
-            raise ConfigError(f"threshold: must be <= 1 (or < 0 for the model's own), got {self.threshold}")
+            raise ConfigError(
+                f"threshold: must be <= 1 (or < 0 for the model's own), got {self.threshold}"
+            )
 
 
 PARAMETERS = RewardNodeConfig  # the node's ROS parameters are this dataclass's fields
@@ -68,11 +73,17 @@ class RewardNode(Node):
             raise ConfigError(f"model_dir: {exc}") from exc
         if self.config.threshold >= 0:
             self.model.threshold = self.config.threshold
-        self.size = tuple(self.model.config.image_size) if hasattr(self.model.config, "image_size") else None
+        self.size = (
+            tuple(self.model.config.image_size)
+            if hasattr(self.model.config, "image_size")
+            else None
+        )
         self.cameras = self.model.cameras
         unknown = [k for k in self.model.state_keys if k not in STATE_TOPICS]
         if unknown:
-            raise ConfigError(f"model_dir: the model reads {unknown}, which no topic carries; known: {sorted(STATE_TOPICS)}")
+            raise ConfigError(
+                f"model_dir: the model reads {unknown}, which no topic carries; known: {sorted(STATE_TOPICS)}"
+            )
         self.state: dict[str, tuple[float, np.ndarray]] = {}
         self.newest: dict[str, tuple[float, np.ndarray]] = {}
         self.pending = False
@@ -83,12 +94,19 @@ class RewardNode(Node):
         self.pub_latency = self.create_publisher(Float32, "reward/latency", 10)
         for cam in self.cameras:
             self.create_subscription(
-                Image, f"cameras/{cam}/image_raw", lambda msg, cam=cam: self.on_image(cam, msg), qos_profile_sensor_data
+                Image,
+                f"cameras/{cam}/image_raw",
+                lambda msg, cam=cam: self.on_image(cam, msg),
+                qos_profile_sensor_data,
             )
         for key in self.model.state_keys:
             topic = STATE_TOPICS[key]
-            self.create_subscription(TOPIC_TYPES[topic], topic, lambda msg, key=key: self.on_state(key, msg),
-                                     qos_profile_sensor_data)
+            self.create_subscription(
+                TOPIC_TYPES[topic],
+                topic,
+                lambda msg, key=key: self.on_state(key, msg),
+                qos_profile_sensor_data,
+            )
         self.worker = threading.Thread(target=self.score_loop, name="reward-score", daemon=True)
         self.worker.start()
         self.get_logger().info(
@@ -106,8 +124,10 @@ class RewardNode(Node):
         if msg.encoding == "bgr8":
             frame = frame[..., ::-1]
         elif msg.encoding != "rgb8":
-            self.get_logger().error(f"cameras/{camera}/image_raw: need rgb8/bgr8, got {msg.encoding}",
-                                    throttle_duration_sec=5.0)
+            self.get_logger().error(
+                f"cameras/{camera}/image_raw: need rgb8/bgr8, got {msg.encoding}",
+                throttle_duration_sec=5.0,
+            )
             return
         if self.size is not None and frame.shape[:2] != self.size:
             import cv2
@@ -134,23 +154,35 @@ class RewardNode(Node):
                 frames = dict(self.newest)
                 state = dict(self.state)
             stamp = frames[self.cameras[0]][0]
-            if any(c not in frames or abs(frames[c][0] - stamp) > self.config.max_skew_s for c in self.cameras):
+            if any(
+                c not in frames or abs(frames[c][0] - stamp) > self.config.max_skew_s
+                for c in self.cameras
+            ):
                 continue  # another camera is missing or too old: no score rather than a mismatched one
-            if any(k not in state or abs(state[k][0] - stamp) > self.config.max_skew_s for k in self.model.state_keys):
-                self.get_logger().warning(f"robot state {list(self.model.state_keys)} missing or more than "
-                                          f"{self.config.max_skew_s} s from the image; not scored",
-                                          throttle_duration_sec=5.0)
+            if any(
+                k not in state or abs(state[k][0] - stamp) > self.config.max_skew_s
+                for k in self.model.state_keys
+            ):
+                self.get_logger().warning(
+                    f"robot state {list(self.model.state_keys)} missing or more than "
+                    f"{self.config.max_skew_s} s from the image; not scored",
+                    throttle_duration_sec=5.0,
+                )
                 continue
             observation = {f"image_{c}": frames[c][1] for c in self.cameras}
             observation.update({k: v for k, (_, v) in state.items()})
             try:
                 prob = float(self.model.predict_proba(observation)[0])
-            except ValueError as exc:  # e.g. a non-finite state value: no score rather than a wrong one
+            except (
+                ValueError
+            ) as exc:  # e.g. a non-finite state value: no score rather than a wrong one
                 self.get_logger().error(f"not scored: {exc}", throttle_duration_sec=5.0)
                 continue
             if not math.isfinite(prob):
-                self.get_logger().error("reward model gave a non-finite probability; not published",
-                                        throttle_duration_sec=5.0)
+                self.get_logger().error(
+                    "reward model gave a non-finite probability; not published",
+                    throttle_duration_sec=5.0,
+                )
                 continue
             self.pub_prob.publish(Float32(data=prob))
             self.pub_success.publish(Bool(data=prob >= self.model.threshold))

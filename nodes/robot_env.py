@@ -12,6 +12,7 @@ This is what the actor loop (robot_rl.loop.actor.Actor) steps when it runs in th
   terminated, reward 1), `failure` event (terminated, reward 0), `reset`/`pause` event or time
   limit (truncated); reset() calls the `reset` service and waits for fresh observations.
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,6 +29,7 @@ from std_srvs.srv import Trigger
 from controllers.safety import SafetyFilter
 from controllers.se3 import quat_mul, rotvec_to_quat
 from nodes.messages import STATE_TOPICS, TOPIC_TYPES, image_array, observation_value, pose_msg
+
 
 class Newest:
     """The newest message of each subscribed topic with its arrival time (monotonic); thread-safe."""
@@ -48,14 +50,33 @@ class Newest:
 class RobotEnv:
     """gymnasium-style env (reset/step/observation_space) driving a robot through ROS topics."""
 
-    def __init__(self, node, observation_space, env_config, safety_config, *, control_hz: float, stale_s: float,
-                 success_threshold: float, reset_timeout_s: float, hold_timeout_s: float):
-        unknown = [k for k in observation_space.spaces if not k.startswith("image_") and k not in STATE_TOPICS]
+    def __init__(
+        self,
+        node,
+        observation_space,
+        env_config,
+        safety_config,
+        *,
+        control_hz: float,
+        stale_s: float,
+        success_threshold: float,
+        reset_timeout_s: float,
+        hold_timeout_s: float,
+    ):
+        unknown = [
+            k
+            for k in observation_space.spaces
+            if not k.startswith("image_") and k not in STATE_TOPICS
+        ]
         if unknown:
-            raise ValueError(f"observation key(s) {unknown} have no ROS topic; known: {sorted(STATE_TOPICS)}")
+            raise ValueError(
+                f"observation key(s) {unknown} have no ROS topic; known: {sorted(STATE_TOPICS)}"
+            )
         self.node = node
         self.observation_space = observation_space
-        self.config = env_config  # sim.config.EnvConfig: scales and max_episode_steps, as in training
+        self.config = (
+            env_config  # sim.config.EnvConfig: scales and max_episode_steps, as in training
+        )
         self.safety = SafetyFilter(safety_config)
         self.period = 1.0 / control_hz
         self.stale_s = stale_s
@@ -64,15 +85,27 @@ class RobotEnv:
         self.hold_timeout_s = hold_timeout_s
         self.newest = Newest()
         self.keys = list(observation_space.spaces)
-        self.topics = {k: (f"cameras/{k[len('image_'):]}/image_raw" if k.startswith("image_") else STATE_TOPICS[k])
-                       for k in self.keys}
+        self.topics = {
+            k: (
+                f"cameras/{k[len('image_') :]}/image_raw"
+                if k.startswith("image_")
+                else STATE_TOPICS[k]
+            )
+            for k in self.keys
+        }
         for topic in sorted(set(self.topics.values()) | {"reward/success_prob"}):
             kind = Image if topic.endswith("image_raw") else TOPIC_TYPES.get(topic, Float32)
-            node.create_subscription(kind, topic, lambda m, t=topic: self.newest.put(t, m), qos_profile_sensor_data)
+            node.create_subscription(
+                kind, topic, lambda m, t=topic: self.newest.put(t, m), qos_profile_sensor_data
+            )
         self._events: list[str] = []
         self._events_lock = threading.Lock()
-        node.create_subscription(String, "teleop/event", self._on_event,
-                                 QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+        node.create_subscription(
+            String,
+            "teleop/event",
+            self._on_event,
+            QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE),
+        )
         self.target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
         self.gripper_pub = node.create_publisher(Float32, "gripper/command", 10)
         self.reset_client = node.create_client(Trigger, "reset")
@@ -111,20 +144,28 @@ class RobotEnv:
                 return None, f"no message on {topic} yet"
             age = now - entry[0]
             if age > self.stale_s:
-                return None, f"{topic} is stale ({age * 1000:.0f} ms old > {self.stale_s * 1000:.0f} ms)"
+                return (
+                    None,
+                    f"{topic} is stale ({age * 1000:.0f} ms old > {self.stale_s * 1000:.0f} ms)",
+                )
             space = self.observation_space.spaces[key]
             if key.startswith("image_"):
                 value = image_array(entry[1])
                 if value.shape != space.shape:
                     import cv2
 
-                    value = cv2.resize(value, (space.shape[1], space.shape[0]), interpolation=cv2.INTER_AREA)
+                    value = cv2.resize(
+                        value, (space.shape[1], space.shape[0]), interpolation=cv2.INTER_AREA
+                    )
             else:
                 value = observation_value(key, entry[1])
                 if not np.all(np.isfinite(value)):
                     return None, f"{topic} holds non-finite values for {key}: {value.tolist()}"
                 if value.shape != space.shape:
-                    return None, f"{topic} gives {key} of shape {value.shape}, expected {space.shape}"
+                    return (
+                        None,
+                        f"{topic} gives {key} of shape {value.shape}, expected {space.shape}",
+                    )
             obs[key] = value.astype(space.dtype)
         return obs, ""
 
@@ -160,10 +201,15 @@ class RobotEnv:
     def _publish_target(self) -> bool:
         publishers = self.node.count_publishers("target_pose")
         if publishers > 1:
-            names = sorted({i.node_name for i in self.node.get_publishers_info_by_topic("target_pose")})
+            names = sorted(
+                {i.node_name for i in self.node.get_publishers_info_by_topic("target_pose")}
+            )
             self.holds += 1
-            self._say("two", f"refusing to publish target_pose: {publishers} publishers ({', '.join(names)}); "
-                             f"stop the other one")
+            self._say(
+                "two",
+                f"refusing to publish target_pose: {publishers} publishers ({', '.join(names)}); "
+                f"stop the other one",
+            )
             return False
         stamp = time.time()
         target = np.concatenate([self._target_pos, self._target_quat])
@@ -182,7 +228,10 @@ class RobotEnv:
             message = future.result().message if future.done() else "no answer"
             raise RuntimeError(f"reset failed: {message}")
         requested = time.monotonic()
-        while any((e := self.newest.get(t)) is None or e[0] <= requested for t in set(self.topics.values())):
+        while any(
+            (e := self.newest.get(t)) is None or e[0] <= requested
+            for t in set(self.topics.values())
+        ):
             if time.monotonic() - requested > self.reset_timeout_s:
                 raise TimeoutError(f"no fresh observation within {self.reset_timeout_s} s of reset")
             time.sleep(0.01)
@@ -204,9 +253,20 @@ class RobotEnv:
         cfg = self.config
         res = None
         if self.stop_requested.is_set():  # shutting down: publish nothing more, end the episode
-            return self._last_obs, 0.0, False, True, {"success": False, "safety_clipped": False,
-                                                      "safety_held": True, "safety_reason": "stopping",
-                                                      "success_prob": float("nan"), "events": []}
+            return (
+                self._last_obs,
+                0.0,
+                False,
+                True,
+                {
+                    "success": False,
+                    "safety_clipped": False,
+                    "safety_held": True,
+                    "safety_reason": "stopping",
+                    "success_prob": float("nan"),
+                    "events": [],
+                },
+            )
         current, why = self.observe()
         if current is None:  # inputs went stale or non-finite since the policy looked: hold
             self.holds += 1
@@ -228,14 +288,23 @@ class RobotEnv:
         prob = self.success_prob()
         success = "success" in events or (np.isfinite(prob) and prob >= self.success_threshold)
         terminated = success or "failure" in events
-        truncated = obs is None or self.stop_requested.is_set() or not terminated and (
-            self._steps >= cfg.max_episode_steps or bool({"reset", "pause"} & set(events)))
+        truncated = (
+            obs is None
+            or self.stop_requested.is_set()
+            or not terminated
+            and (self._steps >= cfg.max_episode_steps or bool({"reset", "pause"} & set(events)))
+        )
         if obs is None:  # inputs stayed stale: end the episode on the last good observation
             obs = self._last_obs
         self._last_obs = obs
-        info = {"success": bool(success), "safety_clipped": bool(res and res.clipped),
-                "safety_held": res is None or res.held, "safety_reason": res.reason if res else why,
-                "success_prob": prob, "events": events}
+        info = {
+            "success": bool(success),
+            "safety_clipped": bool(res and res.clipped),
+            "safety_held": res is None or res.held,
+            "safety_reason": res.reason if res else why,
+            "success_prob": prob,
+            "events": events,
+        }
         return obs, 1.0 if success else 0.0, bool(terminated), bool(truncated), info
 
     def close(self) -> None:

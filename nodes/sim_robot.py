@@ -12,6 +12,7 @@ drives the gripper; the `reset` service (std_srvs/Trigger) starts a new randomis
 A target that is not finite is ignored (the twin holds, one log line); while more than one node
 publishes `target_pose` every target is refused and the twin holds.
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,8 +29,15 @@ from std_srvs.srv import Trigger
 
 from controllers.config import ConfigError
 from controllers.se3 import quat_conj, quat_mul, quat_to_rotvec
-from nodes.messages import (camera_info_msg, image_msg, joint_state_msg, pose_array, pose_msg, twist_msg,
-                            wrench_msg)
+from nodes.messages import (
+    camera_info_msg,
+    image_msg,
+    joint_state_msg,
+    pose_array,
+    pose_msg,
+    twist_msg,
+    wrench_msg,
+)
 from nodes.params import declare_config
 
 ARM_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
@@ -39,7 +47,9 @@ FINGER_JOINTS = ["panda_finger_joint1", "panda_finger_joint2"]
 @dataclass
 class SimRobotConfig:
     task: str = "pick_cube"
-    env_config: str = ""  # experiment YAML (config/sim_*.yaml) whose `env:` shapes the twin; "" = defaults
+    env_config: str = (
+        ""  # experiment YAML (config/sim_*.yaml) whose `env:` shapes the twin; "" = defaults
+    )
     state_hz: float = 100.0  # twin steps per second; state topics are published at this rate
     max_speed: float = 0.2  # m/s the twin's target may move toward target_pose
     max_angular_speed: float = 1.0  # rad/s
@@ -70,11 +80,18 @@ def make_twin(cfg: SimRobotConfig):
 
         task, env_cfg = sim.load_env_config(cfg.env_config)
         if task != cfg.task:
-            raise ConfigError(f"env_config: {cfg.env_config} is for task {task!r}, not {cfg.task!r}")
+            raise ConfigError(
+                f"env_config: {cfg.env_config} is for task {task!r}, not {cfg.task!r}"
+            )
         data = to_dict(env_cfg)
-    data.update(control_hz=cfg.state_hz, pos_scale=cfg.max_speed / cfg.state_hz,
-                rot_scale=cfg.max_angular_speed / cfg.state_hz, max_episode_steps=2**31 - 1,
-                cameras=[], image_size=list(cfg.image_size))
+    data.update(
+        control_hz=cfg.state_hz,
+        pos_scale=cfg.max_speed / cfg.state_hz,
+        rot_scale=cfg.max_angular_speed / cfg.state_hz,
+        max_episode_steps=2**31 - 1,
+        cameras=[],
+        image_size=list(cfg.image_size),
+    )
     return sim.make_env(cfg.task, data)
 
 
@@ -102,9 +119,13 @@ class SimRobotNode(Node):
         self.wrench_pub = self.create_publisher(WrenchStamped, "wrench", sensor)
         self.object_pub = self.create_publisher(PoseStamped, "object_pose", sensor)
         self.success_pub = self.create_publisher(Float32, "reward/success_prob", sensor)
-        self.image_pubs = {n: self.create_publisher(Image, f"cameras/{n}/image_raw", sensor) for n in cfg.cameras}
-        self.info_pubs = {n: self.create_publisher(CameraInfo, f"cameras/{n}/camera_info", sensor)
-                          for n in cfg.cameras}
+        self.image_pubs = {
+            n: self.create_publisher(Image, f"cameras/{n}/image_raw", sensor) for n in cfg.cameras
+        }
+        self.info_pubs = {
+            n: self.create_publisher(CameraInfo, f"cameras/{n}/camera_info", sensor)
+            for n in cfg.cameras
+        }
         self.create_subscription(PoseStamped, "target_pose", self._on_target, 10)
         self.create_subscription(Float32, "gripper/command", self._on_gripper, 10)
         self.create_service(Trigger, "reset", self._on_reset)
@@ -127,13 +148,18 @@ class SimRobotNode(Node):
         if publishers > 1:
             self.refused += 1
             names = sorted({i.node_name for i in self.get_publishers_info_by_topic("target_pose")})
-            self._log_once_per_s("two", f"refusing target_pose: {publishers} publishers ({', '.join(names)}); "
-                                        f"holding the current target until only one is left")
+            self._log_once_per_s(
+                "two",
+                f"refusing target_pose: {publishers} publishers ({', '.join(names)}); "
+                f"holding the current target until only one is left",
+            )
             with self._lock:
                 self._target = None
             return
         if not np.all(np.isfinite(pose)) or not np.any(pose[3:]):
-            self._log_once_per_s("nan", f"ignoring target_pose {pose.tolist()}: not finite; holding")
+            self._log_once_per_s(
+                "nan", f"ignoring target_pose {pose.tolist()}: not finite; holding"
+            )
             return
         with self._lock:
             self._target = (pose[:3], pose[3:] / np.linalg.norm(pose[3:]))
@@ -147,7 +173,9 @@ class SimRobotNode(Node):
         self._reset_done.clear()
         self._reset_requested.set()
         response.success = self._reset_done.wait(timeout=10.0)
-        response.message = f"episode {self._episode} started" if response.success else "reset timed out"
+        response.message = (
+            f"episode {self._episode} started" if response.success else "reset timed out"
+        )
         return response
 
     # ---- the real-time loop ----
@@ -161,7 +189,9 @@ class SimRobotNode(Node):
             cur_pos, cur_quat = self.env.target_pose
             env_cfg = self.env.config
             action[:3] = (target[0] - cur_pos) / env_cfg.pos_scale
-            action[3:6] = quat_to_rotvec(quat_mul(target[1], quat_conj(cur_quat))) / env_cfg.rot_scale
+            action[3:6] = (
+                quat_to_rotvec(quat_mul(target[1], quat_conj(cur_quat))) / env_cfg.rot_scale
+            )
         return np.clip(action, -1.0, 1.0)
 
     def _loop(self) -> None:
@@ -187,7 +217,9 @@ class SimRobotNode(Node):
                     self._publish_cameras(stamp)
             except Exception as exc:  # noqa: BLE001 - after Ctrl-C the context goes first: stop quietly
                 if self.context.ok():
-                    self.get_logger().error(f"publishing failed, twin stopped: {type(exc).__name__}: {exc}")
+                    self.get_logger().error(
+                        f"publishing failed, twin stopped: {type(exc).__name__}: {exc}"
+                    )
                     self.exit_status = 1
                 break
             next_t += period
@@ -196,7 +228,9 @@ class SimRobotNode(Node):
                 time.sleep(delay)
             elif delay < -5 * period:  # fell far behind (CPU starved): resynchronise, say so
                 self.overruns += 1
-                self._log_once_per_s("late", f"twin is {-delay * 1000:.0f} ms behind real time; resynchronising")
+                self._log_once_per_s(
+                    "late", f"twin is {-delay * 1000:.0f} ms behind real time; resynchronising"
+                )
                 next_t = time.monotonic()
         if self._renderer is not None:  # its GL context belongs to this thread
             self._renderer.close()
@@ -206,8 +240,15 @@ class SimRobotNode(Node):
         obs, frame = self._obs, self.config.frame_id
         half = float(obs["gripper_width"][0]) / 2.0
         effort = np.asarray(self.env.data.actuator_force[:7])
-        self.joint_pub.publish(joint_state_msg(ARM_JOINTS + FINGER_JOINTS, np.r_[obs["joint_pos"], half, half],
-                                               np.r_[obs["joint_vel"], 0.0, 0.0], np.r_[effort, 0.0, 0.0], stamp))
+        self.joint_pub.publish(
+            joint_state_msg(
+                ARM_JOINTS + FINGER_JOINTS,
+                np.r_[obs["joint_pos"], half, half],
+                np.r_[obs["joint_vel"], 0.0, 0.0],
+                np.r_[effort, 0.0, 0.0],
+                stamp,
+            )
+        )
         self.pose_pub.publish(pose_msg(obs["tcp_pose"], stamp, frame))
         self.twist_pub.publish(twist_msg(obs["tcp_vel"], stamp, frame))
         self.wrench_pub.publish(wrench_msg(obs["wrench"], stamp, frame))
@@ -221,8 +262,11 @@ class SimRobotNode(Node):
         h, w = self.config.image_size
         if self._renderer is None:
             self._renderer = mujoco.Renderer(self.env.model, height=h, width=w)
-            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                         mujoco.mjtRndFlag.mjRND_SKYBOX):
+            for flag in (
+                mujoco.mjtRndFlag.mjRND_SHADOW,
+                mujoco.mjtRndFlag.mjRND_REFLECTION,
+                mujoco.mjtRndFlag.mjRND_SKYBOX,
+            ):
                 self._renderer.scene.flags[flag] = 0
         for name in self.config.cameras:
             self._renderer.update_scene(self.env.data, camera=name)
@@ -230,8 +274,20 @@ class SimRobotNode(Node):
             self.image_pubs[name].publish(image_msg(self._renderer.render(), stamp, frame_id))
             spec = self.env.camera_specs[name]
             K = spec.scaled_camera_matrix(w, h)
-            self.info_pubs[name].publish(camera_info_msg(w, h, K[0, 0], K[1, 1], K[0, 2], K[1, 2], "plumb_bob",
-                                                         [0.0] * 5, stamp, frame_id))
+            self.info_pubs[name].publish(
+                camera_info_msg(
+                    w,
+                    h,
+                    K[0, 0],
+                    K[1, 1],
+                    K[0, 2],
+                    K[1, 2],
+                    "plumb_bob",
+                    [0.0] * 5,
+                    stamp,
+                    frame_id,
+                )
+            )
 
     def close(self) -> None:
         self._running = False

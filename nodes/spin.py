@@ -1,8 +1,9 @@
 """The one `main` every node shares: init rclpy, build the node, spin until Ctrl-C, clean up."""
+
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from controllers.config import ConfigError
 
@@ -31,7 +32,9 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
         pass
     finally:
         if executor is not None:
-            executor.shutdown(timeout_sec=5.0)  # before destroy_node: a node destroyed under an executor can segfault
+            executor.shutdown(
+                timeout_sec=5.0
+            )  # before destroy_node: a node destroyed under an executor can segfault
         if node is not None:
             status = int(getattr(node, "exit_status", 0))
             close = getattr(node, "close", None)

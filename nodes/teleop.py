@@ -10,11 +10,13 @@
 An unplugged device publishes intervening = false, is reported once, and is reopened every
 `reconnect_period_s`.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 from geometry_msgs.msg import TwistStamped
@@ -48,7 +50,9 @@ class TeleopConfig:
     deadzone: float = 0.1  # fraction of full deflection ignored around zero
     max_linear_speed: float = 0.1  # m/s at full deflection
     max_angular_speed: float = 0.5  # rad/s at full deflection
-    axis_map: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])  # device axis for x y z rx ry rz
+    axis_map: list[int] = field(
+        default_factory=lambda: [0, 1, 2, 3, 4, 5]
+    )  # device axis for x y z rx ry rz
     axis_sign: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     hold_s: float = 0.5
     gripper_close_button: int = 0
@@ -67,7 +71,9 @@ class TeleopConfig:
         if self.hold_s < 0:
             raise ConfigError(f"hold_s: must be >= 0, got {self.hold_s}")
         if len(self.axis_map) != 6 or any(a < -1 for a in self.axis_map):
-            raise ConfigError(f"axis_map: expected 6 device axis indices (-1 = unused), got {self.axis_map}")
+            raise ConfigError(
+                f"axis_map: expected 6 device axis indices (-1 = unused), got {self.axis_map}"
+            )
         if len(self.axis_sign) != 6:
             raise ConfigError(f"axis_sign: expected 6 values, got {self.axis_sign}")
 
@@ -160,8 +166,10 @@ class TeleopNode(Node):
         self.connected = False
         self._next_try = now + self.config.reconnect_period_s
         if was_connected or not self._reported:
-            self.get_logger().warning(f"{self.config.backend} unavailable: {exc}; intervening off, "
-                                      f"retrying every {self.config.reconnect_period_s:.1f} s")
+            self.get_logger().warning(
+                f"{self.config.backend} unavailable: {exc}; intervening off, "
+                f"retrying every {self.config.reconnect_period_s:.1f} s"
+            )
         self._reported = True
 
     def close(self) -> None:

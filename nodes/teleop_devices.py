@@ -6,6 +6,7 @@ input without blocking; raises DeviceLost when the device is gone) and `close()`
 - gamepad: the kernel joystick API (/dev/input/jsN, 8-byte js_event records),
 - keyboard: key presses from a terminal (cbreak mode, so Ctrl-C still works).
 """
+
 from __future__ import annotations
 
 import errno
@@ -53,7 +54,7 @@ class _FileDevice:
                 raise DeviceLost(f"{self.path}: {exc.strerror}") from exc
             if not data:
                 raise DeviceLost(f"{self.path}: device closed")
-            chunks.extend(data[i:i + size] for i in range(0, len(data) - size + 1, size))
+            chunks.extend(data[i : i + size] for i in range(0, len(data) - size + 1, size))
 
     def close(self) -> None:
         if self.fd is not None:
@@ -81,7 +82,9 @@ class SpaceMouse(_FileDevice):
         """The first hidraw node whose HID device is a 3Dconnexion SpaceMouse, or None."""
         for uevent in sorted(glob.glob("/sys/class/hidraw/hidraw*/device/uevent")):
             text = Path(uevent).read_text().upper()
-            if any(v in text for v in cls.VENDORS) and ("3DCONNEXION" in text or "SPACEMOUSE" in text):
+            if any(v in text for v in cls.VENDORS) and (
+                "3DCONNEXION" in text or "SPACEMOUSE" in text
+            ):
                 return f"/dev/{Path(uevent).parts[4]}"
         return None
 
@@ -110,7 +113,7 @@ class SpaceMouse(_FileDevice):
             kind, body = report[0], report[1:]
             if kind == 1 and len(body) >= 6:
                 n = 6 if len(body) >= 12 else 3
-                values = struct.unpack(f"<{n}h", body[:2 * n])
+                values = struct.unpack(f"<{n}h", body[: 2 * n])
                 self.state.axes[:n] = [max(-1.0, min(1.0, v / self.FULL_SCALE)) for v in values]
             elif kind == 2 and len(body) >= 6:
                 values = struct.unpack("<3h", body[:6])
@@ -150,8 +153,20 @@ class Keyboard(_FileDevice):
     """Keys in a terminal. A terminal reports presses only, so a key counts as held for `hold_s`
     after its last press (keyboard auto-repeat refreshes it while the key stays down)."""
 
-    AXIS_KEYS = {"w": (0, 1), "s": (0, -1), "a": (1, 1), "d": (1, -1), "q": (2, 1), "e": (2, -1),
-                 "i": (3, 1), "k": (3, -1), "j": (4, 1), "l": (4, -1), "u": (5, 1), "o": (5, -1)}
+    AXIS_KEYS = {
+        "w": (0, 1),
+        "s": (0, -1),
+        "a": (1, 1),
+        "d": (1, -1),
+        "q": (2, 1),
+        "e": (2, -1),
+        "i": (3, 1),
+        "k": (3, -1),
+        "j": (4, 1),
+        "l": (4, -1),
+        "u": (5, 1),
+        "o": (5, -1),
+    }
     BUTTON_KEYS = "gh 123p"  # buttons 0..6: close, open, intervene, success, failure, reset, pause
 
     def __init__(self, path: str = "", hold_s: float = 0.6):

@@ -4,6 +4,7 @@ File: records of [uint64 length][masked crc32c of length][Event protobuf][masked
 Event: wall_time (1, double), step (2, int64), file_version (3, string) or summary (5, message);
 Summary.Value: tag (1, string), simple_value (2, float). The protobuf is encoded by hand below.
 """
+
 from __future__ import annotations
 
 import socket
@@ -64,7 +65,9 @@ class EventWriter:
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         summary = b"".join(
-            _field_bytes(1, _field_bytes(1, tag.encode()) + b"\x15" + struct.pack("<f", float(value)))
+            _field_bytes(
+                1, _field_bytes(1, tag.encode()) + b"\x15" + struct.pack("<f", float(value))
+            )
             for tag, value in values.items()
         )
         self._write(_event(time.time(), step, _field_bytes(5, summary)))
@@ -75,4 +78,9 @@ class EventWriter:
 
     def _write(self, data: bytes) -> None:
         header = struct.pack("<Q", len(data))
-        self._fh.write(header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data)))
+        self._fh.write(
+            header
+            + struct.pack("<I", _masked_crc(header))
+            + data
+            + struct.pack("<I", _masked_crc(data))
+        )

@@ -28,6 +28,7 @@ Variants (what each ingredient buys):
     redq_bc      redq_rel with Q-filtered behaviour cloning on the demonstrations (sac.bc_weight 1.0, about TD3+BC's
                  alpha 2.5 on the offline half of the batch)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,47 @@ VARIANTS = {
     "wsrl": {"offline": "wsrl"},
     "utd2": {"updates_per_step": 2},
     "rel": {"sac": {"relative_positions": [["object_pose", "tcp_pose"]]}},
-    "ensemble10_rel": {"sac": {"num_critics": 10, "num_target_critics": 2,
-                               "relative_positions": [["object_pose", "tcp_pose"]]}},
+    "ensemble10_rel": {
+        "sac": {
+            "num_critics": 10,
+            "num_target_critics": 2,
+            "relative_positions": [["object_pose", "tcp_pose"]],
+        }
+    },
     "n3": {"sac": {"n_step": 3}},
     "rel_n3": {"sac": {"n_step": 3, "relative_positions": [["object_pose", "tcp_pose"]]}},
-    "rel_bf16": {"sac": {"matmul_dtype": "bfloat16", "relative_positions": [["object_pose", "tcp_pose"]]}},
-    "rel_xyzyaw": {"sac": {"arm_action_dims": [0, 1, 2, 5], "relative_positions": [["object_pose", "tcp_pose"]]}},
-    "redq_rel": {"updates_per_step": 2, "sac": {"num_critics": 10, "num_target_critics": 2, "matmul_dtype": "bfloat16",
-                                                "relative_positions": [["object_pose", "tcp_pose"]]}},
+    "rel_bf16": {
+        "sac": {"matmul_dtype": "bfloat16", "relative_positions": [["object_pose", "tcp_pose"]]}
+    },
+    "rel_xyzyaw": {
+        "sac": {
+            "arm_action_dims": [0, 1, 2, 5],
+            "relative_positions": [["object_pose", "tcp_pose"]],
+        }
+    },
+    "redq_rel": {
+        "updates_per_step": 2,
+        "sac": {
+            "num_critics": 10,
+            "num_target_critics": 2,
+            "matmul_dtype": "bfloat16",
+            "relative_positions": [["object_pose", "tcp_pose"]],
+        },
+    },
 }
 VARIANTS["redq3_rel"] = {**VARIANTS["redq_rel"], "updates_per_step": 3}
-VARIANTS["redq_xyzyaw"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "arm_action_dims": [0, 1, 2, 5]}}
-VARIANTS["redq_grip"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "gripper_epsilon": 0.1}}
-VARIANTS["redq_bc"] = {**VARIANTS["redq_rel"], "sac": {**VARIANTS["redq_rel"]["sac"], "bc_weight": 1.0}}
+VARIANTS["redq_xyzyaw"] = {
+    **VARIANTS["redq_rel"],
+    "sac": {**VARIANTS["redq_rel"]["sac"], "arm_action_dims": [0, 1, 2, 5]},
+}
+VARIANTS["redq_grip"] = {
+    **VARIANTS["redq_rel"],
+    "sac": {**VARIANTS["redq_rel"]["sac"], "gripper_epsilon": 0.1},
+}
+VARIANTS["redq_bc"] = {
+    **VARIANTS["redq_rel"],
+    "sac": {**VARIANTS["redq_rel"]["sac"], "bc_weight": 1.0},
+}
 # The state the policy reads: TCP pose/velocity, gripper width and the (privileged) cube pose.
 BASE = {
     "task": "pick_cube",
@@ -88,18 +117,26 @@ def trainer_config(variant: str, seed: int, steps: int | None):
 
 def run(args: argparse.Namespace) -> None:
     import sim
-    from sim.experts import make_expert
     from robot_rl.loop.trainer import Trainer
+    from sim.experts import make_expert
 
     cfg = trainer_config(args.variant, args.seed, args.steps)
     out = Path(args.out) / f"{args.variant}-s{args.seed}"
     resume = (out / "checkpoint" / "config.json").exists()
-    trainer = Trainer(cfg, lambda: sim.make_env(cfg.task, cfg.env), make_expert, run_dir=out, resume=resume)
+    trainer = Trainer(
+        cfg, lambda: sim.make_env(cfg.task, cfg.env), make_expert, run_dir=out, resume=resume
+    )
     start = time.time()
     history = trainer.run()
-    result = {"variant": args.variant, "seed": args.seed, "history": history, "final_success": history[-1][1],
-              "skipped_updates": trainer.agent.skipped_updates, "wall_s": time.time() - start,
-              "config": dataclasses.asdict(cfg)}
+    result = {
+        "variant": args.variant,
+        "seed": args.seed,
+        "history": history,
+        "final_success": history[-1][1],
+        "skipped_updates": trainer.agent.skipped_updates,
+        "wall_s": time.time() - start,
+        "config": dataclasses.asdict(cfg),
+    }
     (out / "result.json").write_text(json.dumps(result, indent=1))
     print(json.dumps({k: result[k] for k in ("variant", "seed", "final_success", "wall_s")}))
 
@@ -116,7 +153,9 @@ def summary(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("run")
     p.add_argument("--variant", choices=sorted(VARIANTS), default="main")

@@ -3,6 +3,7 @@
 Tasks: pick_cube, peg_insert. Config: sim.config.EnvConfig (YAML: config/sim_<task>.yaml).
 Scripted experts: sim.experts.make_expert(env), sim.experts.evaluate(task, episodes, seed).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,12 @@ from sim.config import EnvConfig, RandomizationConfig, load_env_config
 __all__ = ["EnvConfig", "RandomizationConfig", "load_env_config", "make_env"]
 
 
-def make_env(task: str, config: EnvConfig | dict[str, Any] | None = None, render_mode: str | None = None,
-             **overrides: Any):
+def make_env(
+    task: str,
+    config: EnvConfig | dict[str, Any] | None = None,
+    render_mode: str | None = None,
+    **overrides: Any,
+):
     """A twin env for `task`; `config` as dataclass or mapping, top-level keys overridable by keyword.
 
     Example: make_env("pick_cube", cameras=("front", "wrist"), dense_reward=True).
@@ -28,6 +33,8 @@ def make_env(task: str, config: EnvConfig | dict[str, Any] | None = None, render
     elif config is None or isinstance(config, dict):
         data = dict(config or {})
     else:
-        raise TypeError(f"config: expected EnvConfig, a mapping or None, got {type(config).__name__}")
+        raise TypeError(
+            f"config: expected EnvConfig, a mapping or None, got {type(config).__name__}"
+        )
     data.update(overrides)
     return PandaEnv(task_obj, from_dict(EnvConfig, data), render_mode=render_mode)

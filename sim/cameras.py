@@ -17,6 +17,7 @@ The rendered observation is the full sensor image resized to the env's image siz
 intrinsics are scaled per axis (fx * W'/W, cx * W'/W, ...). MuJoCo renders an ideal pinhole:
 distortion coefficients are kept for users of the file but not rendered.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,14 +67,23 @@ def load_camera_yaml(path: str | Path) -> dict[str, CameraSpec]:
     cams = data.get("cameras")
     if not isinstance(cams, dict) or not cams:
         raise ConfigError(f"{path}: expected a non-empty mapping `cameras:` name -> camera")
-    return {name: _parse_camera(str(name), entry, f"{path}: cameras.{name}") for name, entry in cams.items()}
+    return {
+        name: _parse_camera(str(name), entry, f"{path}: cameras.{name}")
+        for name, entry in cams.items()
+    }
 
 
 def _parse_camera(name: str, entry: Any, where: str) -> CameraSpec:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping, got {entry!r}")
-    required = ("image_width", "image_height", "camera_matrix", "parent_frame", "translation",
-                "quaternion_xyzw")
+    required = (
+        "image_width",
+        "image_height",
+        "camera_matrix",
+        "parent_frame",
+        "translation",
+        "quaternion_xyzw",
+    )
     missing = [k for k in required if k not in entry]
     if missing:
         raise ConfigError(f"{where}: missing key(s) {missing}")
@@ -86,7 +96,13 @@ def _parse_camera(name: str, entry: Any, where: str) -> CameraSpec:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
     K = _matrix(entry["camera_matrix"], f"{where}.camera_matrix", shape=(3, 3))
-    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[0, 1] != 0 or np.any(K[2] != (0.0, 0.0, 1.0)) or K[1, 0] != 0:
+    if (
+        K[0, 0] <= 0
+        or K[1, 1] <= 0
+        or K[0, 1] != 0
+        or np.any(K[2] != (0.0, 0.0, 1.0))
+        or K[1, 0] != 0
+    ):
         raise ConfigError(
             f"{where}.camera_matrix: expected [fx, 0, cx, 0, fy, cy, 0, 0, 1] with fx, fy > 0, "
             f"got {K.ravel().tolist()}"
@@ -101,9 +117,20 @@ def _parse_camera(name: str, entry: Any, where: str) -> CameraSpec:
     q = _vector(entry["quaternion_xyzw"], f"{where}.quaternion_xyzw", 4)
     norm = float(np.linalg.norm(q))
     if abs(norm - 1.0) > 1e-3:
-        raise ConfigError(f"{where}.quaternion_xyzw: not a unit quaternion (norm {norm:.6f}): {q.tolist()}")
-    return CameraSpec(name, width, height, K, str(entry.get("distortion_model", "plumb_bob")), dist,
-                      parent, t, q / norm)
+        raise ConfigError(
+            f"{where}.quaternion_xyzw: not a unit quaternion (norm {norm:.6f}): {q.tolist()}"
+        )
+    return CameraSpec(
+        name,
+        width,
+        height,
+        K,
+        str(entry.get("distortion_model", "plumb_bob")),
+        dist,
+        parent,
+        t,
+        q / norm,
+    )
 
 
 def _matrix(value: Any, where: str, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -111,10 +138,14 @@ def _matrix(value: Any, where: str, shape: tuple[int, int] | None = None) -> np.
         raise ConfigError(f"{where}: expected a mapping with rows, cols, data; got {value!r}")
     rows, cols, data = value["rows"], value["cols"], value["data"]
     if shape is not None and (rows, cols) != shape:
-        raise ConfigError(f"{where}: expected rows={shape[0]}, cols={shape[1]}, got rows={rows}, cols={cols}")
+        raise ConfigError(
+            f"{where}: expected rows={shape[0]}, cols={shape[1]}, got rows={rows}, cols={cols}"
+        )
     arr = _numbers(data, where + ".data")
     if not isinstance(rows, int) or not isinstance(cols, int) or arr.size != rows * cols:
-        raise ConfigError(f"{where}.data: expected {rows} x {cols} = {rows * cols} numbers, got {arr.size}")
+        raise ConfigError(
+            f"{where}.data: expected {rows} x {cols} = {rows * cols} numbers, got {arr.size}"
+        )
     return arr.reshape(rows, cols)
 
 
@@ -142,8 +173,14 @@ def mujoco_camera_quat(quaternion_xyzw: np.ndarray) -> np.ndarray:
     return quat_mul(np.array([w, x, y, z]), _OPTICAL_TO_MUJOCO)
 
 
-def add_camera(spec: mujoco.MjSpec, cam: CameraSpec, width: int, height: int,
-               hand_body: str = "hand", tcp_offset: np.ndarray | None = None) -> None:
+def add_camera(
+    spec: mujoco.MjSpec,
+    cam: CameraSpec,
+    width: int,
+    height: int,
+    hand_body: str = "hand",
+    tcp_offset: np.ndarray | None = None,
+) -> None:
     """Add `cam` to a model spec, rendering at (width, height) with exactly the scaled intrinsics.
 
     A `hand` parent means the TCP frame, which is the hand body's frame shifted by `tcp_offset`.
@@ -172,7 +209,9 @@ def add_camera(spec: mujoco.MjSpec, cam: CameraSpec, width: int, height: int,
     )
 
 
-def project(K: np.ndarray, cam_pos: np.ndarray, cam_mat_mujoco: np.ndarray, point: np.ndarray) -> np.ndarray:
+def project(
+    K: np.ndarray, cam_pos: np.ndarray, cam_mat_mujoco: np.ndarray, point: np.ndarray
+) -> np.ndarray:
     """Pixel (u, v) of a world point by OpenCV's pinhole model, given MuJoCo's camera pose."""
     R_cv = cam_mat_mujoco @ np.diag([1.0, -1.0, -1.0])  # columns: optical x, y, z in world
     p = R_cv.T @ (point - cam_pos)

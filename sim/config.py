@@ -1,4 +1,5 @@
 """Typed configuration of the twin's environments (loaded from YAML with controllers.config.from_dict)."""
+
 from __future__ import annotations
 
 import math
@@ -37,16 +38,29 @@ class RandomizationConfig:
     def __post_init__(self) -> None:
         for i, v in enumerate(self.object_xy_halfrange):
             if not 0 <= v < math.inf:
-                raise ConfigError(f"randomization.object_xy_halfrange[{i}]: {v!r} must be finite and >= 0")
-        for key in ("object_yaw_halfrange", "init_qpos_noise", "light_pos_jitter", "camera_pos_jitter",
-                    "camera_rot_jitter"):
+                raise ConfigError(
+                    f"randomization.object_xy_halfrange[{i}]: {v!r} must be finite and >= 0"
+                )
+        for key in (
+            "object_yaw_halfrange",
+            "init_qpos_noise",
+            "light_pos_jitter",
+            "camera_pos_jitter",
+            "camera_rot_jitter",
+        ):
             v = getattr(self, key)
             if not 0 <= v < math.inf:
                 raise ConfigError(f"randomization.{key}: {v!r} must be finite and >= 0")
         if self.object_yaw_halfrange > math.pi:
-            raise ConfigError(f"randomization.object_yaw_halfrange: {self.object_yaw_halfrange} > pi")
+            raise ConfigError(
+                f"randomization.object_yaw_halfrange: {self.object_yaw_halfrange} > pi"
+            )
         for key in ("friction_scale", "mass_scale", "light_scale"):
-            _range(f"randomization.{key}", getattr(self, key), minimum=1e-6 if key != "light_scale" else 0.0)
+            _range(
+                f"randomization.{key}",
+                getattr(self, key),
+                minimum=1e-6 if key != "light_scale" else 0.0,
+            )
 
 
 @dataclass
@@ -77,12 +91,15 @@ class EnvConfig:
         ratio = self.physics_hz / self.control_hz
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise ConfigError(
-                f"physics_hz / control_hz must be a whole number >= 1, got {self.physics_hz} / {self.control_hz}")
+                f"physics_hz / control_hz must be a whole number >= 1, got {self.physics_hz} / {self.control_hz}"
+            )
         if self.max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps: {self.max_episode_steps!r} must be >= 1")
         h, w = self.image_size
         if not (16 <= h <= 1024 and 16 <= w <= 1024):
-            raise ConfigError(f"image_size: {list(self.image_size)} must be (height, width) in 16..1024")
+            raise ConfigError(
+                f"image_size: {list(self.image_size)} must be (height, width) in 16..1024"
+            )
         if len(set(self.cameras)) != len(self.cameras):
             raise ConfigError(f"cameras: duplicate names in {list(self.cameras)}")
 

@@ -5,6 +5,7 @@ One env step (control rate, 10 Hz by default):
   repeat physics_hz / control_hz times:  mj_step1 -> impedance law -> mj_step2  (sim/physics.py)
   -> observation (see docs/contracts.md), reward, success.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,17 @@ class PandaEnv(gymnasium.Env):
         self._bind()
         self.controller = CartesianImpedanceController(config.controller, n_joints=N_ARM)
         self.safety = SafetyFilter(config.safety)
-        self._physics = PhysicsLoop(self.model, self.data, self._tcp, self._jac, self._M, self._bias, self._state,
-                                    self.controller, self._arm_ctrl)
+        self._physics = PhysicsLoop(
+            self.model,
+            self.data,
+            self._tcp,
+            self._jac,
+            self._M,
+            self._bias,
+            self._state,
+            self.controller,
+            self._arm_ctrl,
+        )
         self._renderer: mujoco.Renderer | None = None
         self._scene_option = mujoco.MjvOption()
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
@@ -72,8 +82,10 @@ class PandaEnv(gymnasium.Env):
         for key, names in (("cameras", cfg.cameras), ("render_camera", (cfg.render_camera,))):
             for name in names:
                 if name not in self.camera_specs:
-                    raise ConfigError(f"{key}: camera {name!r} is not in {yaml_path} "
-                                      f"(it has {sorted(self.camera_specs)})")
+                    raise ConfigError(
+                        f"{key}: camera {name!r} is not in {yaml_path} "
+                        f"(it has {sorted(self.camera_specs)})"
+                    )
         tcp_offset = np.array(spec.site("tcp").pos)
         h, w = cfg.image_size
         for cam in self.camera_specs.values():
@@ -93,26 +105,44 @@ class PandaEnv(gymnasium.Env):
         # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has
         # the hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
         if np.any(m.site_quat[self._tcp] != (1.0, 0.0, 0.0, 0.0)):
-            raise ValueError("panda_cell.xml: the tcp site must not be rotated relative to the hand body")
+            raise ValueError(
+                "panda_cell.xml: the tcp site must not be rotated relative to the hand body"
+            )
         self._tcp_quat = d.xquat[m.site_bodyid[self._tcp]]
         self._bias, self._gravcomp = d.qfrc_bias[:N_ARM], d.qfrc_gravcomp[:N_ARM]
         self._arm_ctrl = d.ctrl[:N_ARM]
         self._state = RobotState(
-            q=d.qpos[:N_ARM], qd=d.qvel[:N_ARM], tcp_pos=d.site_xpos[self._tcp], tcp_quat=self._tcp_quat,
-            jacobian=self._jac[:, :N_ARM], mass_matrix=self._M[:N_ARM, :N_ARM], coriolis=self._coriolis,
-            gravity=d.qfrc_gravcomp[:N_ARM])
+            q=d.qpos[:N_ARM],
+            qd=d.qvel[:N_ARM],
+            tcp_pos=d.site_xpos[self._tcp],
+            tcp_quat=self._tcp_quat,
+            jacobian=self._jac[:, :N_ARM],
+            mass_matrix=self._M[:N_ARM, :N_ARM],
+            coriolis=self._coriolis,
+            gravity=d.qfrc_gravcomp[:N_ARM],
+        )
         self._nominal = {
-            "geom_friction": m.geom_friction.copy(), "body_mass": m.body_mass.copy(),
-            "body_inertia": m.body_inertia.copy(), "light_pos": m.light_pos.copy(),
-            "light_diffuse": m.light_diffuse.copy(), "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(),
+            "geom_friction": m.geom_friction.copy(),
+            "body_mass": m.body_mass.copy(),
+            "body_inertia": m.body_inertia.copy(),
+            "light_pos": m.light_pos.copy(),
+            "light_diffuse": m.light_diffuse.copy(),
+            "cam_pos": m.cam_pos.copy(),
+            "cam_quat": m.cam_quat.copy(),
         }
 
     def _make_observation_space(self) -> gymnasium.spaces.Dict:
         def box(n: int) -> gymnasium.spaces.Box:
             return gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)
 
-        spaces = {"tcp_pose": box(7), "tcp_vel": box(6), "gripper_width": box(1), "joint_pos": box(N_ARM),
-                  "joint_vel": box(N_ARM), "wrench": box(6)}
+        spaces = {
+            "tcp_pose": box(7),
+            "tcp_vel": box(6),
+            "gripper_width": box(1),
+            "joint_pos": box(N_ARM),
+            "joint_vel": box(N_ARM),
+            "wrench": box(6),
+        }
         if self.config.privileged_state:
             spaces["object_pose"] = box(7)
         h, w = self.config.image_size
@@ -158,7 +188,9 @@ class PandaEnv(gymnasium.Env):
         for adr in self._finger_qpos:
             d.qpos[adr] = GRIPPER_OPEN
         mujoco.mj_kinematics(m, d)
-        self._gripper_closed = self.task.reset(m, d, rng, r, d.site_xpos[self._tcp].copy(), self._tcp_quat.copy())
+        self._gripper_closed = self.task.reset(
+            m, d, rng, r, d.site_xpos[self._tcp].copy(), self._tcp_quat.copy()
+        )
         d.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
         mujoco.mj_forward(m, d)
         self._update_robot_state()
@@ -172,7 +204,9 @@ class PandaEnv(gymnasium.Env):
     def step(self, action):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (7,):
-            raise ValueError(f"action: expected 7 values [dx dy dz drx dry drz gripper], got shape {np.shape(action)}")
+            raise ValueError(
+                f"action: expected 7 values [dx dy dz drx dry drz gripper], got shape {np.shape(action)}"
+            )
         a = np.clip(a, -1.0, 1.0)  # NaN passes through to the safety filter, which holds
         cfg = self.config
         pos = self._target_pos + a[:3] * cfg.pos_scale
@@ -192,11 +226,23 @@ class PandaEnv(gymnasium.Env):
         if cfg.dense_reward and not success:
             reward = 0.1 * self.task.shaping(self.data, self.data.site_xpos[self._tcp])
         truncated = not success and self._steps >= cfg.max_episode_steps
-        return self._observation(), reward, success, truncated, self._info(success, res.clipped, res.reason, res.held)
+        return (
+            self._observation(),
+            reward,
+            success,
+            truncated,
+            self._info(success, res.clipped, res.reason, res.held),
+        )
 
-    def _info(self, success: bool, clipped: bool, reason: str, held: bool = False) -> dict[str, Any]:
-        return {"success": bool(success), "safety_clipped": bool(clipped), "safety_held": bool(held),
-                "safety_reason": reason}
+    def _info(
+        self, success: bool, clipped: bool, reason: str, held: bool = False
+    ) -> dict[str, Any]:
+        return {
+            "success": bool(success),
+            "safety_clipped": bool(clipped),
+            "safety_held": bool(held),
+            "safety_reason": reason,
+        }
 
     def _observation(self) -> dict[str, np.ndarray]:
         d = self.data
@@ -204,9 +250,13 @@ class PandaEnv(gymnasium.Env):
         J = self._jac[:, :N_ARM]
         qd = d.qvel[:N_ARM]
         obs = {
-            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], self._observed_quat()]).astype(np.float32),
+            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], self._observed_quat()]).astype(
+                np.float32
+            ),
             "tcp_vel": (J @ qd).astype(np.float32),
-            "gripper_width": np.array([d.qpos[self._finger_qpos[0]] + d.qpos[self._finger_qpos[1]]], np.float32),
+            "gripper_width": np.array(
+                [d.qpos[self._finger_qpos[0]] + d.qpos[self._finger_qpos[1]]], np.float32
+            ),
             "joint_pos": d.qpos[:N_ARM].astype(np.float32),
             "joint_vel": qd.astype(np.float32),
             "wrench": self._wrench(J).astype(np.float32),
@@ -236,8 +286,11 @@ class PandaEnv(gymnasium.Env):
             h, w = self.config.image_size
             self._renderer = mujoco.Renderer(self.model, height=h, width=w)
             flags = self._renderer.scene.flags
-            for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                         mujoco.mjtRndFlag.mjRND_SKYBOX):
+            for flag in (
+                mujoco.mjtRndFlag.mjRND_SHADOW,
+                mujoco.mjtRndFlag.mjRND_REFLECTION,
+                mujoco.mjtRndFlag.mjRND_SKYBOX,
+            ):
                 flags[flag] = 0
         self._renderer.update_scene(self.data, camera=name, scene_option=self._scene_option)
         return self._renderer.render()
@@ -263,8 +316,12 @@ class PandaEnv(gymnasium.Env):
         m.body_mass[self.task.object_id] *= scale
         m.body_inertia[self.task.object_id] *= scale
         m.light_diffuse[:] = nom["light_diffuse"] * rng.uniform(*r.light_scale)
-        m.light_pos[:] = nom["light_pos"] + rng.uniform(-1, 1, nom["light_pos"].shape) * r.light_pos_jitter
-        m.cam_pos[:] = nom["cam_pos"] + rng.uniform(-1, 1, nom["cam_pos"].shape) * r.camera_pos_jitter
+        m.light_pos[:] = (
+            nom["light_pos"] + rng.uniform(-1, 1, nom["light_pos"].shape) * r.light_pos_jitter
+        )
+        m.cam_pos[:] = (
+            nom["cam_pos"] + rng.uniform(-1, 1, nom["cam_pos"].shape) * r.camera_pos_jitter
+        )
         for i in range(m.ncam):
             jitter = rotvec_to_quat(rng.uniform(-1, 1, 3) * r.camera_rot_jitter)
             m.cam_quat[i] = quat_mul(nom["cam_quat"][i], jitter)
@@ -275,14 +332,24 @@ class PandaEnv(gymnasium.Env):
         values, controller and safety-filter memory, gripper command and step count."""
         m, d = self.model, self.data
         state = {
-            "time": np.array(d.time), "qpos": d.qpos.copy(), "qvel": d.qvel.copy(), "ctrl": d.ctrl.copy(),
+            "time": np.array(d.time),
+            "qpos": d.qpos.copy(),
+            "qvel": d.qvel.copy(),
+            "ctrl": d.ctrl.copy(),
             "qacc_warmstart": d.qacc_warmstart.copy(),
-            "mocap_pos": d.mocap_pos.copy(), "mocap_quat": d.mocap_quat.copy(),
-            "target_pos": self._target_pos.copy(), "target_quat": self._target_quat.copy(),
-            "gripper_closed": np.array(self._gripper_closed), "step": np.array(self._steps),
-            "geom_friction": m.geom_friction.copy(), "body_mass": m.body_mass.copy(),
-            "body_inertia": m.body_inertia.copy(), "light_pos": m.light_pos.copy(),
-            "light_diffuse": m.light_diffuse.copy(), "cam_pos": m.cam_pos.copy(), "cam_quat": m.cam_quat.copy(),
+            "mocap_pos": d.mocap_pos.copy(),
+            "mocap_quat": d.mocap_quat.copy(),
+            "target_pos": self._target_pos.copy(),
+            "target_quat": self._target_quat.copy(),
+            "gripper_closed": np.array(self._gripper_closed),
+            "step": np.array(self._steps),
+            "geom_friction": m.geom_friction.copy(),
+            "body_mass": m.body_mass.copy(),
+            "body_inertia": m.body_inertia.copy(),
+            "light_pos": m.light_pos.copy(),
+            "light_diffuse": m.light_diffuse.copy(),
+            "cam_pos": m.cam_pos.copy(),
+            "cam_quat": m.cam_quat.copy(),
         }
         for key, value in self.controller.memory().items():
             state[f"controller_{key}"] = value
@@ -294,23 +361,45 @@ class PandaEnv(gymnasium.Env):
         """Restore a dict from get_sim_state (normally through reset(options={"sim_state": ...}))."""
         m, d = self.model, self.data
         mem = [f"controller_{k}" for k in _CONTROLLER_MEMORY]
-        required = ["time", "qpos", "qvel", "ctrl", "qacc_warmstart", "mocap_pos", "mocap_quat", "target_pos",
-                    "target_quat", "gripper_closed", "step", *self._nominal, *mem]
+        required = [
+            "time",
+            "qpos",
+            "qvel",
+            "ctrl",
+            "qacc_warmstart",
+            "mocap_pos",
+            "mocap_quat",
+            "target_pos",
+            "target_quat",
+            "gripper_closed",
+            "step",
+            *self._nominal,
+            *mem,
+        ]
         missing = [k for k in required if k not in state]
         if missing:
             raise ValueError(f"sim_state: missing key(s) {missing}")
-        for key, ref in (("qpos", d.qpos), ("qvel", d.qvel), ("ctrl", d.ctrl), ("mocap_pos", d.mocap_pos),
-                         *((k, getattr(m, k)) for k in self._nominal)):
+        for key, ref in (
+            ("qpos", d.qpos),
+            ("qvel", d.qvel),
+            ("ctrl", d.ctrl),
+            ("mocap_pos", d.mocap_pos),
+            *((k, getattr(m, k)) for k in self._nominal),
+        ):
             if np.shape(state[key]) != ref.shape:
-                raise ValueError(f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this model "
-                                 f"(was it saved from another task?)")
+                raise ValueError(
+                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this model "
+                    f"(was it saved from another task?)"
+                )
         mujoco.mj_resetData(m, d)
         for key in self._nominal:
             getattr(m, key)[:] = state[key]
         d.time = float(state["time"])
         for key in ("qpos", "qvel", "ctrl", "qacc_warmstart", "mocap_pos", "mocap_quat"):
             getattr(d, key)[:] = state[key]
-        self.task.set_params(d, {k[len("task_"):]: v for k, v in state.items() if k.startswith("task_")})
+        self.task.set_params(
+            d, {k[len("task_") :]: v for k, v in state.items() if k.startswith("task_")}
+        )
         mujoco.mj_forward(m, d)
         self._update_robot_state()
         self._target_pos = np.array(state["target_pos"], dtype=np.float64)

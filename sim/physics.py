@@ -11,6 +11,7 @@ ctypes objects baked into the code), so numba can cache the compiled loop on dis
 Pointer arguments travel as 64-bit integers, which the x86-64 and AArch64 C ABIs pass exactly as
 pointers.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -24,26 +25,40 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from controllers.impedance import OK, TARGET_HELD, CartesianImpedanceController, RobotState, control_tick
+from controllers.impedance import (
+    OK,
+    TARGET_HELD,
+    CartesianImpedanceController,
+    RobotState,
+    control_tick,
+)
 
 
 def _libmujoco() -> ctypes.CDLL:
     """The shared library the mujoco bindings are linked against (dlopen returns the loaded one)."""
     path = Path(mujoco.__file__).parent / f"libmujoco.so.{mujoco.__version__}"
     if not path.exists():
-        raise ImportError(f"sim.physics: {path} not found; the mujoco wheel's layout changed (mujoco {mujoco.__version__})")
+        raise ImportError(
+            f"sim.physics: {path} not found; the mujoco wheel's layout changed (mujoco {mujoco.__version__})"
+        )
     return ctypes.CDLL(str(path))
 
 
 _lib = _libmujoco()
-_ADDRESSES = np.array([ctypes.cast(getattr(_lib, name), ctypes.c_void_p).value
-                       for name in ("mj_step1", "mj_step2", "mj_jacSite", "mj_fullM")], dtype=np.int64)
+_ADDRESSES = np.array(
+    [
+        ctypes.cast(getattr(_lib, name), ctypes.c_void_p).value
+        for name in ("mj_step1", "mj_step2", "mj_jacSite", "mj_fullM")
+    ],
+    dtype=np.int64,
+)
 _STEP1, _STEP2, _JAC_SITE, _FULL_M = 0, 1, 2, 3
 
 
 @intrinsic
 def _c_call(typingctx, address, args):
     """Call the void C function at `address` with the (integer) values of the tuple `args`."""
+
     def codegen(context, builder, signature, llargs):
         values = cgutils.unpack_tuple(builder, llargs[1])
         fnty = ir.FunctionType(ir.VoidType(), [v.type for v in values])
@@ -54,8 +69,35 @@ def _c_call(typingctx, address, args):
 
 
 @numba.njit(cache=True)
-def _run(ticks, fns, m, d, site, jac, M, q, qd, tcp_pos, tcp_quat, J, M_arm, bias, gravity, coriolis,
-         target_pos, target_quat, gains, joint_params, scalars, switches, target, tau_prev, wrench, tau, ctrl):
+def _run(
+    ticks,
+    fns,
+    m,
+    d,
+    site,
+    jac,
+    M,
+    q,
+    qd,
+    tcp_pos,
+    tcp_quat,
+    J,
+    M_arm,
+    bias,
+    gravity,
+    coriolis,
+    target_pos,
+    target_quat,
+    gains,
+    joint_params,
+    scalars,
+    switches,
+    target,
+    tau_prev,
+    wrench,
+    tau,
+    ctrl,
+):
     """`ticks` physics steps; returns (status of the last tick, number of ticks with a held target).
 
     Stops before mj_step2 of a tick whose status is a failure, so no torque from it is applied.
@@ -70,8 +112,26 @@ def _run(ticks, fns, m, d, site, jac, M, q, qd, tcp_pos, tcp_quat, J, M_arm, bia
         _c_call(fns[_FULL_M], (m, d, M.ctypes.data))
         for j in range(coriolis.shape[0]):
             coriolis[j] = bias[j] - gravity[j]
-        status = control_tick(q, qd, tcp_pos, tcp_quat, J, M_arm, coriolis, gravity, target_pos, target_quat,
-                              gains, joint_params, scalars, switches, target, tau_prev, wrench, tau)
+        status = control_tick(
+            q,
+            qd,
+            tcp_pos,
+            tcp_quat,
+            J,
+            M_arm,
+            coriolis,
+            gravity,
+            target_pos,
+            target_quat,
+            gains,
+            joint_params,
+            scalars,
+            switches,
+            target,
+            tau_prev,
+            wrench,
+            tau,
+        )
         if status == TARGET_HELD:
             held += 1
         elif status != OK:
@@ -88,13 +148,30 @@ class PhysicsLoop:
     PandaEnv binds them: jacobian = jac[:, :n], mass_matrix = M[:n, :n], gravity = qfrc_gravcomp[:n].
     """
 
-    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, site: int, jac: np.ndarray, M: np.ndarray,
-                 bias: np.ndarray, state: RobotState, controller: CartesianImpedanceController, ctrl: np.ndarray):
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        site: int,
+        jac: np.ndarray,
+        M: np.ndarray,
+        bias: np.ndarray,
+        state: RobotState,
+        controller: CartesianImpedanceController,
+        ctrl: np.ndarray,
+    ):
         if jac.shape != (6, model.nv) or not jac.flags.c_contiguous:
-            raise ValueError(f"PhysicsLoop: jac must be a C-contiguous (6, {model.nv}) array, got {jac.shape}")
+            raise ValueError(
+                f"PhysicsLoop: jac must be a C-contiguous (6, {model.nv}) array, got {jac.shape}"
+            )
         if M.shape != (model.nv, model.nv) or not M.flags.c_contiguous:
-            raise ValueError(f"PhysicsLoop: M must be a C-contiguous ({model.nv}, {model.nv}) array, got {M.shape}")
-        self._model, self._data = model, data  # keeps the structs alive while their addresses are used
+            raise ValueError(
+                f"PhysicsLoop: M must be a C-contiguous ({model.nv}, {model.nv}) array, got {M.shape}"
+            )
+        self._model, self._data = (
+            model,
+            data,
+        )  # keeps the structs alive while their addresses are used
         self._site, self._jac, self._M, self._bias = site, jac, M, bias
         self._state, self._controller, self._ctrl = state, controller, ctrl
         self._tau = np.empty(controller.n_joints)
@@ -103,7 +180,26 @@ class PhysicsLoop:
         """`ticks` physics steps towards the target; raises ValueError (no torque applied) on a bad state."""
         s = self._state
         status, held = _run(
-            ticks, _ADDRESSES, self._model._address, self._data._address, self._site, self._jac, self._M,
-            s.q, s.qd, s.tcp_pos, s.tcp_quat, s.jacobian, s.mass_matrix, self._bias, s.gravity, s.coriolis,
-            target_pos, target_quat, *self._controller.kernel_arrays(), self._tau, self._ctrl)
+            ticks,
+            _ADDRESSES,
+            self._model._address,
+            self._data._address,
+            self._site,
+            self._jac,
+            self._M,
+            s.q,
+            s.qd,
+            s.tcp_pos,
+            s.tcp_quat,
+            s.jacobian,
+            s.mass_matrix,
+            self._bias,
+            s.gravity,
+            s.coriolis,
+            target_pos,
+            target_quat,
+            *self._controller.kernel_arrays(),
+            self._tau,
+            self._ctrl,
+        )
         self._controller.report(status, s, target_pos, target_quat, held)

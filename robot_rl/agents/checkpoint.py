@@ -10,6 +10,7 @@ It is written to a temporary sibling and renamed into place, so a crash never le
 checkpoint. Loading refuses a checkpoint whose config or tensor shapes differ from the agent's,
 naming each difference. Nothing is unpickled.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,11 @@ class CheckpointMismatch(ValueError):
 
 
 def _weights(agent: SACAgent) -> dict[str, torch.Tensor]:
-    out = {f"{name}.{k}": v for name, mod in agent.modules().items() for k, v in mod.state_dict().items()}
+    out = {
+        f"{name}.{k}": v
+        for name, mod in agent.modules().items()
+        for k, v in mod.state_dict().items()
+    }
     out["log_alpha"] = agent.log_alpha.detach()
     return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
@@ -44,7 +49,9 @@ def _optim_tensors(agent: SACAgent) -> tuple[dict[str, torch.Tensor], dict[str, 
     return tensors, groups
 
 
-def save_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any], state: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, agent: SACAgent, config: dict[str, Any], state: dict[str, Any] | None = None
+) -> Path:
     """Write a checkpoint directory at `path` (replacing an older one at the same path)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -56,7 +63,11 @@ def save_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any], s
     save_file(tensors, str(tmp / "optim.safetensors"))
     (tmp / "optim.json").write_text(json.dumps(groups))
     (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
-    counters = {"critic_steps": agent.critic_steps, "actor_steps": agent.actor_steps, "skipped_updates": agent.skipped_updates}
+    counters = {
+        "critic_steps": agent.critic_steps,
+        "actor_steps": agent.actor_steps,
+        "skipped_updates": agent.skipped_updates,
+    }
     (tmp / "state.json").write_text(json.dumps({"agent": counters, "run": state or {}}, indent=1))
     if path.exists():
         old = path.with_name(path.name + ".old")
@@ -85,7 +96,9 @@ def config_differences(saved: Any, current: Any, where: str = "") -> list[str]:
         return out
     if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)):
         saved, current = list(saved), list(current)
-    return [] if saved == current else [f"{where}: checkpoint has {saved!r}, this run has {current!r}"]
+    return (
+        [] if saved == current else [f"{where}: checkpoint has {saved!r}, this run has {current!r}"]
+    )
 
 
 def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -> dict[str, Any]:
@@ -95,25 +108,40 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
     differing keys. Tensor names and shapes are checked the same way before anything is loaded.
     """
     path = Path(path)
-    for name in ("weights.safetensors", "optim.safetensors", "optim.json", "config.json", "state.json"):
+    for name in (
+        "weights.safetensors",
+        "optim.safetensors",
+        "optim.json",
+        "config.json",
+        "state.json",
+    ):
         if not (path / name).is_file():
             raise FileNotFoundError(f"checkpoint {path}: missing {name}")
     saved_config = json.loads((path / "config.json").read_text())
     diffs = config_differences(saved_config, json.loads(json.dumps(config)))
     if diffs:
-        raise CheckpointMismatch(f"checkpoint {path} was made with a different config:\n  " + "\n  ".join(diffs))
+        raise CheckpointMismatch(
+            f"checkpoint {path} was made with a different config:\n  " + "\n  ".join(diffs)
+        )
     weights = load_file(str(path / "weights.safetensors"))
     own = _weights(agent)
     diffs = [f"{k}: missing in checkpoint" for k in own if k not in weights]
     diffs += [f"{k}: in checkpoint but not in this agent" for k in weights if k not in own]
-    diffs += [f"{k}: checkpoint shape {tuple(weights[k].shape)}, agent shape {tuple(v.shape)}"
-              for k, v in own.items() if k in weights and weights[k].shape != v.shape]
+    diffs += [
+        f"{k}: checkpoint shape {tuple(weights[k].shape)}, agent shape {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
     if diffs:
-        raise CheckpointMismatch(f"checkpoint {path} does not fit this agent:\n  " + "\n  ".join(diffs))
+        raise CheckpointMismatch(
+            f"checkpoint {path} does not fit this agent:\n  " + "\n  ".join(diffs)
+        )
     dev = agent.cfg.device
     for name, mod in agent.modules().items():
         prefix = name + "."
-        mod.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+        mod.load_state_dict(
+            {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        )
     with torch.no_grad():
         agent.log_alpha.copy_(weights["log_alpha"].to(dev))
     tensors = load_file(str(path / "optim.safetensors"))
@@ -126,7 +154,9 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
             if opt_name == name:
                 state.setdefault(int(idx), {})[field] = v.to(dev) if field != "step" else v
         if len(groups[name]) != len(sd["param_groups"]):
-            raise CheckpointMismatch(f"checkpoint {path}: optimiser {name} has a different number of parameter groups")
+            raise CheckpointMismatch(
+                f"checkpoint {path}: optimiser {name} has a different number of parameter groups"
+            )
         opt.load_state_dict({"state": state, "param_groups": groups[name]})
     counters = json.loads((path / "state.json").read_text())
     agent.critic_steps = counters["agent"]["critic_steps"]

@@ -14,6 +14,7 @@ changes. `Backbone.featurize` runs it once per frame, on the unshifted image plu
 DrQ-shifted copies; training then draws one of those K maps at random per sample. K=1 means no
 augmentation in cached mode; K>1 is DrQ restricted to K fixed shifts per frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,15 @@ class _SameConv(nn.Conv2d):
         if self.stride == (1, 1) and all(k % 2 for k in self.kernel_size):
             # SAME is symmetric here: the conv pads by itself, which saves a padded copy of the
             # activations per layer (a quarter of the trunk's CPU time)
-            return F.conv2d(x, self.weight, self.bias, 1, (self.kernel_size[0] // 2, self.kernel_size[1] // 2),
-                            1, self.groups)
+            return F.conv2d(
+                x,
+                self.weight,
+                self.bias,
+                1,
+                (self.kernel_size[0] // 2, self.kernel_size[1] // 2),
+                1,
+                self.groups,
+            )
         pads = []
         for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
@@ -66,7 +74,9 @@ class _PointwiseConv(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_contiguous(memory_format=torch.channels_last):
             return super().forward(x)
-        return F.linear(x.permute(0, 2, 3, 1), self.weight[:, :, 0, 0], self.bias).permute(0, 3, 1, 2)
+        return F.linear(x.permute(0, 2, 3, 1), self.weight[:, :, 0, 0], self.bias).permute(
+            0, 3, 1, 2
+        )
 
 
 class _MBConv(nn.Module):
@@ -102,7 +112,9 @@ class EfficientNetLite0Trunk(nn.Module):
         blocks = []
         for expand, kernel, stride, cin, cout, repeats in _LITE0_STAGES:
             for i in range(repeats):
-                blocks.append(_MBConv(expand, kernel, stride if i == 0 else 1, cin if i == 0 else cout, cout))
+                blocks.append(
+                    _MBConv(expand, kernel, stride if i == 0 else 1, cin if i == 0 else cout, cout)
+                )
         self._blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +125,7 @@ class EfficientNetLite0Trunk(nn.Module):
         return x
 
     @torch.no_grad()
-    def fold_batchnorm(self) -> "EfficientNetLite0Trunk":
+    def fold_batchnorm(self) -> EfficientNetLite0Trunk:
         """Fold every (frozen, eval-mode) BatchNorm into the conv before it: the same function to
         ~1e-5, a third less inference time on CPU (each BN was a separate pass over the activations)."""
         from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -124,7 +136,11 @@ class EfficientNetLite0Trunk(nn.Module):
                 pairs.append((block, "_expand_conv", "_bn0"))
             pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
         for owner, conv, bn in pairs:
-            setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv).eval(), getattr(owner, bn).eval()))
+            setattr(
+                owner,
+                conv,
+                fuse_conv_bn_eval(getattr(owner, conv).eval(), getattr(owner, bn).eval()),
+            )
             setattr(owner, bn, nn.Identity())
         return self
 
@@ -141,7 +157,9 @@ def load_efficientnet_lite0(path: str | Path | None = None) -> EfficientNetLite0
     path = Path(path) if path is not None else lite0_weights_path()
     if not path.is_file():
         raise FileNotFoundError(f"EfficientNet-Lite0 weights not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)  # a local file, never network data
+    state = torch.load(
+        path, map_location="cpu", weights_only=True
+    )  # a local file, never network data
     trunk = EfficientNetLite0Trunk()
     wanted = trunk.state_dict()
     state = OrderedDict((k, v) for k, v in state.items() if k in wanted)
@@ -170,7 +188,9 @@ class TorchvisionBackbone(nn.Module):
         return self.trunk((x - self.mean) / self.std)
 
 
-def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(
+    images: torch.Tensor, pad: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """DrQ augmentation: replicate-pad by `pad` and crop back at a random offset per image.
 
     images: (B, H, W, C) of any dtype; returns the same shape and dtype.
@@ -203,7 +223,7 @@ class Backbone(nn.Module):
         self.trunk.to(dtype=dtype, memory_format=torch.channels_last)
         self.out_channels = trunk.out_channels
 
-    def train(self, mode: bool = True) -> "Backbone":
+    def train(self, mode: bool = True) -> Backbone:
         return super().train(False)  # BatchNorm statistics stay the pretrained ones
 
     @torch.no_grad()
@@ -244,5 +264,7 @@ class SpatialEmbedding(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         b, c = features.shape[:2]
-        pooled = torch.einsum("bcp,cpf->bcf", features.reshape(b, c, -1), self.kernel).reshape(b, -1)
+        pooled = torch.einsum("bcp,cpf->bcf", features.reshape(b, c, -1), self.kernel).reshape(
+            b, -1
+        )
         return torch.tanh(self.norm(self.proj(pooled)))

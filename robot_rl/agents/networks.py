@@ -5,6 +5,7 @@ with one batched matmul per layer: N=10 costs little more than N=2 on a CPU, whe
 over N separate MLPs would pay the per-op overhead N times. A subset of members can be run alone
 (the REDQ target needs only its M of the N target critics).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ from torch.nn import functional as F
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
-def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int | None, layer_norm: bool) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden: tuple[int, ...], out_dim: int | None, layer_norm: bool
+) -> nn.Sequential:
     """Linear -> (LayerNorm) -> ReLU per hidden layer, then an optional linear output layer."""
     layers: list[nn.Module] = []
     for width in hidden:
@@ -40,13 +43,17 @@ class TanhGaussianHead(nn.Module):
         self.mean = nn.Linear(width, action_dim)
         self.log_std = nn.Linear(width, action_dim)
 
-    def forward(self, x: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (action in (-1, 1), log pi(action|x)); deterministic gives tanh(mu) and log-prob 0."""
         h = self.trunk(x)
         mu = self.mean(h).float()  # the squashing math in float32 also under bf16 autocast
         if deterministic:
             return torch.tanh(mu), torch.zeros(mu.shape[0], device=mu.device)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(self.log_std(h).float()) + 1.0)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (
+            torch.tanh(self.log_std(h).float()) + 1.0
+        )
         std = log_std.exp()
         u = mu + std * torch.randn_like(mu)
         a = torch.tanh(u)
@@ -80,14 +87,20 @@ class EnsembleLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n, 1, dim))
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
+        weight, bias = (
+            (self.weight, self.bias)
+            if members is None
+            else (self.weight[members], self.bias[members])
+        )
         return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:]), weight)
 
 
 class CriticEnsemble(nn.Module):
     """N Q-functions Q_i(x, a) -> (N, B); x is the (already encoded) observation feature."""
 
-    def __init__(self, n: int, in_dim: int, hidden: tuple[int, ...], layer_norm: bool, out_dim: int = 1):
+    def __init__(
+        self, n: int, in_dim: int, hidden: tuple[int, ...], layer_norm: bool, out_dim: int = 1
+    ):
         super().__init__()
         self.n = n
         layers: list[nn.Module] = []
@@ -109,5 +122,9 @@ class CriticEnsemble(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(n, -1, -1)
         for layer in self.net:
-            x = layer(x, members) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else layer(x)
+            x = (
+                layer(x, members)
+                if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm))
+                else layer(x)
+            )
         return x.float()  # Q-values in float32 also under bf16 autocast

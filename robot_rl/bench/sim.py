@@ -1,4 +1,5 @@
 """MuJoCo twin speed: env steps/s (state and two 128x128 cameras), real-time factor, control-law tick."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,10 +11,14 @@ import time
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="pick_cube", help="twin task to step (default pick_cube)")
     parser.add_argument("--steps", type=int, default=200, help="state env steps per repeat")
-    parser.add_argument("--image-steps", type=int, default=100, help="two-camera env steps per repeat")
+    parser.add_argument(
+        "--image-steps", type=int, default=100, help="two-camera env steps per repeat"
+    )
     parser.add_argument("--ticks", type=int, default=5000, help="control-law ticks per repeat")
     parser.add_argument("--repeats", type=int, default=5, help="repeats; figures are medians")
-    parser.add_argument("--physics-hz", type=float, default=1000.0, help="physics (and control-law) rate")
+    parser.add_argument(
+        "--physics-hz", type=float, default=1000.0, help="physics (and control-law) rate"
+    )
 
 
 def _env_steps_per_s(env, steps: int, seed: int) -> tuple[float, float]:

@@ -4,6 +4,7 @@ Frames are rendered by the twin (pick_cube, cameras front and wrist, scripted ex
 benchmark cycle through those recorded rows, so compression is measured on real renders. bytes_per_image
 is the image shard files' size (64 frames each, index included) over the frames stored.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,14 @@ import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--episodes", type=int, default=20, help="episodes written per run (default 20)")
+    parser.add_argument(
+        "--episodes", type=int, default=20, help="episodes written per run (default 20)"
+    )
     parser.add_argument("--steps", type=int, default=100, help="actions per episode (default 100)")
     parser.add_argument("--runs", type=int, default=3, help="runs; figures are medians (default 3)")
-    parser.add_argument("--source-episodes", type=int, default=2, help="twin episodes rendered for frames")
+    parser.add_argument(
+        "--source-episodes", type=int, default=2, help="twin episodes rendered for frames"
+    )
 
 
 def twin_rows(episodes: int) -> dict[str, np.ndarray]:
@@ -77,7 +82,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 reader.episode(i)
                 read_ms.append((time.perf_counter() - t0) * 1e3)
-            shards = [f for cam in ("front", "wrist") for f in (path / "data" / f"image_{cam}").glob("c.*")]
+            shards = [
+                f
+                for cam in ("front", "wrist")
+                for f in (path / "data" / f"image_{cam}").glob("c.*")
+            ]
             image_bytes.append(sum(f.stat().st_size for f in shards) / (2 * reader.num_steps))
     raw = int(np.prod(rows["image_front"].shape[1:]))
     per_image = statistics.median(image_bytes)

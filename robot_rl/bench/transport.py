@@ -1,4 +1,5 @@
 """Transport throughput and latency: learner here, one actor in another process, real TCP sockets."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,13 +11,26 @@ import time
 
 import numpy as np
 
-STATE_KEYS = {"tcp_pose": 7, "tcp_vel": 6, "gripper_width": 1, "joint_pos": 7, "joint_vel": 7, "wrench": 6,
-              "object_pose": 7, "action": 7, "policy_action": 7}
+STATE_KEYS = {
+    "tcp_pose": 7,
+    "tcp_vel": 6,
+    "gripper_width": 1,
+    "joint_pos": 7,
+    "joint_vel": 7,
+    "wrench": 6,
+    "object_pose": 7,
+    "action": 7,
+    "policy_action": 7,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-steps", type=int, default=200_000, help="state transitions to send")
-    parser.add_argument("--image-steps", type=int, default=10_000, help="two-camera transitions to send")
+    parser.add_argument(
+        "--state-steps", type=int, default=200_000, help="state transitions to send"
+    )
+    parser.add_argument(
+        "--image-steps", type=int, default=10_000, help="two-camera transitions to send"
+    )
     parser.add_argument("--batch", type=int, default=64, help="steps per transitions message")
     parser.add_argument("--publishes", type=int, default=30, help="weight publishes to time")
 
@@ -25,10 +39,16 @@ def step_rows(rows: int, images: bool, rng: np.random.Generator) -> dict[str, np
     """A batch of RLDS-style step rows as the actor sends them (docs/contracts.md)."""
     batch = {k: rng.standard_normal((rows, n)).astype(np.float32) for k, n in STATE_KEYS.items()}
     batch.update(
-        reward=np.zeros(rows, np.float32), success_prob=np.full(rows, np.nan, np.float32),
-        intervened=np.zeros(rows, bool), is_first=np.zeros(rows, bool), is_last=np.zeros(rows, bool),
-        is_terminal=np.zeros(rows, bool), policy_version=np.zeros(rows, np.int64),
-        timestamp=np.zeros(rows, np.float64), episode_id=np.zeros(rows, np.int64), step=np.arange(rows, dtype=np.int64),
+        reward=np.zeros(rows, np.float32),
+        success_prob=np.full(rows, np.nan, np.float32),
+        intervened=np.zeros(rows, bool),
+        is_first=np.zeros(rows, bool),
+        is_last=np.zeros(rows, bool),
+        is_terminal=np.zeros(rows, bool),
+        policy_version=np.zeros(rows, np.int64),
+        timestamp=np.zeros(rows, np.float64),
+        episode_id=np.zeros(rows, np.int64),
+        step=np.arange(rows, dtype=np.int64),
     )
     if images:
         for cam in ("front", "wrist"):
@@ -36,12 +56,23 @@ def step_rows(rows: int, images: bool, rng: np.random.Generator) -> dict[str, np
     return batch
 
 
-def actor_parameters(obs_dim: int = 55, action_dim: int = 7, hidden: int = 256) -> dict[str, np.ndarray]:
+def actor_parameters(
+    obs_dim: int = 55, action_dim: int = 7, hidden: int = 256
+) -> dict[str, np.ndarray]:
     """Same shapes as the SAC actor MLP [256, 256] with LayerNorm and a mean/log-std head."""
     rng = np.random.default_rng(0)
-    shapes = {"l0.weight": (hidden, obs_dim), "l0.bias": (hidden,), "ln0.weight": (hidden,), "ln0.bias": (hidden,),
-              "l1.weight": (hidden, hidden), "l1.bias": (hidden,), "ln1.weight": (hidden,), "ln1.bias": (hidden,),
-              "head.weight": (2 * action_dim, hidden), "head.bias": (2 * action_dim,)}
+    shapes = {
+        "l0.weight": (hidden, obs_dim),
+        "l0.bias": (hidden,),
+        "ln0.weight": (hidden,),
+        "ln0.bias": (hidden,),
+        "l1.weight": (hidden, hidden),
+        "l1.bias": (hidden,),
+        "ln1.weight": (hidden,),
+        "ln1.bias": (hidden,),
+        "head.weight": (2 * action_dim, hidden),
+        "head.bias": (2 * action_dim,),
+    }
     return {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
 
 
@@ -51,11 +82,16 @@ def _actor(endpoint: str, spool: str, plan: dict, out: mp.Queue) -> None:
     client = ActorClient(endpoint, "bench-actor", "be", spool).start()
     rng = np.random.default_rng(1)
     assert client.flush(30) and _wait_connected(client)
-    for name, steps, images in (("state", plan["state_steps"], False), ("image", plan["image_steps"], True)):
+    for name, steps, images in (
+        ("state", plan["state_steps"], False),
+        ("image", plan["image_steps"], True),
+    ):
         batch = step_rows(plan["batch"], images, rng)
         for _ in range(steps // plan["batch"]):
             client.send("transitions", batch)
-            while client.unacked() > 256:  # the learner sets the pace; do not spool a benchmark to disk
+            while (
+                client.unacked() > 256
+            ):  # the learner sets the pace; do not spool a benchmark to disk
                 time.sleep(0.0005)
         client.flush(120)
         out.put((name, "done"))
@@ -103,8 +139,12 @@ def run(args: argparse.Namespace) -> dict:
     server = LearnerServer(endpoint, "be").start()
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    plan = {"state_steps": args.state_steps, "image_steps": args.image_steps, "batch": args.batch,
-            "publishes": args.publishes}
+    plan = {
+        "state_steps": args.state_steps,
+        "image_steps": args.image_steps,
+        "batch": args.batch,
+        "publishes": args.publishes,
+    }
     with tempfile.TemporaryDirectory() as spool:
         proc = ctx.Process(target=_actor, args=(endpoint, spool, plan, out))
         proc.start()
@@ -124,7 +164,8 @@ def run(args: argparse.Namespace) -> dict:
             assert out.get(timeout=120) == (name, "done")
             # The first message's rows are not counted: timing starts when it arrives.
             result[f"{'transitions' if name == 'state' else 'image_transitions'}_per_s"] = round(
-                (rows - args.batch) / (last - first), 1)
+                (rows - args.batch) / (last - first), 1
+            )
         params = actor_parameters()
         sent = {}
         for version in range(1, args.publishes + 1):

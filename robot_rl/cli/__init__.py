@@ -4,6 +4,7 @@ Each command module exposes `add_parser(subparsers)` and sets `func` on its pars
 Command modules import heavy packages (torch, mujoco) inside their functions so that
 `robot-rl --help` stays instant.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """`robot-rl bench NAME [--json]`: speed and memory figures, one JSON object per run."""
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ it, and starts each node as `python -m <module> --ros-args -r __node:=<name> --p
 with the same environment the launch file sets. Ctrl-C stops them all; a node that dies is
 reported with its exit status and the others are stopped too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,15 +18,23 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bringup", help="start the ROS 2 nodes of a launch file as separate processes")
-    parser.add_argument("which", choices=["sim", "robot"], help="launch/sim.launch.py or launch/robot.launch.py")
+    parser = sub.add_parser(
+        "bringup", help="start the ROS 2 nodes of a launch file as separate processes"
+    )
+    parser.add_argument(
+        "which", choices=["sim", "robot"], help="launch/sim.launch.py or launch/robot.launch.py"
+    )
     parser.add_argument("--config", help="ROS parameter file (default: config/ros_<which>.yaml)")
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run)")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0: run)"
+    )
     parser.set_defaults(func=run)
 
 
 def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Python node then turns SIGINT into KeyboardInterrupt
+    signal.signal(
+        signal.SIGINT, signal.SIG_DFL
+    )  # a Python node then turns SIGINT into KeyboardInterrupt
 
 
 def _stop(procs: dict[str, subprocess.Popen], timeout: float = 10.0) -> None:
@@ -70,16 +79,30 @@ def run(args: argparse.Namespace) -> int:
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for node in read_launch_file(launch):
-            cmd = [sys.executable, "-m", node_module(node.executable), "--ros-args", "-r", f"__node:={node.name}",
-                   "--params-file", str(params)]
+            cmd = [
+                sys.executable,
+                "-m",
+                node_module(node.executable),
+                "--ros-args",
+                "-r",
+                f"__node:={node.name}",
+                "--params-file",
+                str(params),
+            ]
             procs[node.name] = subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)
-            print(f"bringup: started {node.name} ({node.executable}, pid {procs[node.name].pid})", flush=True)
+            print(
+                f"bringup: started {node.name} ({node.executable}, pid {procs[node.name].pid})",
+                flush=True,
+            )
         start = time.monotonic()
         while not args.duration or time.monotonic() - start < args.duration:
             dead = {n: p.returncode for n, p in procs.items() if p.poll() is not None}
             if dead:
                 for name, code in dead.items():
-                    print(f"bringup: {name} exited with status {code}; stopping the others", file=sys.stderr)
+                    print(
+                        f"bringup: {name} exited with status {code}; stopping the others",
+                        file=sys.stderr,
+                    )
                 return 1 if any(dead.values()) else 0
             time.sleep(0.2)
     except KeyboardInterrupt:

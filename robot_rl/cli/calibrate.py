@@ -1,4 +1,5 @@
 """`robot-rl calibrate intrinsics|handeye|workspace|crop|selftest`: camera and cell calibration."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-BOARD_HELP = "ChArUco board as printed (defaults: 8x6 squares of 30 mm, 22 mm markers, DICT_5X5_100)"
+BOARD_HELP = (
+    "ChArUco board as printed (defaults: 8x6 squares of 30 mm, 22 mm markers, DICT_5X5_100)"
+)
 
 INTRINSICS_DOC = """\
 Camera intrinsics from ChArUco views.
@@ -60,72 +63,135 @@ square by default (the policy resizes them to 128x128) and are kept inside the i
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("calibrate", help="camera intrinsics, hand-eye, workspace bounds, image crops",
-                            description="Calibrate the cell: run each step's --help for the operator procedure.")
+    parser = sub.add_parser(
+        "calibrate",
+        help="camera intrinsics, hand-eye, workspace bounds, image crops",
+        description="Calibrate the cell: run each step's --help for the operator procedure.",
+    )
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
     fmt = argparse.RawDescriptionHelpFormatter
 
-    p = steps.add_parser("intrinsics", help="camera intrinsics from ChArUco views", description=INTRINSICS_DOC,
-                         formatter_class=fmt)
-    p.add_argument("--samples", required=True, type=Path, help="folder of images (or a sample-collector folder)")
+    p = steps.add_parser(
+        "intrinsics",
+        help="camera intrinsics from ChArUco views",
+        description=INTRINSICS_DOC,
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--samples",
+        required=True,
+        type=Path,
+        help="folder of images (or a sample-collector folder)",
+    )
     p.add_argument("--out", required=True, type=Path, help="camera_info YAML to write")
     p.add_argument("--camera-name", default="camera")
-    p.add_argument("--model", choices=("plumb_bob", "rational_polynomial"), default="plumb_bob",
-                   help="distortion model (rational_polynomial for wide-angle lenses)")
+    p.add_argument(
+        "--model",
+        choices=("plumb_bob", "rational_polynomial"),
+        default="plumb_bob",
+        help="distortion model (rational_polynomial for wide-angle lenses)",
+    )
     p.add_argument("--fit-k3", action="store_true", help="also fit k3 (plumb_bob); off by default")
     p.add_argument("--min-views", type=int, default=10)
     p.add_argument("--min-corners", type=int, default=12)
     p.add_argument("--max-view-error", type=float, default=1.0, help="px; worse views are dropped")
-    p.add_argument("--realsense", type=Path,
-                   help="JSON with factory intrinsics (width height fx fy ppx ppy model coeffs) as a start")
+    p.add_argument(
+        "--realsense",
+        type=Path,
+        help="JSON with factory intrinsics (width height fx fy ppx ppy model coeffs) as a start",
+    )
     _board_args(p)
     p.set_defaults(func=_intrinsics)
 
-    p = steps.add_parser("handeye", help="camera pose in hand or base frame", description=HANDEYE_DOC,
-                         formatter_class=fmt)
-    p.add_argument("--samples", required=True, type=Path, help="sample-collector folder (images + TCP poses)")
+    p = steps.add_parser(
+        "handeye",
+        help="camera pose in hand or base frame",
+        description=HANDEYE_DOC,
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--samples", required=True, type=Path, help="sample-collector folder (images + TCP poses)"
+    )
     p.add_argument("--intrinsics", required=True, type=Path, help="camera_info YAML of this camera")
     p.add_argument("--setup", required=True, choices=("eye_in_hand", "eye_to_hand"))
     p.add_argument("--out", required=True, type=Path, help="hand-eye result YAML to write")
     p.add_argument("--camera-name", default="camera")
     p.add_argument("--methods", nargs="+", help="restrict the candidate methods (default: all)")
     p.add_argument("--min-samples", type=int, default=8)
-    p.add_argument("--max-angle-mismatch", type=float, default=0.5,
-                   help="deg; reject samples whose robot and camera rotations disagree by more (default 0.5)")
-    p.add_argument("--max-pitch-mismatch", type=float, default=3.0,
-                   help="mm; same for motion along the rotation axis (default 3)")
-    p.add_argument("--twin-cameras", type=Path, help="also write this camera into a twin cameras.yaml")
+    p.add_argument(
+        "--max-angle-mismatch",
+        type=float,
+        default=0.5,
+        help="deg; reject samples whose robot and camera rotations disagree by more (default 0.5)",
+    )
+    p.add_argument(
+        "--max-pitch-mismatch",
+        type=float,
+        default=3.0,
+        help="mm; same for motion along the rotation axis (default 3)",
+    )
+    p.add_argument(
+        "--twin-cameras", type=Path, help="also write this camera into a twin cameras.yaml"
+    )
     _board_args(p)
     p.set_defaults(func=_handeye)
 
-    p = steps.add_parser("workspace", help="safety workspace box from recorded TCP poses",
-                         description=WORKSPACE_DOC, formatter_class=fmt)
+    p = steps.add_parser(
+        "workspace",
+        help="safety workspace box from recorded TCP poses",
+        description=WORKSPACE_DOC,
+        formatter_class=fmt,
+    )
     p.add_argument("--poses", required=True, type=Path, help=".npy or .csv of TCP poses")
-    p.add_argument("--margin", type=float, default=0.02, help="metres added on every side (default 0.02)")
-    p.add_argument("--min-extent", type=float, default=0.02, help="refuse if the arm moved less along an axis")
-    p.add_argument("--out", required=True, type=Path, help="YAML to update (safety.workspace_min/max)")
+    p.add_argument(
+        "--margin", type=float, default=0.02, help="metres added on every side (default 0.02)"
+    )
+    p.add_argument(
+        "--min-extent", type=float, default=0.02, help="refuse if the arm moved less along an axis"
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="YAML to update (safety.workspace_min/max)"
+    )
     p.set_defaults(func=_workspace)
 
-    p = steps.add_parser("crop", help="policy / reward-classifier crop rectangles with a PNG preview",
-                         description=CROP_DOC, formatter_class=fmt)
-    p.add_argument("--camera", required=True, help="camera name (key in --cameras and in the output)")
+    p = steps.add_parser(
+        "crop",
+        help="policy / reward-classifier crop rectangles with a PNG preview",
+        description=CROP_DOC,
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--camera", required=True, help="camera name (key in --cameras and in the output)"
+    )
     p.add_argument("--image", required=True, type=Path, help="a frame recorded from that camera")
     p.add_argument("--out", required=True, type=Path, help="crops YAML to update")
-    p.add_argument("--preview", type=Path, help="preview PNG (default: crop_<camera>.png next to --out)")
+    p.add_argument(
+        "--preview", type=Path, help="preview PNG (default: crop_<camera>.png next to --out)"
+    )
     p.add_argument("--cameras", type=Path, help="twin-style cameras.yaml (needed for 3-D boxes)")
     for role in ("policy", "reward"):
         g = p.add_mutually_exclusive_group(required=role == "policy")
         g.add_argument(f"--{role}", nargs=4, type=int, metavar=("X", "Y", "W", "H"))
-        g.add_argument(f"--{role}-box", nargs=6, type=float, metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"))
+        g.add_argument(
+            f"--{role}-box",
+            nargs=6,
+            type=float,
+            metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
+        )
         g.add_argument(f"--{role}-from-safety", type=Path, metavar="SAFETY_YAML")
     p.add_argument("--margin-px", type=int, default=10)
-    p.add_argument("--no-square", action="store_true", help="keep the crop's aspect ratio instead of square")
+    p.add_argument(
+        "--no-square", action="store_true", help="keep the crop's aspect ratio instead of square"
+    )
     p.set_defaults(func=_crop)
 
-    p = steps.add_parser("selftest", help="calibrate a rendered MuJoCo scene with known ground truth",
-                         description="Render a ChArUco board in MuJoCo from random hand poses for a wrist and a "
-                         "fixed camera with known intrinsics/extrinsics, calibrate both, and print the errors "
-                         "(focal %%, principal point px, hand-eye mm/deg, write-back px).")
+    p = steps.add_parser(
+        "selftest",
+        help="calibrate a rendered MuJoCo scene with known ground truth",
+        description="Render a ChArUco board in MuJoCo from random hand poses for a wrist and a "
+        "fixed camera with known intrinsics/extrinsics, calibrate both, and print the errors "
+        "(focal %%, principal point px, hand-eye mm/deg, write-back px).",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     p.add_argument("--views", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
@@ -143,11 +209,14 @@ def _board_args(p: argparse.ArgumentParser) -> None:
 def _board(args: argparse.Namespace):
     from calibration.charuco import BoardConfig
 
-    return BoardConfig(args.squares[0], args.squares[1], args.square_length, args.marker_length, args.dictionary)
+    return BoardConfig(
+        args.squares[0], args.squares[1], args.square_length, args.marker_length, args.dictionary
+    )
 
 
 def _guarded(fn):
     """Report refusals and bad input as one clear message and exit status 2; nothing has been written then."""
+
     def run(args: argparse.Namespace) -> int:
         from calibration.errors import CalibrationError
         from controllers.config import ConfigError
@@ -157,6 +226,7 @@ def _guarded(fn):
         except (CalibrationError, ConfigError, OSError) as exc:
             print(f"robot-rl calibrate {args.step}: {exc}", file=sys.stderr)
             return 2
+
     return run
 
 
@@ -169,22 +239,31 @@ def _intrinsics(args: argparse.Namespace) -> int:
     from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics
 
     board = _board(args)
-    cfg = IntrinsicsConfig(min_views=args.min_views, min_corners=args.min_corners,
-                           max_view_error_px=args.max_view_error, distortion_model=args.model,
-                           fix_k3=not args.fit_k3)
+    cfg = IntrinsicsConfig(
+        min_views=args.min_views,
+        min_corners=args.min_corners,
+        max_view_error_px=args.max_view_error,
+        distortion_model=args.model,
+        fix_k3=not args.fit_k3,
+    )
     samples = load_samples(args.samples)
     sizes = {img.shape[:2] for _, img, _ in samples}
     if len(sizes) != 1:
-        raise CalibrationError(f"images in {args.samples} have different sizes {sorted(sizes)}; use one camera mode")
+        raise CalibrationError(
+            f"images in {args.samples} have different sizes {sorted(sizes)}; use one camera mode"
+        )
     height, width = sizes.pop()
     initial = from_realsense(json.loads(args.realsense.read_text())) if args.realsense else None
     finder = CharucoFinder(board)
-    result = calibrate_intrinsics({name: finder.detect(img) for name, img, _ in samples}, board, (width, height),
-                                  cfg, initial)
+    result = calibrate_intrinsics(
+        {name: finder.detect(img) for name, img, _ in samples}, board, (width, height), cfg, initial
+    )
     save_camera_info(args.out, result.camera, args.camera_name, result.summary())
     c = result.camera
-    print(f"wrote {args.out}: fx={c.fx:.2f} fy={c.fy:.2f} cx={c.cx:.2f} cy={c.cy:.2f} "
-          f"rms={result.rms_px:.3f} px from {len(result.view_errors_px)} views, {len(result.rejected)} rejected")
+    print(
+        f"wrote {args.out}: fx={c.fx:.2f} fy={c.fy:.2f} cx={c.cx:.2f} cy={c.cy:.2f} "
+        f"rms={result.rms_px:.3f} px from {len(result.view_errors_px)} views, {len(result.rejected)} rejected"
+    )
     for name, why in result.rejected.items():
         print(f"  rejected {name}: {why}")
     return 0
@@ -197,41 +276,63 @@ def _handeye(args: argparse.Namespace) -> int:
     from calibration.collector import load_samples
     from calibration.errors import CalibrationError
     from calibration.files import write_yaml
-    from calibration.handeye import ALL_METHODS, HandEyeConfig, HandEyeSample, board_pose, calibrate_hand_eye
+    from calibration.handeye import (
+        ALL_METHODS,
+        HandEyeConfig,
+        HandEyeSample,
+        board_pose,
+        calibrate_hand_eye,
+    )
 
     board = _board(args)
     cam = load_camera_info(args.intrinsics)
-    cfg = HandEyeConfig(setup=args.setup, methods=tuple(args.methods or ALL_METHODS),
-                        min_samples=args.min_samples, folds=min(4, args.min_samples),
-                        max_angle_mismatch_deg=args.max_angle_mismatch, max_pitch_mismatch_mm=args.max_pitch_mismatch)
+    cfg = HandEyeConfig(
+        setup=args.setup,
+        methods=tuple(args.methods or ALL_METHODS),
+        min_samples=args.min_samples,
+        folds=min(4, args.min_samples),
+        max_angle_mismatch_deg=args.max_angle_mismatch,
+        max_pitch_mismatch_mm=args.max_pitch_mismatch,
+    )
     finder = CharucoFinder(board)
     samples, rejected = [], {}
     for name, image, T in load_samples(args.samples):
         if T is None:
-            raise CalibrationError(f"{args.samples} has no robot poses (samples.yaml); record samples with the "
-                                   "robot's calibration mode")
+            raise CalibrationError(
+                f"{args.samples} has no robot poses (samples.yaml); record samples with the "
+                "robot's calibration mode"
+            )
         if image.shape[:2] != (cam.height, cam.width):
-            raise CalibrationError(f"{name} is {image.shape[1]}x{image.shape[0]} but {args.intrinsics} is "
-                                   f"{cam.width}x{cam.height}")
+            raise CalibrationError(
+                f"{name} is {image.shape[1]}x{image.shape[0]} but {args.intrinsics} is "
+                f"{cam.width}x{cam.height}"
+            )
         det = finder.detect(image)
         if len(det) < cfg.min_corners:
             rejected[name] = f"{len(det)} board corners (need {cfg.min_corners})"
             continue
         T_cam_target, rms = board_pose(det, board, cam)
         if rms > cfg.max_pnp_error_px:
-            rejected[name] = (f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
-                              "blur, a bent board, or intrinsics of another camera/resolution")
+            rejected[name] = (
+                f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
+                "blur, a bent board, or intrinsics of another camera/resolution"
+            )
             continue
         samples.append(HandEyeSample(name, T, T_cam_target))
     points = make_board(board).getChessboardCorners().astype(float)
     result = calibrate_hand_eye(samples, points, cfg, args.camera_name, rejected)
     write_yaml(args.out, result.to_dict())
     if args.twin_cameras:
-        update_twin_cameras(args.twin_cameras, args.camera_name, TwinCamera(cam, result.parent_frame,
-                                                                            result.T_parent_cam))
+        update_twin_cameras(
+            args.twin_cameras,
+            args.camera_name,
+            TwinCamera(cam, result.parent_frame, result.T_parent_cam),
+        )
     err = result.heldout[result.method]
-    print(f"wrote {args.out}: method {result.method}, held-out error {err['trans_mm']:.2f} mm / "
-          f"{err['rot_deg']:.3f} deg, {len(result.samples_used)} samples, {len(result.rejected)} rejected")
+    print(
+        f"wrote {args.out}: method {result.method}, held-out error {err['trans_mm']:.2f} mm / "
+        f"{err['rot_deg']:.3f} deg, {len(result.samples_used)} samples, {len(result.rejected)} rejected"
+    )
     for name, why in result.rejected.items():
         print(f"  rejected {name}: {why}")
     return 0
@@ -244,8 +345,10 @@ def _workspace(args: argparse.Namespace) -> int:
     positions = load_positions(args.poses)
     lo, hi = workspace_box(positions, args.margin, args.min_extent)
     write_safety_yaml(args.out, lo, hi)
-    print(f"wrote {args.out}: workspace_min={lo.round(4).tolist()} workspace_max={hi.round(4).tolist()} "
-          f"from {len(positions)} poses, margin {args.margin} m")
+    print(
+        f"wrote {args.out}: workspace_min={lo.round(4).tolist()} workspace_max={hi.round(4).tolist()} "
+        f"from {len(positions)} poses, margin {args.margin} m"
+    )
     return 0
 
 
@@ -260,14 +363,20 @@ def _crop(args: argparse.Namespace) -> int:
     size = (image.shape[1], image.shape[0])
     crops = {}
     for role in ("policy", "reward"):
-        rect, box, safety = (getattr(args, role), getattr(args, f"{role}_box"), getattr(args, f"{role}_from_safety"))
+        rect, box, safety = (
+            getattr(args, role),
+            getattr(args, f"{role}_box"),
+            getattr(args, f"{role}_from_safety"),
+        )
         if rect is not None:
             crops[role] = Crop(*rect)
             continue
         if box is None and safety is None:
             continue
         if args.cameras is None:
-            raise ConfigError(f"--{role}-box/--{role}-from-safety need --cameras (the calibrated cameras.yaml)")
+            raise ConfigError(
+                f"--{role}-box/--{role}-from-safety need --cameras (the calibrated cameras.yaml)"
+            )
         if safety is not None:
             s = load_yaml(safety).get("safety") or {}
             if "workspace_min" not in s or "workspace_max" not in s:
@@ -279,7 +388,9 @@ def _crop(args: argparse.Namespace) -> int:
     save_crops(args.out, args.camera, crops, size, image, args.preview)
     for role, c in crops.items():
         print(f"{args.camera}.{role}: x={c.x} y={c.y} width={c.width} height={c.height}")
-    print(f"wrote {args.out} and preview {args.preview or args.out.with_name(f'crop_{args.camera}.png')}")
+    print(
+        f"wrote {args.out} and preview {args.preview or args.out.with_name(f'crop_{args.camera}.png')}"
+    )
     return 0
 
 

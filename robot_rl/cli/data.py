@@ -1,4 +1,5 @@
 """`robot-rl data info|video`: what an episode store holds, and a video of one episode."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,16 +9,24 @@ import json
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="inspect an episode store (info, video)")
     cmds = p.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    info = cmds.add_parser("info", help="episodes, steps, success rate, intervention share, size on disk")
+    info = cmds.add_parser(
+        "info", help="episodes, steps, success rate, intervention share, size on disk"
+    )
     info.add_argument("store", help="episode store")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=run_info)
-    video = cmds.add_parser("video", help="mp4 or gif of an episode's cameras with action/reward/intervention")
+    video = cmds.add_parser(
+        "video", help="mp4 or gif of an episode's cameras with action/reward/intervention"
+    )
     video.add_argument("store", help="episode store")
-    video.add_argument("--episode", type=int, required=True, help="episode index (negative counts from the end)")
+    video.add_argument(
+        "--episode", type=int, required=True, help="episode index (negative counts from the end)"
+    )
     video.add_argument("--out", help="output .mp4 or .gif (default: episode_<N>.mp4)")
     video.add_argument("--cameras", help="comma-separated cameras (default: all)")
-    video.add_argument("--fps", type=float, default=10.0, help="frames per second (default 10, the control rate)")
+    video.add_argument(
+        "--fps", type=float, default=10.0, help="frames per second (default 10, the control rate)"
+    )
     video.set_defaults(func=run_video)
 
 
@@ -37,7 +46,9 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"steps               {summary['steps']}")
     print(f"success rate        {summary['success_rate']:.1%}")
     print(f"intervention share  {summary['intervention_share']:.1%}")
-    print(f"sources             {', '.join(f'{k} {v}' for k, v in summary['sources'].items()) or '-'}")
+    print(
+        f"sources             {', '.join(f'{k} {v}' for k, v in summary['sources'].items()) or '-'}"
+    )
     print(f"tasks               {', '.join(summary['tasks']) or '-'}")
     print(f"size on disk        {summary['bytes_on_disk'] / 1e6:.1f} MB")
     print(f"keys                {' '.join(summary['keys'])}")

@@ -4,6 +4,7 @@ Trains pick_cube in the MuJoCo twin with the default experiment config (learner 
 processes over ZeroMQ, scripted demonstrations, a scripted operator that intervenes), then says
 where the results are. `--expert-only` runs the scripted expert instead, for a quick look at the twin.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,20 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sim_pick_cube
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("demo", help="train pick_cube in the twin with defaults and say where results are")
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="experiment config (default: %(default)s)")
-    parser.add_argument("--out", default=None, help="run directory (default: runs/demo-<date>-<time>)")
-    parser.add_argument("--expert-only", action="store_true",
-                        help="skip training: run the scripted expert over randomised episodes")
+    parser = sub.add_parser(
+        "demo", help="train pick_cube in the twin with defaults and say where results are"
+    )
+    parser.add_argument(
+        "--config", default=str(DEFAULT_CONFIG), help="experiment config (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="run directory (default: runs/demo-<date>-<time>)"
+    )
+    parser.add_argument(
+        "--expert-only",
+        action="store_true",
+        help="skip training: run the scripted expert over randomised episodes",
+    )
     parser.add_argument("--episodes", type=int, default=20, help="episodes for --expert-only")
     parser.set_defaults(func=run)
 
@@ -32,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
     print(f"robot-rl demo: training pick_cube in the MuJoCo twin; results go to {out}/", flush=True)
-    return train.run(argparse.Namespace(config=args.config, out=out, resume=False, actors=None, endpoint=None))
+    return train.run(
+        argparse.Namespace(config=args.config, out=out, resume=False, actors=None, endpoint=None)
+    )
 
 
 def _expert(args: argparse.Namespace) -> int:
@@ -42,6 +54,8 @@ def _expert(args: argparse.Namespace) -> int:
         raise SystemExit(f"robot-rl demo: --episodes must be >= 1, got {args.episodes}")
     result = evaluate("pick_cube", args.episodes, seed=0)
     successes = round(result["success_rate"] * args.episodes)
-    print(f"robot-rl demo: MuJoCo twin, pick_cube, scripted expert: {successes}/{args.episodes} randomised "
-          f"episodes succeeded (mean {result['mean_steps']:.1f} steps at 10 Hz)")
+    print(
+        f"robot-rl demo: MuJoCo twin, pick_cube, scripted expert: {successes}/{args.episodes} randomised "
+        f"episodes succeeded (mean {result['mean_steps']:.1f} steps at 10 Hz)"
+    )
     return 0

@@ -1,4 +1,5 @@
 """`robot-rl eval CHECKPOINT --task pick_cube --episodes 100`: success rate and time to success in the twin."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,11 +13,17 @@ import numpy as np
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint's deterministic policy in the twin")
-    p.add_argument("checkpoint", help="checkpoint directory (weights.safetensors, config.json, ...)")
+    p.add_argument(
+        "checkpoint", help="checkpoint directory (weights.safetensors, config.json, ...)"
+    )
     p.add_argument("--task", required=True, help="twin task (pick_cube, peg_insert)")
     p.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
-    p.add_argument("--seed", type=int, default=10_000, help="episode i uses seed SEED+i (default 10000)")
-    p.add_argument("--record", metavar="STORE", help="also record every episode into this episode store")
+    p.add_argument(
+        "--seed", type=int, default=10_000, help="episode i uses seed SEED+i (default 10000)"
+    )
+    p.add_argument(
+        "--record", metavar="STORE", help="also record every episode into this episode store"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(func=run)
 
@@ -26,8 +33,15 @@ def run(args: argparse.Namespace) -> int:
     from robot_rl.store import StoreError
 
     try:
-        result = evaluate_checkpoint(args.checkpoint, args.task, args.episodes, seed=args.seed, record=args.record,
-                                     threads=args.threads, progress=True)
+        result = evaluate_checkpoint(
+            args.checkpoint,
+            args.task,
+            args.episodes,
+            seed=args.seed,
+            record=args.record,
+            threads=args.threads,
+            progress=True,
+        )
     except (StoreError, ConfigError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"robot-rl eval: {exc}") from exc
     print(json.dumps(result))
@@ -37,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
 def load_policy(checkpoint: str | Path) -> tuple[Any, dict[str, Any]]:
     """The agent of a trainer checkpoint with its weights loaded, and the checkpoint's config."""
     from controllers.config import from_dict
-    from robot_rl.agents.sac import SACAgent, SACConfig
     from robot_rl.agents.checkpoint import load_checkpoint
+    from robot_rl.agents.sac import SACAgent, SACConfig
 
     path = Path(checkpoint)
     config_file = path / "config.json"
@@ -55,8 +69,16 @@ def load_policy(checkpoint: str | Path) -> tuple[Any, dict[str, Any]]:
     return agent, config
 
 
-def evaluate_checkpoint(checkpoint: str | Path, task: str, episodes: int, *, seed: int = 10_000,
-                        record: str | Path | None = None, threads: int = 1, progress: bool = False) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    task: str,
+    episodes: int,
+    *,
+    seed: int = 10_000,
+    record: str | Path | None = None,
+    threads: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Run the deterministic policy for `episodes` seeded episodes; success rate and time to success."""
     import torch
 
@@ -74,26 +96,42 @@ def evaluate_checkpoint(checkpoint: str | Path, task: str, episodes: int, *, see
     have = {k: (tuple(s.shape), np.dtype(s.dtype)) for k, s in env.observation_space.spaces.items()}
     want = {k: (tuple(s), np.dtype(d)) for k, (s, d) in config["obs_spec"].items()}
     if have != want:
-        raise ValueError(f"{checkpoint}: the policy observes {sorted(want)} but the {task} env gives {sorted(have)} "
-                         f"(differences: {sorted(set(have.items()) ^ set(want.items()))})")
+        raise ValueError(
+            f"{checkpoint}: the policy observes {sorted(want)} but the {task} env gives {sorted(have)} "
+            f"(differences: {sorted(set(have.items()) ^ set(want.items()))})"
+        )
     env_config = to_dict(env.unwrapped.config)
     control_dt = 1.0 / env.unwrapped.config.control_hz
     version = int(agent.actor_steps)
-    fields = {"platform": "sim", "operator": "", "config_hash": config_hash(env_config), "robot_calibration_id": "twin"}
+    fields = {
+        "platform": "sim",
+        "operator": "",
+        "config_hash": config_hash(env_config),
+        "robot_calibration_id": "twin",
+    }
     steps_to_success, successes = [], 0
     store = EpisodeStore.open(record, mode="a") if record else None
     try:
         for i in range(episodes):
-            episode, facts = run_episode(env, lambda obs: agent.act(obs, deterministic=True), seed=seed + i,
-                                         policy_version=version)
+            episode, facts = run_episode(
+                env,
+                lambda obs: agent.act(obs, deterministic=True),
+                seed=seed + i,
+                policy_version=version,
+            )
             if facts["success"]:
                 successes += 1
                 steps_to_success.append(facts["steps"])
             if store is not None:
-                store.append(episode, episode_info(task, "sim", facts, seed=seed + i, **fields), env_config)
+                store.append(
+                    episode, episode_info(task, "sim", facts, seed=seed + i, **fields), env_config
+                )
             if progress:
-                print(f"episode {i} (seed {seed + i}): {'success' if facts['success'] else 'failure'} "
-                      f"after {facts['steps']} steps", file=sys.stderr)
+                print(
+                    f"episode {i} (seed {seed + i}): {'success' if facts['success'] else 'failure'} "
+                    f"after {facts['steps']} steps",
+                    file=sys.stderr,
+                )
     finally:
         env.close()
         if store is not None:

@@ -1,4 +1,5 @@
 """`robot-rl keys generate --out DIR`: CURVE certificates for the learner and its actors."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,16 +1,27 @@
 """`robot-rl learner --config FILE --out runs/NAME [--resume]`: serve actors over ZeroMQ and train."""
+
 from __future__ import annotations
 
 import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("learner", help="run the learner: receive transitions, train, publish weights")
-    parser.add_argument("--config", default=None, help="run config YAML (the actors must use the same)")
-    parser.add_argument("--out", required=True, help="run directory (checkpoint/, journal/, metrics.csv, tb/)")
+    parser = sub.add_parser(
+        "learner", help="run the learner: receive transitions, train, publish weights"
+    )
+    parser.add_argument(
+        "--config", default=None, help="run config YAML (the actors must use the same)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="run directory (checkpoint/, journal/, metrics.csv, tb/)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--bind", default=None, help="endpoint to listen on, e.g. tcp://*:5555 (default: config)")
-    parser.add_argument("--keys", default=None, help="CURVE key folder from `robot-rl keys generate`")
+    parser.add_argument(
+        "--bind", default=None, help="endpoint to listen on, e.g. tcp://*:5555 (default: config)"
+    )
+    parser.add_argument(
+        "--keys", default=None, help="CURVE key folder from `robot-rl keys generate`"
+    )
     parser.set_defaults(func=run)
 
 

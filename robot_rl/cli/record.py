@@ -1,4 +1,5 @@
 """`robot-rl record`: record scripted demonstrations in the twin into an episode store."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("record", help="record demonstrations in the twin into an episode store")
     p.add_argument("--task", required=True, help="twin task (pick_cube, peg_insert)")
     p.add_argument("--episodes", type=int, default=20, help="episodes to record (default 20)")
-    p.add_argument("--expert", choices=EXPERTS, default="scripted", help="who acts (default scripted)")
+    p.add_argument(
+        "--expert", choices=EXPERTS, default="scripted", help="who acts (default scripted)"
+    )
     p.add_argument("--out", required=True, help="episode store to create or append to")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed SEED+i (default 0)")
     p.add_argument("--config", help="YAML of sim.config.EnvConfig (or with an 'env:' section)")
-    p.add_argument("--cameras", help="comma-separated cameras to record (default: the config's, else front,wrist)")
+    p.add_argument(
+        "--cameras",
+        help="comma-separated cameras to record (default: the config's, else front,wrist)",
+    )
     p.set_defaults(func=run)
 
 
@@ -27,12 +33,20 @@ def run(args: argparse.Namespace) -> int:
     from robot_rl.store import StoreError
 
     try:
-        summary = record_demos(args.task, args.episodes, args.out, seed=args.seed, config=_env_config(args),
-                               progress=True)
+        summary = record_demos(
+            args.task,
+            args.episodes,
+            args.out,
+            seed=args.seed,
+            config=_env_config(args),
+            progress=True,
+        )
     except (StoreError, ConfigError, ValueError) as exc:
         raise SystemExit(f"robot-rl record: {exc}") from exc
-    print(f"recorded {summary['episodes']} episodes ({summary['successes']} successful) to {summary['store']}; "
-          f"the store now holds {summary['store_episodes']}")
+    print(
+        f"recorded {summary['episodes']} episodes ({summary['successes']} successful) to {summary['store']}; "
+        f"the store now holds {summary['store_episodes']}"
+    )
     return 0
 
 
@@ -50,8 +64,15 @@ def _env_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
-def record_demos(task: str, episodes: int, out: str | Path, *, seed: int = 0, config: dict[str, Any] | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+def record_demos(
+    task: str,
+    episodes: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    config: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Record `episodes` scripted-expert episodes of `task` (seeds seed, seed+1, ...) into store `out`."""
     from controllers.config import to_dict
     from robot_rl.store import EpisodeStore
@@ -79,13 +100,22 @@ def record_demos(task: str, episodes: int, out: str | Path, *, seed: int = 0, co
             for i in range(episodes):
                 expert.reset()
                 episode, facts = run_episode(env, expert.act, seed=seed + i)
-                index = store.append(episode, episode_info(task, "demo", facts, seed=seed + i, **fields), env_config)
+                index = store.append(
+                    episode, episode_info(task, "demo", facts, seed=seed + i, **fields), env_config
+                )
                 successes += facts["success"]
                 if progress:
                     outcome = "success" if facts["success"] else "failure"
-                    print(f"episode {index}: {outcome} after {facts['steps']} steps (seed {seed + i})",
-                          file=sys.stderr)
+                    print(
+                        f"episode {index}: {outcome} after {facts['steps']} steps (seed {seed + i})",
+                        file=sys.stderr,
+                    )
             total = len(store)
     finally:
         env.close()
-    return {"store": str(out), "episodes": episodes, "successes": successes, "store_episodes": total}
+    return {
+        "store": str(out),
+        "episodes": episodes,
+        "successes": successes,
+        "store_episodes": total,
+    }

@@ -4,6 +4,7 @@ Twin episodes restart from their recorded sim state (an exact replay should not 
 Real-robot episodes start from the recorded joint pose and, where the episode attributes know it, the
 object pose: the divergence over time is then the sim-to-real gap of the twin.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,19 @@ import numpy as np
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="replay a recorded episode in the twin and report the TCP divergence")
+    p = sub.add_parser(
+        "replay", help="replay a recorded episode in the twin and report the TCP divergence"
+    )
     p.add_argument("store", help="episode store")
-    p.add_argument("--episode", type=int, required=True, help="episode index (negative counts from the end)")
-    p.add_argument("--out", default=".", help="folder for replay.png and replay.json (default: here)")
-    p.add_argument("--config", help="EnvConfig YAML for the twin (default: the config stored with the episode)")
+    p.add_argument(
+        "--episode", type=int, required=True, help="episode index (negative counts from the end)"
+    )
+    p.add_argument(
+        "--out", default=".", help="folder for replay.png and replay.json (default: here)"
+    )
+    p.add_argument(
+        "--config", help="EnvConfig YAML for the twin (default: the config stored with the episode)"
+    )
     p.set_defaults(func=run)
 
 
@@ -40,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def replay(store_path: str | Path, index: int, out: Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
+def replay(
+    store_path: str | Path, index: int, out: Path, config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Replay episode `index` of the store; write replay.png and replay.json to `out`; return the report."""
     from robot_rl.store import EpisodeStore, decode_state
     from sim import make_env
@@ -51,7 +62,9 @@ def replay(store_path: str | Path, index: int, out: Path, config: dict[str, Any]
         if config is None and info.config_hash:
             try:
                 config = store.config(info.config_hash)
-            except Exception:  # a real robot's config is not a twin config; the twin's defaults stand in
+            except (
+                Exception
+            ):  # a real robot's config is not a twin config; the twin's defaults stand in
                 config = None
     env_config = dict(config or {})
     env_config["cameras"] = ()  # images do not change the physics; skip rendering
@@ -59,12 +72,16 @@ def replay(store_path: str | Path, index: int, out: Path, config: dict[str, Any]
     try:
         if info.platform == "sim":
             if "sim_state" not in info.initial_state:
-                raise ValueError(f"{store_path}: episode {index} is from the twin but has no initial sim state")
+                raise ValueError(
+                    f"{store_path}: episode {index} is from the twin but has no initial sim state"
+                )
             state = decode_state(info.initial_state["sim_state"])
             start = "recorded sim state"
         else:
             state = _real_start_state(env, episode, info)
-            start = "recorded joint pose" + (" and object pose" if "object_pose" in info.initial_state else "")
+            start = "recorded joint pose" + (
+                " and object pose" if "object_pose" in info.initial_state else ""
+            )
         obs, _ = env.reset(options={"sim_state": state})
         replayed = [np.asarray(obs["tcp_pose"], np.float64)]
         success = False
@@ -77,11 +94,22 @@ def replay(store_path: str | Path, index: int, out: Path, config: dict[str, Any]
     finally:
         env.close()
     report = divergence(np.asarray(episode["tcp_pose"], np.float64), np.stack(replayed))
-    report.update({"store": str(store_path), "episode": index, "task": info.task, "platform": info.platform,
-                   "start": start, "recorded_success": info.success, "replayed_success": success})
+    report.update(
+        {
+            "store": str(store_path),
+            "episode": index,
+            "task": info.task,
+            "platform": info.platform,
+            "start": start,
+            "recorded_success": info.success,
+            "replayed_success": success,
+        }
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / "replay.json").write_text(json.dumps(report, indent=1))
-    _plot(report, np.asarray(episode["tcp_pose"], np.float64), np.stack(replayed), out / "replay.png")
+    _plot(
+        report, np.asarray(episode["tcp_pose"], np.float64), np.stack(replayed), out / "replay.png"
+    )
     report["plot"] = str(out / "replay.png")
     return report
 
@@ -126,7 +154,7 @@ def _real_start_state(env: Any, episode: dict[str, np.ndarray], info: Any) -> di
     state["controller_tau_prev"][:] = 0.0
     if "object_pose" in info.initial_state:
         adr = env.unwrapped.task.object_qpos
-        state["qpos"][adr:adr + 7] = np.asarray(info.initial_state["object_pose"], np.float64)
+        state["qpos"][adr : adr + 7] = np.asarray(info.initial_state["object_pose"], np.float64)
     return state
 
 
@@ -140,7 +168,9 @@ def _plot(report: dict[str, Any], recorded: np.ndarray, replayed: np.ndarray, pa
     ax_err.plot(report["pos_err_mm"], label="position (mm)")
     ax_err.plot(report["rot_err_deg"], label="orientation (deg)")
     ax_err.set_ylabel("TCP divergence")
-    ax_err.set_title(f"{report['task']} episode {report['episode']} ({report['platform']}): replay vs recording")
+    ax_err.set_title(
+        f"{report['task']} episode {report['episode']} ({report['platform']}): replay vs recording"
+    )
     ax_err.legend()
     for i, axis in enumerate("xyz"):
         (line,) = ax_xyz.plot(recorded[:, i], label=f"{axis} recorded")

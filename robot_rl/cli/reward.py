@@ -1,4 +1,5 @@
 """`robot-rl reward train|probe|zero-shot|eval`: success rewards from pixels (classifier or CLIP back ends)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,9 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("reward", help="train or evaluate the success classifier on an episode store")
+    parser = sub.add_parser(
+        "reward", help="train or evaluate the success classifier on an episode store"
+    )
     actions = parser.add_subparsers(dest="reward_command", required=True, metavar="ACTION")
 
     p = actions.add_parser(
@@ -22,8 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "classifier.yaml, head.safetensors and report.json into --out.",
     )
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
-    p.add_argument("--out", required=True, type=Path, help="directory for the classifier (created if missing)")
-    p.add_argument("--config", type=Path, help="YAML with TrainConfig keys (classifier, labels, steps, ...)")
+    p.add_argument(
+        "--out", required=True, type=Path, help="directory for the classifier (created if missing)"
+    )
+    p.add_argument(
+        "--config", type=Path, help="YAML with TrainConfig keys (classifier, labels, steps, ...)"
+    )
     p.add_argument("--target-precision", type=float, help="override target_precision")
     p.add_argument("--target-recall", type=float, help="override target_recall")
     p.add_argument("--threshold-confidence", type=float, help="override threshold_confidence")
@@ -35,20 +42,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="few-shot linear probe on CLIP embeddings (local weights); threshold chosen on held-out episodes",
     )
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
-    p.add_argument("--clip", required=True, type=Path, help="local transformers CLIP checkpoint directory")
-    p.add_argument("--out", required=True, type=Path, help="directory for vlm.yaml and probe.safetensors")
+    p.add_argument(
+        "--clip", required=True, type=Path, help="local transformers CLIP checkpoint directory"
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="directory for vlm.yaml and probe.safetensors"
+    )
     p.add_argument("--camera", default="front", help="camera whose frames are scored")
     p.add_argument("--target-precision", type=float, default=0.98)
     p.add_argument("--target-recall", type=float, default=0.9)
-    p.add_argument("--threshold-confidence", type=float, default=0.8,
-                   help="one-sided confidence with which validation must show the targets")
+    p.add_argument(
+        "--threshold-confidence",
+        type=float,
+        default=0.8,
+        help="one-sided confidence with which validation must show the targets",
+    )
     p.add_argument("--max-positives", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=_guarded(run_probe))
 
-    p = actions.add_parser("zero-shot", help="write a zero-shot CLIP reward (goal vs baseline prompt, VLM-RM)")
-    p.add_argument("--clip", required=True, type=Path, help="local transformers CLIP checkpoint directory")
+    p = actions.add_parser(
+        "zero-shot", help="write a zero-shot CLIP reward (goal vs baseline prompt, VLM-RM)"
+    )
+    p.add_argument(
+        "--clip", required=True, type=Path, help="local transformers CLIP checkpoint directory"
+    )
     p.add_argument("--out", required=True, type=Path, help="directory for vlm.yaml")
     p.add_argument("--camera", default="front", help="camera whose frames are scored")
     p.add_argument("--goal", help="goal prompt (default in VLMConfig)")
@@ -57,10 +76,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="success when P(goal) >= this")
     p.set_defaults(func=_guarded(run_zero_shot))
 
-    p = actions.add_parser("eval", help="precision, recall, ROC-AUC and confusion matrix on a store")
+    p = actions.add_parser(
+        "eval", help="precision, recall, ROC-AUC and confusion matrix on a store"
+    )
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
-    p.add_argument("--model", required=True, type=Path, help="directory written by `reward train|probe|zero-shot`")
-    p.add_argument("--threshold", type=float, help="evaluate at this threshold instead of the saved one")
+    p.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="directory written by `reward train|probe|zero-shot`",
+    )
+    p.add_argument(
+        "--threshold", type=float, help="evaluate at this threshold instead of the saved one"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=_guarded(run_eval))
 
@@ -102,13 +130,23 @@ def run_train(args: argparse.Namespace) -> int:
             raw[key] = getattr(args, key)
     config = from_dict(TrainConfig, raw)
     torch.set_num_threads(config.threads)
-    episodes, outcomes = load_store(args.store, [v.camera for v in config.classifier.views],
-                                    [p.key for p in config.classifier.proprio])
+    episodes, outcomes = load_store(
+        args.store,
+        [v.camera for v in config.classifier.views],
+        [p.key for p in config.classifier.proprio],
+    )
     result = train(episodes, config, outcomes=outcomes)
-    chosen_for = {"target_precision": config.target_precision, "target_recall": config.target_recall,
-                  "threshold_confidence": config.threshold_confidence}
+    chosen_for = {
+        "target_precision": config.target_precision,
+        "target_recall": config.target_recall,
+        "threshold_confidence": config.threshold_confidence,
+    }
     summary = {"store": str(args.store), **chosen_for, **result.summary()}
-    extra = {"labels": to_dict(config.labels), "trained_on": str(args.store), "report": summary["validation"]}
+    extra = {
+        "labels": to_dict(config.labels),
+        "trained_on": str(args.store),
+        "report": summary["validation"],
+    }
     result.model.save(args.out, extra=extra)
     (args.out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_report(f"validation ({result.val_episodes} held-out episodes)", summary["validation"])
@@ -135,12 +173,24 @@ def run_probe(args: argparse.Namespace) -> int:
     config = VLMConfig(path=str(args.clip), camera=args.camera)
     episodes, outcomes = load_store(args.store, [args.camera])
     labels = LabelConfig()
-    result = train_probe(episodes, config, labels, outcomes, args.target_precision, args.threshold_confidence,
-                         target_recall=args.target_recall, max_positives=args.max_positives,
-                         seed=args.seed)
+    result = train_probe(
+        episodes,
+        config,
+        labels,
+        outcomes,
+        args.target_precision,
+        args.threshold_confidence,
+        target_recall=args.target_recall,
+        max_positives=args.max_positives,
+        seed=args.seed,
+    )
     report = result.report.to_dict()
-    result.probe.save(args.out, extra={"labels": to_dict(labels), "trained_on": str(args.store), "report": report})
-    (args.out / "report.json").write_text(json.dumps({"validation": report, "target_met": result.target_met}, indent=2))
+    result.probe.save(
+        args.out, extra={"labels": to_dict(labels), "trained_on": str(args.store), "report": report}
+    )
+    (args.out / "report.json").write_text(
+        json.dumps({"validation": report, "target_met": result.target_met}, indent=2)
+    )
     _print_report("validation (linear probe)", report)
     print(f"linear probe written to {args.out}")
     return 0
@@ -149,9 +199,15 @@ def run_probe(args: argparse.Namespace) -> int:
 def run_zero_shot(args: argparse.Namespace) -> int:
     from robot_rl.reward.vlm import VLMConfig, ZeroShotReward
 
-    prompts = {k: v for k, v in (("goal_prompt", args.goal), ("baseline_prompt", args.baseline)) if v is not None}
+    prompts = {
+        k: v
+        for k, v in (("goal_prompt", args.goal), ("baseline_prompt", args.baseline))
+        if v is not None
+    }
     config = VLMConfig(path=str(args.clip), camera=args.camera, alpha=args.alpha, **prompts)
-    ZeroShotReward(config, threshold=args.threshold).save(args.out)  # loads the weights: a bad path fails here
+    ZeroShotReward(config, threshold=args.threshold).save(
+        args.out
+    )  # loads the weights: a bad path fails here
     print(f"zero-shot reward written to {args.out}")
     return 0
 
@@ -169,7 +225,11 @@ def run_eval(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     if args.threshold is not None:
         model.threshold = args.threshold
-    meta_file = next(args.model / n for n in (classifier.CONFIG_FILE, vlm.CONFIG_FILE) if (args.model / n).is_file())
+    meta_file = next(
+        args.model / n
+        for n in (classifier.CONFIG_FILE, vlm.CONFIG_FILE)
+        if (args.model / n).is_file()
+    )
     # label the frames the way the training run did
     labels = from_dict(LabelConfig, yaml.safe_load(meta_file.read_text()).get("labels"), "labels")
     episodes, outcomes = load_store(args.store, model.cameras, model.state_keys)

@@ -1,4 +1,5 @@
 """`robot-rl train --config FILE --out runs/NAME`: learner + actors + scripted operator in the twin."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,18 +8,32 @@ import signal
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("train", help="train in the MuJoCo twin: learner and actor processes over ZeroMQ")
-    parser.add_argument("--config", default=None, help="run config YAML (default: built-in defaults)")
-    parser.add_argument("--out", required=True, help="run directory (summary.json, learning_curve.png, checkpoint/)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    parser.add_argument("--actors", type=int, default=None, help="number of actor processes (overrides num_actors)")
-    parser.add_argument("--endpoint", default=None, help="learner endpoint (default: a free localhost port)")
+    parser = sub.add_parser(
+        "train", help="train in the MuJoCo twin: learner and actor processes over ZeroMQ"
+    )
+    parser.add_argument(
+        "--config", default=None, help="run config YAML (default: built-in defaults)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="run directory (summary.json, learning_curve.png, checkpoint/)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
+    parser.add_argument(
+        "--actors", type=int, default=None, help="number of actor processes (overrides num_actors)"
+    )
+    parser.add_argument(
+        "--endpoint", default=None, help="learner endpoint (default: a free localhost port)"
+    )
     parser.set_defaults(func=run)
 
 
 def _stop(signum: int, frame) -> None:
-    raise SystemExit(f"robot-rl train: stopped by signal {signum}; learner and actors stopped, the last checkpoint "
-                     "kept (continue with --resume)")
+    raise SystemExit(
+        f"robot-rl train: stopped by signal {signum}; learner and actors stopped, the last checkpoint "
+        "kept (continue with --resume)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,13 +19,15 @@ update-to-data ratio stays near publish_every / (steps_per_weights * actors). It
 the learner's first update, in demonstration or evaluation episodes, or while the learner is
 unreachable (a dead learner must not stop the actor).
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -75,23 +77,41 @@ class EpisodeStats:
     policy_version: int
 
     def meta(self) -> dict[str, Any]:
-        return {"episode_id": self.episode_id, "mode": self.mode, "steps": self.steps, "return": self.ret,
-                "success": self.success, "takeovers": self.takeovers, "intervened_steps": self.intervened_steps}
+        return {
+            "episode_id": self.episode_id,
+            "mode": self.mode,
+            "steps": self.steps,
+            "return": self.ret,
+            "success": self.success,
+            "takeovers": self.takeovers,
+            "intervened_steps": self.intervened_steps,
+        }
 
 
 class Actor:
     """Runs episodes of `env` with `policy`, streaming step rows through `client` (None: offline)."""
 
-    def __init__(self, env, policy, client: ActorClient | None, *, batch_steps: int = 10,
-                 operator=None, max_episode_steps: int | None = None,
-                 on_weights: Callable[[int], None] | None = None, steps_per_weights: int = 0,
-                 pace_timeout_s: float = 2.0):
+    def __init__(
+        self,
+        env,
+        policy,
+        client: ActorClient | None,
+        *,
+        batch_steps: int = 10,
+        operator=None,
+        max_episode_steps: int | None = None,
+        on_weights: Callable[[int], None] | None = None,
+        steps_per_weights: int = 0,
+        pace_timeout_s: float = 2.0,
+    ):
         self.env = env
         self.policy = policy
         self.client = client
         self.batch_steps = batch_steps
         self.operator = operator
-        self.max_episode_steps = max_episode_steps or getattr(env.spec, "max_episode_steps", None) or 1000
+        self.max_episode_steps = (
+            max_episode_steps or getattr(env.spec, "max_episode_steps", None) or 1000
+        )
         self.policy_version = 0
         self.next_episode_id = 0
         self.on_weights = on_weights
@@ -111,7 +131,12 @@ class Actor:
         try:
             self.policy.load_actor_parameters(weights.arrays)
         except ValueError as exc:
-            log.error("weights v%d do not fit this policy, keeping v%d: %s", weights.version, self.policy_version, exc)
+            log.error(
+                "weights v%d do not fit this policy, keeping v%d: %s",
+                weights.version,
+                self.policy_version,
+                exc,
+            )
             return False
         self.policy_version = weights.version
         self._steps_on_weights = 0
@@ -123,7 +148,9 @@ class Actor:
         episode_id = self.next_episode_id
         self.next_episode_id += 1
         obs, info = self.env.reset(seed=seed)
-        prob = info.get("success_prob", math.nan)  # the reward model's score of `obs`, where there is one
+        prob = info.get(
+            "success_prob", math.nan
+        )  # the reward model's score of `obs`, where there is one
         operator = self.operator if mode != "eval" else None
         if operator is not None:
             operator.start_episode(self.max_episode_steps, demo=(mode == "demo"))
@@ -141,49 +168,111 @@ class Actor:
             intervened = human is not None
             action, reason = guard_action(human if intervened else policy_action)
             if reason:
-                log.warning("episode %d step %d: %s action guarded: %s", episode_id, step,
-                            "operator" if intervened else "policy", reason)
+                log.warning(
+                    "episode %d step %d: %s action guarded: %s",
+                    episode_id,
+                    step,
+                    "operator" if intervened else "policy",
+                    reason,
+                )
             takeovers += intervened and not was_intervening
             intervened_steps += intervened
             was_intervening = intervened
             timestamp = time.time()
             next_obs, reward, terminated, truncated, info = self.env.step(action)
-            self._append(obs, action, policy_action, float(reward), intervened, prob, timestamp, episode_id, step,
-                         first=step == 0, last=False, terminal=False, mode=mode)
+            self._append(
+                obs,
+                action,
+                policy_action,
+                float(reward),
+                intervened,
+                prob,
+                timestamp,
+                episode_id,
+                step,
+                first=step == 0,
+                last=False,
+                terminal=False,
+                mode=mode,
+            )
             ret += float(reward)
             obs, prob = next_obs, info.get("success_prob", math.nan)
             step += 1
-        self._append(obs, np.zeros_like(action), np.zeros_like(action), 0.0, False, prob, time.time(), episode_id,
-                     step, first=False, last=True, terminal=bool(terminated), mode=mode)
+        self._append(
+            obs,
+            np.zeros_like(action),
+            np.zeros_like(action),
+            0.0,
+            False,
+            prob,
+            time.time(),
+            episode_id,
+            step,
+            first=False,
+            last=True,
+            terminal=bool(terminated),
+            mode=mode,
+        )
         self._flush(episode_id, mode)
         success = bool(info.get("success", False))
         if operator is not None:
             operator.end_episode(success)
-        stats = EpisodeStats(episode_id, mode, step, ret, success, takeovers, intervened_steps, self.policy_version)
+        stats = EpisodeStats(
+            episode_id, mode, step, ret, success, takeovers, intervened_steps, self.policy_version
+        )
         if self.client is not None:
             self.client.send("stats", {}, self.policy_version, stats.meta())
         return stats
 
     def _must_wait(self) -> bool:
-        return (self.steps_per_weights > 0 and self._steps_on_weights >= self.steps_per_weights
-                and self.policy_version > 0 and self.client is not None and bool(self.client.connected))
+        return (
+            self.steps_per_weights > 0
+            and self._steps_on_weights >= self.steps_per_weights
+            and self.policy_version > 0
+            and self.client is not None
+            and bool(self.client.connected)
+        )
 
     def _wait_for_weights(self) -> None:
         start = time.monotonic()
         while not self.swap_weights() and time.monotonic() - start < self.pace_timeout_s:
             time.sleep(0.002)
-        self._steps_on_weights = 0  # timed out or not: the next wait comes after another block of steps
+        self._steps_on_weights = (
+            0  # timed out or not: the next wait comes after another block of steps
+        )
         self.paced_s += time.monotonic() - start
 
-    def _append(self, obs, action, policy_action, reward, intervened, success_prob, timestamp, episode_id, step, *,
-                first, last, terminal, mode) -> None:
+    def _append(
+        self,
+        obs,
+        action,
+        policy_action,
+        reward,
+        intervened,
+        success_prob,
+        timestamp,
+        episode_id,
+        step,
+        *,
+        first,
+        last,
+        terminal,
+        mode,
+    ) -> None:
         row = {k: np.asarray(v) for k, v in obs.items()}
         row.update(
-            action=np.asarray(action, np.float32), policy_action=np.asarray(policy_action, np.float32),
-            reward=np.float32(reward), intervened=np.bool_(intervened), success_prob=np.float32(success_prob),
-            policy_version=np.int64(self.policy_version), timestamp=np.float64(timestamp),
-            is_first=np.bool_(first), is_last=np.bool_(last), is_terminal=np.bool_(terminal),
-            episode_id=np.int64(episode_id), step=np.int64(step),
+            action=np.asarray(action, np.float32),
+            policy_action=np.asarray(policy_action, np.float32),
+            reward=np.float32(reward),
+            intervened=np.bool_(intervened),
+            success_prob=np.float32(success_prob),
+            policy_version=np.int64(self.policy_version),
+            timestamp=np.float64(timestamp),
+            is_first=np.bool_(first),
+            is_last=np.bool_(last),
+            is_terminal=np.bool_(terminal),
+            episode_id=np.int64(episode_id),
+            step=np.int64(step),
         )
         self._rows.append(row)
         if len(self._rows) >= self.batch_steps:
@@ -195,4 +284,6 @@ class Actor:
             return
         batch = {k: np.stack([r[k] for r in self._rows]) for k in self._rows[0]}
         self._rows.clear()
-        self.client.send("transitions", batch, self.policy_version, {"episode_id": episode_id, "mode": mode})
+        self.client.send(
+            "transitions", batch, self.policy_version, {"episode_id": episode_id, "mode": mode}
+        )

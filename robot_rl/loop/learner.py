@@ -10,6 +10,7 @@
   the checkpoint and the buffers by replaying the journal: nothing acknowledged is lost.
 - Logs to `metrics.csv`, TensorBoard event files (`tb/`) and a live console progress line.
 """
+
 from __future__ import annotations
 
 import collections
@@ -18,16 +19,17 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from controllers.config import to_dict
-from robot_rl.agents.sac import SACAgent
 from robot_rl.agents.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer, sample_symmetric
+from robot_rl.agents.sac import SACAgent
 from robot_rl.loop.run_config import RunConfig
 from robot_rl.tb_events import EventWriter
 from robot_rl.transport import keys as keyfiles
@@ -37,18 +39,37 @@ from robot_rl.transport.protocol import Message
 
 log = logging.getLogger(__name__)
 
-CSV_FIELDS = ("wall_s", "env_steps", "demo_steps", "updates", "updates_per_s", "transitions_per_s", "episodes",
-              "success_rate", "eval_success_rate", "eval_episodes", "intervention_rate", "takeovers",
-              "policy_version", "online_size", "offline_size", "live_actors", "critic_loss", "actor_loss",
-              "temperature")
+CSV_FIELDS = (
+    "wall_s",
+    "env_steps",
+    "demo_steps",
+    "updates",
+    "updates_per_s",
+    "transitions_per_s",
+    "episodes",
+    "success_rate",
+    "eval_success_rate",
+    "eval_episodes",
+    "intervention_rate",
+    "takeovers",
+    "policy_version",
+    "online_size",
+    "offline_size",
+    "live_actors",
+    "critic_loss",
+    "actor_loss",
+    "temperature",
+)
 
 
 def check_run_dir(run_dir: Path, resume: bool) -> None:
     """A new run never overwrites an old one; --resume needs one to continue."""
     holds_run = (run_dir / "checkpoint").exists() or any((run_dir / "journal").glob("*.log"))
     if not resume and holds_run:
-        raise FileExistsError(f"{run_dir} already holds a run (checkpoint/journal); "
-                              "pass --resume to continue it or choose another --out")
+        raise FileExistsError(
+            f"{run_dir} already holds a run (checkpoint/journal); "
+            "pass --resume to continue it or choose another --out"
+        )
     if resume and not holds_run:
         raise FileNotFoundError(f"--resume: {run_dir} holds no run to continue")
 
@@ -85,15 +106,23 @@ class InterventionSegments:
         out = {k: np.asarray(v)[keep] for k, v in rows.items()}
         out["is_first"], out["is_last"] = first[keep], last[keep]
         # a segment that ends mid-episode ends by hand-back, not by reaching a terminal state
-        out["is_terminal"] = np.asarray(rows["is_terminal"])[keep] & np.asarray(rows["is_last"])[keep]
+        out["is_terminal"] = (
+            np.asarray(rows["is_terminal"])[keep] & np.asarray(rows["is_last"])[keep]
+        )
         return out
 
 
 class Learner:
     """Owns the agent, the buffers and the learner's end of the transport."""
 
-    def __init__(self, cfg: RunConfig, obs_spec: ObsSpec, run_dir: str | Path, resume: bool = False,
-                 endpoint: str | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        obs_spec: ObsSpec,
+        run_dir: str | Path,
+        resume: bool = False,
+        endpoint: str | None = None,
+    ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoint"
@@ -108,8 +137,12 @@ class Learner:
         lc = cfg.learner
         self.agent = SACAgent(obs_spec, cfg.sac)
         # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps, not pixels
-        self.online = ReplayBuffer(lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode)
-        self.offline = ReplayBuffer(lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode)
+        self.online = ReplayBuffer(
+            lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode
+        )
+        self.offline = ReplayBuffer(
+            lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode
+        )
         self.segments = InterventionSegments()
         self.env_steps = self.demo_steps = self.episodes = self.takeovers = self.refused_batches = 0
         self.train_window: collections.deque[tuple[bool, int, int]] = collections.deque(maxlen=20)
@@ -122,8 +155,13 @@ class Learner:
         t = cfg.transport
         curve = keyfiles.server_keys(t.keys) if t.keys else None
         self.journal = Journal(journal_dir)
-        self.server = LearnerServer(endpoint or t.endpoint, cfg.data_hash(), journal=self.journal,
-                                    timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s), curve=curve)
+        self.server = LearnerServer(
+            endpoint or t.endpoint,
+            cfg.data_hash(),
+            journal=self.journal,
+            timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
+            curve=curve,
+        )
         if resume:
             self._resume()
         self.csv_path = self.run_dir / "metrics.csv"
@@ -168,14 +206,22 @@ class Learner:
         elif mode == "train":
             self.episodes += 1
             self.takeovers += int(meta.get("takeovers") or 0)
-            self.train_window.append((bool(meta.get("success")), int(meta.get("intervened_steps") or 0),
-                                      int(meta.get("steps") or 0)))
+            self.train_window.append(
+                (
+                    bool(meta.get("success")),
+                    int(meta.get("intervened_steps") or 0),
+                    int(meta.get("steps") or 0),
+                )
+            )
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def _config_dict(self) -> dict:
         cfg = to_dict(self.cfg)
         cfg.pop("transport")  # where the learner listens may change between runs; the data may not
-        return {"run": cfg, "obs_spec": {k: [list(s), np.dtype(d).str] for k, (s, d) in self.obs_spec.items()}}
+        return {
+            "run": cfg,
+            "obs_spec": {k: [list(s), np.dtype(d).str] for k, (s, d) in self.obs_spec.items()},
+        }
 
     def save(self, wall_s: float) -> None:
         state = {"wall_s": wall_s, "rng": self.rng.bit_generator.state}
@@ -191,16 +237,26 @@ class Learner:
         for frames in Journal(self.run_dir / "journal").replay():
             self.ingest(self.server.restore(frames))
             replayed += 1
-        log.warning("resumed %s: %d updates from the checkpoint, %d journaled messages replayed "
-                    "(%d online steps, %d demo steps)", self.run_dir, self.agent.critic_steps, replayed,
-                    self.env_steps, self.demo_steps)
+        log.warning(
+            "resumed %s: %d updates from the checkpoint, %d journaled messages replayed "
+            "(%d online steps, %d demo steps)",
+            self.run_dir,
+            self.agent.critic_steps,
+            replayed,
+            self.env_steps,
+            self.demo_steps,
+        )
 
     # ---- the loop --------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
         self._stop = True
 
-    def run(self, total_env_steps: int | None = None, max_wall_s: float | None = None,
-            on_listening: Callable[[], None] | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        total_env_steps: int | None = None,
+        max_wall_s: float | None = None,
+        on_listening: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         """Serve and train until the step or time budget is spent or a stop is requested."""
         cfg, lc = self.cfg, self.cfg.learner
         total_env_steps = total_env_steps if total_env_steps is not None else cfg.total_env_steps
@@ -222,9 +278,13 @@ class Learner:
                 break
             if self._may_update():
                 n_step, discount = self.agent.cfg.n_step, self.agent.cfg.discount
-                batch = (sample_symmetric(self.online, self.offline, lc.batch_size, self.rng, n_step, discount)
-                         if lc.offline == "symmetric" and self.offline.size > 0
-                         else self.online.sample(lc.batch_size, self.rng, n_step, discount))
+                batch = (
+                    sample_symmetric(
+                        self.online, self.offline, lc.batch_size, self.rng, n_step, discount
+                    )
+                    if lc.offline == "symmetric" and self.offline.size > 0
+                    else self.online.sample(lc.batch_size, self.rng, n_step, discount)
+                )
                 metrics = self.agent.update(batch)
                 self.last_metrics.update({k: v for k, v in metrics.items() if k != "skipped"})
                 updates = self.agent.critic_steps
@@ -237,8 +297,16 @@ class Learner:
             now = time.monotonic()
             if now >= next_report:
                 dt = now - report_t
-                self._report(wall, (self.agent.critic_steps - report_updates) / dt, (self.env_steps - report_steps) / dt)
-                report_updates, report_steps, report_t = self.agent.critic_steps, self.env_steps, now
+                self._report(
+                    wall,
+                    (self.agent.critic_steps - report_updates) / dt,
+                    (self.env_steps - report_steps) / dt,
+                )
+                report_updates, report_steps, report_t = (
+                    self.agent.critic_steps,
+                    self.env_steps,
+                    now,
+                )
                 next_report = now + lc.progress_every_s
         wall = self.wall_s_before + time.monotonic() - start
         self.save(wall)
@@ -256,26 +324,43 @@ class Learner:
         return self.agent.critic_steps < lc.max_update_to_data * self.env_steps
 
     def summary(self, wall_s: float) -> dict[str, Any]:
-        return {"env_steps": self.env_steps, "demo_steps": self.demo_steps, "updates": self.agent.critic_steps,
-                "episodes": self.episodes, "interventions": self.takeovers, "learner_wall_s": round(wall_s, 1),
-                "final_intervention_rate": self._intervention_rate(), "refused_batches": self.refused_batches,
-                "rejected_messages": sum(self.server.rejections.values())}
+        return {
+            "env_steps": self.env_steps,
+            "demo_steps": self.demo_steps,
+            "updates": self.agent.critic_steps,
+            "episodes": self.episodes,
+            "interventions": self.takeovers,
+            "learner_wall_s": round(wall_s, 1),
+            "final_intervention_rate": self._intervention_rate(),
+            "refused_batches": self.refused_batches,
+            "rejected_messages": sum(self.server.rejections.values()),
+        }
 
     def _intervention_rate(self) -> float:
         steps = sum(s for _, _, s in self.train_window)
         return round(sum(i for _, i, _ in self.train_window) / steps, 4) if steps else 0.0
 
     def _report(self, wall: float, updates_per_s: float, steps_per_s: float) -> None:
-        success = np.mean([s for s, _, _ in self.train_window]) if self.train_window else float("nan")
+        success = (
+            np.mean([s for s, _, _ in self.train_window]) if self.train_window else float("nan")
+        )
         eval_success = np.mean(self.eval_window) if self.eval_window else float("nan")
         row = {
-            "wall_s": round(wall, 1), "env_steps": self.env_steps, "demo_steps": self.demo_steps,
-            "updates": self.agent.critic_steps, "updates_per_s": round(updates_per_s, 2),
-            "transitions_per_s": round(steps_per_s, 1), "episodes": self.episodes,
-            "success_rate": round(float(success), 3), "eval_success_rate": round(float(eval_success), 3),
-            "eval_episodes": self.eval_episodes, "intervention_rate": self._intervention_rate(),
-            "takeovers": self.takeovers, "policy_version": self.agent.critic_steps,
-            "online_size": self.online.size, "offline_size": self.offline.size,
+            "wall_s": round(wall, 1),
+            "env_steps": self.env_steps,
+            "demo_steps": self.demo_steps,
+            "updates": self.agent.critic_steps,
+            "updates_per_s": round(updates_per_s, 2),
+            "transitions_per_s": round(steps_per_s, 1),
+            "episodes": self.episodes,
+            "success_rate": round(float(success), 3),
+            "eval_success_rate": round(float(eval_success), 3),
+            "eval_episodes": self.eval_episodes,
+            "intervention_rate": self._intervention_rate(),
+            "takeovers": self.takeovers,
+            "policy_version": self.agent.critic_steps,
+            "online_size": self.online.size,
+            "offline_size": self.offline.size,
             "live_actors": len(self.server.live_actors()),
             "critic_loss": round(self.last_metrics.get("critic_loss", float("nan")), 5),
             "actor_loss": round(self.last_metrics.get("actor_loss", float("nan")), 5),
@@ -284,10 +369,12 @@ class Learner:
         self._csv.writerow(row)
         self._csv_file.flush()
         self.tb.scalars(self.env_steps, {k: float(v) for k, v in row.items() if k != "env_steps"})
-        line = (f"[learner] {wall:6.0f}s  env steps {self.env_steps:>7}  updates {self.agent.critic_steps:>7} "
-                f"({updates_per_s:5.1f}/s)  {steps_per_s:6.1f} steps/s  success {row['success_rate']:.2f}  "
-                f"eval {row['eval_success_rate']:.2f}  interventions {row['intervention_rate']:.2f}  "
-                f"actors {row['live_actors']}")
+        line = (
+            f"[learner] {wall:6.0f}s  env steps {self.env_steps:>7}  updates {self.agent.critic_steps:>7} "
+            f"({updates_per_s:5.1f}/s)  {steps_per_s:6.1f} steps/s  success {row['success_rate']:.2f}  "
+            f"eval {row['eval_success_rate']:.2f}  interventions {row['intervention_rate']:.2f}  "
+            f"actors {row['live_actors']}"
+        )
         if sys.stderr.isatty():
             print("\r" + line, end="", file=sys.stderr, flush=True)
         else:

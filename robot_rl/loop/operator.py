@@ -5,10 +5,11 @@ or drifts (its arm command keeps pointing away from where the expert would go), 
 scripted expert for `takeover_steps`, then hands control back. Each episode it may drive at most
 a budget of steps, which shrinks as the recent success rate of the policy's episodes grows.
 """
+
 from __future__ import annotations
 
 import collections
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,7 +19,9 @@ from robot_rl.loop.run_config import OperatorConfig
 class ScriptedOperator:
     """`act(obs, policy_action)` returns the operator's action when it intervenes, else None."""
 
-    def __init__(self, expert_act: Callable[[dict[str, np.ndarray]], np.ndarray], cfg: OperatorConfig):
+    def __init__(
+        self, expert_act: Callable[[dict[str, np.ndarray]], np.ndarray], cfg: OperatorConfig
+    ):
         self.expert_act = expert_act
         self.cfg = cfg
         self.outcomes: collections.deque[bool] = collections.deque(maxlen=cfg.success_window)
@@ -26,7 +29,9 @@ class ScriptedOperator:
         self._budget = 0
         self._used = 0
         self._driving = 0
-        self._positions: collections.deque[np.ndarray] = collections.deque(maxlen=cfg.stall_steps + 1)
+        self._positions: collections.deque[np.ndarray] = collections.deque(
+            maxlen=cfg.stall_steps + 1
+        )
         self._drift = 0
 
     @property
@@ -61,8 +66,10 @@ class ScriptedOperator:
         if np.linalg.norm(p) > 0.1 and np.linalg.norm(e) > 0.1:
             away = p @ e / (np.linalg.norm(p) * np.linalg.norm(e)) < self.cfg.drift_cosine
             self._drift = self._drift + 1 if away else 0
-        stalled = (len(self._positions) == self._positions.maxlen
-                   and np.linalg.norm(self._positions[-1] - self._positions[0]) < self.cfg.stall_distance)
+        stalled = (
+            len(self._positions) == self._positions.maxlen
+            and np.linalg.norm(self._positions[-1] - self._positions[0]) < self.cfg.stall_distance
+        )
         if (stalled or self._drift >= self.cfg.drift_steps) and self._used < self._budget:
             self._driving = min(self.cfg.takeover_steps, self._budget - self._used) - 1
             self._used += 1

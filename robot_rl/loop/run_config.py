@@ -1,4 +1,5 @@
 """The config of a distributed run, one YAML file read by `robot-rl train`, `learner` and `actor`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,8 +7,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controllers.config import ConfigError, from_dict, load_yaml, to_dict
-from robot_rl.agents.sac import SACConfig
 from robot_rl.agents.replay_buffer import RewardMode
+from robot_rl.agents.sac import SACConfig
 from robot_rl.transport.protocol import config_hash
 
 
@@ -23,12 +24,16 @@ class TransportConfig:
 
     def __post_init__(self):
         if not self.endpoint.startswith(("tcp://", "ipc://")):
-            raise ConfigError(f"transport.endpoint: {self.endpoint!r} must start with tcp:// or ipc://")
+            raise ConfigError(
+                f"transport.endpoint: {self.endpoint!r} must start with tcp:// or ipc://"
+            )
         for key in ("heartbeat_s", "peer_timeout_s", "resend_after_s", "spool_max_mb"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"transport.{key}: must be > 0, got {getattr(self, key)}")
         if self.peer_timeout_s <= self.heartbeat_s:
-            raise ConfigError(f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed heartbeat_s {self.heartbeat_s}")
+            raise ConfigError(
+                f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed heartbeat_s {self.heartbeat_s}"
+            )
         if self.batch_steps < 1:
             raise ConfigError(f"transport.batch_steps: must be >= 1, got {self.batch_steps}")
 
@@ -39,21 +44,33 @@ class LearnerConfig:
     max_update_to_data: float = 1.0  # cap on critic updates per online env step received
     learning_starts: int = 300  # online transitions before the first update
     publish_every: int = 50  # updates between weight publishes
-    checkpoint_every: int = 2000  # updates between checkpoints (and on SIGTERM/SIGINT and at the end)
+    checkpoint_every: int = (
+        2000  # updates between checkpoints (and on SIGTERM/SIGINT and at the end)
+    )
     replay_capacity: int = 200_000
-    offline: Literal["symmetric", "none"] = "symmetric"  # RLPD: half of each batch from demos+interventions
+    offline: Literal["symmetric", "none"] = (
+        "symmetric"  # RLPD: half of each batch from demos+interventions
+    )
     reward_mode: RewardMode = "task"
     torch_threads: int = 1
     progress_every_s: float = 2.0
 
     def __post_init__(self):
-        for key in ("batch_size", "publish_every", "checkpoint_every", "replay_capacity", "torch_threads"):
+        for key in (
+            "batch_size",
+            "publish_every",
+            "checkpoint_every",
+            "replay_capacity",
+            "torch_threads",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"learner.{key}: must be >= 1, got {getattr(self, key)}")
         if self.learning_starts < 0:
             raise ConfigError(f"learner.learning_starts: must be >= 0, got {self.learning_starts}")
         if not self.max_update_to_data > 0:
-            raise ConfigError(f"learner.max_update_to_data: must be > 0, got {self.max_update_to_data}")
+            raise ConfigError(
+                f"learner.max_update_to_data: must be > 0, got {self.max_update_to_data}"
+            )
         if not self.progress_every_s > 0:
             raise ConfigError(f"learner.progress_every_s: must be > 0, got {self.progress_every_s}")
 
@@ -63,13 +80,19 @@ class OperatorConfig:
     """The scripted operator standing in for the human in the twin (HIL-SERL style interventions)."""
 
     enabled: bool = True
-    stall_steps: int = 8  # take over when the TCP moved less than stall_distance over this many steps
+    stall_steps: int = (
+        8  # take over when the TCP moved less than stall_distance over this many steps
+    )
     stall_distance: float = 0.01  # m
     drift_steps: int = 4  # ... or when the policy's arm action points away from the expert's this many steps running
     drift_cosine: float = 0.0  # "away": cosine between the two translation commands below this
     takeover_steps: int = 12  # how long a take-over lasts before control is handed back
-    budget_start: float = 0.6  # fraction of an episode's steps the operator may drive, when the policy always fails
-    budget_min: float = 0.0  # ... and when it always succeeds (the budget shrinks with the recent success rate)
+    budget_start: float = (
+        0.6  # fraction of an episode's steps the operator may drive, when the policy always fails
+    )
+    budget_min: float = (
+        0.0  # ... and when it always succeeds (the budget shrinks with the recent success rate)
+    )
     success_window: int = 20  # episodes over which that success rate is measured
 
     def __post_init__(self):
@@ -77,7 +100,9 @@ class OperatorConfig:
             if getattr(self, key) < 1:
                 raise ConfigError(f"operator.{key}: must be >= 1, got {getattr(self, key)}")
         if not 0 <= self.budget_min <= self.budget_start <= 1:
-            raise ConfigError(f"operator: need 0 <= budget_min <= budget_start <= 1, got {self.budget_min}, {self.budget_start}")
+            raise ConfigError(
+                f"operator: need 0 <= budget_min <= budget_start <= 1, got {self.budget_min}, {self.budget_start}"
+            )
         if not -1 <= self.drift_cosine <= 1:
             raise ConfigError(f"operator.drift_cosine: must be in [-1, 1], got {self.drift_cosine}")
         if self.stall_distance < 0:
@@ -87,13 +112,21 @@ class OperatorConfig:
 @dataclass
 class RunConfig:
     task: str = "pick_cube"
-    env: dict[str, Any] = field(default_factory=dict)  # sim EnvConfig overrides (validated by sim.make_env)
+    env: dict[str, Any] = field(
+        default_factory=dict
+    )  # sim EnvConfig overrides (validated by sim.make_env)
     seed: int = 0
     num_actors: int = 1  # on a 2-core machine a second actor only takes CPU from the learner
-    demos: int = 20  # scripted demonstration episodes, shared out among the actors, before the policy acts
+    demos: int = (
+        20  # scripted demonstration episodes, shared out among the actors, before the policy acts
+    )
     total_env_steps: int = 50_000  # online steps over all actors (demos and evaluation not counted)
-    max_wall_s: float = 830.0  # training stops here at the latest (start-up and final evaluation add ~1 min)
-    eval_every_episodes: int = 5  # each actor runs one deterministic, operator-free episode this often
+    max_wall_s: float = (
+        830.0  # training stops here at the latest (start-up and final evaluation add ~1 min)
+    )
+    eval_every_episodes: int = (
+        5  # each actor runs one deterministic, operator-free episode this often
+    )
     final_eval_episodes: int = 50
     actor_device: str = "auto"  # auto: cuda if available, else cpu
     actor_torch_threads: int = 1
@@ -122,11 +155,15 @@ class RunConfig:
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         if self.reward_model is not None and not Path(self.reward_model).is_dir():
-            raise ConfigError(f"reward_model: {self.reward_model!r} is not a folder; train one with "
-                              "`robot-rl reward train --store STORE --out DIR` (in the twin: "
-                              "`robot-rl bench reward --out DIR`) and give DIR")
+            raise ConfigError(
+                f"reward_model: {self.reward_model!r} is not a folder; train one with "
+                "`robot-rl reward train --store STORE --out DIR` (in the twin: "
+                "`robot-rl bench reward --out DIR`) and give DIR"
+            )
         if self.learner.offline == "symmetric" and self.demos == 0 and not self.operator.enabled:
-            raise ConfigError("learner.offline: 'symmetric' needs demos > 0 or the operator enabled")
+            raise ConfigError(
+                "learner.offline: 'symmetric' needs demos > 0 or the operator enabled"
+            )
 
     def data_hash(self) -> str:
         """What learner and actors must agree on to exchange data: task, env and agent."""

@@ -10,6 +10,7 @@ checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/, checkpo
 
 This module (and the CLI) may import the twin; robot_rl's core modules never do.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,7 +46,9 @@ def _setup_process(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s"
+    )
     logging.getLogger("robot_rl.loop.learner").setLevel(logging.WARNING)
 
 
@@ -60,7 +63,9 @@ def make_env(cfg: RunConfig, reward_model: bool = False):
     from robot_rl.reward import load_model
     from robot_rl.reward.env_wrapper import ClassifierReward
 
-    return ClassifierReward(env, load_model(cfg.reward_model), env.unwrapped.config.max_episode_steps)
+    return ClassifierReward(
+        env, load_model(cfg.reward_model), env.unwrapped.config.max_episode_steps
+    )
 
 
 def obs_spec(env) -> dict:
@@ -69,7 +74,9 @@ def obs_spec(env) -> dict:
     return obs_spec_from_space(env.observation_space)
 
 
-def learner_process(cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | None, ready=None) -> None:
+def learner_process(
+    cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | None, ready=None
+) -> None:
     """Entry of the learner process (also `robot-rl learner`); sets `ready` once it listens."""
     from robot_rl.loop.learner import Learner
 
@@ -85,12 +92,20 @@ def learner_process(cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | 
     (Path(run_dir) / "learner_summary.json").write_text(json.dumps(summary, indent=1))
 
 
-def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, demos: int, index: int,
-                  max_episodes: int | None = None, store: str | None = None) -> None:
+def actor_process(
+    cfg: RunConfig,
+    endpoint: str,
+    actor_id: str,
+    spool_dir: str,
+    demos: int,
+    index: int,
+    max_episodes: int | None = None,
+    store: str | None = None,
+) -> None:
     """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until stopped;
     every episode (demonstrations included) is committed to the zarr store `store` when given."""
-    from robot_rl.loop.actor import Actor, best_device
     from robot_rl.agents.sac import Policy
+    from robot_rl.loop.actor import Actor, best_device
     from robot_rl.loop.operator import ScriptedOperator
     from robot_rl.store.tee import StoreTee
     from robot_rl.transport import keys as keyfiles
@@ -105,16 +120,34 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
     policy = Policy(obs_spec(env), replace(cfg.sac, device=device))
     operator = ScriptedOperator(make_expert(env).act, cfg.operator)
     t = cfg.transport
-    client = ActorClient(endpoint, actor_id, cfg.data_hash(), spool_dir,
-                         spool_max_bytes=int(t.spool_max_mb * 1e6),
-                         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
-                         curve=keyfiles.client_keys(t.keys) if t.keys else None).start()
+    client = ActorClient(
+        endpoint,
+        actor_id,
+        cfg.data_hash(),
+        spool_dir,
+        spool_max_bytes=int(t.spool_max_mb * 1e6),
+        timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
+        curve=keyfiles.client_keys(t.keys) if t.keys else None,
+    ).start()
     tee = StoreTee(client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted")
-    actor = Actor(env, policy, tee, batch_steps=t.batch_steps, operator=operator,
-                  max_episode_steps=env.unwrapped.config.max_episode_steps,
-                  steps_per_weights=cfg.actor_steps_per_weights, pace_timeout_s=cfg.actor_pace_timeout_s)
-    log.info("actor %s: policy on %s, %d demonstrations first, learner at %s, episodes to %s", actor_id, device,
-             demos, endpoint, store or "(no store)")
+    actor = Actor(
+        env,
+        policy,
+        tee,
+        batch_steps=t.batch_steps,
+        operator=operator,
+        max_episode_steps=env.unwrapped.config.max_episode_steps,
+        steps_per_weights=cfg.actor_steps_per_weights,
+        pace_timeout_s=cfg.actor_pace_timeout_s,
+    )
+    log.info(
+        "actor %s: policy on %s, %d demonstrations first, learner at %s, episodes to %s",
+        actor_id,
+        device,
+        demos,
+        endpoint,
+        store or "(no store)",
+    )
     seed = cfg.seed * 1_000_003 + index * 100_000
     episodes = 0
     try:
@@ -134,8 +167,9 @@ def actor_process(cfg: RunConfig, endpoint: str, actor_id: str, spool_dir: str, 
 
 
 def _evaluate_worker(cfg: RunConfig, checkpoint: str, seeds: list[int], out: mp.Queue) -> None:
-    from robot_rl.agents.sac import Policy
     from safetensors.numpy import load_file
+
+    from robot_rl.agents.sac import Policy
 
     _setup_process(1)
     env = make_env(cfg)
@@ -153,15 +187,24 @@ def _evaluate_worker(cfg: RunConfig, checkpoint: str, seeds: list[int], out: mp.
     out.put(results)
 
 
-def evaluate_checkpoint(cfg: RunConfig, checkpoint: Path, episodes: int, workers: int) -> list[bool]:
+def evaluate_checkpoint(
+    cfg: RunConfig, checkpoint: Path, episodes: int, workers: int
+) -> list[bool]:
     """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised seeds."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     seeds = [EVAL_SEED + cfg.seed * 1000 + i for i in range(episodes)]
     # daemonic: they end with this process however it ends
-    procs = [ctx.Process(target=_evaluate_worker, args=(cfg, str(checkpoint), seeds[i::workers], out), name=f"eval-{i}",
-                         daemon=True)
-             for i in range(workers) if seeds[i::workers]]
+    procs = [
+        ctx.Process(
+            target=_evaluate_worker,
+            args=(cfg, str(checkpoint), seeds[i::workers], out),
+            name=f"eval-{i}",
+            daemon=True,
+        )
+        for i in range(workers)
+        if seeds[i::workers]
+    ]
     for p in procs:
         p.start()
     results = [r for _ in procs for r in out.get(timeout=1800)]
@@ -182,13 +225,24 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float |
     steps = np.array([float(r["env_steps"]) for r in rows])
     minutes = np.array([float(r["wall_s"]) for r in rows]) / 60.0
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, x, xlabel in ((axes[0], steps, "online env steps"), (axes[1], minutes, "learner wall time (min)")):
-        for key, label in (("eval_success_rate", "evaluation success (last 20, no operator)"),
-                           ("success_rate", "training success (last 20, with operator)"),
-                           ("intervention_rate", "intervention rate (share of steps)")):
+    for ax, x, xlabel in (
+        (axes[0], steps, "online env steps"),
+        (axes[1], minutes, "learner wall time (min)"),
+    ):
+        for key, label in (
+            ("eval_success_rate", "evaluation success (last 20, no operator)"),
+            ("success_rate", "training success (last 20, with operator)"),
+            ("intervention_rate", "intervention rate (share of steps)"),
+        ):
             ax.plot(x, [float(r[key]) for r in rows], label=label)
         if final_success is not None and len(x):
-            ax.scatter([x[-1]], [final_success], color="k", zorder=3, label=f"final evaluation {final_success:.2f}")
+            ax.scatter(
+                [x[-1]],
+                [final_success],
+                color="k",
+                zorder=3,
+                label=f"final evaluation {final_success:.2f}",
+            )
         ax.set_xlabel(xlabel)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
@@ -198,13 +252,17 @@ def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float |
     plt.close(fig)
 
 
-def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: str | None = None) -> dict[str, Any]:
+def run_train(
+    cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: str | None = None
+) -> dict[str, Any]:
     """The main job; returns the summary it writes to `out/summary.json`."""
     from robot_rl.loop.learner import check_run_dir
 
     out = Path(out)
     check_run_dir(out, resume)
-    if cfg.reward_model:  # a model that does not load or fit the cameras fails here, not in every actor
+    if (
+        cfg.reward_model
+    ):  # a model that does not load or fit the cameras fails here, not in every actor
         make_env(cfg, reward_model=True).close()
     start = time.monotonic()
     endpoint = endpoint or free_endpoint()
@@ -212,17 +270,39 @@ def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: s
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    learner = ctx.Process(target=learner_process, args=(cfg, str(out), resume, endpoint, ready), name="learner")
+    learner = ctx.Process(
+        target=learner_process, args=(cfg, str(out), resume, endpoint, ready), name="learner"
+    )
     learner.start()
-    while not ready.wait(0.5):  # actors could start now and spool, but why write to disk for nothing
+    while not ready.wait(
+        0.5
+    ):  # actors could start now and spool, but why write to disk for nothing
         if not learner.is_alive():
-            raise RuntimeError(f"the learner process failed at start (exit code {learner.exitcode}); see its log above")
+            raise RuntimeError(
+                f"the learner process failed at start (exit code {learner.exitcode}); see its log above"
+            )
     total_demos = 0 if resume else cfg.demos  # a resumed run has its demonstrations in the journal
-    demos = [total_demos // cfg.num_actors + (i < total_demos % cfg.num_actors) for i in range(cfg.num_actors)]
-    actors = [ctx.Process(target=actor_process, name=f"actor-{i}",
-                          args=(cfg, endpoint, f"actor-{i}", str(out / "spool" / f"actor-{i}"), demos[i], i, None,
-                                str(out / "episodes" / f"actor-{i}.zarr")))
-              for i in range(cfg.num_actors)]
+    demos = [
+        total_demos // cfg.num_actors + (i < total_demos % cfg.num_actors)
+        for i in range(cfg.num_actors)
+    ]
+    actors = [
+        ctx.Process(
+            target=actor_process,
+            name=f"actor-{i}",
+            args=(
+                cfg,
+                endpoint,
+                f"actor-{i}",
+                str(out / "spool" / f"actor-{i}"),
+                demos[i],
+                i,
+                None,
+                str(out / "episodes" / f"actor-{i}.zarr"),
+            ),
+        )
+        for i in range(cfg.num_actors)
+    ]
     for p in actors:
         p.start()
     try:
@@ -239,10 +319,15 @@ def run_train(cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: s
             os.kill(learner.pid, signal.SIGTERM)
             learner.join()
     if learner.exitcode != 0:
-        raise RuntimeError(f"the learner process failed (exit code {learner.exitcode}); see its log above")
+        raise RuntimeError(
+            f"the learner process failed (exit code {learner.exitcode}); see its log above"
+        )
     learner_summary = json.loads((out / "learner_summary.json").read_text())
-    results = evaluate_checkpoint(cfg, out / "checkpoint", cfg.final_eval_episodes, cfg.num_actors) \
-        if cfg.final_eval_episodes else []
+    results = (
+        evaluate_checkpoint(cfg, out / "checkpoint", cfg.final_eval_episodes, cfg.num_actors)
+        if cfg.final_eval_episodes
+        else []
+    )
     success = float(np.mean(results)) if results else None
     summary = {
         "eval_success_rate": success,

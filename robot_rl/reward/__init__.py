@@ -4,6 +4,7 @@ Every reward model has `predict_proba(observation) -> float32 (B,)` reading `ima
 `cameras` (the camera names it reads), `state_keys` (robot-state keys it also reads, e.g. `tcp_pose`)
 and `threshold` (probability at or above which a frame is success).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

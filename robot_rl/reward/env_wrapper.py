@@ -7,6 +7,7 @@ first step whose success probability reaches the model's threshold, `truncated` 
 ground truth stays in `info["success"]` for evaluation; `info["success_prob"]` and
 `info["classifier_success"]` carry the model's view.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,9 @@ class ClassifierReward(gymnasium.Wrapper):
             )
         missing = [k for k in model.state_keys if k not in env.observation_space.spaces]
         if missing:
-            raise ValueError(f"the reward model reads robot state {missing}, which the env does not observe")
+            raise ValueError(
+                f"the reward model reads robot state {missing}, which the env does not observe"
+            )
         self.model = model
         self.max_episode_steps = max_episode_steps
         self._steps = 0

@@ -10,6 +10,7 @@ Every other row is negative, except the `ignore_margin` rows just before an outc
 which are left out: they are often visually indistinguishable from success and would teach the
 classifier to hedge exactly where precision matters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

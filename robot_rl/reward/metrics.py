@@ -3,6 +3,7 @@
 False positives are what break RL (the policy learns to fool the classifier), so the decision
 threshold is chosen on validation data for a target precision, and recall is what is left.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -103,7 +104,9 @@ def precision_lower_bound(tp: np.ndarray, fp: np.ndarray, confidence: float) -> 
     return (centre - spread) / (1 + z * z / n)
 
 
-def _operating_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _operating_points(
+    labels: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate thresholds (the observed scores, descending; a run of tied scores is one candidate) and the
     tp, fp counts of predicting positive at score >= each."""
     order = np.argsort(-scores, kind="mergesort")
@@ -148,7 +151,9 @@ def threshold_for_precision(
     thresholds, tp, fp = _operating_points(labels, scores)
     precision = precision_lower_bound(tp, fp, confidence)
     ok = np.flatnonzero(precision >= target)
-    i, met = (ok[-1], True) if len(ok) else (np.flatnonzero(precision == precision.max())[-1], False)
+    i, met = (
+        (ok[-1], True) if len(ok) else (np.flatnonzero(precision == precision.max())[-1], False)
+    )
     # thresholds descend, so the last one meeting the target has the most recall
     return _just_below(thresholds, i), met
 
@@ -163,7 +168,11 @@ def score_z(successes: np.ndarray, trials: np.ndarray, target: float) -> np.ndar
 
 
 def threshold_for_targets(
-    labels: np.ndarray, scores: np.ndarray, precision: float, recall: float | None, confidence: float = 0.8
+    labels: np.ndarray,
+    scores: np.ndarray,
+    precision: float,
+    recall: float | None,
+    confidence: float = 0.8,
 ) -> tuple[float, bool]:
     """Of the thresholds whose precision reaches its target, the one farthest inside both targets, precision and
     recall; met: both targets shown there with one-sided `confidence`.
@@ -189,6 +198,9 @@ def threshold_for_targets(
     ok = np.flatnonzero(tp / np.maximum(tp + fp, 1) >= precision)
     if not len(ok) or not labels.any():
         return threshold_for_precision(labels, scores, precision, confidence)[0], False
-    z = np.minimum(score_z(tp[ok], tp[ok] + fp[ok], precision), score_z(tp[ok], np.full(len(ok), labels.sum()), recall))
+    z = np.minimum(
+        score_z(tp[ok], tp[ok] + fp[ok], precision),
+        score_z(tp[ok], np.full(len(ok), labels.sum()), recall),
+    )
     best = np.flatnonzero(z == z.max())[-1]
     return _just_below(thresholds, ok[best]), bool(z[best] >= NormalDist().inv_cdf(confidence))

@@ -13,6 +13,7 @@ Steps, top to bottom:
    shown there with `threshold_confidence` (`target_recall: null`: the lowest threshold whose Wilson lower
    bound reaches the precision target), and report precision, recall, ROC-AUC and the confusion matrix at it.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,7 +46,9 @@ class TrainConfig:
     steps: int = 600
     batch_size: int = 64
     lr: float = 3e-4
-    proprio_lr: float = 0.1  # the proprio term's: a success line mm wide in a standardised input is steep
+    proprio_lr: float = (
+        0.1  # the proprio term's: a success line mm wide in a standardised input is steep
+    )
     weight_decay: float = 1e-4
     shifts: int = 4  # cached copies per training frame: the plain one + DrQ shifts
     pad: int = 4  # DrQ shift padding, pixels
@@ -60,7 +63,9 @@ class TrainConfig:
         if self.target_recall is not None and not 0.0 < self.target_recall < 1.0:
             raise ConfigError(f"target_recall: must be in (0, 1) or null, got {self.target_recall}")
         if not 0.5 <= self.threshold_confidence < 1.0:
-            raise ConfigError(f"threshold_confidence: must be in [0.5, 1), got {self.threshold_confidence}")
+            raise ConfigError(
+                f"threshold_confidence: must be in [0.5, 1), got {self.threshold_confidence}"
+            )
         if self.max_positives is not None and self.max_positives < 1:
             raise ConfigError(f"max_positives: must be >= 1 or null, got {self.max_positives}")
         for key in ("steps", "batch_size", "shifts", "threads"):
@@ -86,9 +91,13 @@ class Frames:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> "Frames":
-        return Frames({k: v[mask] for k, v in self.images.items()}, self.labels[mask], self.episode[mask],
-                      {k: v[mask] for k, v in self.state.items()})
+    def subset(self, mask: np.ndarray) -> Frames:
+        return Frames(
+            {k: v[mask] for k, v in self.images.items()},
+            self.labels[mask],
+            self.episode[mask],
+            {k: v[mask] for k, v in self.state.items()},
+        )
 
 
 def collect_frames(
@@ -115,19 +124,25 @@ def collect_frames(
             images[cam].append(np.asarray(ep[key])[keep])
         for key in state_keys:
             if key not in ep:
-                raise KeyError(f"episode {i} has no {key!r} (classifier.proprio); have {sorted(ep)}")
+                raise KeyError(
+                    f"episode {i} has no {key!r} (classifier.proprio); have {sorted(ep)}"
+                )
             state[key].append(np.asarray(ep[key])[keep])
         labels.append(lab[keep] == POSITIVE)
         episode_ids.append(np.full(int(keep.sum()), i, dtype=np.int64))
     if not labels:
         raise ValueError("no episodes to train on")
     return Frames(
-        {c: np.concatenate(v) for c, v in images.items()}, np.concatenate(labels), np.concatenate(episode_ids),
+        {c: np.concatenate(v) for c, v in images.items()},
+        np.concatenate(labels),
+        np.concatenate(episode_ids),
         {k: np.concatenate(v) for k, v in state.items()},
     )
 
 
-def split_by_episode(frames: Frames, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_by_episode(
+    frames: Frames, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Boolean (train, val) row masks; whole episodes go to one side, stratified by having positives."""
     rng = np.random.default_rng(seed)
     ids = np.unique(frames.episode)
@@ -142,7 +157,9 @@ def split_by_episode(frames: Frames, val_fraction: float, seed: int) -> tuple[np
     return ~val, val
 
 
-def featurize(model: SuccessClassifier, frames: Frames, shifts: int, pad: int) -> list[torch.Tensor]:
+def featurize(
+    model: SuccessClassifier, frames: Frames, shifts: int, pad: int
+) -> list[torch.Tensor]:
     """Per view, cached backbone maps (N, shifts, C, h, w) float16; copy 0 unshifted."""
     return [
         torch.from_numpy(model.backbone.featurize(crop(frames.images[v.camera], v), shifts, pad))
@@ -151,12 +168,16 @@ def featurize(model: SuccessClassifier, frames: Frames, shifts: int, pad: int) -
 
 
 @torch.no_grad()
-def score_cached(model: SuccessClassifier, cache: list[torch.Tensor], proprio: torch.Tensor, chunk: int = 512) -> np.ndarray:
+def score_cached(
+    model: SuccessClassifier, cache: list[torch.Tensor], proprio: torch.Tensor, chunk: int = 512
+) -> np.ndarray:
     """Probabilities from the unshifted cached maps and standardised proprio, in eval mode."""
     model.eval()
     n = len(cache[0])
-    out = [model.proba_from_features([c[s : s + chunk, 0] for c in cache], proprio[s : s + chunk])
-           for s in range(0, n, chunk)]
+    out = [
+        model.proba_from_features([c[s : s + chunk, 0] for c in cache], proprio[s : s + chunk])
+        for s in range(0, n, chunk)
+    ]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -197,12 +218,18 @@ def load_store(
     with EpisodeStore.open(path, "r") as store:
         if len(store) == 0:
             raise ValueError(f"{path}: the episode store holds no episodes")
-        wanted = [image_key(c) for c in sorted(set(cameras))] + sorted(set(state_keys)) + ["is_terminal", "reward"]
+        wanted = (
+            [image_key(c) for c in sorted(set(cameras))]
+            + sorted(set(state_keys))
+            + ["is_terminal", "reward"]
+        )
         missing = [k for k in wanted if k not in store.keys]
         if missing:
             raise KeyError(f"{path}: the store has no {missing}; its keys are {list(store.keys)}")
         keys = tuple(wanted + ([LABEL_KEY] if LABEL_KEY in store.keys else []))
-        episodes = [{k: np.asarray(v) for k, v in store.episode(i, keys).items()} for i in range(len(store))]
+        episodes = [
+            {k: np.asarray(v) for k, v in store.episode(i, keys).items()} for i in range(len(store))
+        ]
         return episodes, [info.success for info in store.infos()]
 
 
@@ -228,7 +255,9 @@ def train(
         train_set = train_set.subset(np.isin(np.arange(len(train_set)), np.r_[pos, neg]))
         pos, neg = np.flatnonzero(train_set.labels), np.flatnonzero(~train_set.labels)
     if len(pos) == 0 or len(neg) == 0:
-        raise ValueError(f"training split needs positive and negative frames; got {len(pos)} and {len(neg)}")
+        raise ValueError(
+            f"training split needs positive and negative frames; got {len(pos)} and {len(neg)}"
+        )
     if not val_set.labels.any() or val_set.labels.all():
         raise ValueError(
             "validation split needs positive and negative frames: record more episodes "
@@ -246,18 +275,26 @@ def train(
 
     t0 = time.perf_counter()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [{"params": [p for n, p in trainable if ".proprio_head." not in n]},
-              {"params": [p for n, p in trainable if ".proprio_head." in n], "lr": config.proprio_lr}]
+    groups = [
+        {"params": [p for n, p in trainable if ".proprio_head." not in n]},
+        {"params": [p for n, p in trainable if ".proprio_head." in n], "lr": config.proprio_lr},
+    ]
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     half = config.batch_size // 2
     members = len(model.members)
-    targets = torch.cat([torch.ones(half), torch.zeros(config.batch_size - half)]).expand(members, -1)
+    targets = torch.cat([torch.ones(half), torch.zeros(config.batch_size - half)]).expand(
+        members, -1
+    )
     for _ in range(config.steps):
         model.train()
         batches = []
-        for _ in range(members):  # each member its own balanced batch and DrQ copies: they differ in data too
+        for _ in range(
+            members
+        ):  # each member its own balanced batch and DrQ copies: they differ in data too
             idx = np.r_[rng.choice(pos, half), rng.choice(neg, config.batch_size - half)]
-            copy = rng.integers(0, config.shifts, size=len(idx))  # which cached DrQ shift each sample uses
+            copy = rng.integers(
+                0, config.shifts, size=len(idx)
+            )  # which cached DrQ shift each sample uses
             batches.append(([c[idx, copy] for c in train_cache], train_proprio[idx]))
         loss = F.binary_cross_entropy_with_logits(model.member_logits(batches), targets) * members
         optimizer.zero_grad(set_to_none=True)
@@ -267,7 +304,11 @@ def train(
 
     scores = score_cached(model, val_cache, val_proprio)
     threshold, met = metrics.threshold_for_targets(
-        val_set.labels, scores, config.target_precision, config.target_recall, config.threshold_confidence
+        val_set.labels,
+        scores,
+        config.target_precision,
+        config.target_recall,
+        config.threshold_confidence,
     )
     model.threshold = threshold
     return TrainResult(
@@ -295,8 +336,12 @@ def evaluate(
     """Precision/recall/ROC-AUC/confusion of any reward model (`robot_rl.reward`) at its own threshold."""
     frames = collect_frames(episodes, model.cameras, config, outcomes, model.state_keys)
     scores = [
-        model.predict_proba({**{image_key(c): v[s : s + chunk] for c, v in frames.images.items()},
-                             **{k: v[s : s + chunk] for k, v in frames.state.items()}})
+        model.predict_proba(
+            {
+                **{image_key(c): v[s : s + chunk] for c, v in frames.images.items()},
+                **{k: v[s : s + chunk] for k, v in frames.state.items()},
+            }
+        )
         for s in range(0, len(frames), chunk)
     ]
     return metrics.report(frames.labels, np.concatenate(scores), model.threshold)

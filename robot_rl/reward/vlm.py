@@ -15,6 +15,7 @@ own two-way softmax over {goal, baseline}: sigmoid(logit_scale * (s.g - s.b)).
 Linear probe: logistic regression on the frozen image embeddings of labelled frames, fitted with
 L-BFGS and an L2 penalty; its threshold is chosen on held-out episodes like the trained classifier's.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,7 +79,9 @@ class ClipEmbedder:
             self.model = CLIPModel.from_pretrained(path, local_files_only=True).eval()
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         except OSError as exc:  # transformers' way of saying a file is missing
-            raise FileNotFoundError(_missing_weights_message(path, str(exc).splitlines()[0])) from exc
+            raise FileNotFoundError(
+                _missing_weights_message(path, str(exc).splitlines()[0])
+            ) from exc
         self.size = int(self.model.config.vision_config.image_size)
         mean, std = CLIP_MEAN, CLIP_STD
         pre = path / "preprocessor_config.json"
@@ -93,11 +96,20 @@ class ClipEmbedder:
     def images(self, frames: np.ndarray, chunk: int = 64) -> torch.Tensor:
         """(B, H, W, 3) uint8 -> (B, D) unit embeddings."""
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"expected uint8 frames (B, H, W, 3), got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"expected uint8 frames (B, H, W, 3), got {frames.dtype} {frames.shape}"
+            )
         out = []
         for s in range(0, len(frames), chunk):
-            x = torch.from_numpy(np.ascontiguousarray(frames[s : s + chunk])).permute(0, 3, 1, 2).float() / 255.0
-            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False)
+            x = (
+                torch.from_numpy(np.ascontiguousarray(frames[s : s + chunk]))
+                .permute(0, 3, 1, 2)
+                .float()
+                / 255.0
+            )
+            x = torch.nn.functional.interpolate(
+                x, size=(self.size, self.size), mode="bicubic", align_corners=False
+            )
             x = (x.clamp(0.0, 1.0) - self.mean) / self.std
             pooled = self.model.vision_model(pixel_values=x).pooler_output
             out.append(torch.nn.functional.normalize(self.model.visual_projection(pooled), dim=-1))
@@ -107,11 +119,15 @@ class ClipEmbedder:
     def texts(self, prompts: Sequence[str]) -> torch.Tensor:
         """Prompts -> (N, D) unit embeddings."""
         tokens = self.tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt")
-        pooled = self.model.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).pooler_output
+        pooled = self.model.text_model(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        ).pooler_output
         return torch.nn.functional.normalize(self.model.text_projection(pooled), dim=-1)
 
 
-def vlm_rm_reward(images: torch.Tensor, goal: torch.Tensor, baseline: torch.Tensor, alpha: float) -> torch.Tensor:
+def vlm_rm_reward(
+    images: torch.Tensor, goal: torch.Tensor, baseline: torch.Tensor, alpha: float
+) -> torch.Tensor:
     """VLM-RM reward 1 - |P (s - g)|^2 / 2 per image embedding s (all embeddings unit norm)."""
     d = goal - baseline
     direction = d / d.norm()
@@ -134,7 +150,9 @@ class ZeroShotReward:
 
     kind = "zero_shot"
 
-    def __init__(self, config: VLMConfig, embedder: ClipEmbedder | None = None, threshold: float = 0.5):
+    def __init__(
+        self, config: VLMConfig, embedder: ClipEmbedder | None = None, threshold: float = 0.5
+    ):
         self.config = config
         self.embedder = embedder or ClipEmbedder(config.path)
         self.threshold = float(threshold)
@@ -149,7 +167,9 @@ class ZeroShotReward:
     def reward(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """VLM-RM reward per frame (float32)."""
         s = self.embedder.images(_frames(observation, self.config.camera))
-        return vlm_rm_reward(s, self.goal, self.baseline, self.config.alpha).numpy().astype(np.float32)
+        return (
+            vlm_rm_reward(s, self.goal, self.baseline, self.config.alpha).numpy().astype(np.float32)
+        )
 
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """CLIP's two-way softmax P(goal | frame) against the baseline prompt (float32)."""
@@ -166,14 +186,18 @@ class LinearProbe:
 
     kind = "linear_probe"
 
-    def __init__(self, config: VLMConfig, embedder: ClipEmbedder | None = None, threshold: float = 0.5):
+    def __init__(
+        self, config: VLMConfig, embedder: ClipEmbedder | None = None, threshold: float = 0.5
+    ):
         self.config = config
         self.embedder = embedder or ClipEmbedder(config.path)
         self.threshold = float(threshold)
         dim = int(self.embedder.model.config.projection_dim)
         self.weight, self.bias = torch.zeros(dim), torch.zeros(())
 
-    def fit(self, embeddings: torch.Tensor, labels: np.ndarray, l2: float = 1e-3, iterations: int = 100) -> None:
+    def fit(
+        self, embeddings: torch.Tensor, labels: np.ndarray, l2: float = 1e-3, iterations: int = 100
+    ) -> None:
         """Balanced logistic regression (each class weighs half) with an L2 penalty, by L-BFGS."""
         y = torch.as_tensor(np.asarray(labels, dtype=np.float32))
         if y.min() == y.max():
@@ -186,7 +210,10 @@ class LinearProbe:
         def closure():
             opt.zero_grad()
             logits = embeddings @ w + b
-            loss = (sample_w * torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")).sum()
+            loss = (
+                sample_w
+                * torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            ).sum()
             loss = loss + l2 * (w**2).sum()
             loss.backward()
             return loss
@@ -204,17 +231,24 @@ class LinearProbe:
         return torch.sigmoid(embeddings @ self.weight + self.bias).numpy().astype(np.float32)
 
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self.proba_from_embeddings(self.embedder.images(_frames(observation, self.config.camera)))
+        return self.proba_from_embeddings(
+            self.embedder.images(_frames(observation, self.config.camera))
+        )
 
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
         from safetensors.torch import save_file
 
         directory = _save_meta(directory, self.kind, self.config, self.threshold, extra)
-        save_file({"weight": self.weight.contiguous(), "bias": self.bias.reshape(1)}, str(directory / PROBE_FILE))
+        save_file(
+            {"weight": self.weight.contiguous(), "bias": self.bias.reshape(1)},
+            str(directory / PROBE_FILE),
+        )
         return directory
 
 
-def _save_meta(directory: str | Path, kind: str, config: VLMConfig, threshold: float, extra: dict | None) -> Path:
+def _save_meta(
+    directory: str | Path, kind: str, config: VLMConfig, threshold: float, extra: dict | None
+) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {"kind": kind, "vlm": to_dict(config), "threshold": float(threshold), **(extra or {})}
@@ -231,15 +265,19 @@ def load(directory: str | Path) -> ZeroShotReward | LinearProbe:
     config = from_dict(VLMConfig, meta.get("vlm"), "vlm")
     kinds = {ZeroShotReward.kind: ZeroShotReward, LinearProbe.kind: LinearProbe}
     if meta.get("kind") not in kinds:
-        raise ConfigError(f"{directory / CONFIG_FILE}: kind: {meta.get('kind')!r} is not one of {list(kinds)}")
+        raise ConfigError(
+            f"{directory / CONFIG_FILE}: kind: {meta.get('kind')!r} is not one of {list(kinds)}"
+        )
     model = kinds[meta["kind"]](config, threshold=float(meta["threshold"]))
     if isinstance(model, LinearProbe):
         from safetensors.torch import load_file
 
         state = load_file(str(directory / PROBE_FILE))
         if state["weight"].shape != model.weight.shape:
-            raise ValueError(f"{directory / PROBE_FILE}: weight {tuple(state['weight'].shape)} does not fit the "
-                             f"CLIP embedding size {tuple(model.weight.shape)}")
+            raise ValueError(
+                f"{directory / PROBE_FILE}: weight {tuple(state['weight'].shape)} does not fit the "
+                f"CLIP embedding size {tuple(model.weight.shape)}"
+            )
         model.weight, model.bias = state["weight"], state["bias"].reshape(())
     return model
 
@@ -279,12 +317,19 @@ def train_probe(
         train_mask[drop] = False
     y_train, y_val = frames.labels[train_mask], frames.labels[val_mask]
     if not y_val.any() or y_val.all():
-        raise ValueError("validation split needs positive and negative frames: record more episodes")
+        raise ValueError(
+            "validation split needs positive and negative frames: record more episodes"
+        )
     emb = probe.embedder.images(frames.images[config.camera])
     probe.fit(emb[torch.from_numpy(train_mask)], y_train)
     scores = probe.proba_from_embeddings(emb[torch.from_numpy(val_mask)])
-    probe.threshold, met = metrics.threshold_for_targets(y_val, scores, target_precision, target_recall,
-                                                         threshold_confidence)
+    probe.threshold, met = metrics.threshold_for_targets(
+        y_val, scores, target_precision, target_recall, threshold_confidence
+    )
     return ProbeResult(
-        probe, metrics.report(y_val, scores, probe.threshold), met, int(y_train.sum()), int((~y_train).sum())
+        probe,
+        metrics.report(y_val, scores, probe.threshold),
+        met,
+        int(y_train.sum()),
+        int((~y_train).sum()),
     )

@@ -7,6 +7,7 @@ those arrays' shapes, and last one metadata write grows `meta/episode_ends` by o
 atomic file replace, so a writer killed at any moment leaves either the old or the new store. Readers
 trust only rows below the last committed end; a writer reopening the store truncates what lies past it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,7 +67,9 @@ class EpisodeInfo:
     task: str
     source: Literal["sim", "real", "demo", "intervention"]  # what produced the episode
     success: bool
-    platform: Literal["sim", "real"] = "sim"  # where it ran; `robot-rl replay` starts real episodes differently
+    platform: Literal["sim", "real"] = (
+        "sim"  # where it ran; `robot-rl replay` starts real episodes differently
+    )
     operator: str = ""
     start_time: float = 0.0  # unix seconds of the first observation
     config_hash: str = ""
@@ -116,7 +119,9 @@ def validate_episode(episode: dict[str, np.ndarray], where: str = "episode") -> 
         raise StoreError(f"{where}: all arrays need {n} rows like 'is_first'; these differ: {bad}")
     if n < 2:
         raise StoreError(f"{where}: needs at least 2 rows (one action), got {n}")
-    first, last, terminal = (np.asarray(episode[k], bool) for k in ("is_first", "is_last", "is_terminal"))
+    first, last, terminal = (
+        np.asarray(episode[k], bool) for k in ("is_first", "is_last", "is_terminal")
+    )
     if not first[0] or first[1:].any():
         raise StoreError(f"{where}: 'is_first' must be True on row 0 only")
     if not last[-1] or last[:-1].any():
@@ -126,7 +131,9 @@ def validate_episode(episode: dict[str, np.ndarray], where: str = "episode") -> 
     for key in STEP_KEYS:
         ndim = 2 if key in ("action", "policy_action") else 1
         if np.ndim(episode[key]) != ndim:
-            raise StoreError(f"{where}: '{key}' must have {ndim} dimension(s), got shape {np.shape(episode[key])}")
+            raise StoreError(
+                f"{where}: '{key}' must have {ndim} dimension(s), got shape {np.shape(episode[key])}"
+            )
     if np.shape(episode["action"]) != np.shape(episode["policy_action"]):
         raise StoreError(f"{where}: 'action' and 'policy_action' shapes differ")
     return n - 1
@@ -161,7 +168,9 @@ class EpisodeStore:
             path.mkdir(parents=True, exist_ok=True)
             foreign = _foreign_entries(path)
             if foreign and not (path / "zarr.json").exists():
-                raise StoreError(f"{path}: directory exists, is not empty and is not an episode store (has {foreign})")
+                raise StoreError(
+                    f"{path}: directory exists, is not empty and is not an episode store (has {foreign})"
+                )
             lock_fd = _lock_writer(path)
             try:
                 _complete_skeleton(path)
@@ -206,7 +215,9 @@ class EpisodeStore:
             raise StoreError(f"{self.path}: missing 'meta/episode_ends'") from exc
         ends = np.asarray(ends_array[:], np.int64)
         if ends.size and (np.any(np.diff(ends) <= 0) or ends[0] <= 0):
-            raise StoreError(f"{self.path}: 'meta/episode_ends' is not strictly increasing: {ends.tolist()[:10]}")
+            raise StoreError(
+                f"{self.path}: 'meta/episode_ends' is not strictly increasing: {ends.tolist()[:10]}"
+            )
         self._ends = ends
         self._arrays = {}
         data = self._root["data"]
@@ -219,7 +230,9 @@ class EpisodeStore:
         if ends.size:
             missing = [k for k in STEP_KEYS if k not in self._arrays]
             if missing:
-                raise StoreError(f"{self.path}: missing data array(s) {['data/' + k for k in missing]}")
+                raise StoreError(
+                    f"{self.path}: missing data array(s) {['data/' + k for k in missing]}"
+                )
 
     # ---- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -254,7 +267,11 @@ class EpisodeStore:
         out = {}
         for key in keys or self.keys:
             arr = self._arrays[key]
-            out[key] = _read_frames(self.path, arr, start, end) if _fast_image_codec(arr) else arr[start:end]
+            out[key] = (
+                _read_frames(self.path, arr, start, end)
+                if _fast_image_codec(arr)
+                else arr[start:end]
+            )
         return out
 
     def info(self, index: int) -> EpisodeInfo:
@@ -265,11 +282,15 @@ class EpisodeStore:
         """Attributes of every committed episode."""
         raw = self._root["meta/episode_attrs"]
         if raw.shape[0] < len(self):
-            raise StoreError(f"{self.path}: 'meta/episode_attrs' has {raw.shape[0]} rows for {len(self)} episodes")
+            raise StoreError(
+                f"{self.path}: 'meta/episode_attrs' has {raw.shape[0]} rows for {len(self)} episodes"
+            )
         out = []
         for i, text in enumerate(raw[: len(self)] if len(self) else []):
             try:
-                out.append(from_dict(EpisodeInfo, json.loads(str(text)), f"meta/episode_attrs[{i}]"))
+                out.append(
+                    from_dict(EpisodeInfo, json.loads(str(text)), f"meta/episode_attrs[{i}]")
+                )
             except (ConfigError, json.JSONDecodeError) as exc:
                 raise StoreError(f"{self.path}: episode {i} attributes: {exc}") from exc
         return out
@@ -302,7 +323,9 @@ class EpisodeStore:
             picked.append(i)
         return picked
 
-    def episodes(self, indices: list[int] | None = None, **filters: Any) -> Iterator[dict[str, np.ndarray]]:
+    def episodes(
+        self, indices: list[int] | None = None, **filters: Any
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Episodes by index, or those `select(**filters)` picks, one dict at a time."""
         for i in self.select(**filters) if indices is None else indices:
             yield self.episode(i)
@@ -329,15 +352,29 @@ class EpisodeStore:
         """Episodes, steps, success rate, intervention share and size on disk."""
         infos = self.infos()
         transitions = self.num_steps - len(self)
-        intervened = np.asarray(self._arrays["intervened"][: self.num_steps], bool) if len(self) else np.zeros(0)
-        last = np.asarray(self._arrays["is_last"][: self.num_steps], bool) if len(self) else np.zeros(0)
+        intervened = (
+            np.asarray(self._arrays["intervened"][: self.num_steps], bool)
+            if len(self)
+            else np.zeros(0)
+        )
+        last = (
+            np.asarray(self._arrays["is_last"][: self.num_steps], bool)
+            if len(self)
+            else np.zeros(0)
+        )
         return {
             "path": str(self.path),
             "episodes": len(self),
             "steps": transitions,
             "success_rate": float(np.mean([i.success for i in infos])) if infos else float("nan"),
-            "intervention_share": float(intervened[~last].sum() / transitions) if transitions else float("nan"),
-            "sources": {s: sum(i.source == s for i in infos) for s in SOURCES if any(i.source == s for i in infos)},
+            "intervention_share": float(intervened[~last].sum() / transitions)
+            if transitions
+            else float("nan"),
+            "sources": {
+                s: sum(i.source == s for i in infos)
+                for s in SOURCES
+                if any(i.source == s for i in infos)
+            },
             "tasks": sorted({i.task for i in infos}),
             "keys": list(self.keys),
             "bytes_on_disk": _disk_bytes(self.path),
@@ -348,10 +385,17 @@ class EpisodeStore:
         """The config an episode's `config_hash` names, when its writer stored it."""
         configs = self._root["meta"].attrs.get("configs", {})
         if config_hash not in configs:
-            raise StoreError(f"{self.path}: no config with hash {config_hash!r} stored (have {sorted(configs)})")
+            raise StoreError(
+                f"{self.path}: no config with hash {config_hash!r} stored (have {sorted(configs)})"
+            )
         return configs[config_hash]
 
-    def append(self, episode: dict[str, np.ndarray], info: EpisodeInfo, config: dict[str, Any] | None = None) -> int:
+    def append(
+        self,
+        episode: dict[str, np.ndarray],
+        info: EpisodeInfo,
+        config: dict[str, Any] | None = None,
+    ) -> int:
         """Commit one whole episode; returns its index. On failure raises CommitError and leaves the store as before.
 
         `config` (JSON-able, e.g. the env config) is stored once per `info.config_hash` for replay.
@@ -372,13 +416,17 @@ class EpisodeStore:
             # Rows already written sit past the committed end: invisible, and overwritten by the next append.
             self._reopen_arrays()
             self._drop_arrays_if_empty()
-            raise CommitError(f"{where}, {n_rows - 1} steps, was not saved: {type(exc).__name__}: {exc}") from exc
+            raise CommitError(
+                f"{where}, {n_rows - 1} steps, was not saved: {type(exc).__name__}: {exc}"
+            ) from exc
         return index
 
     def _store_config(self, config_hash: str, config: dict[str, Any]) -> None:
         meta = self._root["meta"]
         configs = dict(meta.attrs.get("configs", {}))
-        if config_hash not in configs:  # written before the commit point; an orphan entry is harmless
+        if (
+            config_hash not in configs
+        ):  # written before the commit point; an orphan entry is harmless
             configs[config_hash] = config
             meta.attrs["configs"] = configs
 
@@ -391,11 +439,15 @@ class EpisodeStore:
         missing = sorted(set(self._arrays) - set(episode))
         extra = sorted(set(episode) - set(self._arrays))
         if missing or extra:
-            raise StoreError(f"{where}: keys differ from the store's: missing {missing}, unexpected {extra}")
+            raise StoreError(
+                f"{where}: keys differ from the store's: missing {missing}, unexpected {extra}"
+            )
         for key, arr in self._arrays.items():
             shape = np.shape(episode[key])[1:]
             if tuple(shape) != tuple(arr.shape[1:]):
-                raise StoreError(f"{where}: '{key}' rows have shape {shape}, the store's have {arr.shape[1:]}")
+                raise StoreError(
+                    f"{where}: '{key}' rows have shape {shape}, the store's have {arr.shape[1:]}"
+                )
 
     def _create_arrays(self, episode: dict[str, np.ndarray]) -> None:
         from zarr.codecs import BloscCodec
@@ -443,8 +495,14 @@ class EpisodeStore:
         for key, arr in images.items():
             _write_frames(self.path, arr, start, np.asarray(episode[key]))
         # 2. When full, grow the arrays a chunk's worth ahead (close() trims them to the committed end).
-        grow = [(a, (_round_up(end, ROWS_PER_CHUNK), *a.shape[1:])) for a in self._arrays.values() if a.shape[0] < end]
-        grow += [(attrs, (_round_up(index + 1, ATTRS_AHEAD),))] if attrs.shape[0] < index + 1 else []
+        grow = [
+            (a, (_round_up(end, ROWS_PER_CHUNK), *a.shape[1:]))
+            for a in self._arrays.values()
+            if a.shape[0] < end
+        ]
+        grow += (
+            [(attrs, (_round_up(index + 1, ATTRS_AHEAD),))] if attrs.shape[0] < index + 1 else []
+        )
         if grow:
             sync(_gather([a.async_array.resize(shape) for a, shape in grow]))
         # 3. The other rows (straight into their chunk files where the layout allows), the attributes, and
@@ -457,7 +515,10 @@ class EpisodeStore:
                     _write_rows(self.path, arr, start, value)
                 else:
                     through_zarr[key] = value
-        writes = [self._arrays[k].async_array.setitem(slice(start, end), v) for k, v in through_zarr.items()]
+        writes = [
+            self._arrays[k].async_array.setitem(slice(start, end), v)
+            for k, v in through_zarr.items()
+        ]
         writes.append(attrs.async_array.setitem(index, json.dumps(to_dict(info), allow_nan=False)))
         writes.append(_with_length(ends, index + 1).setitem(index, end))
         sync(_gather(writes))
@@ -501,12 +562,18 @@ def _complete_skeleton(path: Path) -> None:
     if "robot_rl" in root.attrs:
         return
     if _foreign_entries(path) or dict(root.attrs):
-        raise StoreError(f"{path}: a zarr group but not a robot_rl episode store (no 'robot_rl' format attribute)")
+        raise StoreError(
+            f"{path}: a zarr group but not a robot_rl episode store (no 'robot_rl' format attribute)"
+        )
     meta = root["meta"] if "meta" in root else root.create_group("meta", overwrite=True)
     if "episode_ends" not in meta:
-        meta.create_array("episode_ends", shape=(0,), dtype="int64", chunks=(ENDS_PER_CHUNK,), overwrite=True)
+        meta.create_array(
+            "episode_ends", shape=(0,), dtype="int64", chunks=(ENDS_PER_CHUNK,), overwrite=True
+        )
     if "episode_attrs" not in meta:
-        meta.create_array("episode_attrs", shape=(0,), dtype=str, chunks=(ENDS_PER_CHUNK,), overwrite=True)
+        meta.create_array(
+            "episode_attrs", shape=(0,), dtype=str, chunks=(ENDS_PER_CHUNK,), overwrite=True
+        )
     if "data" not in root:
         root.create_group("data", overwrite=True)
     root.attrs["robot_rl"] = {"format": FORMAT, "schema_version": SCHEMA_VERSION}
@@ -526,7 +593,9 @@ def _with_length(arr: Any, length: int) -> Any:
 
     a = arr.async_array
     shape = (length, *a.metadata.shape[1:])
-    return AsyncArray(metadata=a.metadata.update_shape(shape), store_path=a.store_path, config=a.config)
+    return AsyncArray(
+        metadata=a.metadata.update_shape(shape), store_path=a.store_path, config=a.config
+    )
 
 
 def _fast_image_codec(arr: Any) -> tuple[Any, int] | None:
@@ -541,9 +610,13 @@ def _fast_image_codec(arr: Any) -> tuple[Any, int] | None:
         return None
     shard = codecs[0]
     inner = shard.codecs
-    if (shard.chunk_shape != (1, *arr.shape[1:]) or shard.index_location.value != "end"
-            or [type(c) for c in shard.index_codecs] != [BytesCodec, Crc32cCodec]
-            or len(inner) != 2 or not isinstance(inner[0], BytesCodec)):
+    if (
+        shard.chunk_shape != (1, *arr.shape[1:])
+        or shard.index_location.value != "end"
+        or [type(c) for c in shard.index_codecs] != [BytesCodec, Crc32cCodec]
+        or len(inner) != 2
+        or not isinstance(inner[0], BytesCodec)
+    ):
         return None
     per_shard = arr.metadata.chunk_grid.chunk_shape[0]
     if isinstance(inner[1], ZstdCodec) and not inner[1].checksum:
@@ -551,8 +624,13 @@ def _fast_image_codec(arr: Any) -> tuple[Any, int] | None:
     if isinstance(inner[1], BloscCodec):
         c = inner[1]
         shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[c.shuffle.name]
-        codec = numcodecs.Blosc(cname=c.cname.name, clevel=c.clevel, shuffle=shuffle, blocksize=c.blocksize,
-                                typesize=c.typesize)
+        codec = numcodecs.Blosc(
+            cname=c.cname.name,
+            clevel=c.clevel,
+            shuffle=shuffle,
+            blocksize=c.blocksize,
+            typesize=c.typesize,
+        )
         return codec, per_shard
     return None
 
@@ -570,11 +648,11 @@ def _read_shard(path: Path, per_shard: int) -> list[bytes | None]:
 
     data = path.read_bytes()
     size = 16 * per_shard
-    index, crc = data[-size - 4:-4], data[-4:]
+    index, crc = data[-size - 4 : -4], data[-4:]
     if len(data) < size + 4 or google_crc32c.value(index) != int.from_bytes(crc, "little"):
         raise StoreError(f"{path}: shard index damaged (size or crc32c mismatch)")
     entries = np.frombuffer(index, "<u8").reshape(per_shard, 2)
-    return [None if off == _NO_CHUNK else data[off:off + n] for off, n in entries.tolist()]
+    return [None if off == _NO_CHUNK else data[off : off + n] for off, n in entries.tolist()]
 
 
 def _encode_shard(frames: list[bytes | None]) -> bytes:
@@ -605,7 +683,9 @@ def _write_frames(root: Path, arr: Any, start: int, frames: np.ndarray) -> None:
     for shard in range(start // per_shard, (end - 1) // per_shard + 1):
         first = shard * per_shard
         path = _shard_path(root, arr, shard)
-        kept = _read_shard(path, per_shard) if first < start and path.exists() else [None] * per_shard
+        kept = (
+            _read_shard(path, per_shard) if first < start and path.exists() else [None] * per_shard
+        )
         chunks = [kept[j] if first + j < start else None for j in range(per_shard)]
         for row in range(max(start, first), min(end, first + per_shard)):
             chunks[row - first] = encoded[row - start]
@@ -622,11 +702,15 @@ def _read_frames(root: Path, arr: Any, start: int, end: int) -> np.ndarray:
         try:
             chunks = _read_shard(path, per_shard)
         except FileNotFoundError as exc:
-            raise StoreError(f"{path}: shard {shard} of '{arr.path}' is missing from the committed data") from exc
+            raise StoreError(
+                f"{path}: shard {shard} of '{arr.path}' is missing from the committed data"
+            ) from exc
         first = shard * per_shard
         for row in range(max(start, first), min(end, first + per_shard)):
             if chunks[row - first] is None:
-                raise StoreError(f"{path}: frame {row} of '{arr.path}' is missing from the committed data")
+                raise StoreError(
+                    f"{path}: frame {row} of '{arr.path}' is missing from the committed data"
+                )
             codec.decode(chunks[row - first], out=out[row - start])
     return out
 
@@ -638,9 +722,15 @@ def _rows_codec(arr: Any) -> Any:
     from zarr.codecs import BytesCodec, ZstdCodec
 
     codecs = arr.metadata.codecs
-    if (len(codecs) == 2 and isinstance(codecs[0], BytesCodec) and isinstance(codecs[1], ZstdCodec)
-            and not codecs[1].checksum and arr.fill_value == 0 and arr.chunks[1:] == arr.shape[1:]
-            and arr.metadata.chunk_key_encoding.to_dict()["configuration"]["separator"] == "/"):
+    if (
+        len(codecs) == 2
+        and isinstance(codecs[0], BytesCodec)
+        and isinstance(codecs[1], ZstdCodec)
+        and not codecs[1].checksum
+        and arr.fill_value == 0
+        and arr.chunks[1:] == arr.shape[1:]
+        and arr.metadata.chunk_key_encoding.to_dict()["configuration"]["separator"] == "/"
+    ):
         return numcodecs.Zstd(level=codecs[1].level)
     return None
 
@@ -663,7 +753,7 @@ def _write_rows(root: Path, arr: Any, start: int, values: np.ndarray) -> None:
             kept = np.frombuffer(codec.decode(path.read_bytes()), dtype).reshape(arr.chunks)
             chunk[: start - first] = kept[: start - first]
         lo, hi = max(start, first), min(end, first + rows)
-        chunk[lo - first: hi - first] = values[lo - start: hi - start]
+        chunk[lo - first : hi - first] = values[lo - start : hi - start]
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_file(path, codec.encode(chunk))
 
@@ -683,7 +773,9 @@ def _write_file(path: Path, payload: bytes) -> None:
 def _check_format(path: Path, root: Any) -> None:
     tag = root.attrs.get("robot_rl")
     if not isinstance(tag, dict) or tag.get("format") != FORMAT:
-        raise StoreError(f"{path}: a zarr group but not a robot_rl episode store (no 'robot_rl' format attribute)")
+        raise StoreError(
+            f"{path}: a zarr group but not a robot_rl episode store (no 'robot_rl' format attribute)"
+        )
     version = tag.get("schema_version")
     if not isinstance(version, int):
         raise StoreError(f"{path}: schema_version missing or not an integer: {version!r}")
@@ -700,7 +792,9 @@ def _check_format(path: Path, root: Any) -> None:
 def _foreign_entries(path: Path) -> list[str]:
     """Names in `path` that no episode store (or its crashed writer) would leave there."""
     ours = {"zarr.json", "meta", "data"}
-    return sorted(p.name for p in path.iterdir() if p.name not in ours and not p.name.endswith(".partial"))[:5]
+    return sorted(
+        p.name for p in path.iterdir() if p.name not in ours and not p.name.endswith(".partial")
+    )[:5]
 
 
 def _lock_writer(path: Path) -> int:

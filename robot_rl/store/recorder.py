@@ -3,6 +3,7 @@
 `EpisodeRecorder` is what every loop that records uses (the `record` command, `eval`, the actor):
 start() with the first observation, step() after every env step, finish() for the episode dict.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,11 +61,17 @@ class EpisodeRecorder:
         if not self._obs:
             raise RuntimeError("EpisodeRecorder.step() before start()")
         if self._terminal:
-            raise RuntimeError("EpisodeRecorder.step() after a terminal step; call finish() or start()")
+            raise RuntimeError(
+                "EpisodeRecorder.step() after a terminal step; call finish() or start()"
+            )
         action = np.asarray(action, np.float32).reshape(-1)
-        policy_action = action if policy_action is None else np.asarray(policy_action, np.float32).reshape(-1)
+        policy_action = (
+            action if policy_action is None else np.asarray(policy_action, np.float32).reshape(-1)
+        )
         if policy_action.shape != action.shape:
-            raise ValueError(f"policy_action shape {policy_action.shape} != action shape {action.shape}")
+            raise ValueError(
+                f"policy_action shape {policy_action.shape} != action shape {action.shape}"
+            )
         self._check_obs(obs)
         self._rows.append(
             {
@@ -83,7 +90,9 @@ class EpisodeRecorder:
     def finish(self) -> dict[str, np.ndarray]:
         """The episode as a flat dict of arrays with T+1 rows; the recorder is then empty."""
         if not self._rows:
-            raise RuntimeError("EpisodeRecorder.finish(): the episode has no step (call step() at least once)")
+            raise RuntimeError(
+                "EpisodeRecorder.finish(): the episode has no step (call step() at least once)"
+            )
         n = len(self._obs)
         episode = {key: np.stack([o[key] for o in self._obs]) for key in self._obs[0]}
         a_dim = self._rows[0]["action"].shape[0]
@@ -109,9 +118,13 @@ class EpisodeRecorder:
     def _check_obs(self, obs: dict[str, np.ndarray]) -> None:
         reserved = sorted(set(obs) & set(STEP_KEYS))
         if reserved:
-            raise ValueError(f"observation keys {reserved} are reserved step keys (docs/contracts.md)")
+            raise ValueError(
+                f"observation keys {reserved} are reserved step keys (docs/contracts.md)"
+            )
         if self._obs and set(obs) != set(self._obs[0]):
-            raise ValueError(f"observation keys changed within an episode: {sorted(obs)} vs {sorted(self._obs[0])}")
+            raise ValueError(
+                f"observation keys changed within an episode: {sorted(obs)} vs {sorted(self._obs[0])}"
+            )
 
 
 def run_episode(
@@ -142,7 +155,12 @@ def run_episode(
         if terminated or truncated:
             break
     episode = recorder.finish()
-    facts = {"success": success, "steps": t, "initial_state": initial_state, "start_time": float(episode["timestamp"][0])}
+    facts = {
+        "success": success,
+        "steps": t,
+        "initial_state": initial_state,
+        "start_time": float(episode["timestamp"][0]),
+    }
     return episode, facts
 
 
@@ -161,7 +179,8 @@ def decode_state(encoded: dict[str, Any]) -> dict[str, np.ndarray]:
     """Inverse of encode_state."""
     try:
         return {
-            k: np.asarray(v["data"], dtype=np.dtype(v["dtype"])).reshape(v["shape"]) for k, v in encoded.items()
+            k: np.asarray(v["data"], dtype=np.dtype(v["dtype"])).reshape(v["shape"])
+            for k, v in encoded.items()
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"initial state is not an encoded array dict: {exc}") from exc
@@ -175,5 +194,11 @@ def config_hash(config: Any) -> str:
 
 def episode_info(task: str, source: str, facts: dict[str, Any], **fields: Any) -> EpisodeInfo:
     """EpisodeInfo from run_episode's facts plus any other attribute (operator, seed, ...)."""
-    return EpisodeInfo(task=task, source=source, success=facts["success"], initial_state=facts["initial_state"],
-                       start_time=facts["start_time"], **fields)
+    return EpisodeInfo(
+        task=task,
+        source=source,
+        success=facts["success"],
+        initial_state=facts["initial_state"],
+        start_time=facts["start_time"],
+        **fields,
+    )

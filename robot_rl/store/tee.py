@@ -5,6 +5,7 @@ The Actor (robot_rl.loop.actor) streams step rows in `transitions` messages and 
 `stats` message; the tee keeps the rows of the running episode in memory and commits them when the
 stats arrive, so a crash loses at most the episode in progress and never leaves part of it visible.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -21,12 +22,24 @@ class StoreTee:
 
     DROP = ("episode_id", "step")  # row bookkeeping for the learner, not step data
 
-    def __init__(self, client, store_path: str | None, task: str, platform: Literal["sim", "real"],
-                 config_hash: str, operator: str = ""):
+    def __init__(
+        self,
+        client,
+        store_path: str | None,
+        task: str,
+        platform: Literal["sim", "real"],
+        config_hash: str,
+        operator: str = "",
+    ):
         self.client = client
         self.store_path = store_path or ""
         self.platform = platform
-        self.info = {"task": task, "platform": platform, "config_hash": config_hash, "operator": operator}
+        self.info = {
+            "task": task,
+            "platform": platform,
+            "config_hash": config_hash,
+            "operator": operator,
+        }
         self._batches: list[dict[str, np.ndarray]] = []
         self._mode = "train"
         self.committed: list[int] = []
@@ -42,8 +55,13 @@ class StoreTee:
     def connected(self) -> bool:
         return self.client.connected if self.client is not None else False
 
-    def send(self, kind: str, arrays: dict[str, np.ndarray], policy_version: int = 0,
-             meta: dict[str, Any] | None = None) -> None:
+    def send(
+        self,
+        kind: str,
+        arrays: dict[str, np.ndarray],
+        policy_version: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         meta = meta or {}
         if self.client is not None:  # the learner first: a store that fails must not cost it data
             self.client.send(kind, arrays, policy_version, meta)
@@ -62,7 +80,9 @@ class StoreTee:
             source = "intervention"
         else:
             source = self.platform
-        info = EpisodeInfo(success=success, source=source, start_time=float(episode["timestamp"][0]), **self.info)
+        info = EpisodeInfo(
+            success=success, source=source, start_time=float(episode["timestamp"][0]), **self.info
+        )
         with EpisodeStore.open(self.store_path, "a") as store:
             self.committed.append(store.append(episode, info))
 

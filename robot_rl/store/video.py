@@ -1,4 +1,5 @@
 """A video of one episode: the cameras side by side with the action, reward and intervention drawn on top."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,18 +15,28 @@ def overlay_frames(episode: dict[str, np.ndarray], cameras: list[str] | None = N
     """(T+1, H, W, 3) uint8 RGB frames: cameras side by side, a text panel, a red border on intervened steps."""
     import cv2
 
-    keys = [f"image_{c}" for c in cameras] if cameras else sorted(k for k in episode if k.startswith("image_"))
+    keys = (
+        [f"image_{c}" for c in cameras]
+        if cameras
+        else sorted(k for k in episode if k.startswith("image_"))
+    )
     missing = [k for k in keys if k not in episode]
     if not keys or missing:
-        have = sorted(k[len("image_"):] for k in episode if k.startswith("image_"))
-        raise ValueError(f"no camera images to show (asked for {missing or 'any'}; the episode has {have})")
+        have = sorted(k[len("image_") :] for k in episode if k.startswith("image_"))
+        raise ValueError(
+            f"no camera images to show (asked for {missing or 'any'}; the episode has {have})"
+        )
     frames = []
     for t in range(len(episode["is_first"])):
         tiles = [np.asarray(episode[k][t]) for k in keys]
         height = max(tile.shape[0] for tile in tiles)
-        tiles = [cv2.resize(tile, (tile.shape[1] * height // tile.shape[0], height)) for tile in tiles]
+        tiles = [
+            cv2.resize(tile, (tile.shape[1] * height // tile.shape[0], height)) for tile in tiles
+        ]
         image = cv2.cvtColor(np.concatenate(tiles, axis=1), cv2.COLOR_RGB2BGR)
-        image = cv2.resize(image, (image.shape[1] * SCALE, image.shape[0] * SCALE), interpolation=cv2.INTER_NEAREST)
+        image = cv2.resize(
+            image, (image.shape[1] * SCALE, image.shape[0] * SCALE), interpolation=cv2.INTER_NEAREST
+        )
         panel = np.zeros((64, image.shape[1], 3), np.uint8)
         intervened = bool(episode["intervened"][t])
         last = bool(episode["is_last"][t])
@@ -38,7 +49,9 @@ def overlay_frames(episode: dict[str, np.ndarray], cameras: list[str] | None = N
         ]
         for i, text in enumerate(lines):
             color = INTERVENTION_BGR if (i == 2 and intervened) else (255, 255, 255)
-            cv2.putText(panel, text, (6, 18 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
+            cv2.putText(
+                panel, text, (6, 18 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA
+            )
         frame = np.concatenate([image, panel], axis=0)
         border = INTERVENTION_BGR if intervened else POLICY_BGR
         cv2.rectangle(frame, (0, 0), (frame.shape[1] - 1, image.shape[0] - 1), border, 3)

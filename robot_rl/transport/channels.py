@@ -15,6 +15,7 @@ reliable and in order per actor session:
 Weights flow the other way; the actor keeps only the newest. Heartbeats go both ways every
 `heartbeat_s`; a peer silent for `peer_timeout_s` is reported gone.
 """
+
 from __future__ import annotations
 
 import collections
@@ -131,17 +132,30 @@ class ActorClient:
 
     # --- caller side -------------------------------------------------------------------------
 
-    def start(self) -> "ActorClient":
+    def start(self) -> ActorClient:
         self._thread.start()
         return self
 
-    def send(self, kind: str, arrays: dict[str, np.ndarray], policy_version: int = 0,
-             meta: dict[str, Scalar] | None = None) -> int:
+    def send(
+        self,
+        kind: str,
+        arrays: dict[str, np.ndarray],
+        policy_version: int = 0,
+        meta: dict[str, Scalar] | None = None,
+    ) -> int:
         """Queue a `transitions` or `stats` message for reliable delivery; returns its seq."""
         if kind not in ("transitions", "stats"):
             raise ValueError(f"only transitions and stats are sent reliably, not {kind!r}")
-        msg = Message(kind, self.actor_id, self.config_hash, self.session, 0, policy_version,
-                      arrays, dict(meta or {}))
+        msg = Message(
+            kind,
+            self.actor_id,
+            self.config_hash,
+            self.session,
+            0,
+            policy_version,
+            arrays,
+            dict(meta or {}),
+        )
         frames = encode(msg)
         header = msgpack.unpackb(frames[0])
         buffers = [bytes(f) for f in frames[1:]]  # own a copy: the caller may reuse its arrays
@@ -162,7 +176,9 @@ class ActorClient:
     def unacked(self) -> int:
         """Messages not yet acknowledged (queued, in flight or spooled)."""
         with self._lock:
-            return len(self._outbox) + len(self._inflight) + len(self.spool) - self._inflight_spooled()
+            return (
+                len(self._outbox) + len(self._inflight) + len(self.spool) - self._inflight_spooled()
+            )
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until everything sent so far is acknowledged; False on timeout."""
@@ -197,7 +213,9 @@ class ActorClient:
                 self._receive_all()
             now = time.monotonic()
             if now >= next_beat:
-                self._send_frames(encode(Message("heartbeat", self.actor_id, self.config_hash, self.session)))
+                self._send_frames(
+                    encode(Message("heartbeat", self.actor_id, self.config_hash, self.session))
+                )
                 next_beat = now + self.timing.heartbeat_s
             with self._lock:
                 self._check_link(now)
@@ -214,7 +232,12 @@ class ActorClient:
                 msg = decode(frames, self.limits)
             except ProtocolError as exc:
                 self.counters["rejected"] += 1
-                log.error("actor %s: message from learner %s rejected: %s", self.actor_id, self.endpoint, exc)
+                log.error(
+                    "actor %s: message from learner %s rejected: %s",
+                    self.actor_id,
+                    self.endpoint,
+                    exc,
+                )
                 continue
             with self._lock:
                 self._handle(msg)
@@ -225,8 +248,14 @@ class ActorClient:
         if not self.connected and msg.kind != "reject":
             self.connected = True
             level = logging.WARNING if self.counters["outages"] or len(self.spool) else logging.INFO
-            log.log(level, "actor %s: learner at %s reachable after %.1f s; %d spooled batches to resend",
-                    self.actor_id, self.endpoint, now - self._down_since, len(self.spool))
+            log.log(
+                level,
+                "actor %s: learner at %s reachable after %.1f s; %d spooled batches to resend",
+                self.actor_id,
+                self.endpoint,
+                now - self._down_since,
+                len(self.spool),
+            )
         if msg.kind == "ack":
             item = self._inflight.pop((msg.session, msg.seq), None)
             if item is not None:
@@ -237,20 +266,35 @@ class ActorClient:
             self._accept_weights(msg)
         elif msg.kind == "reject":
             self.error = str(msg.meta.get("reason", "refused by the learner"))
-            log.error("actor %s: the learner at %s refused this actor: %s", self.actor_id, self.endpoint, self.error)
+            log.error(
+                "actor %s: the learner at %s refused this actor: %s",
+                self.actor_id,
+                self.endpoint,
+                self.error,
+            )
 
     def _accept_weights(self, msg: Message) -> None:
         checksum = weights_checksum(msg.arrays)
         if checksum != msg.meta.get("checksum"):
             self.counters["weights_rejected"] += 1
-            log.error("actor %s: weights v%d fail their checksum (%s != %s); keeping v%s", self.actor_id,
-                      msg.policy_version, checksum, msg.meta.get("checksum"), self._weights and self._weights.version)
+            log.error(
+                "actor %s: weights v%d fail their checksum (%s != %s); keeping v%s",
+                self.actor_id,
+                msg.policy_version,
+                checksum,
+                msg.meta.get("checksum"),
+                self._weights and self._weights.version,
+            )
             return
         for name, array in msg.arrays.items():
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 self.counters["weights_rejected"] += 1
-                log.error("actor %s: weights v%d hold NaN/inf in %r; keeping the current ones",
-                          self.actor_id, msg.policy_version, name)
+                log.error(
+                    "actor %s: weights v%d hold NaN/inf in %r; keeping the current ones",
+                    self.actor_id,
+                    msg.policy_version,
+                    name,
+                )
                 return
         if self._weights is None or msg.policy_version >= self._weights.version:
             arrays = {k: np.array(v) for k, v in msg.arrays.items()}  # own copies, writable
@@ -268,13 +312,22 @@ class ActorClient:
                     item.spool_path = self.spool.push(*key, self._frames(item, key))
             self._inflight.clear()
         outage = now - self._down_since
-        if not self.connected and outage > self.timing.peer_timeout_s and now - self._last_down_report > 10.0:
+        if (
+            not self.connected
+            and outage > self.timing.peer_timeout_s
+            and now - self._last_down_report > 10.0
+        ):
             self._last_down_report = now
             log.warning(
                 "actor %s: learner unreachable at %s (no reply for %.1f s); acting with the current weights "
-                "and spooling transitions to %s (%d batches, %.1f MB)", self.actor_id, self.endpoint,
+                "and spooling transitions to %s (%d batches, %.1f MB)",
+                self.actor_id,
+                self.endpoint,
                 now - self._last_heard if self._last_heard else outage,
-                self.spool.directory, len(self.spool), self.spool.nbytes / 1e6)
+                self.spool.directory,
+                len(self.spool),
+                self.spool.nbytes / 1e6,
+            )
 
     def _pump(self, now: float) -> None:
         """Move queued messages to the wire (in order) or to the spool."""
@@ -397,7 +450,9 @@ class LearnerServer:
             self._auth = zmq.auth.thread.ThreadAuthenticator(self._ctx)
             self._auth.start()
             if not Path(curve.authorized_dir).is_dir():
-                raise FileNotFoundError(f"CURVE authorized-keys folder not found: {curve.authorized_dir}")
+                raise FileNotFoundError(
+                    f"CURVE authorized-keys folder not found: {curve.authorized_dir}"
+                )
             self._auth.configure_curve(domain="*", location=str(curve.authorized_dir))
             public, secret = keyfiles.load_secret(curve.secret_file)
             self._sock.curve_server = True
@@ -411,7 +466,7 @@ class LearnerServer:
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self._thread = threading.Thread(target=self._run, name="learner-io", daemon=True)
 
-    def start(self) -> "LearnerServer":
+    def start(self) -> LearnerServer:
         self._thread.start()
         return self
 
@@ -433,8 +488,12 @@ class LearnerServer:
     def publish_weights(self, arrays: dict[str, np.ndarray], version: int) -> None:
         """Send actor parameters to every live actor (and to each one that joins later); newest wins."""
         meta = {"checksum": weights_checksum(arrays)}
-        frames = [bytes(f) for f in encode(Message("weights", "learner", self.config_hash, 0, 0, version,
-                                                   arrays, meta))]
+        frames = [
+            bytes(f)
+            for f in encode(
+                Message("weights", "learner", self.config_hash, 0, 0, version, arrays, meta)
+            )
+        ]
         with self._lock:
             self._weights = _Slot(frames, version, time.monotonic())
         self.counters["weights_published"] += 1
@@ -482,11 +541,19 @@ class LearnerServer:
             self._drop(identity, "malformed", str(exc))
             return
         if identity.split(b"/", 1)[0] != msg.actor_id.encode():
-            self._drop(identity, "identity", f"actor_id {msg.actor_id!r} does not match the connection's identity")
+            self._drop(
+                identity,
+                "identity",
+                f"actor_id {msg.actor_id!r} does not match the connection's identity",
+            )
             return
         if msg.config_hash != self.config_hash:
-            self._reject(identity, "config", f"config hash mismatch: actor {msg.actor_id} has {msg.config_hash or '-'}, "
-                                              f"learner has {self.config_hash or '-'} (run both from the same config)")
+            self._reject(
+                identity,
+                "config",
+                f"config hash mismatch: actor {msg.actor_id} has {msg.config_hash or '-'}, "
+                f"learner has {self.config_hash or '-'} (run both from the same config)",
+            )
             return
         if msg.kind not in ("heartbeat", "transitions", "stats"):
             self._drop(identity, "kind", f"actors may not send {msg.kind!r} messages")
@@ -503,7 +570,11 @@ class LearnerServer:
             return
         first = msg.meta.get("first_unacked")
         if type(first) is not int or not 0 <= first <= msg.seq:
-            self._drop(identity, "malformed", f"first_unacked {first!r} missing or not in [0, seq={msg.seq}]")
+            self._drop(
+                identity,
+                "malformed",
+                f"first_unacked {first!r} missing or not in [0, seq={msg.seq}]",
+            )
             return
         key = (msg.actor_id, msg.session)
         expected = max(self.expected.get(key, first), first)
@@ -527,10 +598,16 @@ class LearnerServer:
                 continue
             if now - peer.last_heard > self.timing.peer_timeout_s:
                 peer.alive = False
-                log.warning("actor %s (session %d) silent for %.1f s: marked gone", peer.actor_id, peer.session,
-                            now - peer.last_heard)
+                log.warning(
+                    "actor %s (session %d) silent for %.1f s: marked gone",
+                    peer.actor_id,
+                    peer.session,
+                    now - peer.last_heard,
+                )
                 continue
-            self._send(identity, Message("heartbeat", peer.actor_id, self.config_hash, peer.session))
+            self._send(
+                identity, Message("heartbeat", peer.actor_id, self.config_hash, peer.session)
+            )
         stale = [i for i, p in self.peers.items() if not p.alive and now - p.last_heard > 60.0]
         for identity in stale:
             del self.peers[identity]
@@ -553,7 +630,9 @@ class LearnerServer:
     def _send(self, identity: bytes, msg: Message) -> None:
         try:
             self._sock.send_multipart([identity, *encode(msg)], zmq.NOBLOCK)
-        except zmq.ZMQError:  # peer gone (ROUTER_MANDATORY) or its queue is full: heartbeats will tell
+        except (
+            zmq.ZMQError
+        ):  # peer gone (ROUTER_MANDATORY) or its queue is full: heartbeats will tell
             self.counters["send_failed"] += 1
 
     def _drop(self, identity: bytes, category: str, reason: str) -> None:
@@ -563,7 +642,15 @@ class LearnerServer:
     def _reject(self, identity: bytes, category: str, reason: str) -> None:
         """Refuse and tell the peer why, so both sides log the same versions/hashes."""
         self._drop(identity, category, reason)
-        meta = {"reason": reason, "learner_protocol": PROTOCOL_VERSION, "learner_config_hash": self.config_hash}
+        meta = {
+            "reason": reason,
+            "learner_protocol": PROTOCOL_VERSION,
+            "learner_config_hash": self.config_hash,
+        }
         actor_id = identity.split(b"/", 1)[0].decode("ascii", "replace")
-        actor_id = actor_id if actor_id and all(c.isalnum() or c in "_.:-" for c in actor_id) else "unknown"
+        actor_id = (
+            actor_id
+            if actor_id and all(c.isalnum() or c in "_.:-" for c in actor_id)
+            else "unknown"
+        )
         self._send(identity, Message("reject", actor_id[:64], self.config_hash, meta=meta))

@@ -5,12 +5,13 @@ into the replay buffers and restores each actor session's next expected sequence
 nothing acknowledged is lost and nothing resent is inserted twice. Records are the protocol
 frames with length prefixes; a record cut short by a crash is dropped on replay.
 """
+
 from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class Journal:
             while pos < len(data):
                 record = _parse(data, pos)
                 if record is None:
-                    log.warning("journal %s: dropping a torn record at byte %d (crash while writing)", segment, pos)
+                    log.warning(
+                        "journal %s: dropping a torn record at byte %d (crash while writing)",
+                        segment,
+                        pos,
+                    )
                     break
                 frames, pos = record
                 yield frames

@@ -5,6 +5,7 @@ Layout written by `generate(directory)`:
     actor.key, actor.key_secret        the actors' certificate
     authorized/actor.key               public keys the learner accepts (add more files to admit more)
 """
+
 from __future__ import annotations
 
 import shutil
@@ -36,9 +37,13 @@ def generate(directory: str | Path, force: bool = False) -> dict[str, Path]:
     if not zmq.has("curve"):
         raise RuntimeError("this libzmq was built without CURVE support")
     directory = Path(directory)
-    existing = [p for p in (directory / "learner.key_secret", directory / "actor.key_secret") if p.exists()]
+    existing = [
+        p for p in (directory / "learner.key_secret", directory / "actor.key_secret") if p.exists()
+    ]
     if existing and not force:
-        raise FileExistsError(f"key files already exist: {', '.join(map(str, existing))} (use --force to replace)")
+        raise FileExistsError(
+            f"key files already exist: {', '.join(map(str, existing))} (use --force to replace)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     learner_public, learner_secret = zmq.auth.create_certificates(directory, "learner")
     actor_public, actor_secret = zmq.auth.create_certificates(directory, "actor")
@@ -69,7 +74,9 @@ def client_keys(directory: str | Path) -> ClientKeys:
 def load_secret(path: Path) -> tuple[bytes, bytes]:
     """(public, secret) from a `.key_secret` certificate file, or an error naming the file."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"CURVE secret key file not found: {path} (create keys with `robot-rl keys generate`)")
+        raise FileNotFoundError(
+            f"CURVE secret key file not found: {path} (create keys with `robot-rl keys generate`)"
+        )
     public, secret = zmq.auth.load_certificate(path)
     if secret is None:
         raise ValueError(f"{path} holds no secret key; pass the .key_secret file")

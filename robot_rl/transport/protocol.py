@@ -4,14 +4,16 @@ Everything that arrives is validated here before anything else sees it: header k
 types, protocol version, dtype whitelist, shapes against buffer sizes, size limits. Nothing
 is ever unpickled. See docs/protocol.md for the frame layout.
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -26,7 +28,17 @@ ALLOWED_DTYPES = frozenset(
 )
 
 HEADER_KEYS = frozenset(
-    ["kind", "protocol", "config_hash", "actor_id", "session", "seq", "policy_version", "arrays", "meta"]
+    [
+        "kind",
+        "protocol",
+        "config_hash",
+        "actor_id",
+        "session",
+        "seq",
+        "policy_version",
+        "arrays",
+        "meta",
+    ]
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
@@ -45,7 +57,9 @@ class VersionMismatch(ProtocolError):
     """The peer speaks another protocol version."""
 
     def __init__(self, theirs: object, ours: int = PROTOCOL_VERSION):
-        super().__init__(f"protocol version mismatch: peer speaks v{theirs}, this side speaks v{ours}")
+        super().__init__(
+            f"protocol version mismatch: peer speaks v{theirs}, this side speaks v{ours}"
+        )
         self.theirs = theirs
         self.ours = ours
 
@@ -115,7 +129,9 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         raise ProtocolError("empty message")
     head = memoryview(frames[0])
     if head.nbytes > limits.max_header_bytes:
-        raise ProtocolError(f"header of {head.nbytes} bytes exceeds the {limits.max_header_bytes}-byte limit")
+        raise ProtocolError(
+            f"header of {head.nbytes} bytes exceeds the {limits.max_header_bytes}-byte limit"
+        )
     try:
         header = msgpack.unpackb(head, raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # msgpack raises several types for garbage; all mean "not a header"
@@ -140,14 +156,20 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         raise ProtocolError(f"unknown message kind {_short(kind)}; expected one of {list(KINDS)}")
     actor_id = header["actor_id"]
     if not isinstance(actor_id, str) or not _NAME.match(actor_id):
-        raise ProtocolError(f"actor_id {_short(actor_id)} is not 1-64 characters of [A-Za-z0-9_.:/-]")
+        raise ProtocolError(
+            f"actor_id {_short(actor_id)} is not 1-64 characters of [A-Za-z0-9_.:/-]"
+        )
     config_hash = header["config_hash"]
     if not isinstance(config_hash, str) or not _HASH.match(config_hash):
-        raise ProtocolError(f"config_hash {_short(config_hash)} is not up to 64 lowercase hex digits")
+        raise ProtocolError(
+            f"config_hash {_short(config_hash)} is not up to 64 lowercase hex digits"
+        )
     for key in ("session", "seq", "policy_version"):
         value = header[key]
         if type(value) is not int or not 0 <= value <= _INT64_MAX:
-            raise ProtocolError(f"header field {key!r} must be an integer in [0, 2**63), got {_short(value)}")
+            raise ProtocolError(
+                f"header field {key!r} must be an integer in [0, 2**63), got {_short(value)}"
+            )
     meta = _check_meta(header["meta"], limits)
 
     specs = header["arrays"]
@@ -156,7 +178,9 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
     if len(specs) > limits.max_arrays:
         raise ProtocolError(f"{len(specs)} arrays exceed the limit of {limits.max_arrays}")
     if len(frames) != len(specs) + 1:
-        raise ProtocolError(f"header announces {len(specs)} arrays but {len(frames) - 1} buffer frames arrived")
+        raise ProtocolError(
+            f"header announces {len(specs)} arrays but {len(frames) - 1} buffer frames arrived"
+        )
     arrays: dict[str, np.ndarray] = {}
     total = head.nbytes
     for index, (spec, frame) in enumerate(zip(specs, frames[1:])):
@@ -172,7 +196,9 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         total += expected
         if total > limits.max_message_bytes:
             raise ProtocolError(f"message exceeds the {limits.max_message_bytes}-byte limit")
-        array = np.frombuffer(buf, dtype=dtype).reshape(shape) if expected else np.zeros(shape, dtype)
+        array = (
+            np.frombuffer(buf, dtype=dtype).reshape(shape) if expected else np.zeros(shape, dtype)
+        )
         if dtype == np.bool_ and expected and array.view(np.uint8).max() > 1:
             raise ProtocolError(f"array {name!r}: bool buffer holds bytes other than 0 and 1")
         arrays[name] = array
@@ -207,7 +233,9 @@ def config_hash(config: Any) -> str:
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
-        return [[str(k), _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))]
+        return [
+            [str(k), _canonical(v)] for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+        ]
     if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
     return value
@@ -218,11 +246,17 @@ def _check_spec(spec: Any, index: int, limits: Limits) -> tuple[str, np.dtype, l
         raise ProtocolError(f"array spec #{index} must be [name, dtype, shape], got {_short(spec)}")
     name, dtype, shape = spec
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ProtocolError(f"array spec #{index}: name {_short(name)} is not 1-64 characters of [A-Za-z0-9_.:/-]")
+        raise ProtocolError(
+            f"array spec #{index}: name {_short(name)} is not 1-64 characters of [A-Za-z0-9_.:/-]"
+        )
     if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
-        raise ProtocolError(f"array {name!r}: dtype {_short(dtype)} not in {sorted(ALLOWED_DTYPES)}")
+        raise ProtocolError(
+            f"array {name!r}: dtype {_short(dtype)} not in {sorted(ALLOWED_DTYPES)}"
+        )
     if not isinstance(shape, list) or len(shape) > limits.max_ndim:
-        raise ProtocolError(f"array {name!r}: shape {_short(shape)} must be a list of at most {limits.max_ndim} sizes")
+        raise ProtocolError(
+            f"array {name!r}: shape {_short(shape)} must be a list of at most {limits.max_ndim} sizes"
+        )
     for size in shape:
         if type(size) is not int or not 0 <= size <= limits.max_message_bytes:
             raise ProtocolError(f"array {name!r}: bad dimension {_short(size)} in shape")
@@ -236,7 +270,9 @@ def _check_meta(meta: Any, limits: Limits) -> dict[str, Scalar]:
         raise ProtocolError(f"meta has {len(meta)} items, limit {limits.max_meta_items}")
     for key, value in meta.items():
         if not isinstance(key, str) or not _NAME.match(key):
-            raise ProtocolError(f"meta key {_short(key)} is not 1-64 characters of [A-Za-z0-9_.:/-]")
+            raise ProtocolError(
+                f"meta key {_short(key)} is not 1-64 characters of [A-Za-z0-9_.:/-]"
+            )
         if value is None or type(value) in (bool, float):
             continue
         if type(value) is int:
@@ -244,7 +280,9 @@ def _check_meta(meta: Any, limits: Limits) -> dict[str, Scalar]:
                 raise ProtocolError(f"meta {key!r}: integer {value} out of int64 range")
         elif type(value) is str:
             if len(value) > limits.max_meta_str:
-                raise ProtocolError(f"meta {key!r}: string of {len(value)} characters exceeds {limits.max_meta_str}")
+                raise ProtocolError(
+                    f"meta {key!r}: string of {len(value)} characters exceeds {limits.max_meta_str}"
+                )
         else:
             raise ProtocolError(f"meta {key!r}: {type(value).__name__} values are not allowed")
     return meta

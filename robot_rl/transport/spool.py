@@ -6,14 +6,15 @@ length prefixes. Reading a file back goes through
 `protocol.decode` like anything off a socket. When the byte bound is reached the oldest
 message is dropped and counted, loudly: the bound protects the robot PC's disk.
 """
+
 from __future__ import annotations
 
 import bisect
 import logging
 import os
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,12 @@ class Spool:
             self._total -= self._sizes.pop(oldest)
             oldest.unlink(missing_ok=True)
             self.dropped += 1
-            log.error("spool %s full (limit %d bytes): dropped oldest spooled batch %s",
-                      self.directory, self.max_bytes, oldest.name)
+            log.error(
+                "spool %s full (limit %d bytes): dropped oldest spooled batch %s",
+                self.directory,
+                self.max_bytes,
+                oldest.name,
+            )
         path = self.directory / f"{session:020d}-{seq:020d}.msg"
         if path in self._sizes:
             return path

@@ -1,4 +1,5 @@
 """Scripted experts of the twin's tasks (closed-loop state machines; they also play the operator)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,9 @@ def make_expert(env) -> Expert:
     """The scripted expert for the env's task (reads privileged sim state through env.unwrapped)."""
     name = env.unwrapped.task.name
     if name not in EXPERTS:
-        raise ValueError(f"no scripted expert for task {name!r}; experts exist for {sorted(EXPERTS)}")
+        raise ValueError(
+            f"no scripted expert for task {name!r}; experts exist for {sorted(EXPERTS)}"
+        )
     return EXPERTS[name](env)
 
 
@@ -39,4 +42,8 @@ def evaluate(task: str, episodes: int, seed: int, config: Any = None) -> dict[st
         successes += bool(info["success"])
         steps.append(t)
     env.close()
-    return {"success_rate": successes / episodes, "mean_steps": float(np.mean(steps)), "episodes": episodes}
+    return {
+        "success_rate": successes / episodes,
+        "mean_steps": float(np.mean(steps)),
+        "episodes": episodes,
+    }

@@ -1,4 +1,5 @@
 """Shared pieces of the scripted experts: turning a desired TCP motion into a policy action."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,9 @@ def tcp_yaw(tcp_quat: np.ndarray) -> float:
     return math.atan2(R[1, 0], R[0, 0])
 
 
-def nearest_symmetric_yaw(object_yaw: float, current_yaw: float, period: float = math.pi / 2) -> float:
+def nearest_symmetric_yaw(
+    object_yaw: float, current_yaw: float, period: float = math.pi / 2
+) -> float:
     """The yaw equivalent to `object_yaw` under `period` symmetry that is closest to `current_yaw`."""
     return current_yaw + (object_yaw - current_yaw + period / 2) % period - period / 2
 
@@ -37,8 +40,9 @@ class Expert:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
-    def move(self, obs, goal_pos: np.ndarray, goal_yaw: float, gripper: float,
-             max_speed: float = 1.0) -> np.ndarray:
+    def move(
+        self, obs, goal_pos: np.ndarray, goal_yaw: float, gripper: float, max_speed: float = 1.0
+    ) -> np.ndarray:
         """Action that moves the TCP towards goal_pos with the TCP pointing down at goal_yaw."""
         tcp = np.asarray(obs["tcp_pose"], dtype=np.float64)
         target, target_quat = self.env.target_pose
@@ -49,7 +53,9 @@ class Expert:
         a = np.zeros(7, dtype=np.float32)
         a[:3] = np.clip(lead / self.pos_scale, -max_speed, max_speed)
         goal_quat = quat_mul(yaw_quat(goal_yaw), DOWN)
-        rot_lead = orientation_error(goal_quat, tcp[3:]) - IN_FLIGHT * orientation_error(target_quat, tcp[3:])
+        rot_lead = orientation_error(goal_quat, tcp[3:]) - IN_FLIGHT * orientation_error(
+            target_quat, tcp[3:]
+        )
         a[3:6] = np.clip(rot_lead / self.rot_scale, -1.0, 1.0)
         a[6] = gripper
         return a

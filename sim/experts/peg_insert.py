@@ -1,4 +1,5 @@
 """Scripted peg_insert operator: hover the peg above the hole aligned with it, descend, push in."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Scripted pick_cube operator: hover above the cube aligned with its faces, descend, close, lift."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,4 +39,6 @@ class PickCubeExpert(Expert):
         if low:
             # Low and misaligned (a failed grasp, or a takeover from a bad state): rise first.
             return self.move(obs, np.array([tcp[0], tcp[1], hover_z]), yaw, -1.0)
-        return self.move(obs, np.array([cube[0], cube[1], max(hover_z, min(tcp[2], hover_z + 0.1))]), yaw, -1.0)
+        return self.move(
+            obs, np.array([cube[0], cube[1], max(hover_z, min(tcp[2], hover_z + 0.1))]), yaw, -1.0
+        )

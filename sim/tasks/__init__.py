@@ -1,4 +1,5 @@
 """Tasks of the twin by name."""
+
 from __future__ import annotations
 
 from controllers.config import ConfigError

@@ -1,4 +1,5 @@
 """What a task of the twin provides to the env: its objects, resets, success test and shaping."""
+
 from __future__ import annotations
 
 import math
@@ -40,10 +41,19 @@ class Task:
         """Look up ids once the model is compiled."""
         self.object_id = model.body(self.object_body).id
         self.object_qpos = model.jnt_qposadr[model.body_jntadr[self.object_id]]
-        self.object_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] == self.object_id]
+        self.object_geoms = [
+            g for g in range(model.ngeom) if model.geom_bodyid[g] == self.object_id
+        ]
 
-    def reset(self, model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator,
-              cfg: RandomizationConfig, tcp_pos: np.ndarray, tcp_quat: np.ndarray) -> bool:
+    def reset(
+        self,
+        model: mujoco.MjModel,
+        data: mujoco.MjData,
+        rng: np.random.Generator,
+        cfg: RandomizationConfig,
+        tcp_pos: np.ndarray,
+        tcp_quat: np.ndarray,
+    ) -> bool:
         """Place the objects (arm already at its start pose); returns whether the gripper starts closed."""
         raise NotImplementedError
 

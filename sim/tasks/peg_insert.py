@@ -3,6 +3,7 @@
 The peg starts grasped (the HIL-SERL set-up); the hole block sits on the table at a random
 position and yaw. Success: the peg's lower end is >= 25 mm deep inside the 35 mm deep hole.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,10 @@ HOLE_DEPTH = 0.035
 WALL = 0.03  # wall thickness of the hole block
 INSERTED = 0.025  # success depth of the peg's lower end below the block's top
 CENTER = np.array([0.5, 0.0])
-GRASP_OFFSET = np.array([0.0, 0.0, 0.005])  # peg centre in the TCP frame (TCP z points out of the hand)
+GRASP_OFFSET = np.array(
+    [0.0, 0.0, 0.005]
+)  # peg centre in the TCP frame (TCP z points out of the hand)
+
 
 class PegInsert(Task):
     name = "peg_insert"
@@ -31,32 +35,56 @@ class PegInsert(Task):
     def build(self, spec: mujoco.MjSpec) -> None:
         peg = spec.worldbody.add_body(name="peg", pos=[CENTER[0], CENTER[1], 0.3])
         peg.add_freejoint(name="peg")
-        peg.add_geom(name="peg", type=mujoco.mjtGeom.mjGEOM_BOX, size=[PEG_HALF_SIDE, PEG_HALF_SIDE, PEG_HALF_LEN],
-                     mass=0.05, rgba=[0.1, 0.4, 0.85, 1], friction=[0.3, 0.005, 0.0001], solref=STIFF,
-                     contype=OBJECT, conaffinity=STATIC | GRIPPER | OBJECT)
+        peg.add_geom(
+            name="peg",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[PEG_HALF_SIDE, PEG_HALF_SIDE, PEG_HALF_LEN],
+            mass=0.05,
+            rgba=[0.1, 0.4, 0.85, 1],
+            friction=[0.3, 0.005, 0.0001],
+            solref=STIFF,
+            contype=OBJECT,
+            conaffinity=STATIC | GRIPPER | OBJECT,
+        )
         hole = spec.worldbody.add_body(name="hole", mocap=True, pos=[CENTER[0], CENTER[1], 0.0])
         h, w, d = HOLE_HALF, WALL / 2, HOLE_DEPTH / 2
-        walls = (([h + w, 0, d], [w, h + 2 * w, d]), ([-h - w, 0, d], [w, h + 2 * w, d]),
-                 ([0, h + w, d], [h, w, d]), ([0, -h - w, d], [h, w, d]))
+        walls = (
+            ([h + w, 0, d], [w, h + 2 * w, d]),
+            ([-h - w, 0, d], [w, h + 2 * w, d]),
+            ([0, h + w, d], [h, w, d]),
+            ([0, -h - w, d], [h, w, d]),
+        )
         for i, (pos, size) in enumerate(walls):
-            hole.add_geom(name=f"hole_wall{i}", type=mujoco.mjtGeom.mjGEOM_BOX, pos=pos, size=size,
-                          rgba=[0.35, 0.35, 0.4, 1], friction=[0.3, 0.005, 0.0001], solref=STIFF,
-                          contype=STATIC, conaffinity=GRIPPER | OBJECT)
+            hole.add_geom(
+                name=f"hole_wall{i}",
+                type=mujoco.mjtGeom.mjGEOM_BOX,
+                pos=pos,
+                size=size,
+                rgba=[0.35, 0.35, 0.4, 1],
+                friction=[0.3, 0.005, 0.0001],
+                solref=STIFF,
+                contype=STATIC,
+                conaffinity=GRIPPER | OBJECT,
+            )
 
     def bind(self, model: mujoco.MjModel) -> None:
         super().bind(model)
         self.hole_mocap = model.body_mocapid[model.body("hole").id]
-        self.fingers = [model.jnt_qposadr[model.joint(n).id] for n in ("finger_left", "finger_right")]
+        self.fingers = [
+            model.jnt_qposadr[model.joint(n).id] for n in ("finger_left", "finger_right")
+        ]
 
-    def reset(self, model, data, rng: np.random.Generator, cfg: RandomizationConfig, tcp_pos, tcp_quat) -> bool:
+    def reset(
+        self, model, data, rng: np.random.Generator, cfg: RandomizationConfig, tcp_pos, tcp_quat
+    ) -> bool:
         xy = CENTER + rng.uniform(-1, 1, 2) * np.asarray(cfg.object_xy_halfrange)
         yaw = rng.uniform(-1, 1) * cfg.object_yaw_halfrange
         data.mocap_pos[self.hole_mocap] = (xy[0], xy[1], 0.0)
         data.mocap_quat[self.hole_mocap] = yaw_quat(yaw)
         # Start with the peg between the closed fingers.
         a = self.object_qpos
-        data.qpos[a:a + 3] = tcp_pos + quat_to_mat(tcp_quat) @ GRASP_OFFSET
-        data.qpos[a + 3:a + 7] = tcp_quat
+        data.qpos[a : a + 3] = tcp_pos + quat_to_mat(tcp_quat) @ GRASP_OFFSET
+        data.qpos[a + 3 : a + 7] = tcp_quat
         for adr in self.fingers:
             data.qpos[adr] = PEG_HALF_SIDE
         return True
@@ -73,7 +101,9 @@ class PegInsert(Task):
     def success(self, data) -> bool:
         bottom = self.peg_bottom(data)
         hole = data.mocap_pos[self.hole_mocap]
-        return bool(bottom[2] <= HOLE_DEPTH - INSERTED and np.linalg.norm(bottom[:2] - hole[:2]) < HOLE_HALF)
+        return bool(
+            bottom[2] <= HOLE_DEPTH - INSERTED and np.linalg.norm(bottom[:2] - hole[:2]) < HOLE_HALF
+        )
 
     def shaping(self, data, tcp_pos) -> float:
         goal = data.mocap_pos[self.hole_mocap] + (0.0, 0.0, HOLE_DEPTH - INSERTED)

@@ -1,4 +1,5 @@
 """pick_cube: grasp a 4 cm cube placed at a random position and yaw on the table; lift it >= 10 cm."""
+
 from __future__ import annotations
 
 import math
@@ -21,16 +22,26 @@ class PickCube(Task):
     def build(self, spec: mujoco.MjSpec) -> None:
         body = spec.worldbody.add_body(name="cube", pos=[CENTER[0], CENTER[1], CUBE_HALF])
         body.add_freejoint(name="cube")
-        body.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[CUBE_HALF] * 3, mass=0.05,
-                      rgba=[0.85, 0.15, 0.1, 1], friction=[1.0, 0.005, 0.0001], solref=STIFF,
-                      contype=OBJECT, conaffinity=STATIC | GRIPPER | OBJECT)
+        body.add_geom(
+            name="cube",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[CUBE_HALF] * 3,
+            mass=0.05,
+            rgba=[0.85, 0.15, 0.1, 1],
+            friction=[1.0, 0.005, 0.0001],
+            solref=STIFF,
+            contype=OBJECT,
+            conaffinity=STATIC | GRIPPER | OBJECT,
+        )
 
-    def reset(self, model, data, rng: np.random.Generator, cfg: RandomizationConfig, tcp_pos, tcp_quat) -> bool:
+    def reset(
+        self, model, data, rng: np.random.Generator, cfg: RandomizationConfig, tcp_pos, tcp_quat
+    ) -> bool:
         xy = CENTER + rng.uniform(-1, 1, 2) * np.asarray(cfg.object_xy_halfrange)
         yaw = rng.uniform(-1, 1) * cfg.object_yaw_halfrange
         a = self.object_qpos
-        data.qpos[a:a + 3] = (xy[0], xy[1], CUBE_HALF)
-        data.qpos[a + 3:a + 7] = yaw_quat(yaw)
+        data.qpos[a : a + 3] = (xy[0], xy[1], CUBE_HALF)
+        data.qpos[a + 3 : a + 7] = yaw_quat(yaw)
         return False
 
     def success(self, data) -> bool:

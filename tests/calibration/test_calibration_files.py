@@ -1,4 +1,5 @@
 """Calibration files and the non-image steps: transforms, camera YAML, RealSense import, workspace, crops."""
+
 import argparse
 from pathlib import Path
 
@@ -8,8 +9,15 @@ import pytest
 import yaml
 
 from calibration import transform as tf
-from calibration.camera_yaml import (CameraIntrinsics, TwinCamera, from_realsense, load_camera_info,
-                                     load_twin_camera, save_camera_info, update_twin_cameras)
+from calibration.camera_yaml import (
+    CameraIntrinsics,
+    TwinCamera,
+    from_realsense,
+    load_camera_info,
+    load_twin_camera,
+    save_camera_info,
+    update_twin_cameras,
+)
 from calibration.charuco import BoardConfig
 from calibration.crops import Crop, box_corners, fit_crop, project_world_points
 from calibration.errors import CalibrationError
@@ -42,16 +50,32 @@ def test_quaternion_and_pose_round_trip():
         T = tf.from_pose7(pose)
         assert np.allclose(tf.to_pose7(T), pose) and np.allclose(tf.inv(T) @ T, np.eye(4))
     # w, x, y, z order: a quarter turn about z maps x to y
-    assert np.allclose(tf.quat_to_matrix([np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]) @ [1, 0, 0], [0, 1, 0])
+    assert np.allclose(
+        tf.quat_to_matrix([np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]) @ [1, 0, 0], [0, 1, 0]
+    )
 
 
 def test_camera_info_yaml_round_trip_has_ros_keys(tmp_path):
-    cam = CameraIntrinsics(640, 480, [[600, 0, 321], [0, 601, 239], [0, 0, 1]], [0.1, -0.2, 0.001, 0.002, 0.0])
-    path = save_camera_info(tmp_path / "cam.yaml", cam, "front", {"reprojection_error_px": 0.2, "num_views": 12,
-                                                                  "date": "2026-11-22T00:00:00+00:00"})
+    cam = CameraIntrinsics(
+        640, 480, [[600, 0, 321], [0, 601, 239], [0, 0, 1]], [0.1, -0.2, 0.001, 0.002, 0.0]
+    )
+    path = save_camera_info(
+        tmp_path / "cam.yaml",
+        cam,
+        "front",
+        {"reprojection_error_px": 0.2, "num_views": 12, "date": "2026-11-22T00:00:00+00:00"},
+    )
     data = yaml.safe_load(path.read_text())
-    for key in ("image_width", "image_height", "camera_name", "camera_matrix", "distortion_model",
-                "distortion_coefficients", "rectification_matrix", "projection_matrix"):
+    for key in (
+        "image_width",
+        "image_height",
+        "camera_name",
+        "camera_matrix",
+        "distortion_model",
+        "distortion_coefficients",
+        "rectification_matrix",
+        "projection_matrix",
+    ):
         assert key in data
     assert data["projection_matrix"]["data"] == [600, 0, 321, 0, 0, 601, 239, 0, 0, 0, 1, 0]
     assert data["calibration"]["num_views"] == 12
@@ -61,10 +85,20 @@ def test_camera_info_yaml_round_trip_has_ros_keys(tmp_path):
 
 def test_camera_info_errors_name_the_problem(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump({"image_width": 640, "image_height": 480, "distortion_model": "plumb_bob",
-                                    "camera_matrix": {"rows": 3, "cols": 3, "data": [1, 0, 0, 0, 1, 0]},
-                                    "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0] * 5}}))
-    with pytest.raises(ConfigError, match=r"bad.yaml: camera_matrix has rows=3 cols=3 but 6 values"):
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "image_width": 640,
+                "image_height": 480,
+                "distortion_model": "plumb_bob",
+                "camera_matrix": {"rows": 3, "cols": 3, "data": [1, 0, 0, 0, 1, 0]},
+                "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0] * 5},
+            }
+        )
+    )
+    with pytest.raises(
+        ConfigError, match=r"bad.yaml: camera_matrix has rows=3 cols=3 but 6 values"
+    ):
         load_camera_info(path)
     with pytest.raises(ConfigError, match="distortion_model: 'fisheye9'"):
         CameraIntrinsics(640, 480, np.eye(3), np.zeros(5), "fisheye9")
@@ -72,17 +106,38 @@ def test_camera_info_errors_name_the_problem(tmp_path):
 
 def test_realsense_intrinsics_object_and_dict():
     intr = rs.intrinsics()
-    intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = 640, 480, 615.5, 615.9, 322.1, 241.3
+    intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = (
+        640,
+        480,
+        615.5,
+        615.9,
+        322.1,
+        241.3,
+    )
     intr.model = rs.distortion.inverse_brown_conrady
     intr.coeffs = [0.01, -0.02, 0.0, 0.0, 0.003]
     cam = from_realsense(intr)
     assert (cam.fx, cam.fy, cam.cx, cam.cy) == pytest.approx((615.5, 615.9, 322.1, 241.3))
-    assert cam.distortion_model == "plumb_bob" and np.allclose(cam.D, [0.01, -0.02, 0, 0, 0.003], atol=1e-7)
-    fisheye = from_realsense({"width": 848, "height": 800, "fx": 286.0, "fy": 286.1, "ppx": 421.0, "ppy": 399.0,
-                              "model": "kannala_brandt4", "coeffs": [-0.01, 0.04, -0.04, 0.007, 0.0]})
+    assert cam.distortion_model == "plumb_bob" and np.allclose(
+        cam.D, [0.01, -0.02, 0, 0, 0.003], atol=1e-7
+    )
+    fisheye = from_realsense(
+        {
+            "width": 848,
+            "height": 800,
+            "fx": 286.0,
+            "fy": 286.1,
+            "ppx": 421.0,
+            "ppy": 399.0,
+            "model": "kannala_brandt4",
+            "coeffs": [-0.01, 0.04, -0.04, 0.007, 0.0],
+        }
+    )
     assert fisheye.distortion_model == "equidistant" and len(fisheye.D) == 4
     with pytest.raises(ConfigError, match="missing field 'ppy'"):
-        from_realsense({"width": 1, "height": 1, "fx": 1, "fy": 1, "ppx": 0, "model": "none", "coeffs": []})
+        from_realsense(
+            {"width": 1, "height": 1, "fx": 1, "fy": 1, "ppx": 0, "model": "none", "coeffs": []}
+        )
 
 
 def test_twin_cameras_yaml_of_the_sim_loads_and_updates_keep_other_cameras(tmp_path):
@@ -130,7 +185,9 @@ def test_workspace_box_margin_and_safety_yaml(tmp_path):
     data = yaml.safe_load(out.read_text())
     assert data["other"] == 1 and data["safety"]["max_step_trans"] == 0.01
     cfg = from_dict(SafetyConfig, data["safety"])  # the safety filter accepts the file as written
-    assert np.allclose(cfg.workspace_min, lo, atol=1e-5) and np.allclose(cfg.workspace_max, hi, atol=1e-5)
+    assert np.allclose(cfg.workspace_min, lo, atol=1e-5) and np.allclose(
+        cfg.workspace_max, hi, atol=1e-5
+    )
 
 
 def test_workspace_refuses_a_flat_recording():
@@ -141,16 +198,28 @@ def test_workspace_refuses_a_flat_recording():
 
 def test_cli_workspace_writes_only_on_success(tmp_path):
     poses = tmp_path / "poses.csv"
-    rows = [[0.3, -0.2, 0.05, 1, 0, 0, 0], [0.6, 0.2, 0.3, 1, 0, 0, 0], [0.45, 0.0, 0.2, 0, 1, 0, 0]]
+    rows = [
+        [0.3, -0.2, 0.05, 1, 0, 0, 0],
+        [0.6, 0.2, 0.3, 1, 0, 0, 0],
+        [0.45, 0.0, 0.2, 0, 1, 0, 0],
+    ]
     poses.write_text("x,y,z,qw,qx,qy,qz\n" + "\n".join(",".join(map(str, r)) for r in rows))
     out = tmp_path / "safety.yaml"
-    assert _cli(["calibrate", "workspace", "--poses", str(poses), "--margin", "0.01", "--out", str(out)]) == 0
+    assert (
+        _cli(
+            ["calibrate", "workspace", "--poses", str(poses), "--margin", "0.01", "--out", str(out)]
+        )
+        == 0
+    )
     safety = yaml.safe_load(out.read_text())["safety"]
     assert safety["workspace_min"] == pytest.approx([0.29, -0.21, 0.04])
     assert safety["workspace_max"] == pytest.approx([0.61, 0.21, 0.31])
     before = out.read_bytes()
     np.save(tmp_path / "flat.npy", np.array(rows)[:, :3] * [1, 1, 0])
-    assert _cli(["calibrate", "workspace", "--poses", str(tmp_path / "flat.npy"), "--out", str(out)]) == 2
+    assert (
+        _cli(["calibrate", "workspace", "--poses", str(tmp_path / "flat.npy"), "--out", str(out)])
+        == 2
+    )
     assert out.read_bytes() == before
 
 
@@ -180,20 +249,68 @@ def test_projected_box_crop_contains_the_box_corners():
 def test_cli_crop_writes_yaml_and_preview(tmp_path):
     frame = np.full((480, 640, 3), 90, np.uint8)
     import cv2
+
     cv2.imwrite(str(tmp_path / "frame.png"), frame)
     safety = tmp_path / "safety.yaml"
-    safety.write_text(yaml.safe_dump({"safety": {"workspace_min": [0.3, -0.2, 0.0], "workspace_max": [0.7, 0.2, 0.3]}}))
+    safety.write_text(
+        yaml.safe_dump(
+            {"safety": {"workspace_min": [0.3, -0.2, 0.0], "workspace_max": [0.7, 0.2, 0.3]}}
+        )
+    )
     out = tmp_path / "crops.yaml"
-    assert _cli(["calibrate", "crop", "--camera", "front", "--image", str(tmp_path / "frame.png"), "--out", str(out),
-                 "--cameras", str(SIM_CAMERAS), "--policy-from-safety", str(safety),
-                 "--reward", "200", "150", "160", "160"]) == 0
+    assert (
+        _cli(
+            [
+                "calibrate",
+                "crop",
+                "--camera",
+                "front",
+                "--image",
+                str(tmp_path / "frame.png"),
+                "--out",
+                str(out),
+                "--cameras",
+                str(SIM_CAMERAS),
+                "--policy-from-safety",
+                str(safety),
+                "--reward",
+                "200",
+                "150",
+                "160",
+                "160",
+            ]
+        )
+        == 0
+    )
     crops = yaml.safe_load(out.read_text())["crops"]["front"]
     assert crops["reward"] == {"x": 200, "y": 150, "width": 160, "height": 160}
     p = crops["policy"]
     assert p["width"] == p["height"] and p["x"] + p["width"] <= 640 and p["y"] + p["height"] <= 480
     preview = read_image(tmp_path / "crop_front.png")
-    assert tuple(preview[150, 260]) == (230, 60, 0)  # the reward rectangle's top edge, drawn in its colour
+    assert tuple(preview[150, 260]) == (
+        230,
+        60,
+        0,
+    )  # the reward rectangle's top edge, drawn in its colour
     assert tuple(preview[p["y"] + p["height"] // 2, p["x"]]) == (0, 200, 0)
-    assert _cli(["calibrate", "crop", "--camera", "front", "--image", str(tmp_path / "frame.png"), "--out", str(out),
-                 "--policy", "600", "400", "100", "100"]) == 2  # exceeds the image: refused, file kept
+    assert (
+        _cli(
+            [
+                "calibrate",
+                "crop",
+                "--camera",
+                "front",
+                "--image",
+                str(tmp_path / "frame.png"),
+                "--out",
+                str(out),
+                "--policy",
+                "600",
+                "400",
+                "100",
+                "100",
+            ]
+        )
+        == 2
+    )  # exceeds the image: refused, file kept
     assert yaml.safe_load(out.read_text())["crops"]["front"]["reward"]["x"] == 200

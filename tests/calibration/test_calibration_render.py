@@ -1,4 +1,5 @@
 """Calibration against rendered ground truth: a ChArUco board in a real MuJoCo scene with known cameras."""
+
 import argparse
 import json
 import os
@@ -16,9 +17,22 @@ from calibration.camera_yaml import from_realsense  # noqa: E402
 from calibration.charuco import BoardConfig, CharucoFinder, Detection  # noqa: E402
 from calibration.collector import SampleCollector  # noqa: E402
 from calibration.errors import CalibrationError  # noqa: E402
-from calibration.handeye import ALL_METHODS, HandEyeConfig, HandEyeSample, board_pose, calibrate_hand_eye  # noqa: E402
+from calibration.handeye import (
+    ALL_METHODS,
+    HandEyeConfig,
+    HandEyeSample,
+    board_pose,
+    calibrate_hand_eye,
+)  # noqa: E402
 from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics  # noqa: E402
-from calibration.selftest import Scene, board_points, default_rigs, run, sample_hand_poses, world_poses  # noqa: E402
+from calibration.selftest import (
+    Scene,
+    board_points,
+    default_rigs,
+    run,
+    sample_hand_poses,
+    world_poses,
+)  # noqa: E402
 from robot_rl.cli import calibrate as calibrate_cli  # noqa: E402
 
 BOARD = BoardConfig()
@@ -107,32 +121,61 @@ def test_intrinsics_too_few_views_names_every_rejection(wrist_views):
 def test_intrinsics_seeded_with_realsense_factory_values(wrist_views):
     rig, _, _, dets = wrist_views
     views = {f"v{i}": d for i, d in enumerate(dets)}
-    factory = from_realsense({"width": 640, "height": 480, "fx": 612.0, "fy": 612.0, "ppx": 320.0, "ppy": 240.0,
-                              "model": "distortion.inverse_brown_conrady", "coeffs": [0.0] * 5})
+    factory = from_realsense(
+        {
+            "width": 640,
+            "height": 480,
+            "fx": 612.0,
+            "fy": 612.0,
+            "ppx": 320.0,
+            "ppy": 240.0,
+            "model": "distortion.inverse_brown_conrady",
+            "coeffs": [0.0] * 5,
+        }
+    )
     res = calibrate_intrinsics(views, BOARD, (640, 480), IntrinsicsConfig(), initial=factory)
     k = rig.intrinsics
-    assert abs(res.camera.fx - k.fx) / k.fx < 0.01 and np.hypot(res.camera.cx - k.cx, res.camera.cy - k.cy) < 2.0
+    assert (
+        abs(res.camera.fx - k.fx) / k.fx < 0.01
+        and np.hypot(res.camera.cx - k.cx, res.camera.cy - k.cy) < 2.0
+    )
     with pytest.raises(CalibrationError, match="for 1280x720 images, the views are 640x480"):
-        calibrate_intrinsics(views, BOARD, (640, 480), IntrinsicsConfig(),
-                             initial=from_realsense({**_realsense_dict(factory), "width": 1280, "height": 720}))
+        calibrate_intrinsics(
+            views,
+            BOARD,
+            (640, 480),
+            IntrinsicsConfig(),
+            initial=from_realsense({**_realsense_dict(factory), "width": 1280, "height": 720}),
+        )
 
 
 def _realsense_dict(cam):
-    return {"width": cam.width, "height": cam.height, "fx": cam.fx, "fy": cam.fy, "ppx": cam.cx, "ppy": cam.cy,
-            "model": "none", "coeffs": [0.0] * 5}
+    return {
+        "width": cam.width,
+        "height": cam.height,
+        "fx": cam.fx,
+        "fy": cam.fy,
+        "ppx": cam.cx,
+        "ppy": cam.cy,
+        "model": "none",
+        "coeffs": [0.0] * 5,
+    }
 
 
 def _handeye_samples(rig, poses, dets):
-    return [HandEyeSample(f"s{i}", T, board_pose(d, BOARD, rig.intrinsics)[0]) for i, (T, d) in
-            enumerate(zip(poses, dets))]
+    return [
+        HandEyeSample(f"s{i}", T, board_pose(d, BOARD, rig.intrinsics)[0])
+        for i, (T, d) in enumerate(zip(poses, dets))
+    ]
 
 
 def test_handeye_chooses_method_by_heldout_error_and_rejects_a_bad_pose(wrist_views):
     rig, poses, _, dets = wrist_views
     samples = _handeye_samples(rig, poses, dets)
     # a robot pose read while the wrist was still turning: 3 degrees off
-    samples[5].T_base_hand = samples[5].T_base_hand @ tf.make(tf.quat_to_matrix([np.cos(0.026), 0, np.sin(0.026), 0]),
-                                                              np.zeros(3))
+    samples[5].T_base_hand = samples[5].T_base_hand @ tf.make(
+        tf.quat_to_matrix([np.cos(0.026), 0, np.sin(0.026), 0]), np.zeros(3)
+    )
     res = calibrate_hand_eye(samples, board_points(BOARD), HandEyeConfig(setup="eye_in_hand"))
     assert set(res.heldout) == set(ALL_METHODS)
     assert res.method == min(res.heldout, key=lambda m: res.heldout[m]["point_mm"])
@@ -140,7 +183,9 @@ def test_handeye_chooses_method_by_heldout_error_and_rejects_a_bad_pose(wrist_vi
     dt, dr = tf.errors(res.T_parent_cam, rig.T_parent_cam)
     assert dt < 2e-3 and np.degrees(dr) < 0.2
     doc = res.to_dict()
-    assert doc["transform"]["parent_frame"] == "hand" and len(doc["transform"]["quaternion_xyzw"]) == 4
+    assert (
+        doc["transform"]["parent_frame"] == "hand" and len(doc["transform"]["quaternion_xyzw"]) == 4
+    )
 
 
 def test_handeye_with_wrong_quaternion_order_is_refused(wrist_views):
@@ -171,18 +216,57 @@ def test_collector_and_cli_calibrate_a_wrist_camera_end_to_end(wrist_views, tmp_
     blank = collector.add(np.zeros((480, 640, 3), np.uint8), tf.to_pose7(poses[0]))
     assert not blank.accepted and "no board corners" in blank.reason
 
-    cam_yaml, he_yaml, twin_yaml = tmp_path / "wrist.yaml", tmp_path / "handeye.yaml", tmp_path / "cameras.yaml"
+    cam_yaml, he_yaml, twin_yaml = (
+        tmp_path / "wrist.yaml",
+        tmp_path / "handeye.yaml",
+        tmp_path / "cameras.yaml",
+    )
     twin_yaml.write_text(yaml.safe_dump({"cameras": {"front": {"image_width": 1}}}))
-    assert _cli(["calibrate", "intrinsics", "--samples", str(tmp_path / "samples"), "--out", str(cam_yaml),
-                 "--camera-name", "wrist"]) == 0
+    assert (
+        _cli(
+            [
+                "calibrate",
+                "intrinsics",
+                "--samples",
+                str(tmp_path / "samples"),
+                "--out",
+                str(cam_yaml),
+                "--camera-name",
+                "wrist",
+            ]
+        )
+        == 0
+    )
     info = yaml.safe_load(cam_yaml.read_text())
     assert info["calibration"]["num_views"] == N_VIEWS
     fx, _, cx, _, fy, cy = info["camera_matrix"]["data"][:6]
     k = rig.intrinsics
-    assert abs(fx - k.fx) / k.fx < 0.01 and abs(fy - k.fy) / k.fy < 0.01 and np.hypot(cx - k.cx, cy - k.cy) < 2
-    assert _cli(["calibrate", "handeye", "--samples", str(tmp_path / "samples"), "--intrinsics", str(cam_yaml),
-                 "--setup", "eye_in_hand", "--out", str(he_yaml), "--camera-name", "wrist",
-                 "--twin-cameras", str(twin_yaml)]) == 0
+    assert (
+        abs(fx - k.fx) / k.fx < 0.01
+        and abs(fy - k.fy) / k.fy < 0.01
+        and np.hypot(cx - k.cx, cy - k.cy) < 2
+    )
+    assert (
+        _cli(
+            [
+                "calibrate",
+                "handeye",
+                "--samples",
+                str(tmp_path / "samples"),
+                "--intrinsics",
+                str(cam_yaml),
+                "--setup",
+                "eye_in_hand",
+                "--out",
+                str(he_yaml),
+                "--camera-name",
+                "wrist",
+                "--twin-cameras",
+                str(twin_yaml),
+            ]
+        )
+        == 0
+    )
     he = yaml.safe_load(he_yaml.read_text())
     q = he["transform"]["quaternion_xyzw"]
     T = tf.make(tf.quat_to_matrix([q[3], *q[:3]]), he["transform"]["translation"])
@@ -193,16 +277,39 @@ def test_collector_and_cli_calibrate_a_wrist_camera_end_to_end(wrist_views, tmp_
 
     # a failed calibration leaves the saved result untouched
     before = cam_yaml.read_bytes()
-    assert _cli(["calibrate", "intrinsics", "--samples", str(tmp_path / "samples"), "--out", str(cam_yaml),
-                 "--min-views", "40"]) == 2
+    assert (
+        _cli(
+            [
+                "calibrate",
+                "intrinsics",
+                "--samples",
+                str(tmp_path / "samples"),
+                "--out",
+                str(cam_yaml),
+                "--min-views",
+                "40",
+            ]
+        )
+        == 2
+    )
     assert cam_yaml.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cameras.yaml", "handeye.yaml", "samples", "wrist.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cameras.yaml",
+        "handeye.yaml",
+        "samples",
+        "wrist.yaml",
+    ]
 
 
 @pytest.mark.slow
 def test_cli_selftest_prints_the_errors_as_json():
-    out = subprocess.run([sys.executable, "-m", "robot_rl.cli", "calibrate", "selftest", "--json", "--seed", "3"],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "robot_rl.cli", "calibrate", "selftest", "--json", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result = json.loads(out.stdout)
     assert result["focal_err_pct"] < 1.0 and result["pp_err_px"] < 2.0
     assert result["handeye_trans_mm"] < 2.0 and result["handeye_rot_deg"] < 0.2
@@ -213,7 +320,9 @@ def _distort(image, K, D):
     import cv2
 
     h, w = image.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1).reshape(-1, 1, 2)
+    grid = np.stack(
+        np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1
+    ).reshape(-1, 1, 2)
     src = cv2.undistortPoints(grid, K, D, P=K).reshape(h, w, 2)
     return cv2.remap(image, src[..., 0], src[..., 1], cv2.INTER_LINEAR)
 
@@ -223,8 +332,13 @@ def test_intrinsics_recover_lens_distortion(wrist_views, model):
     rig, _, images, _ = wrist_views
     D_true = np.array([-0.12, 0.05, 0.0, 0.0, 0.0])
     finder = CharucoFinder(BOARD)
-    views = {f"v{i}": finder.detect(_distort(im, rig.intrinsics.K, D_true)) for i, im in enumerate(images)}
-    res = calibrate_intrinsics(views, BOARD, (640, 480), IntrinsicsConfig(distortion_model=model, min_views=8))
+    views = {
+        f"v{i}": finder.detect(_distort(im, rig.intrinsics.K, D_true))
+        for i, im in enumerate(images)
+    }
+    res = calibrate_intrinsics(
+        views, BOARD, (640, 480), IntrinsicsConfig(distortion_model=model, min_views=8)
+    )
     cam, k = res.camera, rig.intrinsics
     assert len(cam.D) == (8 if model == "rational_polynomial" else 5)
     assert abs(cam.fx - k.fx) / k.fx < 0.01 and abs(cam.fy - k.fy) / k.fy < 0.01
@@ -235,7 +349,9 @@ def test_intrinsics_recover_lens_distortion(wrist_views, model):
     # are not unique, so compare what the lenses do, not the numbers
     seen = np.concatenate([d.corners for d in views.values() if len(d)])
     lo, hi = seen.min(axis=0), seen.max(axis=0)
-    grid = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 8), np.linspace(lo[1], hi[1], 6)), -1).reshape(-1, 1, 2)
+    grid = np.stack(
+        np.meshgrid(np.linspace(lo[0], hi[0], 8), np.linspace(lo[1], hi[1], 6)), -1
+    ).reshape(-1, 1, 2)
     rays = _rays(grid, k.K, D_true)
     assert np.linalg.norm(cam.project(rays) - grid.reshape(-1, 2), axis=1).max() < 1.0
     if model == "plumb_bob":  # k1 dominates; k2 trades off against it inside the covered area

@@ -3,6 +3,7 @@
 Kinematics and link masses follow the Franka Panda (mujoco_menagerie numbers, rounded); the
 fingertip is a 1 cm collision sphere at the TCP, and an optional rigid wall stands at x = wall_x.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,17 +28,26 @@ _LINKS = [  # (body pos, body quat, mass, diag inertia, capsule to the next join
 
 def arm_xml(wall_x: float | None = None) -> str:
     """MJCF of the arm (and a wall at x = wall_x, normal -x, when given)."""
-    body = '<site name="tcp" pos="0 0 0.2104" quat="0.9238795 0 0 -0.3826834"/>' \
-           '<geom name="fingertip" type="sphere" size="0.01" pos="0 0 0.2104" contype="1" conaffinity="0"/>'
+    body = (
+        '<site name="tcp" pos="0 0 0.2104" quat="0.9238795 0 0 -0.3826834"/>'
+        '<geom name="fingertip" type="sphere" size="0.01" pos="0 0 0.2104" contype="1" conaffinity="0"/>'
+    )
     for i in reversed(range(7)):
         pos, quat, mass, inertia, capsule = _LINKS[i]
-        body = (f'<body name="link{i + 1}" pos="{pos}" quat="{quat}">'
-                f'<inertial pos="0 0 0" mass="{mass}" diaginertia="{inertia}"/>'
-                f'<joint name="joint{i + 1}" axis="0 0 1"/>'
-                f'<geom type="capsule" fromto="{capsule}" size="0.04"/>{body}</body>')
-    wall = "" if wall_x is None else (
-        f'<body name="wall" pos="{wall_x + 0.05} 0 0.3"><geom name="wall" type="box" size="0.05 0.5 0.5" '
-        f'contype="0" conaffinity="1"/></body>')
+        body = (
+            f'<body name="link{i + 1}" pos="{pos}" quat="{quat}">'
+            f'<inertial pos="0 0 0" mass="{mass}" diaginertia="{inertia}"/>'
+            f'<joint name="joint{i + 1}" axis="0 0 1"/>'
+            f'<geom type="capsule" fromto="{capsule}" size="0.04"/>{body}</body>'
+        )
+    wall = (
+        ""
+        if wall_x is None
+        else (
+            f'<body name="wall" pos="{wall_x + 0.05} 0 0.3"><geom name="wall" type="box" size="0.05 0.5 0.5" '
+            f'contype="0" conaffinity="1"/></body>'
+        )
+    )
     return f"""
 <mujoco model="panda_like">
   <option timestep="0.001" integrator="implicitfast" gravity="0 0 -9.81"/>
@@ -69,9 +79,16 @@ class ArmSim:
         gravity = self._static.qfrc_bias.copy()
         quat = np.empty(4)
         mujoco.mju_mat2Quat(quat, d.site_xmat[self.site])
-        return RobotState(q=d.qpos.copy(), qd=d.qvel.copy(), tcp_pos=d.site_xpos[self.site].copy(),
-                          tcp_quat=quat, jacobian=np.vstack([self._jacp, self._jacr]),
-                          mass_matrix=self._M.copy(), coriolis=d.qfrc_bias - gravity, gravity=gravity)
+        return RobotState(
+            q=d.qpos.copy(),
+            qd=d.qvel.copy(),
+            tcp_pos=d.site_xpos[self.site].copy(),
+            tcp_quat=quat,
+            jacobian=np.vstack([self._jacp, self._jacr]),
+            mass_matrix=self._M.copy(),
+            coriolis=d.qfrc_bias - gravity,
+            gravity=gravity,
+        )
 
     def run(self, controller, target_pos, target_quat, seconds: float, record=None) -> None:
         """Step `seconds` of physics at 1 kHz; record(state, tau) is called every tick if given."""

@@ -1,4 +1,5 @@
 """The typed config loader every package uses: conversions and errors that name the key."""
+
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,7 +28,9 @@ class Outer:
 
 
 def test_nested_conversion_and_round_trip():
-    cfg = from_dict(Outer, {"inner": {"gains": [1, 2, 4], "mode": "fast"}, "rate_hz": 20, "names": ["a"]})
+    cfg = from_dict(
+        Outer, {"inner": {"gains": [1, 2, 4], "mode": "fast"}, "rate_hz": 20, "names": ["a"]}
+    )
     assert cfg.inner.gains == (1.0, 2.0, 4.0) and isinstance(cfg.inner.gains[0], float)
     assert cfg.inner.mode == "fast" and cfg.rate_hz == 20.0 and cfg.names == ["a"]
     assert from_dict(Outer, to_dict(cfg)) == cfg

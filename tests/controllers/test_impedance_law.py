@@ -3,19 +3,25 @@
 States come from the MuJoCo arm in conftest (random posture and velocity), so J, M and the bias
 torques are those of a real 7-DoF model.
 """
+
 import dataclasses
 import logging
 
 import mujoco
 import numpy as np
 import pytest
-
 from conftest import HOME, ArmSim
+
 from controllers.impedance import CartesianImpedanceController, ImpedanceConfig
 from controllers.se3 import orientation_error, quat_mul, rotvec_to_quat
 
-NO_LIMITS = dict(error_clip=(1e9,) * 6, torque_rate_limit=1e9, torque_limit=(1e9,) * 7,
-                 compensate_gravity=True, rest_posture=tuple(HOME))
+NO_LIMITS = dict(
+    error_clip=(1e9,) * 6,
+    torque_rate_limit=1e9,
+    torque_limit=(1e9,) * 7,
+    compensate_gravity=True,
+    rest_posture=tuple(HOME),
+)
 
 
 def random_state(seed: int):
@@ -40,7 +46,9 @@ def reference_torque(cfg: ImpedanceConfig, state, target_pos, target_quat):
     Lam = np.linalg.inv(J @ Minv @ J.T + cfg.singular_damping * np.eye(6))
     F = Lam @ f if cfg.law == "opspace" else f
     kn = cfg.nullspace_stiffness
-    tau0 = kn * (np.array(cfg.rest_posture) - q) - 2 * cfg.nullspace_damping_ratio * np.sqrt(kn) * qd
+    tau0 = (
+        kn * (np.array(cfg.rest_posture) - q) - 2 * cfg.nullspace_damping_ratio * np.sqrt(kn) * qd
+    )
     if cfg.nullspace_projector == "kinematic":
         NT = np.eye(7) - J.T @ np.linalg.inv(J @ J.T + cfg.singular_damping * np.eye(6)) @ J
     else:
@@ -66,9 +74,14 @@ def test_law_matches_numpy_reference(law, projector, seed):
 def test_nullspace_torque_leaves_the_task_alone(projector):
     # Only the posture term acts (task gains ~0): kinematic N^T tau0 is orthogonal to range(J^T),
     # dynamic N^T tau0 causes no task-space acceleration (J M^-1 tau = 0).
-    cfg = ImpedanceConfig(nullspace_projector=projector, stiffness=(1e-12,) * 6, damping_ratio=1e-12,
-                          singular_damping=0.0, compensate_coriolis=False,
-                          **{**NO_LIMITS, "compensate_gravity": False})
+    cfg = ImpedanceConfig(
+        nullspace_projector=projector,
+        stiffness=(1e-12,) * 6,
+        damping_ratio=1e-12,
+        singular_damping=0.0,
+        compensate_coriolis=False,
+        **{**NO_LIMITS, "compensate_gravity": False},
+    )
     state, _, _ = random_state(3)
     controller = CartesianImpedanceController(cfg, 7)
     controller.reset(state)
@@ -94,14 +107,21 @@ def test_switches_add_exactly_the_compensation_terms():
     torques = {}
     for coriolis in (False, True):
         for gravity in (False, True):
-            cfg = dataclasses.replace(base, compensate_coriolis=coriolis, compensate_gravity=gravity)
+            cfg = dataclasses.replace(
+                base, compensate_coriolis=coriolis, compensate_gravity=gravity
+            )
             controller = CartesianImpedanceController(cfg, 7)
             controller.reset(state)
             torques[coriolis, gravity] = controller.compute(state, target_pos, target_quat)
-    np.testing.assert_allclose(torques[True, False] - torques[False, False], state.coriolis, atol=1e-9)
-    np.testing.assert_allclose(torques[False, True] - torques[False, False], state.gravity, atol=1e-9)
-    np.testing.assert_allclose(torques[True, True] - torques[False, False],
-                               state.coriolis + state.gravity, atol=1e-9)
+    np.testing.assert_allclose(
+        torques[True, False] - torques[False, False], state.coriolis, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        torques[False, True] - torques[False, False], state.gravity, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        torques[True, True] - torques[False, False], state.coriolis + state.gravity, atol=1e-9
+    )
 
 
 def test_pose_error_is_clipped_per_axis(arm):
@@ -111,7 +131,9 @@ def test_pose_error_is_clipped_per_axis(arm):
     controller.reset(state)
     target_quat = quat_mul(rotvec_to_quat(np.array([0.5, -0.5, 0.5])), state.tcp_quat)
     controller.compute(state, state.tcp_pos + [0.5, -0.5, 0.5], target_quat)
-    np.testing.assert_allclose(controller.last_error, np.array(clip) * [1, -1, 1, 1, -1, 1], atol=1e-12)
+    np.testing.assert_allclose(
+        controller.last_error, np.array(clip) * [1, -1, 1, 1, -1, 1], atol=1e-12
+    )
     K = np.array(ImpedanceConfig().stiffness)
     np.testing.assert_allclose(controller.last_task_force, K * controller.last_error)  # qd = 0
 
@@ -141,14 +163,21 @@ def test_target_filter_moves_alpha_of_the_way_per_tick(arm):
     for tick in range(1, 4):
         controller.compute(state, goal, goal_quat)
         pos, quat = controller.target
-        np.testing.assert_allclose(pos[0] - state.tcp_pos[0], 0.05 * (1 - 0.9 ** tick), atol=1e-12)
-        np.testing.assert_allclose(orientation_error(quat, state.tcp_quat), [0, 0, 0.2 * (1 - 0.9 ** tick)],
-                                   atol=1e-9)
+        np.testing.assert_allclose(pos[0] - state.tcp_pos[0], 0.05 * (1 - 0.9**tick), atol=1e-12)
+        np.testing.assert_allclose(
+            orientation_error(quat, state.tcp_quat), [0, 0, 0.2 * (1 - 0.9**tick)], atol=1e-9
+        )
 
 
-@pytest.mark.parametrize("bad_pos, bad_quat", [
-    ([np.nan, 0, 0], None), ([np.inf, 0, 0], None), (None, [np.nan, 1, 0, 0]), (None, [0, 0, 0, 0]),
-])
+@pytest.mark.parametrize(
+    "bad_pos, bad_quat",
+    [
+        ([np.nan, 0, 0], None),
+        ([np.inf, 0, 0], None),
+        (None, [np.nan, 1, 0, 0]),
+        (None, [0, 0, 0, 0]),
+    ],
+)
 def test_invalid_target_holds_the_last_target_and_warns(arm, caplog, bad_pos, bad_quat):
     controller = CartesianImpedanceController(ImpedanceConfig(torque_rate_limit=1e9), 7)
     state = arm.state()
@@ -199,8 +228,10 @@ def test_memory_round_trip_replays_exactly():
     second.reset(state)
     second.set_memory(first.memory())
     for _ in range(5):
-        np.testing.assert_array_equal(first.compute(state, target_pos, target_quat),
-                                      second.compute(state, target_pos, target_quat))
+        np.testing.assert_array_equal(
+            first.compute(state, target_pos, target_quat),
+            second.compute(state, target_pos, target_quat),
+        )
     with pytest.raises(ValueError, match=r"set_memory: tau_prev must be \(7,\) finite values"):
         second.set_memory({**first.memory(), "tau_prev": np.zeros(6)})
 
@@ -214,7 +245,9 @@ def test_reset_checks_the_whole_state(arm):
         controller.reset(state)
     state = arm.state()
     state.coriolis = np.zeros(6)
-    with pytest.raises(ValueError, match=r"reset: RobotState has wrong shapes: coriolis \(6,\) != \(7,\)"):
+    with pytest.raises(
+        ValueError, match=r"reset: RobotState has wrong shapes: coriolis \(6,\) != \(7,\)"
+    ):
         controller.reset(state)
 
 

@@ -10,10 +10,11 @@ Stated bounds (also in docs/controllers.md):
   - pushing into a rigid wall 7 cm behind it with error clipping: the steady wall-normal force
     is within 3 % of stiffness x clip, the tangential force below 10 % of it.
 """
+
 import numpy as np
 import pytest
-
 from conftest import ArmSim
+
 from controllers.impedance import CartesianImpedanceController, ImpedanceConfig
 from controllers.se3 import orientation_error, quat_mul, rotvec_to_quat
 
@@ -38,8 +39,13 @@ def test_holding_the_reset_pose_gives_zero_task_force(law):
     start = sim.state()
     controller = make_controller(sim, law=law)
     forces = []
-    sim.run(controller, start.tcp_pos, start.tcp_quat, 1.0,
-            record=lambda state, tau: forces.append(controller.last_task_force.copy()))
+    sim.run(
+        controller,
+        start.tcp_pos,
+        start.tcp_quat,
+        1.0,
+        record=lambda state, tau: forces.append(controller.last_task_force.copy()),
+    )
     assert np.abs(forces).max() < 1e-9
     assert np.abs(sim.state().tcp_pos - start.tcp_pos).max() < 1e-9
 
@@ -47,7 +53,9 @@ def test_holding_the_reset_pose_gives_zero_task_force(law):
 def step_response(law: str, step: str, seconds: float):
     sim = ArmSim()
     start = sim.state()
-    controller = make_controller(sim, law=law, error_clip=(0.05,) * 3 + (0.2,) * 3)  # steps stay unclipped
+    controller = make_controller(
+        sim, law=law, error_clip=(0.05,) * 3 + (0.2,) * 3
+    )  # steps stay unclipped
     dpos, drot = STEPS[step]
     target_pos = start.tcp_pos + dpos
     target_quat = quat_mul(rotvec_to_quat(drot), start.tcp_quat)
@@ -57,7 +65,9 @@ def step_response(law: str, step: str, seconds: float):
     progress = []
 
     def record(state, tau):
-        moved = np.r_[state.tcp_pos - start.tcp_pos, orientation_error(state.tcp_quat, start.tcp_quat)]
+        moved = np.r_[
+            state.tcp_pos - start.tcp_pos, orientation_error(state.tcp_quat, start.tcp_quat)
+        ]
         progress.append(moved @ direction / size)
 
     sim.run(controller, target_pos, target_quat, seconds, record)
@@ -80,20 +90,37 @@ def test_impedance_step_converges(step):
     assert np.abs(residual[:3]).max() < 5e-4 and np.abs(residual[3:]).max() < 1e-3, residual
 
 
-@pytest.mark.parametrize("stiffness, clip, projector", [
-    (1000.0, 0.01, "dynamic"), (2000.0, 0.01, "dynamic"), (500.0, 0.02, "kinematic"),
-])
+@pytest.mark.parametrize(
+    "stiffness, clip, projector",
+    [
+        (1000.0, 0.01, "dynamic"),
+        (2000.0, 0.01, "dynamic"),
+        (500.0, 0.02, "kinematic"),
+    ],
+)
 def test_wall_contact_force_is_bounded_by_stiffness_times_clip(stiffness, clip, projector):
     x0 = ArmSim().state().tcp_pos[0]
     sim = ArmSim(wall_x=x0 + 0.03)  # fingertip (1 cm radius) touches after 2 cm
     start = sim.state()
-    controller = make_controller(sim, stiffness=(stiffness,) * 3 + (100.0,) * 3, nullspace_projector=projector,
-                                 error_clip=(clip,) * 3 + (0.05,) * 3)
+    controller = make_controller(
+        sim,
+        stiffness=(stiffness,) * 3 + (100.0,) * 3,
+        nullspace_projector=projector,
+        error_clip=(clip,) * 3 + (0.05,) * 3,
+    )
     forces = []
-    sim.run(controller, start.tcp_pos + [0.10, 0, 0], start.tcp_quat, 2.0,
-            record=lambda state, tau: forces.append(sim.wall_force()))
+    sim.run(
+        controller,
+        start.tcp_pos + [0.10, 0, 0],
+        start.tcp_quat,
+        2.0,
+        record=lambda state, tau: forces.append(sim.wall_force()),
+    )
     steady = np.array(forces[-500:])
     expected = stiffness * clip
-    assert np.all(np.abs(steady[:, 0] - expected) < 0.03 * expected), (steady[:, 0].min(), steady[:, 0].max())
+    assert np.all(np.abs(steady[:, 0] - expected) < 0.03 * expected), (
+        steady[:, 0].min(),
+        steady[:, 0].max(),
+    )
     assert np.all(np.linalg.norm(steady[:, 1:], axis=1) < 0.1 * expected)
     assert controller.last_error[0] == pytest.approx(clip)  # the clip is what bounded it

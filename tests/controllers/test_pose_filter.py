@@ -1,4 +1,5 @@
 """PoseFilter: first-order SE(3) low-pass (position lerp, orientation slerp)."""
+
 import numpy as np
 import pytest
 
@@ -15,9 +16,11 @@ def test_converges_geometrically_along_the_geodesic():
     goal_quat = quat_mul(rotvec_to_quat(np.array([0.0, 0.6, 0.0])), START)
     for k in range(1, 6):
         pos, quat = pose_filter.update([1.0, -2.0, 0.5], goal_quat)
-        remaining = 0.8 ** k
+        remaining = 0.8**k
         np.testing.assert_allclose(pos, np.array([1.0, -2.0, 0.5]) * (1 - remaining), atol=1e-12)
-        np.testing.assert_allclose(orientation_error(goal_quat, quat), [0, 0.6 * remaining, 0], atol=1e-9)
+        np.testing.assert_allclose(
+            orientation_error(goal_quat, quat), [0, 0.6 * remaining, 0], atol=1e-9
+        )
 
 
 def test_alpha_one_passes_through_and_normalizes():

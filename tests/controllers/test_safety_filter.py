@@ -1,4 +1,5 @@
 """Safety filter properties under random commands (hypothesis), including NaN/inf, and the watchdog."""
+
 import logging
 
 import numpy as np
@@ -18,7 +19,9 @@ any_float = st.floats(allow_nan=True, allow_infinity=True)
 near = st.floats(-1.5, 1.5)
 commands = st.tuples(
     st.one_of(st.tuples(near, near, near), st.tuples(any_float, any_float, any_float)),
-    st.one_of(st.tuples(near, near, near, near), st.tuples(any_float, any_float, any_float, any_float)),
+    st.one_of(
+        st.tuples(near, near, near, near), st.tuples(any_float, any_float, any_float, any_float)
+    ),
 )
 
 
@@ -27,7 +30,9 @@ def in_box(pos):
 
 
 def in_bounds(quat):
-    return np.all(np.abs(orientation_error(quat, REF)) <= np.array(CONFIG.max_orientation_dev) + TOL)
+    return np.all(
+        np.abs(orientation_error(quat, REF)) <= np.array(CONFIG.max_orientation_dev) + TOL
+    )
 
 
 def start_pose(dev=(0.1, -0.2, 1.0)):
@@ -64,8 +69,14 @@ dev_in_bounds = st.tuples(up_to(0.5), up_to(0.5), st.floats(-3.1, 3.1))
 
 
 @settings(max_examples=150, deadline=None)
-@given(dev_in_bounds, st.lists(st.tuples(st.floats(-0.7, 0.7), st.floats(-0.7, 0.7), st.floats(-3.3, 3.3)),
-                               min_size=1, max_size=10))
+@given(
+    dev_in_bounds,
+    st.lists(
+        st.tuples(st.floats(-0.7, 0.7), st.floats(-0.7, 0.7), st.floats(-3.3, 3.3)),
+        min_size=1,
+        max_size=10,
+    ),
+)
 def test_rotations_near_the_orientation_bounds_stay_inside_them(start_dev, target_devs):
     # Geodesic steps between in-bound orientations can bulge out of the per-axis bounds near
     # their corners; the filter must still return in-bound, step-limited orientations.
@@ -80,8 +91,10 @@ def test_rotations_near_the_orientation_bounds_stay_inside_them(start_dev, targe
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.tuples(st.floats(-0.01, 0.01), st.floats(-0.01, 0.01), st.floats(-0.01, 0.01)),
-       st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05), st.floats(-0.05, 0.05)))
+@given(
+    st.tuples(st.floats(-0.01, 0.01), st.floats(-0.01, 0.01), st.floats(-0.01, 0.01)),
+    st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05), st.floats(-0.05, 0.05)),
+)
 def test_small_commands_inside_the_limits_pass_unchanged(dpos, drot):
     safety = SafetyFilter(CONFIG)
     pos, quat = start_pose()
@@ -98,9 +111,13 @@ def test_reasons_name_what_was_limited():
     pos, quat = start_pose(dev=(0.45, 0.0, 0.0))
     safety.reset(pos, quat, now=0.0)
     result = safety.filter(pos + [0.0, 0.0, -1.0], quat, now=0.1)
-    assert result.clipped and "workspace box" in result.reason and "translation step" in result.reason
+    assert (
+        result.clipped and "workspace box" in result.reason and "translation step" in result.reason
+    )
     assert result.pos[2] == pytest.approx(pos[2] - CONFIG.max_step_trans)
-    result = safety.filter(result.pos, quat_mul(rotvec_to_quat(np.array([0.3, 0, 0])), quat), now=0.2)
+    result = safety.filter(
+        result.pos, quat_mul(rotvec_to_quat(np.array([0.3, 0, 0])), quat), now=0.2
+    )
     assert "orientation bounds" in result.reason and "rotation step" not in result.reason
     assert orientation_error(result.quat, REF)[0] == pytest.approx(0.5)
 
@@ -116,7 +133,11 @@ def test_nan_command_is_held_and_logged_once_per_second(caplog):
             assert "non-finite target_pos" in result.reason
         safety.filter([0.5, 0.0, np.inf], quat, now=1.05)
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2 and "non-finite target_pos" in lines[0] and "9 similar messages suppressed" in lines[1]
+    assert (
+        len(lines) == 2
+        and "non-finite target_pos" in lines[0]
+        and "9 similar messages suppressed" in lines[1]
+    )
     np.testing.assert_array_equal(result.pos, pos)
 
 

@@ -1,4 +1,5 @@
 """Quaternion / rotation helpers against MuJoCo's own implementations and round trips."""
+
 import math
 
 import mujoco
@@ -7,12 +8,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controllers.se3 import (mat_to_quat, orientation_error, quat_conj, quat_mul, quat_normalize,
-                             quat_to_mat, quat_to_rotvec, rotvec_to_quat, slerp)
+from controllers.se3 import (
+    mat_to_quat,
+    orientation_error,
+    quat_conj,
+    quat_mul,
+    quat_normalize,
+    quat_to_mat,
+    quat_to_rotvec,
+    rotvec_to_quat,
+    slerp,
+)
 
 unit = st.floats(-1.0, 1.0, allow_nan=False)
-quats = st.tuples(unit, unit, unit, unit).filter(lambda q: sum(v * v for v in q) > 1e-3).map(
-    lambda q: np.array(q) / np.linalg.norm(q))
+quats = (
+    st.tuples(unit, unit, unit, unit)
+    .filter(lambda q: sum(v * v for v in q) > 1e-3)
+    .map(lambda q: np.array(q) / np.linalg.norm(q))
+)
 rotvecs = st.tuples(*[st.floats(-1.8, 1.8)] * 3).map(np.array)  # norm < pi: log(exp(v)) = v
 
 

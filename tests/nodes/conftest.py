@@ -1,4 +1,5 @@
 """Fixtures for ROS 2 tests: each test gets its own DDS domain on localhost only."""
+
 from __future__ import annotations
 
 import itertools
@@ -48,7 +49,10 @@ class NodeProcess:
         self._log = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, "--ros-args", *ros_args],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def output(self) -> str:

@@ -1,4 +1,5 @@
 """camera node against pyrealsense2's software_device and a recording played back in another process."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,12 @@ class SoftwareCamera:
         intr = rs.intrinsics()
         intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy = W, H, 50.0, 51.0, 31.5, 23.5
         intr.model, intr.coeffs = rs.distortion.brown_conrady, [0.1, -0.2, 0.0, 0.0, 0.01]
-        self.color_profile = self.color.add_video_stream(self._stream(rs.stream.color, 0, rs.format.rgb8, 3, intr))
-        self.depth_profile = self.depth.add_video_stream(self._stream(rs.stream.depth, 1, rs.format.z16, 2, intr))
+        self.color_profile = self.color.add_video_stream(
+            self._stream(rs.stream.color, 0, rs.format.rgb8, 3, intr)
+        )
+        self.depth_profile = self.depth.add_video_stream(
+            self._stream(rs.stream.depth, 1, rs.format.z16, 2, intr)
+        )
         self.depth.add_read_only_option(rs.option.depth_units, 0.001)
         self.color.add_option(rs.option.exposure, rs.option_range(1, 10000, 1, 1), True)
         self.color.add_option(rs.option.enable_auto_exposure, rs.option_range(0, 1, 1, 1), True)
@@ -67,7 +72,11 @@ class SoftwareCamera:
     def _frame(self, pixels, bpp, profile, i):
         f = rs.software_video_frame()
         f.pixels, f.bpp, f.stride = pixels, bpp, bpp * W
-        f.timestamp, f.domain, f.frame_number = i * 1000.0 / self.fps, rs.timestamp_domain.hardware_clock, i
+        f.timestamp, f.domain, f.frame_number = (
+            i * 1000.0 / self.fps,
+            rs.timestamp_domain.hardware_clock,
+            i,
+        )
         f.profile = profile.as_video_stream_profile()
         return f
 
@@ -76,7 +85,9 @@ class SoftwareCamera:
         while not self._stop:
             if self.plugged:
                 i += 1
-                self.color.on_video_frame(self._frame(np.full((H, W, 3), i % 256, np.uint8), 3, self.color_profile, i))
+                self.color.on_video_frame(
+                    self._frame(np.full((H, W, 3), i % 256, np.uint8), 3, self.color_profile, i)
+                )
                 g = self._frame(np.full((H, W), 500 + i, np.uint16), 2, self.depth_profile, i)
                 g.depth_units = 0.001
                 self.depth.on_video_frame(g)
@@ -97,11 +108,16 @@ def _subscriber(context, name="front", depth=False):
 
     node = Node("camera_listener", context=context)
     got = {"image": [], "info": [], "depth": []}
-    node.create_subscription(Image, f"cameras/{name}/image_raw", got["image"].append, qos_profile_sensor_data)
-    node.create_subscription(CameraInfo, f"cameras/{name}/camera_info", got["info"].append, qos_profile_sensor_data)
+    node.create_subscription(
+        Image, f"cameras/{name}/image_raw", got["image"].append, qos_profile_sensor_data
+    )
+    node.create_subscription(
+        CameraInfo, f"cameras/{name}/camera_info", got["info"].append, qos_profile_sensor_data
+    )
     if depth:
-        node.create_subscription(Image, f"cameras/{name}/depth/image_raw", got["depth"].append,
-                                 qos_profile_sensor_data)
+        node.create_subscription(
+            Image, f"cameras/{name}/depth/image_raw", got["depth"].append, qos_profile_sensor_data
+        )
     return node, got
 
 
@@ -111,13 +127,17 @@ def test_software_device_frames_intrinsics_depth_and_exposure(rclpy_context, spi
 
     cam = SoftwareCamera().start()
     node = CameraNode(
-        source_factory=lambda cfg: RealSenseSource(cfg, find_device=cam.find), context=rclpy_context,
-        parameter_overrides=_params(serial=SERIAL, width=W, height=H, fps=FPS, align_depth=True,
-                                    exposure_us=2500.0),
+        source_factory=lambda cfg: RealSenseSource(cfg, find_device=cam.find),
+        context=rclpy_context,
+        parameter_overrides=_params(
+            serial=SERIAL, width=W, height=H, fps=FPS, align_depth=True, exposure_us=2500.0
+        ),
     )
     listener, got = _subscriber(rclpy_context, depth=True)
     try:
-        assert spin_until(listener, lambda: len(got["image"]) >= 10 and len(got["depth"]) >= 10, 10.0)
+        assert spin_until(
+            listener, lambda: len(got["image"]) >= 10 and len(got["depth"]) >= 10, 10.0
+        )
     finally:
         node.close()
         node.destroy_node()
@@ -127,7 +147,9 @@ def test_software_device_frames_intrinsics_depth_and_exposure(rclpy_context, spi
     assert (img == img[0, 0, 0]).all() and 0 < img[0, 0, 0] <= cam.frames_sent
     depth_values = [int(image_array(m)[H // 2, W // 2]) for m in got["depth"]]
     color_values = [int(image_array(m)[0, 0, 0]) for m in got["image"]]
-    assert all(500 < d <= 500 + cam.frames_sent for d in depth_values)  # millimetres of the fed frames
+    assert all(
+        500 < d <= 500 + cam.frames_sent for d in depth_values
+    )  # millimetres of the fed frames
     # colour and aligned depth published together come from the same fed frame index
     assert set((d - 500) % 256 for d in depth_values) & set(color_values)
     info = got["info"][-1]
@@ -154,8 +176,11 @@ def test_unplugged_camera_is_reported_and_the_stream_restarts(rclpy_context, spi
 
     cam = SoftwareCamera().start()
     node = CameraNode(
-        source_factory=lambda cfg: RealSenseSource(cfg, find_device=cam.find), context=rclpy_context,
-        parameter_overrides=_params(width=W, height=H, fps=FPS, frame_timeout_s=0.3, restart_period_s=0.2),
+        source_factory=lambda cfg: RealSenseSource(cfg, find_device=cam.find),
+        context=rclpy_context,
+        parameter_overrides=_params(
+            width=W, height=H, fps=FPS, frame_timeout_s=0.3, restart_period_s=0.2
+        ),
     )
     listener, got = _subscriber(rclpy_context)
     try:
@@ -174,7 +199,9 @@ def test_unplugged_camera_is_reported_and_the_stream_restarts(rclpy_context, spi
         cam.stop()
     from nodes.messages import image_array
 
-    assert int(image_array(got["image"][-1])[0, 0, 0]) > sent_at_replug  # fresh frames, not a stale buffer
+    assert (
+        int(image_array(got["image"][-1])[0, 0, 0]) > sent_at_replug
+    )  # fresh frames, not a stale buffer
     assert node.restarts == 1
 
 
@@ -182,7 +209,9 @@ def test_missing_serial_is_reported_and_retried(rclpy_context):
     from nodes.camera import CameraNode
 
     logs = []
-    node = CameraNode(context=rclpy_context, parameter_overrides=_params(serial="999", restart_period_s=0.1))
+    node = CameraNode(
+        context=rclpy_context, parameter_overrides=_params(serial="999", restart_period_s=0.1)
+    )
     node.get_logger().warning = lambda msg, **kw: logs.append(msg)
     try:
         deadline = time.monotonic() + 10
@@ -192,7 +221,9 @@ def test_missing_serial_is_reported_and_retried(rclpy_context):
         node.close()
         node.destroy_node()
     assert len(logs) >= 2, "the node keeps retrying"
-    assert "serial 999" in logs[0] and "no serial 999 connected" in logs[0] and "restarting" in logs[0]
+    assert (
+        "serial 999" in logs[0] and "no serial 999 connected" in logs[0] and "restarting" in logs[0]
+    )
 
 
 def test_recording_played_back_by_a_camera_process(tmp_path, rclpy_context, spin_until, start_node):
@@ -213,8 +244,21 @@ def test_recording_played_back_by_a_camera_process(tmp_path, rclpy_context, spin
     cam.stop()
     assert recording.stat().st_size > 0
 
-    proc = start_node("nodes.camera", ["-p", f"playback_file:={recording}", "-p", f"width:={W}",
-                                        "-p", f"height:={H}", "-p", f"fps:={FPS}", "-p", "name:=wrist"])
+    proc = start_node(
+        "nodes.camera",
+        [
+            "-p",
+            f"playback_file:={recording}",
+            "-p",
+            f"width:={W}",
+            "-p",
+            f"height:={H}",
+            "-p",
+            f"fps:={FPS}",
+            "-p",
+            "name:=wrist",
+        ],
+    )
     listener, got = _subscriber(rclpy_context, name="wrist")
     assert spin_until(listener, lambda: len(got["image"]) >= 10, 20.0), proc.output()
     values = [int(image_array(m)[0, 0, 0]) for m in got["image"]]

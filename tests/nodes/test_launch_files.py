@@ -1,5 +1,6 @@
 """Launch files checked statically (no `launch` package here): installed executables, existing
 parameter files, declared parameter keys with valid values."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,13 @@ def test_node_sets():
     sim = [(n.executable, n.name) for n in read_launch_file(REPO / "launch" / "sim.launch.py")]
     assert sim == [("sim_robot", "sim_robot"), ("teleop", "teleop"), ("actor", "actor")]
     robot = [(n.executable, n.name) for n in read_launch_file(REPO / "launch" / "robot.launch.py")]
-    assert robot == [("camera", "camera_front"), ("camera", "camera_wrist"), ("teleop", "teleop"),
-                     ("reward", "reward"), ("actor", "actor")]
+    assert robot == [
+        ("camera", "camera_front"),
+        ("camera", "camera_wrist"),
+        ("teleop", "teleop"),
+        ("reward", "reward"),
+        ("actor", "actor"),
+    ]
 
 
 def _launch(tmp_path, executable="teleop", name="teleop", params="params.yaml"):
@@ -35,7 +41,8 @@ def _launch(tmp_path, executable="teleop", name="teleop", params="params.yaml"):
         "from launch_ros.actions import Node\n"
         "def generate_launch_description():\n"
         f"    return [Node(package='robot_rl', executable='{executable}', name='{name}',\n"
-        f"                 parameters=[config('{params}')])]\n")
+        f"                 parameters=[config('{params}')])]\n"
+    )
     return path
 
 
@@ -51,11 +58,15 @@ def test_missing_parameter_file_is_reported(tmp_path):
 
 
 def test_undeclared_parameter_is_reported(tmp_path):
-    (tmp_path / "params.yaml").write_text("teleop:\n  ros__parameters:\n    deadzone: 0.2\n    dead_zone: 0.2\n"
-                                          "    events: {succes: 3}\n")
+    (tmp_path / "params.yaml").write_text(
+        "teleop:\n  ros__parameters:\n    deadzone: 0.2\n    dead_zone: 0.2\n"
+        "    events: {succes: 3}\n"
+    )
     problems = check_launch_file(_launch(tmp_path), config_dir=tmp_path)
     assert len(problems) == 2
-    assert "'dead_zone' is not declared by teleop" in problems[0] and "'events.succes'" in problems[1]
+    assert (
+        "'dead_zone' is not declared by teleop" in problems[0] and "'events.succes'" in problems[1]
+    )
 
 
 def test_out_of_range_value_is_reported(tmp_path):

@@ -1,4 +1,5 @@
 """reward node in its own process: camera frames in, the classifier's probabilities out."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,9 @@ def model_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    return SuccessClassifier(ClassifierConfig(), threshold=0.5).save(tmp_path_factory.mktemp("reward") / "clf")
+    return SuccessClassifier(ClassifierConfig(), threshold=0.5).save(
+        tmp_path_factory.mktemp("reward") / "clf"
+    )
 
 
 def test_reward_node_scores_frames(model_dir, rclpy_context, spin_until, start_node):
@@ -33,14 +36,18 @@ def test_reward_node_scores_frames(model_dir, rclpy_context, spin_until, start_n
     node = Node("reward_listener", context=rclpy_context)
     pub = node.create_publisher(Image, "cameras/front/image_raw", qos_profile_sensor_data)
     got = {"prob": [], "success": [], "latency": []}
-    node.create_subscription(Float32, "reward/success_prob", lambda m: got["prob"].append(m.data), 50)
+    node.create_subscription(
+        Float32, "reward/success_prob", lambda m: got["prob"].append(m.data), 50
+    )
     node.create_subscription(Bool, "reward/success", lambda m: got["success"].append(m.data), 50)
     node.create_subscription(Float32, "reward/latency", lambda m: got["latency"].append(m.data), 50)
 
     rng = np.random.default_rng(0)
     # a 256x256 camera: the node resizes to the classifier's 128x128 like cv2.INTER_AREA does here
     frames = [rng.integers(0, 255, (256, 256, 3), dtype=np.uint8) for _ in range(4)]
-    deadline = time.monotonic() + 60.0  # the node process imports torch and loads the backbone first
+    deadline = (
+        time.monotonic() + 60.0
+    )  # the node process imports torch and loads the backbone first
     i = 0
     while len(got["prob"]) < 8 and time.monotonic() < deadline:
         pub.publish(image_msg(frames[i % len(frames)], time.time(), "front"))
@@ -52,8 +59,14 @@ def test_reward_node_scores_frames(model_dir, rclpy_context, spin_until, start_n
     import cv2
 
     model = load_model(model_dir)
-    expected = [float(model.predict_proba({"image_front": cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA)})[0])
-                for f in frames]
+    expected = [
+        float(
+            model.predict_proba(
+                {"image_front": cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA)}
+            )[0]
+        )
+        for f in frames
+    ]
     for p in got["prob"]:
         assert min(abs(p - e) for e in expected) < 1e-5, (p, expected)
     assert [s for s in got["success"][:8]] == [p >= 0.5 for p in got["prob"][:8]]
@@ -66,13 +79,15 @@ def test_reward_node_bad_model_dir_exits_with_the_key(tmp_path, start_node):
     assert "model_dir" in proc.output()
 
 
-def test_reward_node_feeds_robot_state_to_a_proprio_classifier(tmp_path, rclpy_context, spin_until, start_node):
+def test_reward_node_feeds_robot_state_to_a_proprio_classifier(
+    tmp_path, rclpy_context, spin_until, start_node
+):
     """A classifier that reads the TCP pose and gripper width gets them from current_pose / joint_states,
     and scores nothing while that state is missing."""
     import torch
+    from geometry_msgs.msg import PoseStamped
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
-    from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import Float32
 
@@ -80,7 +95,9 @@ def test_reward_node_feeds_robot_state_to_a_proprio_classifier(tmp_path, rclpy_c
     from robot_rl.reward.classifier import ClassifierConfig, ProprioConfig, SuccessClassifier
 
     torch.manual_seed(0)
-    config = ClassifierConfig(proprio=(ProprioConfig("gripper_width", 1), ProprioConfig("tcp_pose", 7)))
+    config = ClassifierConfig(
+        proprio=(ProprioConfig("gripper_width", 1), ProprioConfig("tcp_pose", 7))
+    )
     model = SuccessClassifier(config, threshold=0.5)
     model.proprio_mean.copy_(torch.tensor([0.04, 0.5, 0.0, 0.2, 1.0, 0.0, 0.0, 0.0]))
     model.proprio_std.copy_(torch.tensor([0.02, 0.1, 0.1, 0.05, 0.01, 0.01, 0.01, 0.01]))
@@ -110,11 +127,19 @@ def test_reward_node_feeds_robot_state_to_a_proprio_classifier(tmp_path, rclpy_c
     while len(got) < 5 and time.monotonic() < deadline:
         now = time.time()
         pose_pub.publish(pose_msg(pose, now))
-        joint_pub.publish(joint_state_msg([f"j{i}" for i in range(9)], joints, np.zeros(9), np.zeros(9), now))
+        joint_pub.publish(
+            joint_state_msg([f"j{i}" for i in range(9)], joints, np.zeros(9), np.zeros(9), now)
+        )
         image_pub.publish(image_msg(frame, now, "front"))
         spin_until(node, lambda: False, 0.1)
     assert len(got) >= 5, proc.output()
-    expected = model.predict_proba({"image_front": frame, "tcp_pose": pose, "gripper_width": np.array([0.03])})[0]
-    other = model.predict_proba({"image_front": frame, "tcp_pose": pose, "gripper_width": np.array([0.08])})[0]
-    assert abs(expected - other) > 1e-4  # the state does move the score, so matching it below means something
+    expected = model.predict_proba(
+        {"image_front": frame, "tcp_pose": pose, "gripper_width": np.array([0.03])}
+    )[0]
+    other = model.predict_proba(
+        {"image_front": frame, "tcp_pose": pose, "gripper_width": np.array([0.08])}
+    )[0]
+    assert (
+        abs(expected - other) > 1e-4
+    )  # the state does move the score, so matching it below means something
     assert all(abs(p - expected) < 1e-5 for p in got), (got, expected)

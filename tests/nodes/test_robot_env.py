@@ -1,5 +1,6 @@
 """The actor's env over topics (nodes.robot_env.RobotEnv) against a scripted robot over real DDS:
 stale or non-finite inputs and a second target_pose publisher mean no new target, one log line."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,12 @@ class ScriptedRobot:
         self.publishing = True
         self.targets: list[np.ndarray] = []
         self.stamps: list[float] = []  # when the env published each target (its header stamp)
-        self.pose_pub = self.node.create_publisher(PoseStamped, "current_pose", qos_profile_sensor_data)
-        self.joint_pub = self.node.create_publisher(JointState, "joint_states", qos_profile_sensor_data)
+        self.pose_pub = self.node.create_publisher(
+            PoseStamped, "current_pose", qos_profile_sensor_data
+        )
+        self.joint_pub = self.node.create_publisher(
+            JointState, "joint_states", qos_profile_sensor_data
+        )
         self.node.create_subscription(PoseStamped, "target_pose", self._on_target, 10)
         self.node.create_service(Trigger, "reset", self._on_reset)
         self.node.create_timer(0.02, self._publish)
@@ -49,8 +54,11 @@ class ScriptedRobot:
         if self.publishing:
             now = time.time()
             self.pose_pub.publish(pose_msg(self.pose, now))
-            self.joint_pub.publish(joint_state_msg([f"j{i}" for i in range(9)], np.zeros(9), np.zeros(9),
-                                                   np.zeros(9), now))
+            self.joint_pub.publish(
+                joint_state_msg(
+                    [f"j{i}" for i in range(9)], np.zeros(9), np.zeros(9), np.zeros(9), now
+                )
+            )
 
 
 @pytest.fixture
@@ -66,8 +74,17 @@ def robot_and_env(rclpy_context):
     actor_node = Node("actor", context=rclpy_context)
     box = lambda n: gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)  # noqa: E731
     space = gymnasium.spaces.Dict({"tcp_pose": box(7), "joint_pos": box(7)})
-    env = RobotEnv(actor_node, space, EnvConfig(max_episode_steps=1000), SafetyConfig(), control_hz=10.0,
-                   stale_s=0.5, success_threshold=0.5, reset_timeout_s=10.0, hold_timeout_s=1.0)
+    env = RobotEnv(
+        actor_node,
+        space,
+        EnvConfig(max_episode_steps=1000),
+        SafetyConfig(),
+        control_hz=10.0,
+        stale_s=0.5,
+        success_threshold=0.5,
+        reset_timeout_s=10.0,
+        hold_timeout_s=1.0,
+    )
     logs: list[str] = []
     actor_node.get_logger().warning = lambda text, **kw: logs.append(text)
     # single-threaded, as every node spins (nodes/spin.py): the multi-threaded one starves the env's
@@ -98,7 +115,10 @@ def test_step_publishes_the_scaled_target_at_the_control_rate(robot_and_env):
     assert abs(np.median(periods) - 0.1) < 0.01, periods.round(3).tolist()
     # every tick publishes, unless a starved robot made the env hold (and say so)
     assert all("holding the robot" in line for line in logs), logs
-    assert len(robot.targets) == 10 or logs and 0 < len(robot.targets) < 10, (len(robot.targets), logs)
+    assert len(robot.targets) == 10 or logs and 0 < len(robot.targets) < 10, (
+        len(robot.targets),
+        logs,
+    )
     # 1 cm per published step at action 1 (a held tick publishes nothing and moves the target nowhere)
     np.testing.assert_allclose(robot.targets[-1][0], 0.5 + len(robot.targets) * 0.01, atol=1e-6)
     assert not terminated
@@ -114,7 +134,9 @@ def test_stale_inputs_hold_the_robot_with_one_log_line(robot_and_env):
     sent = len(robot.targets)
     start = time.monotonic()
     obs, _, _, truncated, info = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
-    assert truncated and time.monotonic() - start >= 1.0  # held for hold_timeout_s, then the episode ends
+    assert (
+        truncated and time.monotonic() - start >= 1.0
+    )  # held for hold_timeout_s, then the episode ends
     assert info["safety_held"] and "stale" in info["safety_reason"]
     time.sleep(0.1)
     assert len(robot.targets) == sent  # no target at all while inputs are stale
@@ -151,16 +173,25 @@ def test_second_target_publisher_is_refused(robot_and_env, rclpy_context):
     robot.node.destroy_publisher(intruder)
 
 
-@pytest.mark.parametrize("event, terminated, truncated, reward", [
-    ("success", True, False, 1.0), ("failure", True, False, 0.0), ("pause", False, True, 0.0),
-    ("reset", False, True, 0.0)])
-def test_operator_events_end_the_episode(robot_and_env, rclpy_context, event, terminated, truncated, reward):
+@pytest.mark.parametrize(
+    "event, terminated, truncated, reward",
+    [
+        ("success", True, False, 1.0),
+        ("failure", True, False, 0.0),
+        ("pause", False, True, 0.0),
+        ("reset", False, True, 0.0),
+    ],
+)
+def test_operator_events_end_the_episode(
+    robot_and_env, rclpy_context, event, terminated, truncated, reward
+):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
     robot, env, _, _ = robot_and_env
-    events = robot.node.create_publisher(String, "teleop/event", QoSProfile(depth=20,
-                                                                            reliability=ReliabilityPolicy.RELIABLE))
+    events = robot.node.create_publisher(
+        String, "teleop/event", QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+    )
     env.reset()
     assert env.step(np.zeros(7))[2:4] == (False, False)
     deadline = time.monotonic() + 5
@@ -205,9 +236,14 @@ def test_teleop_operator_converts_twists_into_the_action_frame(rclpy_context):
     node = Node("actor", context=rclpy_context)
     op = TeleopOperator(node, period=0.1, pos_scale=0.01, rot_scale=0.05, stale_s=0.5)
     teleop = Node("teleop", context=rclpy_context)
-    pubs = {t: teleop.create_publisher(k, t, 10) for t, k in (("teleop/twist", TwistStamped),
-                                                                ("teleop/intervening", Bool),
-                                                                ("teleop/gripper", Float32))}
+    pubs = {
+        t: teleop.create_publisher(k, t, 10)
+        for t, k in (
+            ("teleop/twist", TwistStamped),
+            ("teleop/intervening", Bool),
+            ("teleop/gripper", Float32),
+        )
+    }
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     down = np.array([0.5, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0])  # TCP pointing down: 180 deg about x
@@ -215,24 +251,36 @@ def test_teleop_operator_converts_twists_into_the_action_frame(rclpy_context):
     def send(flag, twist, frame, gripper=0.0):
         """Publish one message per teleop topic and spin until the operator holds all three."""
         deadline = time.monotonic() + 5
-        while any(p.get_subscription_count() < 1 for p in pubs.values()) and time.monotonic() < deadline:
+        while (
+            any(p.get_subscription_count() < 1 for p in pubs.values())
+            and time.monotonic() < deadline
+        ):
             executor.spin_once(timeout_sec=0.05)
-        sent = {"teleop/intervening": Bool(data=flag), "teleop/twist": twist_msg(np.asarray(twist, float),
-                                                                                 time.time(), frame),
-                "teleop/gripper": Float32(data=gripper)}
+        sent = {
+            "teleop/intervening": Bool(data=flag),
+            "teleop/twist": twist_msg(np.asarray(twist, float), time.time(), frame),
+            "teleop/gripper": Float32(data=gripper),
+        }
         for topic, msg in sent.items():
             pubs[topic].publish(msg)
-        while time.monotonic() < deadline and any((op.newest.get(t) or (0, None))[1] != m for t, m in sent.items()):
+        while time.monotonic() < deadline and any(
+            (op.newest.get(t) or (0, None))[1] != m for t, m in sent.items()
+        ):
             executor.spin_once(timeout_sec=0.05)
 
     op.start_episode(100)
     send(False, [0.05, 0, 0, 0, 0, 0], "world")
     assert op.act({"tcp_pose": down}, np.zeros(7)) is None  # not intervening: the policy acts
     send(True, [0.05, 0.2, 0, 0, 0, 0.25], "world", gripper=1.0)
-    np.testing.assert_allclose(op.act({"tcp_pose": down}, np.zeros(7)), [0.5, 1.0, 0, 0, 0, 0.5, 1.0], atol=1e-6)
-    send(True, [0.05, 0.02, 0.03, 0.1, 0, 0], "tcp")  # tool frame: y and z flip for a TCP pointing down
-    np.testing.assert_allclose(op.act({"tcp_pose": down}, np.zeros(7)), [0.5, -0.2, -0.3, 0.2, 0, 0, 0],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        op.act({"tcp_pose": down}, np.zeros(7)), [0.5, 1.0, 0, 0, 0, 0.5, 1.0], atol=1e-6
+    )
+    send(
+        True, [0.05, 0.02, 0.03, 0.1, 0, 0], "tcp"
+    )  # tool frame: y and z flip for a TCP pointing down
+    np.testing.assert_allclose(
+        op.act({"tcp_pose": down}, np.zeros(7)), [0.5, -0.2, -0.3, 0.2, 0, 0, 0], atol=1e-6
+    )
     send(False, [0, 0, 0, 0, 0, 0], "world")
     op.act({"tcp_pose": down}, np.zeros(7))
     assert [e["event"] for e in op.events] == ["take_over", "hand_back"]

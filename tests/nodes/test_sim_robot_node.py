@@ -1,5 +1,6 @@
 """sim_robot in its own process: real-time state topics, following target_pose, cameras, reset,
 non-finite targets and a second target_pose publisher refused."""
+
 from __future__ import annotations
 
 import time
@@ -20,17 +21,34 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
 
     from nodes.messages import image_array, pose_array, pose_msg
 
-    proc = start_node("nodes.sim_robot", ["-p", "cameras:=[front]", "-p", "camera_fps:=10.0",
-                                           "-p", "image_size:=[96, 128]"], env={"MUJOCO_GL": "egl"})
+    proc = start_node(
+        "nodes.sim_robot",
+        ["-p", "cameras:=[front]", "-p", "camera_fps:=10.0", "-p", "image_size:=[96, 128]"],
+        env={"MUJOCO_GL": "egl"},
+    )
     node = Node("sim_robot_listener", context=rclpy_context)
     got = {"joints": [], "pose": [], "image": [], "info": [], "success": []}
-    node.create_subscription(JointState, "joint_states", lambda m: got["joints"].append((time.monotonic(), m)),
-                             qos_profile_sensor_data)
-    node.create_subscription(PoseStamped, "current_pose", lambda m: got["pose"].append(pose_array(m)),
-                             qos_profile_sensor_data)
-    node.create_subscription(Image, "cameras/front/image_raw", got["image"].append, qos_profile_sensor_data)
-    node.create_subscription(CameraInfo, "cameras/front/camera_info", got["info"].append, qos_profile_sensor_data)
-    node.create_subscription(Float32, "reward/success_prob", got["success"].append, qos_profile_sensor_data)
+    node.create_subscription(
+        JointState,
+        "joint_states",
+        lambda m: got["joints"].append((time.monotonic(), m)),
+        qos_profile_sensor_data,
+    )
+    node.create_subscription(
+        PoseStamped,
+        "current_pose",
+        lambda m: got["pose"].append(pose_array(m)),
+        qos_profile_sensor_data,
+    )
+    node.create_subscription(
+        Image, "cameras/front/image_raw", got["image"].append, qos_profile_sensor_data
+    )
+    node.create_subscription(
+        CameraInfo, "cameras/front/camera_info", got["info"].append, qos_profile_sensor_data
+    )
+    node.create_subscription(
+        Float32, "reward/success_prob", got["success"].append, qos_profile_sensor_data
+    )
     target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
     assert spin_until(node, lambda: len(got["joints"]) > 20 and got["image"], 60.0), proc.output()
 
@@ -65,7 +83,10 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     for _ in range(5):
         target_pub.publish(pose_msg(bad, time.time()))
         spin_until(node, lambda: False, 0.1)
-    assert np.all(np.isfinite(got["pose"][-1])) and np.linalg.norm(got["pose"][-1][:3] - held[:3]) < 0.005
+    assert (
+        np.all(np.isfinite(got["pose"][-1]))
+        and np.linalg.norm(got["pose"][-1][:3] - held[:3]) < 0.005
+    )
     assert "not finite; holding" in proc.output()
 
     # a second publisher on target_pose: targets are refused and the twin holds

@@ -1,4 +1,5 @@
 """Teleop mapping and device back ends (no ROS): real device-file formats through FIFOs and a pty."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,13 @@ def _state(axes=(0, 0, 0, 0, 0, 0), buttons=()):
 
 
 def test_deadzone_scaling_axis_map_and_sign():
-    cfg = TeleopConfig(deadzone=0.2, max_linear_speed=0.1, max_angular_speed=0.5,
-                       axis_map=[1, 0, 2, -1, 4, 5], axis_sign=[1, -1, 1, 1, 1, -1])
+    cfg = TeleopConfig(
+        deadzone=0.2,
+        max_linear_speed=0.1,
+        max_angular_speed=0.5,
+        axis_map=[1, 0, 2, -1, 4, 5],
+        axis_sign=[1, -1, 1, 1, 1, -1],
+    )
     mapper = TeleopMapper(cfg)
     twist, intervening, _, _ = mapper.update(_state([0.6, 1.0, 0.15, 0.9, -1.0, 0.6]), now=0.0)
     # x <- axis 1 (full), y <- -axis 0 (0.6 -> (0.6-0.2)/0.8 = 0.5), z in the deadzone, rx unused
@@ -29,7 +35,9 @@ def test_deadzone_scaling_axis_map_and_sign():
 
 def test_inside_deadzone_is_no_motion_and_no_intervention():
     mapper = TeleopMapper(TeleopConfig(deadzone=0.1))
-    twist, intervening, gripper, events = mapper.update(_state([0.05, -0.09, 0, 0, 0, 0.1]), now=0.0)
+    twist, intervening, gripper, events = mapper.update(
+        _state([0.05, -0.09, 0, 0, 0, 0.1]), now=0.0
+    )
     assert not twist.any() and not intervening and gripper == 0.0 and events == []
 
 
@@ -42,8 +50,16 @@ def test_intervening_holds_after_release_then_drops():
 
 
 def test_intervene_button_gripper_latch_and_events_once_per_press():
-    cfg = from_dict(TeleopConfig, {"intervene_button": 2, "gripper_close_button": 0, "gripper_open_button": 1,
-                                   "hold_s": 0.0, "events": {"success": 3, "reset": 4}})
+    cfg = from_dict(
+        TeleopConfig,
+        {
+            "intervene_button": 2,
+            "gripper_close_button": 0,
+            "gripper_open_button": 1,
+            "hold_s": 0.0,
+            "events": {"success": 3, "reset": 4},
+        },
+    )
     mapper = TeleopMapper(cfg)
     assert mapper.update(_state(buttons=[0, 0, 1]), now=0.0)[1]  # held still, but intervening
     _, _, gripper, events = mapper.update(_state(buttons=[1, 0, 0, 1]), now=1.0)
@@ -52,8 +68,12 @@ def test_intervene_button_gripper_latch_and_events_once_per_press():
     assert gripper == 1.0 and events == []  # still held: no second event
     _, _, gripper, events = mapper.update(_state(buttons=[0, 1, 0, 0, 1]), now=1.2)
     assert gripper == -1.0 and events == ["reset"]
-    assert mapper.update(_state(buttons=[0, 1]), now=5.0)[1]  # a held gripper button is the operator acting
-    assert not mapper.update(_state(buttons=[0, 0, 0, 1]), now=9.0)[1]  # an event button alone is not
+    assert mapper.update(_state(buttons=[0, 1]), now=5.0)[
+        1
+    ]  # a held gripper button is the operator acting
+    assert not mapper.update(_state(buttons=[0, 0, 0, 1]), now=9.0)[
+        1
+    ]  # an event button alone is not
 
 
 def test_config_errors_name_the_key():
@@ -83,8 +103,13 @@ def test_gamepad_reads_js_events_and_reports_unplug(fifo):
     pad = Gamepad(path)
     pad.open()
     js = struct.Struct("<IhBB")
-    os.write(writer, js.pack(0, 0, 0x82, 0) + js.pack(1, 16384, 0x02, 1) + js.pack(2, -32767, 0x02, 3)
-             + js.pack(3, 1, 0x01, 2))
+    os.write(
+        writer,
+        js.pack(0, 0, 0x82, 0)
+        + js.pack(1, 16384, 0x02, 1)
+        + js.pack(2, -32767, 0x02, 3)
+        + js.pack(3, 1, 0x01, 2),
+    )
     state = pad.poll(0.0)
     assert state.axes[1] == pytest.approx(0.5, abs=1e-4) and state.axes[3] == -1.0
     assert state.buttons == [False, False, True]
@@ -101,13 +126,18 @@ def test_spacemouse_hid_reports_translation_rotation_buttons(fifo):
     mouse = SpaceMouse(path)
     mouse.open()
     # hidraw hands over one report per read; a FIFO would merge writes, so poll after each one
-    for report in (bytes([1]) + struct.pack("<3h", 350, -175, 0), bytes([2]) + struct.pack("<3h", 0, 0, 700),
-                   bytes([3, 0b10, 0])):
+    for report in (
+        bytes([1]) + struct.pack("<3h", 350, -175, 0),
+        bytes([2]) + struct.pack("<3h", 0, 0, 700),
+        bytes([3, 0b10, 0]),
+    ):
         os.write(writer, report)
         state = mouse.poll(0.0)
     np.testing.assert_allclose(state.axes, [1.0, -0.5, 0.0, 0.0, 0.0, 1.0])
     assert state.buttons == [False, True]
-    os.write(writer, bytes([1]) + struct.pack("<6h", 0, 35, 0, 70, 0, 0))  # one 6-axis report (newer models)
+    os.write(
+        writer, bytes([1]) + struct.pack("<6h", 0, 35, 0, 70, 0, 0)
+    )  # one 6-axis report (newer models)
     np.testing.assert_allclose(mouse.poll(0.1).axes, [0.0, 0.1, 0.0, 0.2, 0.0, 0.0])
     mouse.close()
 
@@ -125,8 +155,18 @@ def test_keyboard_in_a_terminal():
         os.write(leader, b"wJ1")
         state = keyboard.poll(now=0.0)
         assert state.axes == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        assert state.buttons == [False, False, False, True, False, False, False]  # '1' = success button
-        assert keyboard.poll(now=0.4).axes[0] == 1.0  # held until auto-repeat would have refreshed it
+        assert state.buttons == [
+            False,
+            False,
+            False,
+            True,
+            False,
+            False,
+            False,
+        ]  # '1' = success button
+        assert (
+            keyboard.poll(now=0.4).axes[0] == 1.0
+        )  # held until auto-repeat would have refreshed it
         assert keyboard.poll(now=0.6).axes == [0.0] * 6
     finally:
         keyboard.close()

@@ -1,4 +1,5 @@
 """teleop node in its own process, fed SpaceMouse HID reports through a mock hidraw node (a FIFO)."""
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,9 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-def test_teleop_process_twist_intervening_events_and_unplug(tmp_path, rclpy_context, spin_until, start_node):
+def test_teleop_process_twist_intervening_events_and_unplug(
+    tmp_path, rclpy_context, spin_until, start_node
+):
     from geometry_msgs.msg import TwistStamped
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -21,19 +24,45 @@ def test_teleop_process_twist_intervening_events_and_unplug(tmp_path, rclpy_cont
     hidraw = tmp_path / "hidraw_mock"
     os.mkfifo(hidraw)
     writer = os.open(hidraw, os.O_RDWR)
-    proc = start_node("nodes.teleop", [
-        "-p", "backend:=spacemouse", "-p", f"device:={hidraw}", "-p", "hold_s:=0.4", "-p", "deadzone:=0.1",
-        "-p", "max_linear_speed:=0.2", "-p", "events.success:=1", "-p", "gripper_open_button:=-1",
-        "-p", "reconnect_period_s:=0.2",
-    ])
+    proc = start_node(
+        "nodes.teleop",
+        [
+            "-p",
+            "backend:=spacemouse",
+            "-p",
+            f"device:={hidraw}",
+            "-p",
+            "hold_s:=0.4",
+            "-p",
+            "deadzone:=0.1",
+            "-p",
+            "max_linear_speed:=0.2",
+            "-p",
+            "events.success:=1",
+            "-p",
+            "gripper_open_button:=-1",
+            "-p",
+            "reconnect_period_s:=0.2",
+        ],
+    )
     node = Node("teleop_listener", context=rclpy_context)
     got = {"twist": [], "intervening": [], "gripper": [], "event": []}
-    node.create_subscription(TwistStamped, "teleop/twist", lambda m: got["twist"].append(twist_array(m)), 10)
-    node.create_subscription(Bool, "teleop/intervening",
-                             lambda m: got["intervening"].append((time.monotonic(), m.data)), 10)
+    node.create_subscription(
+        TwistStamped, "teleop/twist", lambda m: got["twist"].append(twist_array(m)), 10
+    )
+    node.create_subscription(
+        Bool,
+        "teleop/intervening",
+        lambda m: got["intervening"].append((time.monotonic(), m.data)),
+        10,
+    )
     node.create_subscription(Float32, "teleop/gripper", lambda m: got["gripper"].append(m.data), 10)
-    node.create_subscription(String, "teleop/event", lambda m: got["event"].append(m.data),
-                             QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE))
+    node.create_subscription(
+        String,
+        "teleop/event",
+        lambda m: got["event"].append(m.data),
+        QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE),
+    )
     assert spin_until(node, lambda: len(got["intervening"]) > 5, 20.0), proc.output()
     assert not any(v for _, v in got["intervening"])
 
@@ -66,4 +95,6 @@ def test_teleop_process_twist_intervening_events_and_unplug(tmp_path, rclpy_cont
 def test_bad_parameter_stops_the_node_naming_the_key(start_node):
     proc = start_node("nodes.teleop", ["-p", "deadzone:=1.5", "-p", "backend:=gamepad"])
     assert proc.proc.wait(30) == 2
-    assert "bad parameter" in proc.output() and "deadzone" in proc.output() and "1.5" in proc.output()
+    assert (
+        "bad parameter" in proc.output() and "deadzone" in proc.output() and "1.5" in proc.output()
+    )

@@ -6,6 +6,7 @@ success (reward 1, terminated).
 Closing elsewhere does nothing but close the gripper; opening reopens it. Optional camera images
 draw the cube and the TCP as coloured squares.
 """
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -16,8 +17,19 @@ REACH = 0.05
 
 
 class ToyGraspEnv(gym.Env):
-    def __init__(self, max_steps: int = 20, image_size: int = 0, cameras: tuple[str, ...] = (), spread: float = 0.15):
-        self.max_steps, self.image_size, self.cameras, self.spread = max_steps, image_size, cameras, spread
+    def __init__(
+        self,
+        max_steps: int = 20,
+        image_size: int = 0,
+        cameras: tuple[str, ...] = (),
+        spread: float = 0.15,
+    ):
+        self.max_steps, self.image_size, self.cameras, self.spread = (
+            max_steps,
+            image_size,
+            cameras,
+            spread,
+        )
         spaces = {
             "tcp_pose": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
             "object_pose": gym.spaces.Box(-np.inf, np.inf, (7,), np.float32),
@@ -38,7 +50,9 @@ class ToyGraspEnv(gym.Env):
         for i, cam in enumerate(self.cameras):
             img = np.full((self.image_size, self.image_size, 3), 40 + 30 * i, np.uint8)
             for pos, colour in ((self.cube, (220, 30, 30)), (self.tcp, (30, 220, 30))):
-                px = np.clip(((pos[:2] + 0.3) / 0.6 * self.image_size).astype(int), 2, self.image_size - 3)
+                px = np.clip(
+                    ((pos[:2] + 0.3) / 0.6 * self.image_size).astype(int), 2, self.image_size - 3
+                )
                 img[px[1] - 2 : px[1] + 3, px[0] - 2 : px[0] + 3] = colour
             obs[f"image_{cam}"] = img
         return obs
@@ -62,7 +76,12 @@ class ToyGraspEnv(gym.Env):
             self.closed = True
         elif action[6] < -0.5:
             self.closed = False
-        info = {"success": bool(success), "safety_clipped": False, "safety_held": False, "safety_reason": ""}
+        info = {
+            "success": bool(success),
+            "safety_clipped": False,
+            "safety_held": False,
+            "safety_reason": "",
+        }
         return self._obs(), float(success), bool(success), self.t >= self.max_steps, info
 
 

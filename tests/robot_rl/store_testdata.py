@@ -1,4 +1,5 @@
 """Synthetic episodes whose every value is derived from (seed, row), so a reader can check any episode it sees."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,9 @@ from robot_rl.store import EpisodeInfo
 IMAGE_SHAPE = (16, 16, 3)
 
 
-def make_episode(seed: int, steps: int = 12, image_shape: tuple[int, int, int] = IMAGE_SHAPE) -> dict[str, np.ndarray]:
+def make_episode(
+    seed: int, steps: int = 12, image_shape: tuple[int, int, int] = IMAGE_SHAPE
+) -> dict[str, np.ndarray]:
     """An episode of `steps` actions in the contract's step-row layout, fully determined by `seed`."""
     rng = np.random.default_rng(seed)
     n = steps + 1
@@ -16,7 +19,9 @@ def make_episode(seed: int, steps: int = 12, image_shape: tuple[int, int, int] =
     ep = {
         "tcp_pose": rng.normal(size=(n, 7)).astype(np.float32),
         "gripper_width": rng.uniform(0, 0.08, (n, 1)).astype(np.float32),
-        "image_front": ((seed * 7 + t[:, None, None, None]) % 256 * np.ones((n, *image_shape))).astype(np.uint8),
+        "image_front": (
+            (seed * 7 + t[:, None, None, None]) % 256 * np.ones((n, *image_shape))
+        ).astype(np.uint8),
         "image_wrist": rng.integers(0, 256, (n, *image_shape), dtype=np.uint8),
         "action": rng.uniform(-1, 1, (n, 7)).astype(np.float32),
         "policy_action": rng.uniform(-1, 1, (n, 7)).astype(np.float32),

@@ -1,4 +1,5 @@
 """Run config loading, TensorBoard event records, and the learner refusing to overwrite a run."""
+
 from __future__ import annotations
 
 import struct
@@ -12,7 +13,9 @@ from robot_rl.tb_events import EventWriter, _masked_crc, crc32c
 
 
 def test_experiment_yaml_sections_load_and_bad_keys_are_named(tmp_path):
-    cfg = load_run_config("config/sim_pick_cube.yaml")  # the twin's experiment file: task + env sections
+    cfg = load_run_config(
+        "config/sim_pick_cube.yaml"
+    )  # the twin's experiment file: task + env sections
     assert cfg.task == "pick_cube" and cfg.env["max_episode_steps"] == 100
     run_file = tmp_path / "run.yaml"
     run_file.write_text("num_actors: 4\nlearner:\n  publish_every: 10\n")
@@ -49,8 +52,8 @@ def test_event_file_records_have_valid_lengths_and_checksums(tmp_path):
     records, pos = [], 0
     while pos < len(data):
         (length,) = struct.unpack_from("<Q", data, pos)
-        assert struct.unpack_from("<I", data, pos + 8)[0] == _masked_crc(data[pos:pos + 8])
-        body = data[pos + 12:pos + 12 + length]
+        assert struct.unpack_from("<I", data, pos + 8)[0] == _masked_crc(data[pos : pos + 8])
+        body = data[pos + 12 : pos + 12 + length]
         assert struct.unpack_from("<I", data, pos + 12 + length)[0] == _masked_crc(body)
         records.append(body)
         pos += 12 + length + 4

@@ -1,4 +1,5 @@
 """Learner and actors as real processes against the twin: kill -9 the learner, kill an actor, restart both."""
+
 from __future__ import annotations
 
 import json
@@ -21,11 +22,23 @@ SPAWN = mp.get_context("spawn")
 
 def _config() -> RunConfig:
     return RunConfig(
-        num_actors=2, demos=2, total_env_steps=10**7, max_wall_s=10**5, env={"max_episode_steps": 15},
-        eval_every_episodes=3, sac=SACConfig(hidden=(32, 32)),
-        learner=LearnerConfig(batch_size=32, learning_starts=20, publish_every=5, checkpoint_every=20,
-                              progress_every_s=1.0),
-        transport=TransportConfig(heartbeat_s=0.1, peer_timeout_s=1.0, resend_after_s=0.5, batch_steps=5),
+        num_actors=2,
+        demos=2,
+        total_env_steps=10**7,
+        max_wall_s=10**5,
+        env={"max_episode_steps": 15},
+        eval_every_episodes=3,
+        sac=SACConfig(hidden=(32, 32)),
+        learner=LearnerConfig(
+            batch_size=32,
+            learning_starts=20,
+            publish_every=5,
+            checkpoint_every=20,
+            progress_every_s=1.0,
+        ),
+        transport=TransportConfig(
+            heartbeat_s=0.1, peer_timeout_s=1.0, resend_after_s=0.5, batch_steps=5
+        ),
     )
 
 
@@ -65,14 +78,19 @@ def test_learner_sigkill_resume_and_actor_kill_rejoin_lose_nothing(tmp_path):
 
     def learner(resume):
         ready = SPAWN.Event()
-        proc = SPAWN.Process(target=learner_process, args=(cfg, str(run), resume, endpoint, ready), name="learner")
+        proc = SPAWN.Process(
+            target=learner_process, args=(cfg, str(run), resume, endpoint, ready), name="learner"
+        )
         proc.start()
         assert ready.wait(120), "learner did not start listening"
         return proc
 
     def actor(i):
-        proc = SPAWN.Process(target=actor_process, name=f"actor-{i}",
-                             args=(cfg, endpoint, f"actor-{i}", str(run / "spool" / f"actor-{i}"), 1, i))
+        proc = SPAWN.Process(
+            target=actor_process,
+            name=f"actor-{i}",
+            args=(cfg, endpoint, f"actor-{i}", str(run / "spool" / f"actor-{i}"), 1, i),
+        )
         proc.start()
         return proc
 
@@ -84,14 +102,23 @@ def test_learner_sigkill_resume_and_actor_kill_rejoin_lose_nothing(tmp_path):
     os.kill(lp.pid, signal.SIGKILL)
     lp.join()
     updates_at_kill, count_at_kill = _updates(run), _count(run)
-    _wait(lambda: _spooled(run, "actor-0") > 0 and _spooled(run, "actor-1") > 0, 60, "actors spooling")
+    _wait(
+        lambda: _spooled(run, "actor-0") > 0 and _spooled(run, "actor-1") > 0, 60, "actors spooling"
+    )
     assert all(p.is_alive() for p in actors)
 
     # 2) restart with --resume: spooled data arrives, training continues from the checkpoint
     lp = learner(resume=True)
-    _wait(lambda: _updates(run) > updates_at_kill and _count(run) > count_at_kill + 20, 240,
-          "training to continue after resume")
-    _wait(lambda: _spooled(run, "actor-0") == 0 and _spooled(run, "actor-1") == 0, 60, "spools to drain")
+    _wait(
+        lambda: _updates(run) > updates_at_kill and _count(run) > count_at_kill + 20,
+        240,
+        "training to continue after resume",
+    )
+    _wait(
+        lambda: _spooled(run, "actor-0") == 0 and _spooled(run, "actor-1") == 0,
+        60,
+        "spools to drain",
+    )
 
     # 3) kill -9 an actor: the learner carries on; a restarted actor rejoins as a new session
     os.kill(actors[1].pid, signal.SIGKILL)
@@ -101,7 +128,11 @@ def test_learner_sigkill_resume_and_actor_kill_rejoin_lose_nothing(tmp_path):
     assert lp.is_alive()
     sessions_before = {s for (a, s) in _journal(run) if a == "actor-1"}
     actors[1] = actor(1)
-    _wait(lambda: {s for (a, s) in _journal(run) if a == "actor-1"} - sessions_before, 120, "actor-1 to rejoin")
+    _wait(
+        lambda: {s for (a, s) in _journal(run) if a == "actor-1"} - sessions_before,
+        120,
+        "actor-1 to rejoin",
+    )
 
     # 4) stop everything cleanly: actors flush, the learner checkpoints on SIGTERM
     for p in actors:
@@ -119,7 +150,12 @@ def test_learner_sigkill_resume_and_actor_kill_rejoin_lose_nothing(tmp_path):
     # Nothing lost, nothing twice: every session's sequence numbers arrived exactly once, in order,
     # and nothing is left unacknowledged in the spools of the actors that exited cleanly.
     seqs = _journal(run)
-    assert len({s for (a, s) in seqs if a == "actor-1"}) == 2 and len({s for (a, s) in seqs if a == "actor-0"}) == 1
+    assert (
+        len({s for (a, s) in seqs if a == "actor-1"}) == 2
+        and len({s for (a, s) in seqs if a == "actor-0"}) == 1
+    )
     for key, got in seqs.items():
-        assert got == list(range(len(got))), f"{key}: sequence numbers {got[:5]}... not contiguous from 0"
+        assert got == list(range(len(got))), (
+            f"{key}: sequence numbers {got[:5]}... not contiguous from 0"
+        )
     assert _spooled(run, "actor-0") == 0 and _spooled(run, "actor-1") == 0

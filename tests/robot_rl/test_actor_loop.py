@@ -1,4 +1,5 @@
 """Actor loop, action guard, scripted operator and intervention segments."""
+
 from __future__ import annotations
 
 import socket
@@ -35,8 +36,13 @@ def _rows(intervened, first_row=True, last_row=False, terminal=False):
     is_last[-1] = last_row
     is_terminal = np.zeros(n, bool)
     is_terminal[-1] = terminal and last_row
-    return {"step": np.arange(n), "intervened": np.array(intervened, bool), "is_first": is_first,
-            "is_last": is_last, "is_terminal": is_terminal}
+    return {
+        "step": np.arange(n),
+        "intervened": np.array(intervened, bool),
+        "is_first": is_first,
+        "is_last": is_last,
+        "is_terminal": is_terminal,
+    }
 
 
 def test_intervention_segments_span_batches_and_end_with_the_row_after_them():
@@ -48,7 +54,9 @@ def test_intervention_segments_span_batches_and_end_with_the_row_after_them():
     out = seg.feed("a", _rows([1, 0, 0, 1], first_row=False))  # continues one row, closes on row 1
     assert out["step"].tolist() == [0, 1, 3] and out["is_first"].tolist() == [False, False, True]
     assert out["is_last"].tolist() == [False, True, False] and not out["is_terminal"].any()
-    out = seg.feed("a", _rows([1, 0], first_row=False, last_row=True, terminal=True))  # ends at a terminal state
+    out = seg.feed(
+        "a", _rows([1, 0], first_row=False, last_row=True, terminal=True)
+    )  # ends at a terminal state
     assert out["is_last"].tolist() == [False, True] and out["is_terminal"].tolist() == [False, True]
     assert seg.feed("b", _rows([0, 0])) is None  # streams are independent
 
@@ -68,8 +76,14 @@ def _expert(_obs):
 
 
 def test_operator_takes_over_on_stall_and_drift_hands_back_and_respects_its_budget():
-    cfg = OperatorConfig(stall_steps=3, stall_distance=0.01, drift_steps=2, takeover_steps=4,
-                         budget_start=0.5, budget_min=0.0)
+    cfg = OperatorConfig(
+        stall_steps=3,
+        stall_distance=0.01,
+        drift_steps=2,
+        takeover_steps=4,
+        budget_start=0.5,
+        budget_min=0.0,
+    )
     op = ScriptedOperator(_expert, cfg)
     scene = _Line()
     op.start_episode(max_steps=20)
@@ -100,7 +114,9 @@ def test_operator_takes_over_on_stall_and_drift_hands_back_and_respects_its_budg
 
 
 def test_operator_budget_shrinks_with_success_and_demo_mode_drives_everything():
-    op = ScriptedOperator(_expert, OperatorConfig(budget_start=0.6, budget_min=0.1, success_window=4))
+    op = ScriptedOperator(
+        _expert, OperatorConfig(budget_start=0.6, budget_min=0.1, success_window=4)
+    )
     assert op.budget_fraction == pytest.approx(0.6)
     for success in (True, True, True, False):
         op.start_episode(10)
@@ -137,8 +153,8 @@ class _AlwaysTakeOver:
 
 def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path):
     import sim
-    from robot_rl.agents.sac import Policy, SACConfig
     from robot_rl.agents.replay_buffer import obs_spec_from_space
+    from robot_rl.agents.sac import Policy, SACConfig
 
     torch.set_num_threads(1)
     env = sim.make_env("pick_cube", max_episode_steps=12)
@@ -147,7 +163,9 @@ def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path
     endpoint = _endpoint()
     server = LearnerServer(endpoint, "ab", timing=FAST).start()
     client = ActorClient(endpoint, "actor-3", "ab", tmp_path / "spool", timing=FAST).start()
-    actor = Actor(env, policy, client, batch_steps=5, operator=_AlwaysTakeOver(), max_episode_steps=12)
+    actor = Actor(
+        env, policy, client, batch_steps=5, operator=_AlwaysTakeOver(), max_episode_steps=12
+    )
     new = {k: np.full_like(v, 0.01) for k, v in policy.actor_parameters().items()}
     server.publish_weights(new, version=42)
     deadline = time.monotonic() + 10
@@ -161,15 +179,23 @@ def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path
     assert [len(m.arrays["step"]) for m in batches] == [5, 5, 3]  # streamed during the episode
     rows = {k: np.concatenate([m.arrays[k] for m in batches]) for k in batches[0].arrays}
     assert rows["step"].tolist() == list(range(13)) and set(rows["episode_id"].tolist()) == {0}
-    assert rows["is_first"].tolist() == [True] + [False] * 12 and rows["is_last"].tolist() == [False] * 12 + [True]
+    assert rows["is_first"].tolist() == [True] + [False] * 12 and rows["is_last"].tolist() == [
+        False
+    ] * 12 + [True]
     assert rows["intervened"][:12].tolist() == [True, False] * 6 and not rows["intervened"][12]
-    np.testing.assert_allclose(rows["action"][0:12:2, 2], -0.5)  # the executed action is the operator's
+    np.testing.assert_allclose(
+        rows["action"][0:12:2, 2], -0.5
+    )  # the executed action is the operator's
     assert not np.allclose(rows["action"][1:12:2], rows["action"][0:12:2])
     assert np.all(rows["policy_version"] == 42) and actor.policy_version == 42
     assert all(np.array_equal(v, new[k]) for k, v in policy.actor_parameters().items())
     assert all(m.actor_id == "actor-3" for m in msgs)
     [stat] = [m for m in msgs if m.kind == "stats"]
-    assert stat.meta["steps"] == 12 and stat.meta["takeovers"] == 6 and stat.meta["intervened_steps"] == 6
+    assert (
+        stat.meta["steps"] == 12
+        and stat.meta["takeovers"] == 6
+        and stat.meta["intervened_steps"] == 6
+    )
     assert stats.steps == 12
     client.close()
     server.close()
@@ -178,8 +204,8 @@ def test_actor_streams_tagged_rows_mid_episode_and_swaps_in_new_weights(tmp_path
 
 def test_paced_actor_waits_for_new_weights_only_in_training_and_only_when_trained(tmp_path):
     import sim
-    from robot_rl.agents.sac import Policy, SACConfig
     from robot_rl.agents.replay_buffer import obs_spec_from_space
+    from robot_rl.agents.sac import Policy, SACConfig
 
     torch.set_num_threads(1)
     env = sim.make_env("pick_cube", max_episode_steps=12)
@@ -187,7 +213,15 @@ def test_paced_actor_waits_for_new_weights_only_in_training_and_only_when_traine
     endpoint = _endpoint()
     server = LearnerServer(endpoint, "ab", timing=FAST).start()
     client = ActorClient(endpoint, "actor-0", "ab", tmp_path / "spool", timing=FAST).start()
-    actor = Actor(env, policy, client, batch_steps=5, max_episode_steps=12, steps_per_weights=5, pace_timeout_s=0.4)
+    actor = Actor(
+        env,
+        policy,
+        client,
+        batch_steps=5,
+        max_episode_steps=12,
+        steps_per_weights=5,
+        pace_timeout_s=0.4,
+    )
     weights = policy.actor_parameters()
     server.publish_weights(weights, version=0)  # the learner has not trained yet: no pacing
     deadline = time.monotonic() + 10
@@ -210,7 +244,9 @@ def test_paced_actor_waits_for_new_weights_only_in_training_and_only_when_traine
 
     threading.Thread(target=publish_later).start()
     before = actor.paced_s
-    actor.run_episode("train", seed=3)  # the first wait ends when v100 arrives, the second times out
+    actor.run_episode(
+        "train", seed=3
+    )  # the first wait ends when v100 arrives, the second times out
     assert actor.policy_version == 100 and actor.paced_s - before < 0.8 - 0.05
     client.close()
     server.close()

@@ -1,4 +1,5 @@
 """`robot-rl train` end to end with a tiny budget: processes, demos, operator, evaluation, outputs."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,15 @@ def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwr
     out = tmp_path / "run"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("eval_success_rate", "eval_episodes", "env_steps", "wall_s", "updates", "interventions",
-                "final_intervention_rate"):
+    for key in (
+        "eval_success_rate",
+        "eval_episodes",
+        "env_steps",
+        "wall_s",
+        "updates",
+        "interventions",
+        "final_intervention_rate",
+    ):
         assert key in summary
     assert summary["eval_episodes"] == 3 and 0.0 <= summary["eval_success_rate"] <= 1.0
     assert summary["env_steps"] >= 150 and summary["updates"] > 0
@@ -44,7 +52,9 @@ def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwr
         with EpisodeStore.open(out / "episodes" / f"actor-{i}.zarr") as store:
             infos += [store.info(e) for e in range(len(store))]
     demos = [info for info in infos if info.source == "demo"]
-    assert len(demos) == 2 and all(info.platform == "sim" and info.operator == "scripted" for info in demos)
+    assert len(demos) == 2 and all(
+        info.platform == "sim" and info.operator == "scripted" for info in demos
+    )
     assert len(infos) > 2 and {info.source for info in infos} <= {"demo", "sim", "intervention"}
     with pytest.raises(SystemExit, match="already holds a run.*pass --resume"):
         main(["train", "--config", str(config), "--out", str(out)])
@@ -80,17 +90,25 @@ def test_a_terminated_train_command_takes_its_learner_and_actors_with_it(tmp_pat
     """`kill` of `robot-rl train` (SIGTERM, what a scheduler sends) once left the learner and actor processes
     running on, orphaned, competing for the CPU with the next run."""
     config = tmp_path / "long.yaml"
-    config.write_text("task: pick_cube\nenv: {max_episode_steps: 15}\ndemos: 1\ntotal_env_steps: 1000000\n"
-                      "sac: {hidden: [32, 32]}\n"
-                      "learner: {batch_size: 32, learning_starts: 20, progress_every_s: 1.0}\n")
+    config.write_text(
+        "task: pick_cube\nenv: {max_episode_steps: 15}\ndemos: 1\ntotal_env_steps: 1000000\n"
+        "sac: {hidden: [32, 32]}\n"
+        "learner: {batch_size: 32, learning_starts: 20, progress_every_s: 1.0}\n"
+    )
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "train", "--config", str(config), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robot_rl.cli", "train", "--config", str(config), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         metrics, deadline = out / "metrics.csv", time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None and not _env_steps(metrics):
             time.sleep(0.5)  # until an actor's steps reached the learner: both are running
-        assert _env_steps(metrics), proc.stdout.read() if proc.poll() is not None else "no steps reached the learner"
+        assert _env_steps(metrics), (
+            proc.stdout.read() if proc.poll() is not None else "no steps reached the learner"
+        )
         workers = _children(proc.pid)
         os.kill(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)

@@ -1,16 +1,26 @@
 """Image path: pretrained EfficientNet-Lite0 backbone, DrQ shift, feature cache, image agent updates."""
+
 import numpy as np
 import pytest
 import torch
 
 from controllers.config import from_dict
-from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
-from robot_rl.agents.encoders import Backbone, EfficientNetLite0Trunk, load_efficientnet_lite0, random_shift
+from robot_rl.agents.encoders import (
+    Backbone,
+    EfficientNetLite0Trunk,
+    load_efficientnet_lite0,
+    random_shift,
+)
 from robot_rl.agents.replay_buffer import ReplayBuffer
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
 
 torch.set_num_threads(1)
 SIZE = 64
-SPEC = {"tcp_pose": ((7,), np.float32), "image_front": ((SIZE, SIZE, 3), np.uint8), "image_wrist": ((SIZE, SIZE, 3), np.uint8)}
+SPEC = {
+    "tcp_pose": ((7,), np.float32),
+    "image_front": ((SIZE, SIZE, 3), np.uint8),
+    "image_wrist": ((SIZE, SIZE, 3), np.uint8),
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +34,21 @@ def test_pretrained_weights_load_and_match_their_batchnorm_statistics(backbone):
     rng = np.random.default_rng(0)
     # smooth random colour fields with a natural mean colour
     coarse = rng.uniform(40, 210, (16, 8, 8, 3)).astype(np.float32)
-    imgs = torch.nn.functional.interpolate(torch.from_numpy(coarse).permute(0, 3, 1, 2), size=128, mode="bilinear")
+    imgs = torch.nn.functional.interpolate(
+        torch.from_numpy(coarse).permute(0, 3, 1, 2), size=128, mode="bilinear"
+    )
     trunk = load_efficientnet_lite0()  # as loaded: BatchNorms not yet folded into the convs
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
     corr = {}
     for name, x in (("lite", (imgs - 127.0) / 128.0), ("torchvision", (imgs / 255 - mean) / std)):
         with torch.no_grad():
             stem = trunk._conv_stem(x)
-        corr[name] = np.corrcoef(stem.mean((0, 2, 3)).numpy(), trunk._bn0.running_mean.numpy())[0, 1]
+        corr[name] = np.corrcoef(stem.mean((0, 2, 3)).numpy(), trunk._bn0.running_mean.numpy())[
+            0, 1
+        ]
     assert corr["lite"] > 0.8 and corr["torchvision"] < 0.5, corr
     fresh = EfficientNetLite0Trunk()
     assert not torch.allclose(fresh._conv_stem.weight, trunk._conv_stem.weight)
@@ -77,12 +94,14 @@ def test_pointwise_conv_is_conv2d_in_either_memory_layout():
     assert last.is_contiguous(memory_format=torch.channels_last)  # the next layer gets NHWC again
 
 
-@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="CPU without native bfloat16")
+@pytest.mark.skipif(
+    not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="CPU without native bfloat16"
+)
 def test_bfloat16_backbone_stays_within_camera_noise_of_float32(backbone):
     """bf16 features differ from float32 by about what 2 grey levels of pixel noise change in the
     float32 features; a policy must not see a different backbone than it was trained with."""
-    from robot_rl.agents.sac import build_backbone
     from robot_rl.agents.encoders import load_efficientnet_lite0
+    from robot_rl.agents.sac import build_backbone
 
     rng = np.random.default_rng(1)
     frames = torch.from_numpy(rng.integers(0, 255, (2, 128, 128, 3), dtype=np.uint8))
@@ -98,7 +117,10 @@ def test_bfloat16_backbone_stays_within_camera_noise_of_float32(backbone):
     assert build_backbone(cfg.image).dtype == torch.bfloat16
     from controllers.config import ConfigError
 
-    with pytest.raises(ConfigError, match="sac.image.dtype is bfloat16 but the backbone given runs in torch.float32"):
+    with pytest.raises(
+        ConfigError,
+        match="sac.image.dtype is bfloat16 but the backbone given runs in torch.float32",
+    ):
         Policy(SPEC, cfg, backbone=backbone)
 
 
@@ -112,7 +134,9 @@ def test_random_shift_is_a_replicate_padded_crop():
     g = torch.Generator().manual_seed(0)
     out = random_shift(imgs, 2, g)
     assert out.shape == imgs.shape and out.dtype == torch.uint8
-    padded = torch.nn.functional.pad(imgs.permute(0, 3, 1, 2).float(), (2, 2, 2, 2), mode="replicate").permute(0, 2, 3, 1)
+    padded = torch.nn.functional.pad(
+        imgs.permute(0, 3, 1, 2).float(), (2, 2, 2, 2), mode="replicate"
+    ).permute(0, 2, 3, 1)
     for i in range(2):  # each output is one of the 25 crops of its padded image
         crops = [padded[i, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i].float(), c) for c in crops)
@@ -130,20 +154,38 @@ def test_featurize_caches_unshifted_plus_shifted_copies(backbone):
 
 
 def _episode(rng, T=6, spec=SPEC):
-    ep = {k: (rng.integers(0, 255, (T + 1, *s)) if d == np.uint8 else rng.standard_normal((T + 1, *s))).astype(d) for k, (s, d) in spec.items()}
-    ep.update(action=rng.uniform(-1, 1, (T + 1, 7)).astype(np.float32), reward=np.zeros(T + 1, np.float32),
-              intervened=np.zeros(T + 1, bool), is_first=np.arange(T + 1) == 0, is_last=np.arange(T + 1) == T,
-              is_terminal=np.arange(T + 1) == T)
+    ep = {
+        k: (
+            rng.integers(0, 255, (T + 1, *s)) if d == np.uint8 else rng.standard_normal((T + 1, *s))
+        ).astype(d)
+        for k, (s, d) in spec.items()
+    }
+    ep.update(
+        action=rng.uniform(-1, 1, (T + 1, 7)).astype(np.float32),
+        reward=np.zeros(T + 1, np.float32),
+        intervened=np.zeros(T + 1, bool),
+        is_first=np.arange(T + 1) == 0,
+        is_last=np.arange(T + 1) == T,
+        is_terminal=np.arange(T + 1) == T,
+    )
     return ep
 
 
-@pytest.mark.parametrize("cache_shifts, matmul_dtype", [(0, "float32"), (2, "float32"), (2, "bfloat16")])
+@pytest.mark.parametrize(
+    "cache_shifts, matmul_dtype", [(0, "float32"), (2, "float32"), (2, "bfloat16")]
+)
 def test_image_agent_updates_and_exports_no_backbone(backbone, cache_shifts, matmul_dtype):
     if matmul_dtype == "bfloat16" and not native_bf16():
         pytest.skip("CPU without native bf16")
     rng = np.random.default_rng(0)
-    cfg = from_dict(SACConfig, {"hidden": [32], "image": {"cache_shifts": cache_shifts, "embed_dim": 16},
-                                "matmul_dtype": matmul_dtype})
+    cfg = from_dict(
+        SACConfig,
+        {
+            "hidden": [32],
+            "image": {"cache_shifts": cache_shifts, "embed_dim": 16},
+            "matmul_dtype": matmul_dtype,
+        },
+    )
     agent = SACAgent(SPEC, cfg, backbone=backbone)
     spec = agent.storage_spec() if cache_shifts else SPEC
     buf = ReplayBuffer(100, spec)
@@ -155,10 +197,14 @@ def test_image_agent_updates_and_exports_no_backbone(backbone, cache_shifts, mat
     for _ in range(2):
         m = agent.update(buf.sample(8, rng))
     assert "critic_loss" in m and agent.skipped_updates == 0
-    assert not torch.equal(before, agent.policy.encoder.pools["image_front"].kernel)  # critic loss trains pooling
+    assert not torch.equal(
+        before, agent.policy.encoder.pools["image_front"].kernel
+    )  # critic loss trains pooling
     params = agent.actor_parameters()
     assert not any("_blocks" in k or "_conv_stem" in k for k in params)
-    assert sum(v.size for v in params.values()) < 2_000_000  # the 3.4M-parameter backbone stays home
+    assert (
+        sum(v.size for v in params.values()) < 2_000_000
+    )  # the 3.4M-parameter backbone stays home
     policy = Policy(SPEC, cfg, backbone=backbone)
     policy.load_actor_parameters(params)
     obs = {k: v[0] for k, v in _episode(rng).items() if k in SPEC}
@@ -172,7 +218,9 @@ def test_cached_maps_reach_the_encoder_unchanged_in_channel_major_memory(backbon
     stored = agent.to_storage(_episode(rng))
     obs = agent.policy.obs_to_tensors({k: stored[k][:4] for k in SPEC}, batched=True)
     maps = agent.policy.image_features(obs, augment=False)["image_front"]
-    torch.testing.assert_close(maps, torch.from_numpy(stored["image_front"][:4, 0]).float(), rtol=0, atol=0)
+    torch.testing.assert_close(
+        maps, torch.from_numpy(stored["image_front"][:4, 0]).float(), rtol=0, atol=0
+    )
     assert maps.transpose(0, 1).is_contiguous()  # (C, B, h, w) in memory: no copy per encoder pass
     shifted = agent.policy.image_features(obs, augment=True)["image_front"]
     copies = torch.from_numpy(stored["image_front"][:4]).float()
@@ -182,7 +230,14 @@ def test_cached_maps_reach_the_encoder_unchanged_in_channel_major_memory(backbon
 def test_replay_stores_only_the_cameras_the_policy_reads(backbone):
     """A reward camera in the observation that the policy does not read takes no replay memory."""
     rng = np.random.default_rng(4)
-    cfg = from_dict(SACConfig, {"hidden": [32], "image_keys": ["image_front"], "image": {"cache_shifts": 1, "embed_dim": 16}})
+    cfg = from_dict(
+        SACConfig,
+        {
+            "hidden": [32],
+            "image_keys": ["image_front"],
+            "image": {"cache_shifts": 1, "embed_dim": 16},
+        },
+    )
     agent = SACAgent(SPEC, cfg, backbone=backbone)
     assert set(agent.storage_spec()) == {"tcp_pose", "image_front"}
     buf = ReplayBuffer(100, agent.storage_spec())

@@ -1,4 +1,5 @@
 """SAC agent: the math of its parts, that updates learn what they should, and bad input handling."""
+
 import math
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 import torch
 
 from controllers.config import ConfigError, from_dict
-from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
 from robot_rl.agents.networks import CriticEnsemble, TanhGaussianHead
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
 
 torch.set_num_threads(1)
 SPEC = {"tcp_pose": ((7,), np.float32), "gripper_width": ((1,), np.float32)}
@@ -71,7 +72,13 @@ def test_ensemble_runs_a_subset_of_members_alone():
 def test_defaults_follow_the_anchors():
     agent = SACAgent(SPEC, SACConfig())
     cfg = agent.cfg
-    assert (cfg.discount, cfg.tau, cfg.init_temperature, cfg.hidden, cfg.layer_norm) == (0.97, 0.005, 0.01, (256, 256), True)
+    assert (cfg.discount, cfg.tau, cfg.init_temperature, cfg.hidden, cfg.layer_norm) == (
+        0.97,
+        0.005,
+        0.01,
+        (256, 256),
+        True,
+    )
     assert agent.target_entropy == -3.0  # -|A|/2 over the 6 continuous dims (gripper is discrete)
     assert math.isclose(agent.temperature, 0.01, rel_tol=1e-6)
     assert agent.critic.n == 2
@@ -86,7 +93,9 @@ def test_critic_regresses_one_step_reward_and_actor_climbs_it(matmul_dtype):
         pytest.skip("CPU without native bf16")
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    agent = SACAgent(SPEC, SACConfig(**SMALL, actor_lr=1e-3, critic_lr=1e-3, matmul_dtype=matmul_dtype))
+    agent = SACAgent(
+        SPEC, SACConfig(**SMALL, actor_lr=1e-3, critic_lr=1e-3, matmul_dtype=matmul_dtype)
+    )
     for _ in range(250):
         b = batch(64, rng)
         for part in ("obs", "next_obs"):
@@ -99,15 +108,31 @@ def test_critic_regresses_one_step_reward_and_actor_climbs_it(matmul_dtype):
     assert agent.skipped_updates == 0 and agent.actor_steps == agent.critic_steps == 250
 
 
-@pytest.mark.parametrize("steps, matmul_dtype", [
-    (None, "float32"), (2, "float32"),
-    pytest.param(None, "bfloat16", marks=pytest.mark.skipif(not native_bf16(), reason="CPU without native bf16"))])
+@pytest.mark.parametrize(
+    "steps, matmul_dtype",
+    [
+        (None, "float32"),
+        (2, "float32"),
+        pytest.param(
+            None,
+            "bfloat16",
+            marks=pytest.mark.skipif(not native_bf16(), reason="CPU without native bf16"),
+        ),
+    ],
+)
 def test_bootstrap_uses_discount_and_no_entropy_term(steps, matmul_dtype):
     """Absorbing chain with r = 1 and done = 0 everywhere: Q -> 1 / (1 - gamma^k) for k-step
     transitions (k = 1 without a `steps` key), no entropy bonus; the same with bf16 matmuls."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg = SACConfig(hidden=(32,), discount=0.5, tau=0.1, critic_lr=3e-3, init_temperature=1.0, matmul_dtype=matmul_dtype)
+    cfg = SACConfig(
+        hidden=(32,),
+        discount=0.5,
+        tau=0.1,
+        critic_lr=3e-3,
+        init_temperature=1.0,
+        matmul_dtype=matmul_dtype,
+    )
     agent = SACAgent(SPEC, cfg)
     for _ in range(400):
         b = batch(32, rng, reward=np.ones(32, np.float32), done=np.zeros(32, np.float32))
@@ -119,7 +144,9 @@ def test_bootstrap_uses_discount_and_no_entropy_term(steps, matmul_dtype):
     z = agent.policy.encoder(*agent.policy.inputs(t["obs"], False))
     q = agent.critic(torch.cat([z, t["action"][:, :6]], -1))
     expected = 1.0 / (1.0 - 0.5 ** (steps or 1))  # 2.0 one-step, 1.33 two-step
-    assert abs(float(q.detach().mean()) - expected) < 0.1  # an entropy term (temperature ~1, entropy ~ -3) would shift it far
+    assert (
+        abs(float(q.detach().mean()) - expected) < 0.1
+    )  # an entropy term (temperature ~1, entropy ~ -3) would shift it far
 
 
 def test_discrete_gripper_learns_the_rewarded_command_and_the_grasp_penalty():
@@ -139,17 +166,23 @@ def test_discrete_gripper_learns_the_rewarded_command_and_the_grasp_penalty():
     for _ in range(200):
         b = batch(64, rng)
         b["action"][:, 6] = rng.choice([-1.0, 0.0, 1.0], 64)
-        b["prev_gripper"] = np.full(64, -1, np.int8)  # gripper open: 'close' toggles, 'open' does not
+        b["prev_gripper"] = np.full(
+            64, -1, np.int8
+        )  # gripper open: 'close' toggles, 'open' does not
         agent.update(b)
     t = agent._to_tensors(batch(64, rng))
     with torch.no_grad():
-        q = agent.policy.grasp_critic(agent.policy.encoder(*agent.policy.inputs(t["obs"], False))).mean(0)
+        q = agent.policy.grasp_critic(
+            agent.policy.encoder(*agent.policy.inputs(t["obs"], False))
+        ).mean(0)
     assert q[0] < -0.3 and abs(float(q[1])) < 0.1 and abs(float(q[2])) < 0.1  # close, stay, open
 
 
 def test_critic_actor_ratio_and_redq_subset():
     rng = np.random.default_rng(0)
-    agent = SACAgent(SPEC, SACConfig(**SMALL, num_critics=10, num_target_critics=2, critic_actor_ratio=3))
+    agent = SACAgent(
+        SPEC, SACConfig(**SMALL, num_critics=10, num_target_critics=2, critic_actor_ratio=3)
+    )
     for _ in range(7):
         agent.update(batch(16, rng))
     assert (agent.critic_steps, agent.actor_steps) == (7, 2)
@@ -167,7 +200,9 @@ def test_non_finite_batches_and_losses_are_skipped_and_counted():
     b = batch(16, rng)
     b["next_obs"]["gripper_width"][0] = np.inf
     agent.update(b)
-    b = batch(16, rng, reward=np.full(16, 3e38, np.float32))  # finite, but its square overflows the loss
+    b = batch(
+        16, rng, reward=np.full(16, 3e38, np.float32)
+    )  # finite, but its square overflows the loss
     agent.update(b)
     assert agent.skipped_updates == 3 and agent.critic_steps == 0
     for k, v in agent.critic.state_dict().items():
@@ -247,17 +282,29 @@ def test_config_validation_names_the_key():
 
 def test_relative_positions_join_the_proprio():
     spec = {**SPEC, "object_pose": ((7,), np.float32)}
-    cfg = SACConfig(**SMALL, normalize_proprio=False, relative_positions=(("object_pose", "tcp_pose"),))
+    cfg = SACConfig(
+        **SMALL, normalize_proprio=False, relative_positions=(("object_pose", "tcp_pose"),)
+    )
     policy = Policy(spec, cfg)
     assert policy.proprio_dim == 7 + 1 + 7 + 3
     obs = {k: torch.randn(4, *s) for k, (s, _) in spec.items()}
     x = policy.proprio(obs)
     torch.testing.assert_close(x[:, -3:], obs["object_pose"][:, :3] - obs["tcp_pose"][:, :3])
-    only = Policy(spec, SACConfig(**SMALL, proprio_keys=("gripper_width",), relative_positions=(("object_pose", "tcp_pose"),)))
+    only = Policy(
+        spec,
+        SACConfig(
+            **SMALL,
+            proprio_keys=("gripper_width",),
+            relative_positions=(("object_pose", "tcp_pose"),),
+        ),
+    )
     blank = {k: np.zeros(s, np.float32) for k, (s, _) in spec.items()}
     assert only.act(blank, deterministic=True).shape == (7,)
     with pytest.raises(KeyError, match="object_pose"):  # read although not a proprio key
-        only.act({"gripper_width": blank["gripper_width"], "tcp_pose": blank["tcp_pose"]}, deterministic=True)
+        only.act(
+            {"gripper_width": blank["gripper_width"], "tcp_pose": blank["tcp_pose"]},
+            deterministic=True,
+        )
     with pytest.raises(ConfigError, match="relative_positions.*gripper_width"):
         Policy(spec, SACConfig(**SMALL, relative_positions=(("object_pose", "gripper_width"),)))
 
@@ -308,9 +355,14 @@ def test_bc_clones_offline_actions_the_critic_rates_higher():
     offline = np.array([0.5, 0.7])
     with_bc, m = final_action(bc_weight=4.0, offline_a0=0.5)
     without_bc, _ = final_action(bc_weight=0.0, offline_a0=0.5)
-    miss_with, miss_without = np.linalg.norm(with_bc[:2] - offline), np.linalg.norm(without_bc[:2] - offline)
+    miss_with, miss_without = (
+        np.linalg.norm(with_bc[:2] - offline),
+        np.linalg.norm(without_bc[:2] - offline),
+    )
     assert miss_with < 0.5 * miss_without, (with_bc, without_bc)  # measured: 0.11 against 0.33
-    assert m["bc_fraction"] > 0.1  # of the batch: a third of the offline samples pass the filter at the end
+    assert (
+        m["bc_fraction"] > 0.1
+    )  # of the batch: a third of the offline samples pass the filter at the end
 
 
 def test_bc_q_filter_ignores_offline_actions_worse_than_the_policy():
@@ -320,6 +372,8 @@ def test_bc_q_filter_ignores_offline_actions_worse_than_the_policy():
     assert abs(action[0] - 0.5) < 0.15, action
     assert m["bc_fraction"] < 0.05
     with pytest.raises(ValueError, match="offline"):
-        SACAgent(SPEC, SACConfig(**SMALL, bc_weight=1.0)).update({**batch(8, np.random.default_rng(0)), "offline": np.zeros(8)})
+        SACAgent(SPEC, SACConfig(**SMALL, bc_weight=1.0)).update(
+            {**batch(8, np.random.default_rng(0)), "offline": np.zeros(8)}
+        )
     with pytest.raises(ConfigError, match="bc_weight"):
         from_dict(SACConfig, {"bc_weight": -1})

@@ -1,4 +1,5 @@
 """The installed package: the `robot-rl` command and the ROS 2 package metadata."""
+
 import subprocess
 import sys
 import xml.etree.ElementTree as ET

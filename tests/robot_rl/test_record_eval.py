@@ -1,4 +1,5 @@
 """`robot-rl eval` on a real (untrained) SAC checkpoint in the MuJoCo twin, recording into a store."""
+
 from __future__ import annotations
 
 import json
@@ -15,31 +16,53 @@ from robot_rl.store import EpisodeStore
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from robot_rl.agents.sac import SACAgent, SACConfig
     from robot_rl.agents.checkpoint import save_checkpoint
     from robot_rl.agents.replay_buffer import obs_spec_from_space
+    from robot_rl.agents.sac import SACAgent, SACConfig
     from robot_rl.loop.trainer import TrainerConfig
     from sim import make_env
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = TrainerConfig(task="pick_cube", env={"max_episode_steps": 6}, sac=SACConfig(hidden=(32, 32)))
+    cfg = TrainerConfig(
+        task="pick_cube", env={"max_episode_steps": 6}, sac=SACConfig(hidden=(32, 32))
+    )
     env = make_env("pick_cube", cfg.env)
     spec = obs_spec_from_space(env.observation_space)
     agent = SACAgent(spec, cfg.sac)
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint"
-    config = {"trainer": to_dict(cfg), "obs_spec": {k: [list(s), d.str] for k, (s, d) in spec.items()}}
+    config = {
+        "trainer": to_dict(cfg),
+        "obs_spec": {k: [list(s), d.str] for k, (s, d) in spec.items()},
+    }
     save_checkpoint(path, agent, config, {})
     return path
 
 
 def test_eval_reports_success_rate_with_seeds_and_records(checkpoint, tmp_path, capsys):
     store_path = tmp_path / "eval"
-    assert main(["eval", str(checkpoint), "--task", "pick_cube", "--episodes", "2", "--seed", "5",
-                 "--record", str(store_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(checkpoint),
+                "--task",
+                "pick_cube",
+                "--episodes",
+                "2",
+                "--seed",
+                "5",
+                "--record",
+                str(store_path),
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["episodes"] == 2 and result["seeds"] == [5, 6]
-    assert result["success_rate"] == 0.0 and result["mean_time_to_success_s"] is None  # an untrained policy
+    assert (
+        result["success_rate"] == 0.0 and result["mean_time_to_success_s"] is None
+    )  # an untrained policy
     store = EpisodeStore.open(store_path)
     assert [i.seed for i in store.infos()] == [5, 6]
     assert all(i.source == "sim" and not i.success for i in store.infos())

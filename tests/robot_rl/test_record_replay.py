@@ -1,4 +1,5 @@
 """Recording in the real MuJoCo twin, exact open-loop replay, the sim-to-real start, videos and the data CLI."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ def test_recorder_builds_contract_rows():
     rec.start({"tcp_pose": np.zeros(7), "image_front": np.zeros((4, 4, 3), np.uint8)})
     for t in range(3):
         obs = {"tcp_pose": np.full(7, t + 1.0), "image_front": np.full((4, 4, 3), t + 1, np.uint8)}
-        rec.step(np.full(7, 0.1 * t), obs, reward=float(t == 2), terminated=t == 2, intervened=t == 1,
-                 policy_action=np.full(7, -0.5), success_prob=0.9, policy_version=7)
+        rec.step(
+            np.full(7, 0.1 * t),
+            obs,
+            reward=float(t == 2),
+            terminated=t == 2,
+            intervened=t == 1,
+            policy_action=np.full(7, -0.5),
+            success_prob=0.9,
+            policy_version=7,
+        )
     ep = rec.finish()
     assert ep["tcp_pose"].shape == (4, 7) and ep["tcp_pose"][3, 0] == 3.0
     np.testing.assert_allclose(ep["action"][:, 0], [0.0, 0.1, 0.2, 0.0])  # the last row is padding
@@ -65,8 +74,12 @@ def test_recorded_demos_carry_attributes_and_initial_state(demo_store):
         assert info.task == "pick_cube" and info.source == "demo" and info.platform == "sim"
         assert info.seed == 3 + i and info.operator == "scripted" and info.start_time > 1.7e9
         ep = store.episode(i)
-        assert ep["image_front"].shape[1:] == (128, 128, 3) and ep["image_front"].std() > 5  # a real render
-        assert ep["is_terminal"][-1] == info.success  # the expert ends an episode by success, else by time limit
+        assert (
+            ep["image_front"].shape[1:] == (128, 128, 3) and ep["image_front"].std() > 5
+        )  # a real render
+        assert (
+            ep["is_terminal"][-1] == info.success
+        )  # the expert ends an episode by success, else by time limit
         assert ep["reward"][-2] == float(info.success)
         state = decode_state(info.initial_state["sim_state"])
         assert state["qpos"].shape == (16,) and state["mocap_pos"].shape == (0, 3)
@@ -82,13 +95,18 @@ def test_replay_of_a_twin_episode_is_exact(demo_store, tmp_path):
     assert report["pos_err_mm_max"] < 1e-3  # float32 rounding of the stored pose, no drift
     assert report["replayed_success"] == info.success
     assert (tmp_path / "replay.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(json.loads((tmp_path / "replay.json").read_text())["pos_err_mm"]) == report["steps_compared"] + 1
+    assert (
+        len(json.loads((tmp_path / "replay.json").read_text())["pos_err_mm"])
+        == report["steps_compared"] + 1
+    )
 
 
 def test_replay_reports_divergence_when_actions_do_not_match(demo_store, tmp_path):
     src = EpisodeStore.open(demo_store)
     ep, info = src.episode(0), src.info(0)
-    ep["action"][:-1, 1] = np.clip(ep["action"][:-1, 1] + 0.5, -1, 1)  # the recording's poses came from other actions
+    ep["action"][:-1, 1] = np.clip(
+        ep["action"][:-1, 1] + 0.5, -1, 1
+    )  # the recording's poses came from other actions
     with EpisodeStore.open(tmp_path / "bad", mode="a") as store:
         store.append(ep, info, src.config(info.config_hash))
     report = replay(tmp_path / "bad", 0, tmp_path)
@@ -99,13 +117,21 @@ def test_replay_reports_divergence_when_actions_do_not_match(demo_store, tmp_pat
 def test_replay_of_a_real_episode_starts_from_the_recorded_pose(demo_store, tmp_path):
     src = EpisodeStore.open(demo_store)
     ep, sim_info = src.episode(1), src.info(1)
-    info = EpisodeInfo(task="pick_cube", source="real", success=sim_info.success, platform="real", seed=99,
-                       initial_state={"object_pose": ep["object_pose"][0].astype(float).tolist()})
+    info = EpisodeInfo(
+        task="pick_cube",
+        source="real",
+        success=sim_info.success,
+        platform="real",
+        seed=99,
+        initial_state={"object_pose": ep["object_pose"][0].astype(float).tolist()},
+    )
     with EpisodeStore.open(tmp_path / "real", mode="a") as store:
         store.append(ep, info)
     report = replay(tmp_path / "real", 0, tmp_path)
     assert report["start"] == "recorded joint pose and object pose"
-    assert report["pos_err_mm_initial"] < 0.5  # same kinematics: the joint pose gives the recorded TCP pose
+    assert (
+        report["pos_err_mm_initial"] < 0.5
+    )  # same kinematics: the joint pose gives the recorded TCP pose
     assert report["pos_err_mm_max"] < 10.0  # the "real" robot here is the twin itself: a small gap
     assert report["replayed_success"] == sim_info.success
 
@@ -123,21 +149,29 @@ def test_data_info_and_video_commands(demo_store, tmp_path, capsys):
     import imageio.v3 as iio
 
     n_rows = len(store.episode(1, ("is_first",))["is_first"])
-    assert main(["data", "video", str(demo_store), "--episode", "1", "--out", str(tmp_path / "e.mp4")]) == 0
+    assert (
+        main(["data", "video", str(demo_store), "--episode", "1", "--out", str(tmp_path / "e.mp4")])
+        == 0
+    )
     cap = cv2.VideoCapture(str(tmp_path / "e.mp4"))
     frames = 0
     while cap.read()[0]:
         frames += 1
     assert frames == n_rows
-    assert main(["data", "video", str(demo_store), "--episode", "-1", "--out", str(tmp_path / "e.gif")]) == 0
+    assert (
+        main(
+            ["data", "video", str(demo_store), "--episode", "-1", "--out", str(tmp_path / "e.gif")]
+        )
+        == 0
+    )
     gif = iio.imread(tmp_path / "e.gif")
     assert gif.shape[0] == n_rows and gif.shape[1] > 256  # 2x camera plus the text panel
 
 
 def test_video_marks_intervened_steps(tmp_path):
-    from robot_rl.store.video import INTERVENTION_BGR, overlay_frames
-
     from store_testdata import make_episode
+
+    from robot_rl.store.video import INTERVENTION_BGR, overlay_frames
 
     ep = make_episode(1)
     frames = overlay_frames(ep)
@@ -157,7 +191,17 @@ def test_cli_errors_name_the_problem(tmp_path):
 
         with EpisodeStore.open(tmp_path / "s", mode="a") as store:
             store.append(make_episode(0), make_info(0))
-        main(["data", "video", str(tmp_path / "s"), "--episode", "0", "--out", str(tmp_path / "v.avi")])
+        main(
+            [
+                "data",
+                "video",
+                str(tmp_path / "s"),
+                "--episode",
+                "0",
+                "--out",
+                str(tmp_path / "v.avi"),
+            ]
+        )
     with pytest.raises(SystemExit, match="no episode 5"):
         main(["data", "video", str(tmp_path / "s"), "--episode", "5"])
     with pytest.raises(SystemExit, match="episodes: 0 must be >= 1"):
@@ -166,8 +210,15 @@ def test_cli_errors_name_the_problem(tmp_path):
 
 def test_record_command_appends_to_a_store(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["record", "--task", "pick_cube", "--episodes", "1", "--out", str(out), "--cameras", ""]) == 0
+    assert (
+        main(
+            ["record", "--task", "pick_cube", "--episodes", "1", "--out", str(out), "--cameras", ""]
+        )
+        == 0
+    )
     assert "recorded 1 episodes" in capsys.readouterr().out
     store = EpisodeStore.open(out)
     assert len(store) == 1 and not any(k.startswith("image_") for k in store.keys)
-    assert_episode_equal(store.episode(0, ("is_first",)), {"is_first": np.arange(store.num_steps) == 0})
+    assert_episode_equal(
+        store.episode(0, ("is_first",)), {"is_first": np.arange(store.num_steps) == 0}
+    )

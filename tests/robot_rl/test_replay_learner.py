@@ -1,12 +1,18 @@
 """Replay buffer: episodes and interleaved per-stream rows, wrap-around, RLIF reward, bad input."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controllers.config import ConfigError
 from robot_rl.agents.replay_buffer import ReplayBuffer, concat_batches, sample_symmetric
 
-SPEC = {"t": ((1,), np.float32), "episode": ((1,), np.float32), "image_front": ((4, 4, 3), np.uint8)}
+SPEC = {
+    "t": ((1,), np.float32),
+    "episode": ((1,), np.float32),
+    "image_front": ((4, 4, 3), np.uint8),
+}
 
 
 def episode(ep_id: int, T: int, terminal: bool = True, intervened=None, grip=None) -> dict:
@@ -14,7 +20,9 @@ def episode(ep_id: int, T: int, terminal: bool = True, intervened=None, grip=Non
     ep = {
         "t": t[:, None],
         "episode": np.full((T + 1, 1), ep_id, np.float32),
-        "image_front": np.broadcast_to((t % 256).astype(np.uint8)[:, None, None, None], (T + 1, 4, 4, 3)).copy(),
+        "image_front": np.broadcast_to(
+            (t % 256).astype(np.uint8)[:, None, None, None], (T + 1, 4, 4, 3)
+        ).copy(),
         "action": np.zeros((T + 1, 7), np.float32),
         "reward": np.zeros(T + 1, np.float32),
         "intervened": np.zeros(T + 1, bool) if intervened is None else np.asarray(intervened, bool),
@@ -69,8 +77,13 @@ def test_interleaved_streams_equal_whole_episodes():
         streamed.add_rows(f"actor-{i}", rows_of(eps[i], cursors[i], cursors[i] + n))
         cursors[i] += n
     assert streamed.size == whole.size == sum(len(ep["t"]) - 1 for ep in eps)
-    key = lambda b: sorted(zip(b["obs"]["episode"][:, 0], b["obs"]["t"][:, 0], b["done"], b["reward"]))
-    bs, bw = streamed.gather(np.flatnonzero(streamed.valid)), whole.gather(np.flatnonzero(whole.valid))
+    key = lambda b: sorted(
+        zip(b["obs"]["episode"][:, 0], b["obs"]["t"][:, 0], b["done"], b["reward"])
+    )
+    bs, bw = (
+        streamed.gather(np.flatnonzero(streamed.valid)),
+        whole.gather(np.flatnonzero(whole.valid)),
+    )
     check_consistent(bs)
     assert key(bs) == key(bw)
 
@@ -99,7 +112,10 @@ def test_wraparound_drops_transitions_whose_next_row_was_overwritten():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5)), min_size=1, max_size=40), st.integers(8, 40))
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5)), min_size=1, max_size=40),
+    st.integers(8, 40),
+)
 def test_random_interleavings_keep_transitions_consistent(chunks, capacity):
     buf = ReplayBuffer(capacity, SPEC)
     eps = {i: episode(10 * i, 7) for i in range(3)}
@@ -220,7 +236,9 @@ def test_n_step_sums_discounted_rewards_and_stops_at_episode_ends():
     assert b["reward"][first][0] == pytest.approx(1.0 + 0.5 * 2.0 + 0.25 * 3.0)
     near_end = (e == 0) & (t == 4)  # two steps left: 5 + 0.5 * 6, ending in the terminal row
     assert b["reward"][near_end][0] == pytest.approx(5.0 + 0.5 * 6.0)
-    np.testing.assert_array_equal(b["done"] == 1.0, (e == 0) & (t >= 3))  # chains that reach the terminal row
+    np.testing.assert_array_equal(
+        b["done"] == 1.0, (e == 0) & (t >= 3)
+    )  # chains that reach the terminal row
     assert not b["done"][e == 1].any()  # a time-limit end bootstraps
 
 

@@ -1,10 +1,16 @@
 """The trained success classifier on synthetic frames: a red block that is lifted (success) or resting."""
+
 import numpy as np
 import pytest
 import torch
 
 from controllers.config import ConfigError, from_dict
-from robot_rl.reward.classifier import ClassifierConfig, ProprioConfig, SuccessClassifier, ViewConfig
+from robot_rl.reward.classifier import (
+    ClassifierConfig,
+    ProprioConfig,
+    SuccessClassifier,
+    ViewConfig,
+)
 from robot_rl.reward.labels import LABEL_KEY
 from robot_rl.reward.training import TrainConfig, collect_frames, evaluate, split_by_episode, train
 
@@ -53,8 +59,13 @@ def test_config_validation_names_the_key():
         ClassifierConfig(proprio_hidden=0)
     for components in ([], [7], [2, 2]):
         with pytest.raises(ConfigError, match=r"proprio\[0\].components"):
-            from_dict(ClassifierConfig, {"proprio": [{"key": "tcp_pose", "size": 7, "components": components}]})
-    cfg = from_dict(TrainConfig, {"classifier": {"views": [{"camera": "wrist", "crop": [0, 0, 64, 64]}]}})
+            from_dict(
+                ClassifierConfig,
+                {"proprio": [{"key": "tcp_pose", "size": 7, "components": components}]},
+            )
+    cfg = from_dict(
+        TrainConfig, {"classifier": {"views": [{"camera": "wrist", "crop": [0, 0, 64, 64]}]}}
+    )
     assert cfg.classifier.views[0].crop == (0, 0, 64, 64)
 
 
@@ -84,7 +95,9 @@ def test_train_reaches_precision_and_round_trips(episodes, tmp_path):
     assert single.shape == (1,) and single[0] > model.threshold  # the lifted frame is success
 
     again = evaluate(loaded, episodes)
-    assert again.threshold == loaded.threshold and again.positives == sum(int(e[LABEL_KEY].sum()) for e in episodes)
+    assert again.threshold == loaded.threshold and again.positives == sum(
+        int(e[LABEL_KEY].sum()) for e in episodes
+    )
 
 
 def test_max_positives_caps_training_positives(episodes):
@@ -108,8 +121,14 @@ def test_bad_input_is_named(episodes, tmp_path):
 def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
     with pytest.raises(ConfigError, match="classifier.ensemble"):
         ClassifierConfig(ensemble=0)
-    cfg = TrainConfig(classifier=ClassifierConfig(ensemble=3), steps=150, shifts=2, target_precision=0.95,
-                      threshold_confidence=0.5, seed=0)
+    cfg = TrainConfig(
+        classifier=ClassifierConfig(ensemble=3),
+        steps=150,
+        shifts=2,
+        target_precision=0.95,
+        threshold_confidence=0.5,
+        seed=0,
+    )
     result = train(episodes, cfg)
     assert result.target_met and result.report.recall >= 0.8
     model = result.model
@@ -119,7 +138,9 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
         logits = torch.stack([m(maps, torch.zeros(len(maps[0]), 0)) for m in model.members])
     # trained apart (own initialisation, own batches), the members differ, and the model is their mean
     assert (logits[0] - logits[1]).abs().max() > 0.05
-    np.testing.assert_allclose(model.predict_proba(probe), torch.sigmoid(logits).mean(0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict_proba(probe), torch.sigmoid(logits).mean(0).numpy(), atol=1e-6
+    )
 
     model.save(tmp_path / "ens")
     loaded = SuccessClassifier.load(tmp_path / "ens", backbone=model.backbone)
@@ -128,14 +149,20 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
     single = SuccessClassifier(ClassifierConfig(), backbone=model.backbone)
     single.save(tmp_path / "single")
     (tmp_path / "single" / "classifier.yaml").write_text(
-        (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 1", "ensemble: 2"))
+        (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 1", "ensemble: 2")
+    )
     with pytest.raises(ValueError, match=r"does not fit .*classifier.yaml.*missing \['members.1"):
         SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
     # same parameter names, other shapes (e.g. saved by another version): named, not torch's size-mismatch error
     (tmp_path / "single" / "classifier.yaml").write_text(
-        (tmp_path / "single" / "classifier.yaml").read_text().replace("ensemble: 2", "ensemble: 1")
-        .replace("hidden_dim: 256", "hidden_dim: 128"))
-    with pytest.raises(ValueError, match=r"other shape \['members.0.*retrain it with `robot-rl reward train`"):
+        (tmp_path / "single" / "classifier.yaml")
+        .read_text()
+        .replace("ensemble: 2", "ensemble: 1")
+        .replace("hidden_dim: 256", "hidden_dim: 128")
+    )
+    with pytest.raises(
+        ValueError, match=r"other shape \['members.0.*retrain it with `robot-rl reward train`"
+    ):
         SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
 
 
@@ -147,25 +174,46 @@ def test_proprio_decides_what_the_image_cannot(tmp_path):
     for i in range(12):
         n = 10
         height = np.linspace(0.02, 0.2 if i % 3 != 2 else 0.08, n)  # metres, success above 0.12
-        episodes.append({
-            "image_front": np.repeat(frame[None], n, axis=0),
-            "tcp_pose": np.c_[np.zeros((n, 2)), height, np.tile([1.0, 0, 0, 0], (n, 1))].astype(np.float32),
-            "is_terminal": np.zeros(n, bool), "reward": np.zeros(n, np.float32), LABEL_KEY: height > 0.12,
-        })
+        episodes.append(
+            {
+                "image_front": np.repeat(frame[None], n, axis=0),
+                "tcp_pose": np.c_[np.zeros((n, 2)), height, np.tile([1.0, 0, 0, 0], (n, 1))].astype(
+                    np.float32
+                ),
+                "is_terminal": np.zeros(n, bool),
+                "reward": np.zeros(n, np.float32),
+                LABEL_KEY: height > 0.12,
+            }
+        )
     classifier = ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7),))
-    result = train(episodes, TrainConfig(classifier=classifier, steps=200, shifts=1, target_precision=0.95,
-                                         threshold_confidence=0.5, seed=0))
+    result = train(
+        episodes,
+        TrainConfig(
+            classifier=classifier,
+            steps=200,
+            shifts=1,
+            target_precision=0.95,
+            threshold_confidence=0.5,
+            seed=0,
+        ),
+    )
     assert result.target_met and result.report.recall >= 0.8
     model = result.model
     assert model.state_keys == ("tcp_pose",)
-    assert model.proprio_mean[2] == pytest.approx(np.concatenate([e["tcp_pose"][:, 2] for e in episodes]).mean(), abs=0.03)
-    assert model.proprio_std[3] == pytest.approx(0.01)  # the constant quaternion gets the floor, not 0
+    assert model.proprio_mean[2] == pytest.approx(
+        np.concatenate([e["tcp_pose"][:, 2] for e in episodes]).mean(), abs=0.03
+    )
+    assert model.proprio_std[3] == pytest.approx(
+        0.01
+    )  # the constant quaternion gets the floor, not 0
 
     model.save(tmp_path / "p")
     loaded = SuccessClassifier.load(tmp_path / "p", backbone=model.backbone)
     obs = {"image_front": episodes[0]["image_front"], "tcp_pose": episodes[0]["tcp_pose"]}
     np.testing.assert_allclose(loaded.predict_proba(obs), model.predict_proba(obs), atol=1e-6)
-    assert (loaded.predict_proba(obs) >= loaded.threshold).tolist() == episodes[0][LABEL_KEY].tolist()
+    assert (loaded.predict_proba(obs) >= loaded.threshold).tolist() == episodes[0][
+        LABEL_KEY
+    ].tolist()
     assert evaluate(loaded, episodes).precision >= 0.9
 
     with pytest.raises(KeyError, match="tcp_pose"):
@@ -175,7 +223,10 @@ def test_proprio_decides_what_the_image_cannot(tmp_path):
     with pytest.raises(ValueError, match="non-finite"):
         model.predict_proba({"image_front": obs["image_front"][0], "tcp_pose": np.full(7, np.nan)})
     with pytest.raises(KeyError, match="tcp_pose"):
-        train([{k: v for k, v in e.items() if k != "tcp_pose"} for e in episodes], TrainConfig(classifier=classifier))
+        train(
+            [{k: v for k, v in e.items() if k != "tcp_pose"} for e in episodes],
+            TrainConfig(classifier=classifier),
+        )
     with pytest.raises(ConfigError, match=r"classifier.proprio\[0\]"):
         ClassifierConfig(proprio=(ProprioConfig("image_front", 3),))
 
@@ -193,8 +244,12 @@ def test_proprio_term_resolves_a_success_line_millimetres_wide():
         return {"image_front": np.repeat(frame[None], n, axis=0), "tcp_pose": pose}
 
     episodes = [
-        {**observation(h), "is_terminal": np.zeros(len(h), bool), "reward": np.zeros(len(h), np.float32),
-         LABEL_KEY: h >= 0.12}
+        {
+            **observation(h),
+            "is_terminal": np.zeros(len(h), bool),
+            "reward": np.zeros(len(h), np.float32),
+            LABEL_KEY: h >= 0.12,
+        }
         for h in (np.sort(rng.uniform(0.02, 0.2, 20)) for _ in range(24))
     ]
     classifier = ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7),))
@@ -209,11 +264,19 @@ def test_proprio_reads_its_components_and_never_extrapolates(tmp_path):
     there must say what it said at the edge of the training range, not extrapolate (docs/reward.md)."""
     rng = np.random.default_rng(0)
     frame = rng.integers(90, 140, (1, 128, 128, 3), dtype=np.uint8)
-    seen = np.c_[rng.uniform(0.4, 0.6, (50, 2)), rng.uniform(0.02, 0.2, 50),
-                 rng.normal(0, 0.01, (50, 3)), np.ones(50)].astype(np.float32)
+    seen = np.c_[
+        rng.uniform(0.4, 0.6, (50, 2)),
+        rng.uniform(0.02, 0.2, 50),
+        rng.normal(0, 0.01, (50, 3)),
+        np.ones(50),
+    ].astype(np.float32)
 
     def proba(model, pose) -> float:
-        return float(model.predict_proba({"image_front": frame, "tcp_pose": np.asarray(pose, np.float32)[None]})[0])
+        return float(
+            model.predict_proba(
+                {"image_front": frame, "tcp_pose": np.asarray(pose, np.float32)[None]}
+            )[0]
+        )
 
     torch.manual_seed(0)
     full = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7),)))
@@ -223,7 +286,9 @@ def test_proprio_reads_its_components_and_never_extrapolates(tmp_path):
     tilted = edge.copy()
     tilted[3] = 0.3  # far past any training frame's quaternion w
     assert proba(full, tilted) == pytest.approx(proba(full, edge), abs=1e-6)
-    assert proba(full, seen[0]) != pytest.approx(proba(full, edge), abs=1e-4)  # inside the range the term is live
+    assert proba(full, seen[0]) != pytest.approx(
+        proba(full, edge), abs=1e-4
+    )  # inside the range the term is live
 
     height = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("tcp_pose", 7, (2,)),)))
     height.fit_proprio(height.proprio_values({"tcp_pose": seen}, len(seen)))

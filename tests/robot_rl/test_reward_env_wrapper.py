@@ -1,4 +1,5 @@
 """ClassifierReward around the real twin: the classifier, not the twin's success, ends episodes."""
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +18,9 @@ def model():
 
 
 def test_classifier_ends_episodes_and_ground_truth_stays(model):
-    env = ClassifierReward(sim.make_env("pick_cube", cameras=("front",)), model, max_episode_steps=3)
+    env = ClassifierReward(
+        sim.make_env("pick_cube", cameras=("front",)), model, max_episode_steps=3
+    )
     hold = np.zeros(7, np.float32)
     model.threshold = 1.1  # never success: the wrapper's own time limit ends the episode
     obs, info = env.reset(seed=0)
@@ -44,7 +47,9 @@ def test_missing_camera_is_named(model):
 def test_missing_state_key_is_named(model):
     from robot_rl.reward.classifier import ProprioConfig
 
-    proprio = SuccessClassifier(ClassifierConfig(proprio=(ProprioConfig("joint_torque", 7),)), backbone=model.backbone)
+    proprio = SuccessClassifier(
+        ClassifierConfig(proprio=(ProprioConfig("joint_torque", 7),)), backbone=model.backbone
+    )
     env = sim.make_env("pick_cube", cameras=("front",))
     assert "joint_torque" not in env.observation_space.spaces
     with pytest.raises(ValueError, match="joint_torque"):

@@ -1,10 +1,19 @@
 """Metrics and labels of the reward classifier, checked against hand-computed values."""
+
 import numpy as np
 import pytest
 
 from controllers.config import ConfigError, from_dict
 from robot_rl.reward import metrics
-from robot_rl.reward.labels import LABEL_KEY, NEGATIVE, POSITIVE, UNLABELLED, LabelConfig, episode_succeeded, frame_labels
+from robot_rl.reward.labels import (
+    LABEL_KEY,
+    NEGATIVE,
+    POSITIVE,
+    UNLABELLED,
+    LabelConfig,
+    episode_succeeded,
+    frame_labels,
+)
 
 
 def test_roc_auc_matches_pairwise_definition():
@@ -34,7 +43,9 @@ def test_threshold_for_precision_takes_most_recall_at_target():
     labels = np.array([1, 1, 0, 1, 1, 0, 0, 0])
     scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4])
     t, met = metrics.threshold_for_precision(labels, scores, 1.0)
-    assert met and t == pytest.approx(0.9 - 1e-6, abs=1e-12)  # just below 0.9: under 0.85 the negative gets in
+    assert met and t == pytest.approx(
+        0.9 - 1e-6, abs=1e-12
+    )  # just below 0.9: under 0.85 the negative gets in
     t, met = metrics.threshold_for_precision(labels, scores, 0.8)
     assert met and t == pytest.approx(0.7 - 1e-6, abs=1e-12)  # 4 tp / 1 fp = 0.8; recall 1.0
     r = metrics.report(labels, scores, t)
@@ -46,12 +57,26 @@ def test_threshold_confidence_asks_more_of_thin_evidence():
     labels = np.r_[np.ones(200), 0, np.ones(20), np.zeros(3), np.zeros(200)].astype(bool)
     scores = np.linspace(1.0, 0.0, len(labels))
     point, met = metrics.threshold_for_precision(labels, scores, 0.98)
-    assert met and metrics.confusion(labels, scores, point) == {"tp": 220, "fp": 4, "tn": 200, "fn": 0}
+    assert met and metrics.confusion(labels, scores, point) == {
+        "tp": 220,
+        "fp": 4,
+        "tn": 200,
+        "fn": 0,
+    }
     # 220 / 224 = 0.982 is the lucky edge: its 80 % lower bound is 0.973; with 2 negatives in it is 0.990
     sure, met = metrics.threshold_for_precision(labels, scores, 0.98, confidence=0.8)
-    assert met and metrics.confusion(labels, scores, sure) == {"tp": 220, "fp": 2, "tn": 202, "fn": 0}
-    assert metrics.precision_lower_bound(np.array([220]), np.array([4]), 0.8)[0] == pytest.approx(0.973, abs=1e-3)
-    assert metrics.precision_lower_bound(np.array([220]), np.array([4]), 0.5)[0] == pytest.approx(220 / 224)
+    assert met and metrics.confusion(labels, scores, sure) == {
+        "tp": 220,
+        "fp": 2,
+        "tn": 202,
+        "fn": 0,
+    }
+    assert metrics.precision_lower_bound(np.array([220]), np.array([4]), 0.8)[0] == pytest.approx(
+        0.973, abs=1e-3
+    )
+    assert metrics.precision_lower_bound(np.array([220]), np.array([4]), 0.5)[0] == pytest.approx(
+        220 / 224
+    )
     # five clean positives are not enough to be 80 % sure of 0.98: not met, best bound kept
     few, ranked = np.r_[np.ones(5), np.zeros(5)].astype(bool), np.linspace(1, 0, 10)
     t, met = metrics.threshold_for_precision(few, ranked, 0.98, 0.8)
@@ -114,9 +139,16 @@ def test_threshold_for_targets_keeps_the_precision_margin_a_perfect_detector_has
     labels = np.r_[np.ones(300), np.zeros(205)].astype(bool)
     scores = np.linspace(1.0, 0.0, len(labels))
     spend, met = metrics.threshold_for_precision(labels, scores, 0.98)
-    assert met and metrics.confusion(labels, scores, spend)["fp"] == 6  # 300 / 306 = 0.980: the whole margin
+    assert (
+        met and metrics.confusion(labels, scores, spend)["fp"] == 6
+    )  # 300 / 306 = 0.980: the whole margin
     both, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9)
-    assert met and metrics.confusion(labels, scores, both) == {"tp": 300, "fp": 0, "tn": 205, "fn": 0}
+    assert met and metrics.confusion(labels, scores, both) == {
+        "tp": 300,
+        "fp": 0,
+        "tn": 205,
+        "fn": 0,
+    }
 
 
 def test_threshold_for_targets_takes_the_point_farthest_inside_both():
@@ -127,14 +159,27 @@ def test_threshold_for_targets_takes_the_point_farthest_inside_both():
     # 0.984 (z 0.40) / 0.96 (z 3.2); the precision-only rule goes on to all five negatives (250/255 = 0.980)
     t, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.5)
     assert met and metrics.confusion(labels, scores, t) == {"tp": 230, "fp": 3, "tn": 302, "fn": 20}
-    z = min(metrics.score_z(np.array(230), np.array(233), 0.98), metrics.score_z(np.array(230), np.array(250), 0.9))
+    z = min(
+        metrics.score_z(np.array(230), np.array(233), 0.98),
+        metrics.score_z(np.array(230), np.array(250), 0.9),
+    )
     assert z == pytest.approx(0.776, abs=1e-3)
-    assert metrics.confusion(labels, scores, metrics.threshold_for_precision(labels, scores, 0.98)[0])["fp"] == 5
+    assert (
+        metrics.confusion(labels, scores, metrics.threshold_for_precision(labels, scores, 0.98)[0])[
+            "fp"
+        ]
+        == 5
+    )
     # confidence does not move the point, it decides `met`: z 0.776 is short of 0.84 (80 %). A Wilson bound at 80 %
     # would have let only 2 blocks qualify (220/222) and taken recall 0.88, below its target
     t80, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.8)
     assert not met and t80 == t
-    assert metrics.confusion(labels, scores, metrics.threshold_for_precision(labels, scores, 0.98, 0.8)[0])["fn"] == 30
+    assert (
+        metrics.confusion(
+            labels, scores, metrics.threshold_for_precision(labels, scores, 0.98, 0.8)[0]
+        )["fn"]
+        == 30
+    )
     # five clean positives reach 0.98 but cannot show it with 80 % confidence: all five taken, not met
     few, ranked = np.r_[np.ones(5), np.zeros(5)].astype(bool), np.linspace(1, 0, 10)
     t, met = metrics.threshold_for_targets(few, ranked, 0.98, 0.9)
@@ -143,8 +188,9 @@ def test_threshold_for_targets_takes_the_point_farthest_inside_both():
     mixed = np.tile([False, True], 5)  # precision never above 0.5
     t, met = metrics.threshold_for_targets(mixed, ranked, 0.98, 0.9)
     assert not met and t == metrics.threshold_for_precision(mixed, ranked, 0.98, 0.8)[0]
-    assert metrics.threshold_for_targets(labels, scores, 0.98, None, 0.8) == metrics.threshold_for_precision(
-        labels, scores, 0.98, 0.8)
+    assert metrics.threshold_for_targets(
+        labels, scores, 0.98, None, 0.8
+    ) == metrics.threshold_for_precision(labels, scores, 0.98, 0.8)
     t, met = metrics.threshold_for_targets(np.zeros(3), np.array([0.1, 0.2, 0.3]), 0.98, 0.9)
     assert not met and t > 0.3
     with pytest.raises(ValueError, match="target recall"):

@@ -1,4 +1,5 @@
 """A writer SIGKILLed at random moments never leaves a broken store; a reader can follow a live writer."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ while True:
 
 
 def start_writer(path: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
     line = proc.stdout.readline()
     assert line.startswith("ready"), f"writer did not start: {line!r}"
     return proc
@@ -55,12 +58,17 @@ def uncommitted_leftovers(path: Path) -> bool:
     store = EpisodeStore.open(path)
     root = zarr.open_group(str(path), mode="r")
     n = store.num_steps
-    present = [root[f"data/{key}"] for key in ("image_wrist", "action") if key in store.keys]  # may die creating
+    present = [
+        root[f"data/{key}"] for key in ("image_wrist", "action") if key in store.keys
+    ]  # may die creating
     written = [arr for arr in present if arr.shape[0] > n]
     return any(np.any(arr[n] != 0) for arr in written)
 
 
-@pytest.mark.parametrize("kills", [pytest.param(4, id="4-kills"), pytest.param(30, id="30-kills", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "kills",
+    [pytest.param(4, id="4-kills"), pytest.param(30, id="30-kills", marks=pytest.mark.slow)],
+)
 def test_sigkill_during_commits_never_corrupts_the_store(tmp_path, kills):
     path = tmp_path / "store"
     rng = random.Random(kills)
@@ -75,7 +83,9 @@ def test_sigkill_during_commits_never_corrupts_the_store(tmp_path, kills):
         assert count >= verified  # committed episodes never disappear
         verified = count
     if kills >= 30:
-        assert mid_commit > 0, "no kill landed inside a commit; the test did not exercise the crash path"
+        assert mid_commit > 0, (
+            "no kill landed inside a commit; the test did not exercise the crash path"
+        )
     # A final writer cleans up what the killed ones left and goes on appending.
     writer = start_writer(path)
     deadline = time.monotonic() + 30
@@ -102,7 +112,9 @@ def test_reader_follows_a_writer_that_is_appending(tmp_path):
             n = len(store)
             seen.add(n)
             for i in range(verified, n):
-                assert_episode_equal(store.episode(i), make_episode(i, steps=STEPS, image_shape=IMAGE))
+                assert_episode_equal(
+                    store.episode(i), make_episode(i, steps=STEPS, image_shape=IMAGE)
+                )
             verified = n
         assert len(seen) >= 3, f"the reader saw the store at only these sizes: {sorted(seen)}"
         assert writer.poll() is None
@@ -110,4 +122,6 @@ def test_reader_follows_a_writer_that_is_appending(tmp_path):
         writer.send_signal(signal.SIGKILL)
         writer.wait()
     assert check_store(path, 0) >= verified
-    assert os.path.exists(path / "zarr.json") and np.all(np.diff(EpisodeStore.open(path).episode_ends) == STEPS + 1)
+    assert os.path.exists(path / "zarr.json") and np.all(
+        np.diff(EpisodeStore.open(path).episode_ends) == STEPS + 1
+    )

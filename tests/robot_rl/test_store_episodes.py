@@ -1,4 +1,5 @@
 """The zarr episode store on disk: round trip, plain-zarr readability, filters, bad input, failing writes."""
+
 from __future__ import annotations
 
 import errno
@@ -53,13 +54,18 @@ def test_float64_observations_are_stored_as_float32(tmp_path):
 def test_plain_zarr_reads_the_store_without_project_code(tmp_path):
     write_store(tmp_path / "s", range(3))
     root = zarr.open_group(str(tmp_path / "s"), mode="r")
-    assert root.attrs["robot_rl"] == {"format": "robot_rl.episodes", "schema_version": SCHEMA_VERSION}
+    assert root.attrs["robot_rl"] == {
+        "format": "robot_rl.episodes",
+        "schema_version": SCHEMA_VERSION,
+    }
     ends = root["meta/episode_ends"][:]
     np.testing.assert_array_equal(ends, [13, 26, 39])
     start, end = ends[0], ends[1]
     want = make_episode(1)
     for key in want:
-        np.testing.assert_array_equal(root[f"data/{key}"][start:end], want[key].astype(root[f"data/{key}"].dtype))
+        np.testing.assert_array_equal(
+            root[f"data/{key}"][start:end], want[key].astype(root[f"data/{key}"].dtype)
+        )
     attrs = json.loads(str(root["meta/episode_attrs"][1]))
     assert attrs["source"] == "real" and attrs["seed"] == 1
     assert attrs["initial_state"]["object_pose"][1] == 1.0 / 3.0  # JSON floats round-trip exactly
@@ -68,7 +74,12 @@ def test_plain_zarr_reads_the_store_without_project_code(tmp_path):
         assert sorted(root.group_keys()) == ["data", "meta"]
         assert sorted(root["data"].array_keys()) == sorted(want)
     image = root["data/image_wrist"]
-    assert image.chunks == (1, 16, 16, 3) and image.shards == (64, 16, 16, 3)  # one frame per (inner) chunk
+    assert image.chunks == (1, 16, 16, 3) and image.shards == (
+        64,
+        16,
+        16,
+        3,
+    )  # one frame per (inner) chunk
     assert image.compressors[0].to_dict()["name"] == "blosc"
 
 
@@ -141,7 +152,9 @@ def test_newer_schema_version_is_refused_with_both_versions(tmp_path):
     write_store(tmp_path / "s", [0])
     root = zarr.open_group(str(tmp_path / "s"), mode="r+")
     root.attrs["robot_rl"] = {"format": "robot_rl.episodes", "schema_version": SCHEMA_VERSION + 1}
-    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*up to {SCHEMA_VERSION}"):
+    with pytest.raises(
+        StoreError, match=f"schema version {SCHEMA_VERSION + 1}.*up to {SCHEMA_VERSION}"
+    ):
         EpisodeStore.open(tmp_path / "s")
 
 
@@ -184,7 +197,9 @@ def test_bad_episodes_are_refused_naming_the_key(tmp_path):
         EpisodeStore.open(tmp_path / "s").append(make_episode(1), make_info(1))
 
 
-@pytest.mark.parametrize("fail_after", [0, 1, 5])  # files written: a shard per camera, then a chunk per array
+@pytest.mark.parametrize(
+    "fail_after", [0, 1, 5]
+)  # files written: a shard per camera, then a chunk per array
 def test_disk_full_during_data_writes_keeps_the_store_consistent(tmp_path, monkeypatch, fail_after):
     write_store(tmp_path / "s", [0, 1])
     real_write = episodes_module._write_file
@@ -198,7 +213,9 @@ def test_disk_full_during_data_writes_keeps_the_store_consistent(tmp_path, monke
 
     with EpisodeStore.open(tmp_path / "s", mode="a") as store:
         monkeypatch.setattr(episodes_module, "_write_file", full_disk)
-        with pytest.raises(CommitError, match=r"episode 2 \(task 'peg_insert'\), 12 steps, was not saved.*No space"):
+        with pytest.raises(
+            CommitError, match=r"episode 2 \(task 'peg_insert'\), 12 steps, was not saved.*No space"
+        ):
             store.append(make_episode(4), make_info(4))
         assert len(store) == 2
         monkeypatch.setattr(episodes_module, "_write_file", real_write)

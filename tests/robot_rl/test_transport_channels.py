@@ -1,4 +1,5 @@
 """Actor <-> learner over real ZeroMQ sockets, actors and learners in separate processes."""
+
 from __future__ import annotations
 
 import logging
@@ -48,8 +49,15 @@ def _wait(predicate, timeout_s: float) -> bool:
     return predicate()
 
 
-def _actor_process(endpoint: str, index: int, batches: int, spool: str, result: mp.Queue,
-                   key_dir: str | None = None, pause_every: int = 0) -> None:
+def _actor_process(
+    endpoint: str,
+    index: int,
+    batches: int,
+    spool: str,
+    result: mp.Queue,
+    key_dir: str | None = None,
+    pause_every: int = 0,
+) -> None:
     curve = keys.client_keys(key_dir) if key_dir else None
     client = ActorClient(endpoint, f"actor-{index}", HASH, spool, timing=FAST, curve=curve).start()
     weights_seen = []
@@ -71,9 +79,14 @@ def _actor_process(endpoint: str, index: int, batches: int, spool: str, result: 
 
 def _start_actors(endpoint, count, batches, tmp_path, **kw):
     result = SPAWN.Queue()
-    procs = [SPAWN.Process(target=_actor_process,
-                           args=(endpoint, i, batches, str(tmp_path / f"spool{i}"), result), kwargs=kw)
-             for i in range(count)]
+    procs = [
+        SPAWN.Process(
+            target=_actor_process,
+            args=(endpoint, i, batches, str(tmp_path / f"spool{i}"), result),
+            kwargs=kw,
+        )
+        for i in range(count)
+    ]
     for p in procs:
         p.start()
     return procs, result
@@ -101,7 +114,9 @@ def test_four_actor_processes_deliver_every_batch_in_order_and_get_weights(tmp_p
     assert sorted(got) == [f"actor-{i}" for i in range(4)]
     for rows in got.values():
         assert [seq for seq, _ in rows] == list(range(200))
-        assert [value for _, value in rows] == [float(s) for s in range(200)]  # payload matches its seq
+        assert [value for _, value in rows] == [
+            float(s) for s in range(200)
+        ]  # payload matches its seq
     for index, flushed, weights_seen, counters in reports:
         assert flushed, f"actor {index} had unacknowledged batches: {counters}"
         assert weights_seen == [5]
@@ -162,7 +177,9 @@ def test_learner_killed_with_sigkill_and_restarted_loses_and_duplicates_nothing(
         seen.setdefault(msg.actor_id, []).append(msg.seq)
         assert float(msg.arrays["tcp_pose"][0, 0]) == msg.seq
     assert all(flushed for _, flushed, _, _ in reports), reports
-    assert sum(c.get("outages", 0) for *_, c in reports) >= 1, "the kill was not noticed by any actor"
+    assert sum(c.get("outages", 0) for *_, c in reports) >= 1, (
+        "the kill was not noticed by any actor"
+    )
     assert sorted(seen) == [f"actor-{i}" for i in range(4)]
     for seqs in seen.values():
         assert seqs == list(range(300))  # every batch exactly once, in order
@@ -230,8 +247,12 @@ def test_wrong_protocol_version_gets_a_reply_naming_both_versions(tmp_path, capl
 def _fuzz_messages(count: int, seed: int = 0):
     """Random invalid inputs: garbage, header bytes flipped, truncations, frames dropped or added."""
     rng = np.random.default_rng(seed)
-    valid = [bytes(f) for f in encode(Message("transitions", "actor-0", HASH, 1, 0, 0, _batch(0, 0),
-                                              {"first_unacked": 0}))]
+    valid = [
+        bytes(f)
+        for f in encode(
+            Message("transitions", "actor-0", HASH, 1, 0, 0, _batch(0, 0), {"first_unacked": 0})
+        )
+    ]
     for _ in range(count):
         kind = rng.integers(5)
         frames = list(valid)
@@ -252,7 +273,9 @@ def _fuzz_messages(count: int, seed: int = 0):
         yield frames
 
 
-def test_ten_thousand_bad_messages_are_each_rejected_and_the_learner_keeps_serving(tmp_path, caplog):
+def test_ten_thousand_bad_messages_are_each_rejected_and_the_learner_keeps_serving(
+    tmp_path, caplog
+):
     caplog.set_level(logging.WARNING, logger="robot_rl.transport.channels")
     endpoint = _free_endpoint()
     server = LearnerServer(endpoint, HASH, timing=FAST).start()
@@ -268,11 +291,21 @@ def test_ten_thousand_bad_messages_are_each_rejected_and_the_learner_keeps_servi
     assert len(rejected_logs) >= sent - server.rejections["version"] - server.rejections["config"]
     assert server.receive() == [] and server.expected == {}
     # Oversized: two frames each under libzmq's per-frame cap but over the total limit together.
-    small = LearnerServer(_free_endpoint(), HASH, timing=FAST,
-                          limits=Limits(max_message_bytes=1 << 20)).start()
-    big = encode(Message("transitions", "intruder", HASH, 1, 0, 0,
-                         {"a": np.zeros(150_000, np.float32), "b": np.zeros(150_000, np.float32)},
-                         {"first_unacked": 0}))
+    small = LearnerServer(
+        _free_endpoint(), HASH, timing=FAST, limits=Limits(max_message_bytes=1 << 20)
+    ).start()
+    big = encode(
+        Message(
+            "transitions",
+            "intruder",
+            HASH,
+            1,
+            0,
+            0,
+            {"a": np.zeros(150_000, np.float32), "b": np.zeros(150_000, np.float32)},
+            {"first_unacked": 0},
+        )
+    )
     intruder2 = _raw_dealer(small.endpoint, b"intruder/1")
     intruder2.send_multipart(big)
     assert _wait(lambda: small.rejections["malformed"] == 1, 5)
@@ -302,12 +335,19 @@ def test_curve_admits_the_key_holder_and_refuses_everyone_else(tmp_path):
     # a valid CURVE key pair that the learner has not authorised
     other = tmp_path / "other"
     keys.generate(other)
-    stranger = ActorClient(endpoint, "stranger", HASH, tmp_path / "s2", timing=FAST,
-                           curve=keys.ClientKeys(other / "actor.key_secret", key_dir / "learner.key")).start()
+    stranger = ActorClient(
+        endpoint,
+        "stranger",
+        HASH,
+        tmp_path / "s2",
+        timing=FAST,
+        curve=keys.ClientKeys(other / "actor.key_secret", key_dir / "learner.key"),
+    ).start()
     for client in (plain, stranger):
         client.send("transitions", _batch(0, 0))
-    trusted = ActorClient(endpoint, "trusted", HASH, tmp_path / "s3", timing=FAST,
-                          curve=keys.client_keys(key_dir)).start()
+    trusted = ActorClient(
+        endpoint, "trusted", HASH, tmp_path / "s3", timing=FAST, curve=keys.client_keys(key_dir)
+    ).start()
     trusted.send("transitions", _batch(0, 0))
     assert trusted.flush(10)
     assert _wait(lambda: trusted.take_weights() is not None, 5)
@@ -315,7 +355,9 @@ def test_curve_admits_the_key_holder_and_refuses_everyone_else(tmp_path):
     assert [m.actor_id for m in server.receive()] == ["trusted"]
     assert server.live_actors() == ["trusted"]
     for client in (plain, stranger):
-        assert not client.connected and client.counters["acked"] == 0 and client.take_weights() is None
+        assert (
+            not client.connected and client.counters["acked"] == 0 and client.take_weights() is None
+        )
         client.close()
     trusted.close()
     server.close()
@@ -328,9 +370,12 @@ def test_actor_keeps_only_the_newest_verified_weights(tmp_path):
     fake.bind(endpoint)
     client = ActorClient(endpoint, "actor-0", HASH, tmp_path / "spool", timing=FAST).start()
     identity, *_ = fake.recv_multipart()  # its first heartbeat
+
     def weights(version, arrays, checksum=None):
         meta = {"checksum": checksum or weights_checksum(arrays)}
-        fake.send_multipart([identity, *encode(Message("weights", "learner", HASH, 0, 0, version, arrays, meta))])
+        fake.send_multipart(
+            [identity, *encode(Message("weights", "learner", HASH, 0, 0, version, arrays, meta))]
+        )
 
     for version in range(1, 6):
         weights(version, {"w": np.full(3, version, np.float32)})
@@ -375,10 +420,28 @@ def test_learner_accepts_each_seq_once_in_order_and_acks_duplicates(tmp_path):
     sock = _raw_dealer(endpoint, b"actor-0/9")
 
     def send(seq, first_unacked):
-        sock.send_multipart(encode(Message("transitions", "actor-0", HASH, 9, seq, 0, _batch(0, seq),
-                                           {"first_unacked": first_unacked})))
+        sock.send_multipart(
+            encode(
+                Message(
+                    "transitions",
+                    "actor-0",
+                    HASH,
+                    9,
+                    seq,
+                    0,
+                    _batch(0, seq),
+                    {"first_unacked": first_unacked},
+                )
+            )
+        )
 
-    for seq, first in [(2, 2), (4, 2), (3, 2), (3, 2), (4, 2)]:  # duplicate, gap, in order, duplicate, in order
+    for seq, first in [
+        (2, 2),
+        (4, 2),
+        (3, 2),
+        (3, 2),
+        (4, 2),
+    ]:  # duplicate, gap, in order, duplicate, in order
         send(seq, first)
     acks = []
     while len(acks) < 4 and sock.poll(3000):

@@ -1,4 +1,5 @@
 """`robot-rl keys generate`: key files a learner and its actors can load."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Wire protocol: round trips, and rejection of malformed, truncated, oversized, wrong-version input."""
+
 from __future__ import annotations
 
 import msgpack
@@ -33,8 +34,16 @@ def _steps(rows: int = 5) -> dict[str, np.ndarray]:
 
 
 def _message(**kw) -> Message:
-    base = dict(kind="transitions", actor_id="actor-0", config_hash="ab12", session=7, seq=3,
-                policy_version=11, arrays=_steps(), meta={"episode_id": 4, "note": "x", "ok": True})
+    base = dict(
+        kind="transitions",
+        actor_id="actor-0",
+        config_hash="ab12",
+        session=7,
+        seq=3,
+        policy_version=11,
+        arrays=_steps(),
+        meta={"episode_id": 4, "note": "x", "ok": True},
+    )
     base.update(kw)
     return Message(**base)
 
@@ -43,7 +52,13 @@ def test_round_trip_keeps_every_field_and_array():
     msg = _message()
     got = decode([bytes(f) for f in encode(msg)])
     assert (got.kind, got.actor_id, got.config_hash, got.session, got.seq, got.policy_version) == (
-        "transitions", "actor-0", "ab12", 7, 3, 11)
+        "transitions",
+        "actor-0",
+        "ab12",
+        7,
+        3,
+        11,
+    )
     assert got.meta == msg.meta
     assert list(got.arrays) == list(msg.arrays)
     for name, array in msg.arrays.items():
@@ -65,7 +80,9 @@ def test_big_endian_input_is_sent_little_endian():
     np.testing.assert_array_equal(got.arrays["x"], [0, 1, 2, 3])
 
 
-@pytest.mark.parametrize("array", [np.array(["a"]), np.array([object()]), np.zeros(2, np.complex64)])
+@pytest.mark.parametrize(
+    "array", [np.array(["a"]), np.array([object()]), np.zeros(2, np.complex64)]
+)
 def test_encode_refuses_dtypes_outside_the_whitelist(array):
     with pytest.raises(ProtocolError, match="not allowed"):
         encode(_message(arrays={"bad": array}))
@@ -79,7 +96,10 @@ def _with_header(frames, **changes):
 
 def test_wrong_version_names_both_versions():
     frames = _with_header(encode(_message()), protocol=PROTOCOL_VERSION + 1)
-    with pytest.raises(VersionMismatch, match=f"peer speaks v{PROTOCOL_VERSION + 1}, this side speaks v{PROTOCOL_VERSION}"):
+    with pytest.raises(
+        VersionMismatch,
+        match=f"peer speaks v{PROTOCOL_VERSION + 1}, this side speaks v{PROTOCOL_VERSION}",
+    ):
         decode(frames)
 
 
@@ -157,9 +177,15 @@ def _mutate(data: bytes, positions: list[int], values: list[int]) -> bytes:
 
 
 _header_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats() | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text(max_size=20)
     | st.binary(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -167,29 +193,45 @@ _random_messages = st.one_of(
     # raw garbage frames
     st.lists(st.binary(max_size=200), min_size=0, max_size=5),
     # a valid message with bytes flipped in a frame
-    st.tuples(st.integers(0, len(_ok_frames) - 1), st.lists(st.integers(0, 10**6), min_size=1, max_size=8),
-              st.lists(st.integers(0, 255), min_size=1, max_size=8)).map(
-        lambda t: [_mutate(f, t[1], t[2]) if i == t[0] else f for i, f in enumerate(_ok_frames)]),
+    st.tuples(
+        st.integers(0, len(_ok_frames) - 1),
+        st.lists(st.integers(0, 10**6), min_size=1, max_size=8),
+        st.lists(st.integers(0, 255), min_size=1, max_size=8),
+    ).map(lambda t: [_mutate(f, t[1], t[2]) if i == t[0] else f for i, f in enumerate(_ok_frames)]),
     # a valid message truncated or with frames dropped/duplicated
     st.tuples(st.integers(0, len(_ok_frames) - 1), st.integers(0, 400)).map(
-        lambda t: [f[: t[1]] if i == t[0] else f for i, f in enumerate(_ok_frames)]),
+        lambda t: [f[: t[1]] if i == t[0] else f for i, f in enumerate(_ok_frames)]
+    ),
     st.lists(st.sampled_from(_ok_frames), max_size=8),
     # a valid header with some fields replaced by random values (and random buffer frames)
-    st.tuples(st.dictionaries(st.sampled_from(sorted(_ok_header) + ["other"]), _header_values, max_size=4),
-              st.lists(st.sampled_from(sorted(_ok_header)), max_size=2),
-              st.lists(st.binary(max_size=64), max_size=3)).map(
-        lambda t: [msgpack.packb({**{k: v for k, v in _ok_header.items() if k not in t[1]}, **t[0]},
-                                 use_bin_type=True), *t[2]]),
+    st.tuples(
+        st.dictionaries(
+            st.sampled_from(sorted(_ok_header) + ["other"]), _header_values, max_size=4
+        ),
+        st.lists(st.sampled_from(sorted(_ok_header)), max_size=2),
+        st.lists(st.binary(max_size=64), max_size=3),
+    ).map(
+        lambda t: [
+            msgpack.packb(
+                {**{k: v for k, v in _ok_header.items() if k not in t[1]}, **t[0]},
+                use_bin_type=True,
+            ),
+            *t[2],
+        ]
+    ),
 )
 
 
 def _valid(msg: Message) -> bool:
-    return (msg.kind in ("heartbeat", "transitions", "ack", "weights", "stats", "reject")
-            and all(isinstance(a, np.ndarray) and a.dtype != object for a in msg.arrays.values()))
+    return msg.kind in ("heartbeat", "transitions", "ack", "weights", "stats", "reject") and all(
+        isinstance(a, np.ndarray) and a.dtype != object for a in msg.arrays.values()
+    )
 
 
 @pytest.mark.slow  # 30 s idle; the socket-level test sends 10,000 bad messages in the fast suite
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
 @given(_random_messages)
 def test_fuzz_random_messages_never_escape_protocol_error(frames):
     try:

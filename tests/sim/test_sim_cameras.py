@@ -1,4 +1,5 @@
 """Camera YAML (calibration's format): validation, frame conventions, and projection vs rendering."""
+
 from pathlib import Path
 
 import mujoco
@@ -9,16 +10,28 @@ import yaml
 from controllers.config import ConfigError
 from controllers.se3 import quat_to_mat
 from sim import make_env
-from sim.cameras import DEFAULT_CAMERA_YAML, add_camera, load_camera_yaml, mujoco_camera_quat, project
+from sim.cameras import (
+    DEFAULT_CAMERA_YAML,
+    add_camera,
+    load_camera_yaml,
+    mujoco_camera_quat,
+    project,
+)
 
 
 def _camera_entry(**changes):
     entry = {
-        "image_width": 640, "image_height": 480,
-        "camera_matrix": {"rows": 3, "cols": 3, "data": [500.0, 0, 250.0, 0, 650.0, 300.0, 0, 0, 1]},
+        "image_width": 640,
+        "image_height": 480,
+        "camera_matrix": {
+            "rows": 3,
+            "cols": 3,
+            "data": [500.0, 0, 250.0, 0, 650.0, 300.0, 0, 0, 1],
+        },
         "distortion_model": "plumb_bob",
         "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 5},
-        "parent_frame": "world", "translation": [1.0, 0.1, 0.5],
+        "parent_frame": "world",
+        "translation": [1.0, 0.1, 0.5],
         "quaternion_xyzw": [-0.631277, -0.631277, 0.318574, 0.318574],
     }
     entry.update(changes)
@@ -37,22 +50,37 @@ def test_default_cell_has_front_and_wrist_cameras():
     assert cams["front"].camera_matrix.shape == (3, 3)
 
 
-@pytest.mark.parametrize("changes, words", [
-    ({"camera_matrix": {"rows": 3, "cols": 3, "data": [500.0, 0, 250, 0, 650, 300, 0, 0]}},
-     ["cameras.cam.camera_matrix.data", "9", "8"]),
-    ({"camera_matrix": {"rows": 2, "cols": 4, "data": [1.0] * 8}}, ["cameras.cam.camera_matrix", "rows=3"]),
-    ({"camera_matrix": [500.0, 0, 250, 0, 650, 300, 0, 0, 1]}, ["cameras.cam.camera_matrix", "rows, cols, data"]),
-    ({"camera_matrix": {"rows": 3, "cols": 3, "data": [-5.0, 0, 250, 0, 650, 300, 0, 0, 1]}},
-     ["cameras.cam.camera_matrix", "fx, fy > 0"]),
-    ({"distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 4}},
-     ["cameras.cam.distortion_coefficients.data", "5", "4"]),
-    ({"parent_frame": "base"}, ["cameras.cam.parent_frame", "'base'"]),
-    ({"translation": [1.0, 2.0]}, ["cameras.cam.translation", "3"]),
-    ({"quaternion_xyzw": [0.0, 0.0, 0.0, 2.0]}, ["cameras.cam.quaternion_xyzw", "unit"]),
-    ({"image_width": 0}, ["cameras.cam.image_width", "positive"]),
-    ({"translation": [1.0, "x", 0.0]}, ["cameras.cam.translation", "numbers"]),
-    ({"fov": 60}, ["cameras.cam", "unknown", "fov"]),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        (
+            {"camera_matrix": {"rows": 3, "cols": 3, "data": [500.0, 0, 250, 0, 650, 300, 0, 0]}},
+            ["cameras.cam.camera_matrix.data", "9", "8"],
+        ),
+        (
+            {"camera_matrix": {"rows": 2, "cols": 4, "data": [1.0] * 8}},
+            ["cameras.cam.camera_matrix", "rows=3"],
+        ),
+        (
+            {"camera_matrix": [500.0, 0, 250, 0, 650, 300, 0, 0, 1]},
+            ["cameras.cam.camera_matrix", "rows, cols, data"],
+        ),
+        (
+            {"camera_matrix": {"rows": 3, "cols": 3, "data": [-5.0, 0, 250, 0, 650, 300, 0, 0, 1]}},
+            ["cameras.cam.camera_matrix", "fx, fy > 0"],
+        ),
+        (
+            {"distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 4}},
+            ["cameras.cam.distortion_coefficients.data", "5", "4"],
+        ),
+        ({"parent_frame": "base"}, ["cameras.cam.parent_frame", "'base'"]),
+        ({"translation": [1.0, 2.0]}, ["cameras.cam.translation", "3"]),
+        ({"quaternion_xyzw": [0.0, 0.0, 0.0, 2.0]}, ["cameras.cam.quaternion_xyzw", "unit"]),
+        ({"image_width": 0}, ["cameras.cam.image_width", "positive"]),
+        ({"translation": [1.0, "x", 0.0]}, ["cameras.cam.translation", "numbers"]),
+        ({"fov": 60}, ["cameras.cam", "unknown", "fov"]),
+    ],
+)
 def test_bad_camera_yaml_names_file_camera_and_key(tmp_path, changes, words):
     path = _write(tmp_path, {"cam": _camera_entry(**changes)})
     with pytest.raises(ConfigError) as err:
@@ -101,8 +129,9 @@ def _marker_scene(cam, width, height, points):
     spec.visual.headlight.ambient = [1, 1, 1]
     spec.visual.headlight.diffuse = [0, 0, 0]
     for p in points:
-        spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.004, 0, 0], pos=list(p),
-                                rgba=[1, 1, 1, 1])
+        spec.worldbody.add_geom(
+            type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.004, 0, 0], pos=list(p), rgba=[1, 1, 1, 1]
+        )
     add_camera(spec, cam, width, height)
     model = spec.compile()
     data = mujoco.MjData(model)
@@ -116,8 +145,12 @@ def test_rendered_points_land_where_opencv_pinhole_model_says(tmp_path, width, h
     cam = load_camera_yaml(_write(tmp_path, {"cam": _camera_entry()}))["cam"]
     R_cv = quat_to_mat(np.roll(cam.quaternion_xyzw, 1))
     rng = np.random.default_rng(1)
-    points = [cam.translation + R_cv @ np.array([x, y, z]) for x, y, z in
-              zip(rng.uniform(-0.15, 0.15, 6), rng.uniform(-0.1, 0.1, 6), rng.uniform(0.5, 0.8, 6))]
+    points = [
+        cam.translation + R_cv @ np.array([x, y, z])
+        for x, y, z in zip(
+            rng.uniform(-0.15, 0.15, 6), rng.uniform(-0.1, 0.1, 6), rng.uniform(0.5, 0.8, 6)
+        )
+    ]
     K = cam.scaled_camera_matrix(width, height)
     model, data = _marker_scene(cam, width, height, points)
     with mujoco.Renderer(model, height=height, width=width) as renderer:
@@ -146,7 +179,9 @@ def test_hand_camera_sits_at_its_pose_in_the_tcp_frame():
     expected_R_cv = R_tcp @ quat_to_mat(np.roll(cam.quaternion_xyzw, 1))
     cid = model.camera("wrist").id
     np.testing.assert_allclose(data.cam_xpos[cid], expected_pos, atol=1e-9)
-    np.testing.assert_allclose(data.cam_xmat[cid].reshape(3, 3) @ np.diag([1, -1, -1]), expected_R_cv, atol=1e-9)
+    np.testing.assert_allclose(
+        data.cam_xmat[cid].reshape(3, 3) @ np.diag([1, -1, -1]), expected_R_cv, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("camera", ["front_level", "side_level"])

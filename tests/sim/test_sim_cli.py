@@ -1,4 +1,5 @@
 """`robot-rl demo --expert-only` and `robot-rl bench sim --json` run the twin and print what they promise."""
+
 import json
 
 from robot_rl.cli import main
@@ -11,10 +12,32 @@ def test_demo_expert_only_prints_success_rate(capsys):
 
 
 def test_bench_sim_prints_one_json_object(capsys):
-    assert main(["bench", "sim", "--json", "--steps", "10", "--image-steps", "3", "--ticks", "50",
-                 "--repeats", "1"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "sim",
+                "--json",
+                "--steps",
+                "10",
+                "--image-steps",
+                "3",
+                "--ticks",
+                "50",
+                "--repeats",
+                "1",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
-    for key in ("env_steps_per_s", "image_env_steps_per_s", "realtime_factor", "physics_hz", "control_hz",
-                "controller_tick_us"):
+    for key in (
+        "env_steps_per_s",
+        "image_env_steps_per_s",
+        "realtime_factor",
+        "physics_hz",
+        "control_hz",
+        "controller_tick_us",
+    ):
         assert result[key] > 0, key
     assert result["physics_hz"] == 1000.0 and result["control_hz"] == 10.0

@@ -1,4 +1,5 @@
 """The twin's gymnasium envs against docs/contracts.md: spaces, physics, safety, seeding, state restore."""
+
 import math
 import warnings
 
@@ -12,8 +13,15 @@ from sim.experts import make_expert
 from sim.tasks.peg_insert import HOLE_DEPTH
 
 TASKS = ("pick_cube", "peg_insert")
-STATE_KEYS = {"tcp_pose": 7, "tcp_vel": 6, "gripper_width": 1, "joint_pos": 7, "joint_vel": 7, "wrench": 6,
-              "object_pose": 7}
+STATE_KEYS = {
+    "tcp_pose": 7,
+    "tcp_vel": 6,
+    "gripper_width": 1,
+    "joint_pos": 7,
+    "joint_vel": 7,
+    "wrench": 6,
+    "object_pose": 7,
+}
 
 
 def _check(env):
@@ -102,7 +110,9 @@ def test_nan_action_is_held_by_the_safety_filter_and_never_reaches_the_arm():
     env = make_env("pick_cube")
     env.reset(seed=0)
     before = env.unwrapped.target_pose
-    obs, reward, terminated, truncated, info = env.step(np.array([np.nan, 0, 0, 0, 0, np.inf, 0], np.float32))
+    obs, reward, terminated, truncated, info = env.step(
+        np.array([np.nan, 0, 0, 0, 0, np.inf, 0], np.float32)
+    )
     assert info["safety_held"] and "non-finite" in info["safety_reason"]
     after = env.unwrapped.target_pose
     np.testing.assert_allclose(after[0], before[0], atol=1e-12)
@@ -112,7 +122,10 @@ def test_nan_action_is_held_by_the_safety_filter_and_never_reaches_the_arm():
 
 
 def test_workspace_box_clips_and_says_so():
-    env = make_env("pick_cube", safety={"workspace_min": [0.25, -0.35, 0.1], "workspace_max": [0.75, 0.35, 0.5]})
+    env = make_env(
+        "pick_cube",
+        safety={"workspace_min": [0.25, -0.35, 0.1], "workspace_max": [0.75, 0.35, 0.5]},
+    )
     env.reset(seed=0)
     infos = [env.step(np.array([0, 0, -1, 0, 0, 0, 0], np.float32))[4] for _ in range(20)]
     assert any(i["safety_clipped"] and "workspace" in i["safety_reason"] for i in infos)
@@ -123,8 +136,11 @@ def test_workspace_box_clips_and_says_so():
 def test_wrench_estimate_sees_the_table_push():
     # Pressing the fingertips onto the table: the table pushes the TCP up with about
     # stiffness x error clip (1000 N/m x 1 cm = 10 N), which the joint-torque estimate must show.
-    env = make_env("pick_cube", randomization={"init_qpos_noise": 0.0, "object_xy_halfrange": [0.0, 0.0]},
-                   safety={"workspace_min": [0.25, -0.35, -0.1]})  # let the target go below the table
+    env = make_env(
+        "pick_cube",
+        randomization={"init_qpos_noise": 0.0, "object_xy_halfrange": [0.0, 0.0]},
+        safety={"workspace_min": [0.25, -0.35, -0.1]},
+    )  # let the target go below the table
     obs, _ = env.reset(seed=0)
     assert np.linalg.norm(obs["wrench"]) < 1e-6
     for _ in range(10):  # the cube sits under the TCP: move aside first
@@ -164,8 +180,16 @@ def test_same_seed_same_trajectory(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_restored_state_replays_recorded_actions_exactly(task):
-    config = {"randomization": {"friction_scale": [0.5, 1.5], "mass_scale": [0.5, 2.0], "camera_pos_jitter": 0.01,
-                                "camera_rot_jitter": 0.02, "light_scale": [0.5, 1.5], "light_pos_jitter": 0.1}}
+    config = {
+        "randomization": {
+            "friction_scale": [0.5, 1.5],
+            "mass_scale": [0.5, 2.0],
+            "camera_pos_jitter": 0.01,
+            "camera_rot_jitter": 0.02,
+            "light_scale": [0.5, 1.5],
+            "light_pos_jitter": 0.1,
+        }
+    }
     env = make_env(task, config)
     rng = np.random.default_rng(3)
     env.reset(seed=11)
@@ -181,10 +205,14 @@ def test_restored_state_replays_recorded_actions_exactly(task):
     for t, a in enumerate(actions):
         replay = fresh.step(a)
         for key in recorded[t][0]:
-            np.testing.assert_array_equal(replay[0][key], recorded[t][0][key], err_msg=f"step {t} {key}")
+            np.testing.assert_array_equal(
+                replay[0][key], recorded[t][0][key], err_msg=f"step {t} {key}"
+            )
         assert replay[1:4] == recorded[t][1:4]
     if task == "peg_insert":
-        np.testing.assert_array_equal(fresh.unwrapped.get_sim_state()["task_hole_pose"], saved["task_hole_pose"])
+        np.testing.assert_array_equal(
+            fresh.unwrapped.get_sim_state()["task_hole_pose"], saved["task_hole_pose"]
+        )
 
 
 def test_sim_state_from_another_task_is_rejected():
@@ -199,23 +227,39 @@ def test_sim_state_from_another_task_is_rejected():
 
 
 def test_domain_randomisation_hooks_follow_config_and_seed():
-    r = {"friction_scale": [0.5, 1.5], "mass_scale": [0.5, 2.0], "camera_pos_jitter": 0.01, "light_scale": [0.5, 1.5]}
+    r = {
+        "friction_scale": [0.5, 1.5],
+        "mass_scale": [0.5, 2.0],
+        "camera_pos_jitter": 0.01,
+        "light_scale": [0.5, 1.5],
+    }
     env = make_env("pick_cube", randomization=r)
     u = env.unwrapped
     cube_geom = u.task.object_geoms[0]
     draws = []
     for seed in (1, 2, 1):
         env.reset(seed=seed)
-        draws.append((u.model.geom_friction[cube_geom, 0], u.model.body_mass[u.task.object_id],
-                      u.model.cam_pos.copy(), u.model.light_diffuse.copy()))
+        draws.append(
+            (
+                u.model.geom_friction[cube_geom, 0],
+                u.model.body_mass[u.task.object_id],
+                u.model.cam_pos.copy(),
+                u.model.light_diffuse.copy(),
+            )
+        )
     assert draws[0][0] != draws[1][0] and draws[0][1] != draws[1][1]
-    assert not np.array_equal(draws[0][2], draws[1][2]) and not np.array_equal(draws[0][3], draws[1][3])
+    assert not np.array_equal(draws[0][2], draws[1][2]) and not np.array_equal(
+        draws[0][3], draws[1][3]
+    )
     assert draws[0][0] == draws[2][0] and draws[0][1] == draws[2][1]
     np.testing.assert_array_equal(draws[0][2], draws[2][2])
     # Off by default: nominal values every time.
     plain = make_env("pick_cube").unwrapped
     plain.reset(seed=1)
-    assert plain.model.geom_friction[cube_geom, 0] == 1.0 and plain.model.body_mass[plain.task.object_id] == 0.05
+    assert (
+        plain.model.geom_friction[cube_geom, 0] == 1.0
+        and plain.model.body_mass[plain.task.object_id] == 0.05
+    )
 
 
 def test_object_start_pose_covers_the_configured_region():
@@ -253,7 +297,9 @@ def test_time_limit_truncates():
 
 def test_misaligned_peg_cannot_pass_through_the_hole_walls():
     # 3 mm off the hole axis with 0.75 mm clearance per side: the peg must stop on the block's top.
-    env = make_env("peg_insert", randomization={"object_yaw_halfrange": 0.0, "init_qpos_noise": 0.0})
+    env = make_env(
+        "peg_insert", randomization={"object_yaw_halfrange": 0.0, "init_qpos_noise": 0.0}
+    )
     u = env.unwrapped
     env.reset(seed=0)
     hole = u.task.hole_pose(u.data)
@@ -322,7 +368,9 @@ def test_robot_state_given_to_the_law_is_consistent_with_the_physics():
         mujoco.mj_kinematics(m, scratch)
         dpos = (scratch.site_xpos[u._tcp] - pos0) / eps
         dR = scratch.site_xmat[u._tcp].reshape(3, 3) @ R0.T
-        omega = np.array([dR[2, 1] - dR[1, 2], dR[0, 2] - dR[2, 0], dR[1, 0] - dR[0, 1]]) / (2 * eps)
+        omega = np.array([dR[2, 1] - dR[1, 2], dR[0, 2] - dR[2, 0], dR[1, 0] - dR[0, 1]]) / (
+            2 * eps
+        )
         np.testing.assert_allclose(s.jacobian[:3, j], dpos, atol=1e-5)
         np.testing.assert_allclose(s.jacobian[3:, j], omega, atol=1e-5)
     # TCP quaternion is the TCP site's orientation.
@@ -334,5 +382,7 @@ def test_robot_state_given_to_the_law_is_consistent_with_the_physics():
     np.testing.assert_allclose(s.mass_matrix, s.mass_matrix.T, atol=1e-12)
     assert np.all(np.linalg.eigvalsh(s.mass_matrix) > 0)
     np.testing.assert_allclose(s.coriolis + s.gravity, d.qfrc_bias[:7], atol=1e-12)
-    np.testing.assert_allclose(s.gravity, d.qfrc_passive[:7] + d.qvel[:7] * m.dof_damping[:7], atol=1e-9)
+    np.testing.assert_allclose(
+        s.gravity, d.qfrc_passive[:7] + d.qvel[:7] * m.dof_damping[:7], atol=1e-9
+    )
     assert np.linalg.norm(d.qvel[:7]) > 1e-3 and np.linalg.norm(s.coriolis) > 0

@@ -1,4 +1,5 @@
 """Scripted experts: success over randomised seeds, and taking over from whatever state a policy left."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """The compiled 1 kHz loop (sim/physics.py) against the same calls made one by one from Python."""
+
 import logging
 
 import mujoco
