@@ -3,7 +3,8 @@
 Run one (variant, seed) per process, 1 torch thread each, at most two at a time on the 2-core box:
     MUJOCO_GL=egl nohup .venv/bin/python scripts/learning_curves.py run --variant main --seed 0 &
 Each run writes runs/curves/<variant>-s<seed>/metrics.jsonl (success vs env steps) and result.json.
-    .venv/bin/python scripts/learning_curves.py summary      # markdown table for docs/learner.md
+    .venv/bin/python scripts/learning_curves.py summary      # markdown table of the runs
+Measured runs are recorded in docs/results/learner.jsonl.
 
 Variants (what each ingredient buys):
     main         20 demos, symmetric sampling, 2 critics, LayerNorm (the HIL-SERL/RLPD recipe)
@@ -12,21 +13,26 @@ Variants (what each ingredient buys):
     no_layernorm MLPs without LayerNorm
     wsrl         WSRL: pre-train on the demos, warm-up rollouts, then online data only
     utd2         two SAC updates (critic + actor) per env step; main has one
-    rel          main + the cube's position minus the TCP's in the state (sac.relative_positions), as
-                 ManiSkill's tcp_to_obj_pos: the reaching error as an input instead of a difference to learn
+    rel          main + the cube's position minus the TCP's in the state
+                 (sac.relative_positions), as ManiSkill's tcp_to_obj_pos: the reaching error as an
+                 input instead of a difference to learn
     ensemble10_rel  ensemble10 + rel
     n3           3-step returns (sac.n_step 3)
     rel_n3       rel + 3-step returns
     rel_bf16     rel with the learner's matmuls in bfloat16 (sac.matmul_dtype)
-    rel_xyzyaw   rel with the policy driving dx dy dz and yaw only (sac.arm_action_dims [0, 1, 2, 5]);
-                 the target orientation keeps the gripper pointing down
-    redq_rel     ensemble10 + rel + two updates per env step, matmuls in bfloat16 (what the 2x of bf16 buys)
+    rel_xyzyaw   rel with the policy driving dx dy dz and yaw only
+                 (sac.arm_action_dims [0, 1, 2, 5]); the target orientation keeps the gripper
+                 pointing down
+    redq_rel     ensemble10 + rel + two updates per env step, matmuls in bfloat16 (what the 2x of
+                 bf16 buys)
     redq3_rel    redq_rel with three updates per env step
-    redq_xyzyaw  redq_rel with the policy driving dx dy dz and yaw only (the tilt seen in rel's failures)
-    redq_grip    redq_rel with a random gripper command on 10 % of the exploring steps (sac.gripper_epsilon): without
-                 it the grasp critic sees commands other than its own argmax only in the demonstrations
-    redq_bc      redq_rel with Q-filtered behaviour cloning on the demonstrations (sac.bc_weight 1.0, about TD3+BC's
-                 alpha 2.5 on the offline half of the batch)
+    redq_xyzyaw  redq_rel with the policy driving dx dy dz and yaw only (the tilt seen in rel's
+                 failures)
+    redq_grip    redq_rel with a random gripper command on 10 % of the exploring steps
+                 (sac.gripper_epsilon): without it the grasp critic sees commands other than its
+                 own argmax only in the demonstrations
+    redq_bc      redq_rel with Q-filtered behaviour cloning on the demonstrations (sac.bc_weight
+                 1.0, about TD3+BC's alpha 2.5 on the offline half of the batch)
 """
 
 from __future__ import annotations
