@@ -6,7 +6,7 @@ can be read from the syntax tree. `robot-rl bringup` starts exactly that node se
 that every executable is an installed console script of robot_rl, every parameter file exists,
 and every parameter key in it is one the node declares (the fields of the module's PARAMETERS
 dataclass). Node modules are only named here: the parameter check runs in a child process
-(`python -m nodes.params`), so this side of the package never imports the ROS nodes.
+(`python -m nodes.params`), so the core stays free of rclpy and of the node modules.
 """
 
 from __future__ import annotations
