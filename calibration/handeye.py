@@ -14,6 +14,7 @@ C_i = X^-1 M_i^-1 Y, and compare them with what the camera saw.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import combinations
@@ -24,7 +25,7 @@ import numpy as np
 
 from calibration import transform as tf
 from calibration.camera_yaml import CameraIntrinsics
-from calibration.charuco import BoardConfig, Detection
+from calibration.charuco import BoardConfig, CharucoFinder, Detection
 from calibration.errors import CalibrationError
 from controllers.config import ConfigError
 
@@ -95,9 +96,7 @@ class HandEyeResult:
     residual: dict[str, float]  # chosen method refit on all samples, errors on those samples
     samples_used: list[str]
     rejected: dict[str, str]
-    date: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
+    date: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
         q = tf.matrix_to_quat(self.T_parent_cam[:3, :3])
@@ -137,6 +136,47 @@ def board_pose(
     proj, _ = cv2.projectPoints(obj, rvec, tvec, cam.K, cam.D)
     rms = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - det.corners) ** 2, axis=1))))
     return tf.make(cv2.Rodrigues(rvec)[0], tvec), rms
+
+
+def gate_samples(
+    views: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+    finder: CharucoFinder,
+    cam: CameraIntrinsics,
+    cfg: HandEyeConfig,
+    source: str = "the samples",
+) -> tuple[list[HandEyeSample], dict[str, str]]:
+    """Hand-eye samples from (name, RGB image, T_base_hand) views, and why each other view was dropped.
+
+    A view without a robot pose or with another image size than `cam` refuses the whole set (the
+    folder is wrong, not one view); a view with too few board corners or a board pose that fits its
+    own corners badly is dropped. `calibrate_hand_eye` then refuses too few samples, samples whose
+    robot and camera motions disagree, and a wrist that did not turn enough.
+    """
+    samples, rejected = [], {}
+    for name, image, T_base_hand in views:
+        if T_base_hand is None:
+            raise CalibrationError(
+                f"{source} has no robot poses (samples.yaml); record samples with the "
+                "robot's calibration mode"
+            )
+        if image.shape[:2] != (cam.height, cam.width):
+            raise CalibrationError(
+                f"{name} is {image.shape[1]}x{image.shape[0]} but the intrinsics are for "
+                f"{cam.width}x{cam.height}: use the intrinsics of this camera and resolution"
+            )
+        det = finder.detect(image)
+        if len(det) < cfg.min_corners:
+            rejected[name] = f"{len(det)} board corners (need {cfg.min_corners})"
+            continue
+        T_cam_target, rms = board_pose(det, finder.cfg, cam)
+        if rms > cfg.max_pnp_error_px:
+            rejected[name] = (
+                f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
+                "blur, a bent board, or intrinsics of another camera/resolution"
+            )
+            continue
+        samples.append(HandEyeSample(name, T_base_hand, T_cam_target))
+    return samples, rejected
 
 
 def _fit(method: str, Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

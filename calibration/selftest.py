@@ -27,7 +27,7 @@ from calibration.camera_yaml import (
     update_twin_cameras,
 )
 from calibration.charuco import BoardConfig, CharucoFinder, Detection, board_image
-from calibration.handeye import HandEyeConfig, HandEyeSample, board_pose, calibrate_hand_eye
+from calibration.handeye import HandEyeConfig, calibrate_hand_eye, gate_samples
 from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics
 
 WIDTH, HEIGHT = 640, 480
@@ -189,8 +189,20 @@ def _corner_errors(
     return np.linalg.norm(px - det.corners, axis=1)
 
 
-def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path) -> dict:
-    """Render, calibrate intrinsics and hand-eye, write the result back, and measure every error."""
+def run_rig(
+    rig: Rig,
+    board: BoardConfig,
+    n_views: int,
+    seed: int,
+    folder: Path,
+    handeye: HandEyeConfig | None = None,
+) -> dict:
+    """Render, calibrate intrinsics and hand-eye, write the result back, and measure every error.
+
+    The hand-eye samples pass the same gate as an operator's (`gate_samples`, then the count,
+    agreement and rotation checks of `calibrate_hand_eye`); `handeye` defaults to the rig's set-up
+    with the CLI's defaults.
+    """
     rng = np.random.default_rng(seed)
     finder = CharucoFinder(board)
     scene = Scene(rig, board, folder)
@@ -203,6 +215,7 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
     images = [np.clip(im + rng.normal(0, 2.0, im.shape), 0, 255).astype(np.uint8) for im in images]
     dets = [finder.detect(im) for im in images]
     cal_poses, test_poses = poses[:n_views], poses[n_views:]
+    cal_images = images[:n_views]
     cal_dets, test_dets = dets[:n_views], dets[n_views:]
 
     # the renderer must follow the pinhole model before any calibration result means anything
@@ -220,11 +233,11 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
         dict(zip(names, cal_dets)), board, (WIDTH, HEIGHT), IntrinsicsConfig()
     )
     cam = intr.camera
-    samples = []
-    for name, det, T in zip(names, cal_dets, cal_poses):
-        if name in intr.view_errors_px:
-            samples.append(HandEyeSample(name, T, board_pose(det, board, cam)[0]))
-    he = calibrate_hand_eye(samples, board_points(board), HandEyeConfig(setup=rig.setup))
+    cfg = handeye or HandEyeConfig(setup=rig.setup)
+    samples, rejected = gate_samples(
+        zip(names, cal_images, cal_poses), finder, cam, cfg, f"the {rig.setup} renders"
+    )
+    he = calibrate_hand_eye(samples, board_points(board), cfg, rejected=rejected)
     dt, dr = tf.errors(he.T_parent_cam, rig.T_parent_cam)
 
     # write into a twin cameras.yaml, read back, and compare where that camera sees the board corners with
@@ -253,6 +266,7 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
         ),
         "pp_err_px": round(float(np.hypot(cam.cx - k0.cx, cam.cy - k0.cy)), 4),
         "handeye_method": he.method,
+        "handeye_samples_used": len(he.samples_used),
         "handeye_trans_mm": round(dt * 1e3, 4),
         "handeye_rot_deg": round(float(np.degrees(dr)), 5),
         "heldout_point_mm": he.heldout[he.method]["point_mm"],

@@ -274,15 +274,8 @@ def _handeye(args: argparse.Namespace) -> int:
     from calibration.camera_yaml import TwinCamera, load_camera_info, update_twin_cameras
     from calibration.charuco import CharucoFinder, make_board
     from calibration.collector import load_samples
-    from calibration.errors import CalibrationError
     from calibration.files import write_yaml
-    from calibration.handeye import (
-        ALL_METHODS,
-        HandEyeConfig,
-        HandEyeSample,
-        board_pose,
-        calibrate_hand_eye,
-    )
+    from calibration.handeye import ALL_METHODS, HandEyeConfig, calibrate_hand_eye, gate_samples
 
     board = _board(args)
     cam = load_camera_info(args.intrinsics)
@@ -294,31 +287,9 @@ def _handeye(args: argparse.Namespace) -> int:
         max_angle_mismatch_deg=args.max_angle_mismatch,
         max_pitch_mismatch_mm=args.max_pitch_mismatch,
     )
-    finder = CharucoFinder(board)
-    samples, rejected = [], {}
-    for name, image, T in load_samples(args.samples):
-        if T is None:
-            raise CalibrationError(
-                f"{args.samples} has no robot poses (samples.yaml); record samples with the "
-                "robot's calibration mode"
-            )
-        if image.shape[:2] != (cam.height, cam.width):
-            raise CalibrationError(
-                f"{name} is {image.shape[1]}x{image.shape[0]} but {args.intrinsics} is "
-                f"{cam.width}x{cam.height}"
-            )
-        det = finder.detect(image)
-        if len(det) < cfg.min_corners:
-            rejected[name] = f"{len(det)} board corners (need {cfg.min_corners})"
-            continue
-        T_cam_target, rms = board_pose(det, board, cam)
-        if rms > cfg.max_pnp_error_px:
-            rejected[name] = (
-                f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
-                "blur, a bent board, or intrinsics of another camera/resolution"
-            )
-            continue
-        samples.append(HandEyeSample(name, T, T_cam_target))
+    samples, rejected = gate_samples(
+        load_samples(args.samples), CharucoFinder(board), cam, cfg, str(args.samples)
+    )
     points = make_board(board).getChessboardCorners().astype(float)
     result = calibrate_hand_eye(samples, points, cfg, args.camera_name, rejected)
     write_yaml(args.out, result.to_dict())
@@ -394,6 +365,7 @@ def _crop(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
 def _selftest(args: argparse.Namespace) -> int:
     from calibration.selftest import run
 
