@@ -1,15 +1,15 @@
 """Hand-eye calibration for a wrist camera (eye-in-hand) or a fixed camera (eye-to-hand).
 
-Every sample pairs a robot pose M_i with the board pose C_i = T_cam_target seen in the image. Both set-ups are
-one equation with two unknown constant transforms:
+Every sample pairs a robot pose M_i with the board pose C_i = T_cam_target seen in the image. Both
+set-ups are one equation with two unknown constant transforms:
 
-    eye_in_hand:  M_i = T_base_hand,      X = T_hand_cam,  Y = T_base_target   (board fixed in the cell)
-    eye_to_hand:  M_i = T_hand_base,      X = T_base_cam,  Y = T_hand_target   (board held by the gripper)
+    eye_in_hand:  M_i = T_base_hand,  X = T_hand_cam,  Y = T_base_target  (board fixed in the cell)
+    eye_to_hand:  M_i = T_hand_base,  X = T_base_cam,  Y = T_hand_target  (board in the gripper)
                   Y = M_i X C_i   for every i.
 
-cv2.calibrateHandEye solves for X (Y is then the mean of M_i X C_i); cv2.calibrateRobotWorldHandEye solves for
-both. The method is chosen by held-out consistency: fit on k-1 folds, predict the held-out board poses
-C_i = X^-1 M_i^-1 Y, and compare them with what the camera saw.
+cv2.calibrateHandEye solves for X (Y is then the mean of M_i X C_i); cv2.calibrateRobotWorldHandEye
+solves for both. The method is chosen by held-out consistency: fit on k-1 folds, predict the
+held-out board poses C_i = X^-1 M_i^-1 Y, and compare them with what the camera saw.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ class HandEyeConfig:
         1.0  # board poses fitting their own corners worse than this are unreliable
     )
     min_corners: int = 12
-    # AX = XB means robot and camera motions between two samples turn by the same angle and move by the same
-    # amount along the turn axis, whatever X is: a sample breaking that (pose read at the wrong time, board
-    # moved) is rejected before fitting.
+    # AX = XB means robot and camera motions between two samples turn by the same angle and move by
+    # the same amount along the turn axis, whatever X is: a sample breaking that (pose read at the
+    # wrong time, board moved) is rejected before fitting.
     max_angle_mismatch_deg: float = 0.5
     max_pitch_mismatch_mm: float = 3.0
     min_rotation_deg: float = 15.0  # the largest rotation between two samples must be at least this
@@ -126,7 +126,7 @@ class HandEyeResult:
 def board_pose(
     det: Detection, board: BoardConfig, cam: CameraIntrinsics
 ) -> tuple[np.ndarray, float]:
-    """T_cam_target from detected corners (PnP, refined by Levenberg-Marquardt) and its RMS reprojection error."""
+    """T_cam_target from detected corners (PnP refined by Levenberg-Marquardt) and its RMS px."""
     obj = det.object_points(board)
     img = det.corners.astype(np.float64).reshape(-1, 1, 2)
     ok, rvec, tvec = cv2.solvePnP(obj, img, cam.K, cam.D, flags=cv2.SOLVEPNP_IPPE)
@@ -145,7 +145,7 @@ def gate_samples(
     cfg: HandEyeConfig,
     source: str = "the samples",
 ) -> tuple[list[HandEyeSample], dict[str, str]]:
-    """Hand-eye samples from (name, RGB image, T_base_hand) views, and why each other view was dropped.
+    """Hand-eye samples from (name, RGB image, T_base_hand) views, and why other views were dropped.
 
     A view without a robot pose or with another image size than `cam` refuses the whole set (the
     folder is wrong, not one view); a view with too few board corners or a board pose that fits its
@@ -206,7 +206,7 @@ def _fit(method: str, Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.nd
 def _prediction_errors(
     X: np.ndarray, Y: np.ndarray, Ms: list[np.ndarray], Cs: list[np.ndarray], points: np.ndarray
 ) -> np.ndarray:
-    """Per sample (translation mm, rotation deg, mean board-point distance mm) of predicted vs seen board pose."""
+    """Per sample (translation mm, rotation deg, mean board-point mm) of predicted vs seen board."""
     out = []
     X_inv = tf.inv(X)
     for M, C in zip(Ms, Cs):
@@ -218,7 +218,7 @@ def _prediction_errors(
 
 
 def _motion_invariants(T: np.ndarray) -> tuple[float, float | None]:
-    """Rotation angle (rad) and translation along the rotation axis (m; None when the angle is too small)."""
+    """Rotation angle (rad) and translation along its axis (m; None when the angle is too small)."""
     angle = tf.rotation_angle(T[:3, :3])
     if angle < np.radians(5):
         return angle, None
@@ -234,7 +234,7 @@ def _motion_invariants(T: np.ndarray) -> tuple[float, float | None]:
 
 
 def consistency(Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-sample median mismatch of motion invariants (angle deg, pitch mm) and the largest motion angle (deg)."""
+    """Per-sample median mismatch of motion invariants (angle deg, pitch mm); largest turn (deg)."""
     n = len(Ms)
     ang = np.full((n, n), np.nan)
     pitch = np.full((n, n), np.nan)
@@ -258,19 +258,19 @@ def calibrate_hand_eye(
     camera_name: str = "camera",
     rejected: dict[str, str] | None = None,
 ) -> HandEyeResult:
-    """Calibrate X (camera in hand or in base), choosing the OpenCV method by held-out prediction error.
+    """Calibrate X (camera in hand or in base), choosing the OpenCV method by held-out error.
 
-    `target_points` (N, 3) are board-frame points (e.g. the ChArUco corners) over which the held-out error
-    `point_mm` is measured. `rejected` carries samples already dropped upstream (no board, bad PnP) so that a
-    refusal lists them too.
+    `target_points` (N, 3) are board-frame points (e.g. the ChArUco corners) over which the held-out
+    error `point_mm` is measured. `rejected` carries samples already dropped upstream (no board, bad
+    PnP) so that a refusal lists them too.
     """
     cfg = cfg or HandEyeConfig()
     rejected = dict(rejected or {})
     advice = (
-        f"record at least {cfg.min_samples} samples with the board fully visible, holding the arm still "
-        "for each; turn the wrist 15-30 degrees about different axes between samples (not only "
-        "translations); check that the robot pose is the hand/TCP in the base frame, in metres, "
-        "quaternion w,x,y,z, and taken at the same time as the image"
+        f"record at least {cfg.min_samples} samples with the board fully visible, holding the "
+        "arm still for each; turn the wrist 15-30 degrees about different axes between samples "
+        "(not only translations); check that the robot pose is the hand/TCP in the base frame, in "
+        "metres, quaternion w,x,y,z, and taken at the same time as the image"
     )
 
     def refuse(what: str, n_usable: int) -> CalibrationError:
@@ -314,7 +314,8 @@ def calibrate_hand_eye(
     _, _, largest = consistency(Ms, Cs)
     if largest < cfg.min_rotation_deg:
         raise refuse(
-            f"the wrist turned at most {largest:.1f} deg between samples (need {cfg.min_rotation_deg})",
+            f"the wrist turned at most {largest:.1f} deg between samples "
+            f"(need {cfg.min_rotation_deg})",
             len(samples),
         )
 

@@ -1,12 +1,14 @@
-"""Ground-truth check of the whole pipeline in a MuJoCo scene: intrinsics and hand-eye for both set-ups.
+"""Ground-truth check of the pipeline in a MuJoCo scene: intrinsics and hand-eye, both set-ups.
 
-A ChArUco board (generated with cv2.aruco, applied as a texture) and a camera with known intrinsics and pose
-are rendered from randomised hand poses: eye-in-hand (camera on a mocap `hand`, board fixed in the cell) and
-eye-to-hand (camera fixed, board held by the hand). The images and hand poses go through the same code an
-operator's samples go through; the result is compared with the truth and written back into a twin-style
-cameras.yaml, whose camera must then see the board corners where the true camera sees them.
+A ChArUco board (generated with cv2.aruco, applied as a texture) and a camera with known intrinsics
+and pose are rendered from randomised hand poses: eye-in-hand (camera on a mocap `hand`, board fixed
+in the cell) and eye-to-hand (camera fixed, board held by the hand). The images and hand poses go
+through the same code an operator's samples go through; the result is compared with the truth and
+written back into a twin-style cameras.yaml, whose camera must then see the board corners where the
+true camera sees them.
 
-The scene is self-contained (a mocap hand, no arm) so the check does not depend on the rest of the twin.
+The scene is self-contained (a mocap hand, no arm) so the check does not depend on the rest of the
+twin.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from calibration.handeye import HandEyeConfig, calibrate_hand_eye, gate_samples
 from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics
 
 WIDTH, HEIGHT = 640, 480
-# board geom frame (MuJoCo plane: z up, texture row 0 at +y) -> OpenCV board frame (y down the print, z into it)
+# board geom frame (MuJoCo plane: z up, texture row 0 at +y) -> OpenCV board frame (y down the
+# print, z into it)
 _R_GEOM_BOARD = np.diag([1.0, -1.0, -1.0])
 # MuJoCo camera frame (looks along -z, y up) vs OpenCV optical frame (looks along +z, y down)
 _R_OPT_MJ = np.diag([1.0, -1.0, -1.0])
@@ -99,8 +102,9 @@ class Scene:
             f'conaffinity="0" {_pose_attrs(T_other_geom)}/>'
         )
         k = rig.intrinsics
-        # MuJoCo's principal point is an offset from the image centre, with pixel centres at half-integers
-        # in OpenCV terms and the opposite sign on both axes (verified against cv2.projectPoints in the tests)
+        # MuJoCo's principal point is an offset from the image centre, with pixel centres at
+        # half-integers in OpenCV terms and the opposite sign on both axes (verified against
+        # cv2.projectPoints in the tests)
         T_cam_mj = tf.make(rig.T_parent_cam[:3, :3] @ _R_OPT_MJ, rig.T_parent_cam[:3, 3])
         camera = (
             f'<camera name="cam" {_pose_attrs(T_cam_mj)} resolution="{k.width} {k.height}" '
@@ -116,7 +120,8 @@ class Scene:
   <asset><texture name="board" type="2d" file="{texture}"/>
     <material name="board" texture="board" specular="0" shininess="0" reflectance="0"/></asset>
   <worldbody>
-    <geom type="plane" size="2 2 0.01" rgba="0.45 0.42 0.4 1" pos="0 0 -0.002" contype="0" conaffinity="0"/>
+    <geom type="plane" size="2 2 0.01" rgba="0.45 0.42 0.4 1" pos="0 0 -0.002" contype="0"
+          conaffinity="0"/>
     {world_children}
     <body name="hand" mocap="true">{hand_children}</body>
   </worldbody>
@@ -150,7 +155,7 @@ def world_poses(rig: Rig, T_world_hand: np.ndarray) -> tuple[np.ndarray, np.ndar
 def sample_hand_poses(
     rig: Rig, board: BoardConfig, n: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Random hand poses where the camera sees the whole board from 0.3-0.5 m, tilted up to 35 deg."""
+    """Random hand poses where the camera sees the whole board from 0.3-0.5 m, tilted <= 35 deg."""
     w, h = board.size_m
     center = np.array([w / 2, h / 2, 0.0])
     outline = np.array([[0, 0, 0], [w, 0, 0], [0, h, 0], [w, h, 0]], dtype=float)
@@ -240,8 +245,8 @@ def run_rig(
     he = calibrate_hand_eye(samples, board_points(board), cfg, rejected=rejected)
     dt, dr = tf.errors(he.T_parent_cam, rig.T_parent_cam)
 
-    # write into a twin cameras.yaml, read back, and compare where that camera sees the board corners with
-    # where the true camera saw them (its detections in held-out renders)
+    # write into a twin cameras.yaml, read back, and compare where that camera sees the board
+    # corners with where the true camera saw them (its detections in held-out renders)
     yaml_path = folder / "cameras.yaml"
     update_twin_cameras(yaml_path, "cam", TwinCamera(cam, he.parent_frame, he.T_parent_cam))
     twin = load_twin_camera(yaml_path, "cam")
