@@ -1,19 +1,20 @@
 """Hand-eye calibration for a wrist camera (eye-in-hand) or a fixed camera (eye-to-hand).
 
-Every sample pairs a robot pose M_i with the board pose C_i = T_cam_target seen in the image. Both set-ups are
-one equation with two unknown constant transforms:
+Every sample pairs a robot pose M_i with the board pose C_i = T_cam_target seen in the image. Both
+set-ups are one equation with two unknown constant transforms:
 
-    eye_in_hand:  M_i = T_base_hand,      X = T_hand_cam,  Y = T_base_target   (board fixed in the cell)
-    eye_to_hand:  M_i = T_hand_base,      X = T_base_cam,  Y = T_hand_target   (board held by the gripper)
+    eye_in_hand:  M_i = T_base_hand,  X = T_hand_cam,  Y = T_base_target  (board fixed in the cell)
+    eye_to_hand:  M_i = T_hand_base,  X = T_base_cam,  Y = T_hand_target  (board in the gripper)
                   Y = M_i X C_i   for every i.
 
-cv2.calibrateHandEye solves for X (Y is then the mean of M_i X C_i); cv2.calibrateRobotWorldHandEye solves for
-both. The method is chosen by held-out consistency: fit on k-1 folds, predict the held-out board poses
-C_i = X^-1 M_i^-1 Y, and compare them with what the camera saw.
+cv2.calibrateHandEye solves for X (Y is then the mean of M_i X C_i); cv2.calibrateRobotWorldHandEye
+solves for both. The method is chosen by held-out consistency: fit on k-1 folds, predict the
+held-out board poses C_i = X^-1 M_i^-1 Y, and compare them with what the camera saw.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import combinations
@@ -24,7 +25,7 @@ import numpy as np
 
 from calibration import transform as tf
 from calibration.camera_yaml import CameraIntrinsics
-from calibration.charuco import BoardConfig, Detection
+from calibration.charuco import BoardConfig, CharucoFinder, Detection
 from calibration.errors import CalibrationError
 from controllers.config import ConfigError
 
@@ -54,9 +55,9 @@ class HandEyeConfig:
         1.0  # board poses fitting their own corners worse than this are unreliable
     )
     min_corners: int = 12
-    # AX = XB means robot and camera motions between two samples turn by the same angle and move by the same
-    # amount along the turn axis, whatever X is: a sample breaking that (pose read at the wrong time, board
-    # moved) is rejected before fitting.
+    # AX = XB means robot and camera motions between two samples turn by the same angle and move by
+    # the same amount along the turn axis, whatever X is: a sample breaking that (pose read at the
+    # wrong time, board moved) is rejected before fitting.
     max_angle_mismatch_deg: float = 0.5
     max_pitch_mismatch_mm: float = 3.0
     min_rotation_deg: float = 15.0  # the largest rotation between two samples must be at least this
@@ -95,9 +96,7 @@ class HandEyeResult:
     residual: dict[str, float]  # chosen method refit on all samples, errors on those samples
     samples_used: list[str]
     rejected: dict[str, str]
-    date: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
+    date: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
         q = tf.matrix_to_quat(self.T_parent_cam[:3, :3])
@@ -127,7 +126,7 @@ class HandEyeResult:
 def board_pose(
     det: Detection, board: BoardConfig, cam: CameraIntrinsics
 ) -> tuple[np.ndarray, float]:
-    """T_cam_target from detected corners (PnP, refined by Levenberg-Marquardt) and its RMS reprojection error."""
+    """T_cam_target from detected corners (PnP refined by Levenberg-Marquardt) and its RMS px."""
     obj = det.object_points(board)
     img = det.corners.astype(np.float64).reshape(-1, 1, 2)
     ok, rvec, tvec = cv2.solvePnP(obj, img, cam.K, cam.D, flags=cv2.SOLVEPNP_IPPE)
@@ -137,6 +136,47 @@ def board_pose(
     proj, _ = cv2.projectPoints(obj, rvec, tvec, cam.K, cam.D)
     rms = float(np.sqrt(np.mean(np.sum((proj.reshape(-1, 2) - det.corners) ** 2, axis=1))))
     return tf.make(cv2.Rodrigues(rvec)[0], tvec), rms
+
+
+def gate_samples(
+    views: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+    finder: CharucoFinder,
+    cam: CameraIntrinsics,
+    cfg: HandEyeConfig,
+    source: str = "the samples",
+) -> tuple[list[HandEyeSample], dict[str, str]]:
+    """Hand-eye samples from (name, RGB image, T_base_hand) views, and why other views were dropped.
+
+    A view without a robot pose or with another image size than `cam` refuses the whole set (the
+    folder is wrong, not one view); a view with too few board corners or a board pose that fits its
+    own corners badly is dropped. `calibrate_hand_eye` then refuses too few samples, samples whose
+    robot and camera motions disagree, and a wrist that did not turn enough.
+    """
+    samples, rejected = [], {}
+    for name, image, T_base_hand in views:
+        if T_base_hand is None:
+            raise CalibrationError(
+                f"{source} has no robot poses (samples.yaml); record samples with the "
+                "robot's calibration mode"
+            )
+        if image.shape[:2] != (cam.height, cam.width):
+            raise CalibrationError(
+                f"{name} is {image.shape[1]}x{image.shape[0]} but the intrinsics are for "
+                f"{cam.width}x{cam.height}: use the intrinsics of this camera and resolution"
+            )
+        det = finder.detect(image)
+        if len(det) < cfg.min_corners:
+            rejected[name] = f"{len(det)} board corners (need {cfg.min_corners})"
+            continue
+        T_cam_target, rms = board_pose(det, finder.cfg, cam)
+        if rms > cfg.max_pnp_error_px:
+            rejected[name] = (
+                f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
+                "blur, a bent board, or intrinsics of another camera/resolution"
+            )
+            continue
+        samples.append(HandEyeSample(name, T_base_hand, T_cam_target))
+    return samples, rejected
 
 
 def _fit(method: str, Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +206,7 @@ def _fit(method: str, Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.nd
 def _prediction_errors(
     X: np.ndarray, Y: np.ndarray, Ms: list[np.ndarray], Cs: list[np.ndarray], points: np.ndarray
 ) -> np.ndarray:
-    """Per sample (translation mm, rotation deg, mean board-point distance mm) of predicted vs seen board pose."""
+    """Per sample (translation mm, rotation deg, mean board-point mm) of predicted vs seen board."""
     out = []
     X_inv = tf.inv(X)
     for M, C in zip(Ms, Cs):
@@ -178,7 +218,7 @@ def _prediction_errors(
 
 
 def _motion_invariants(T: np.ndarray) -> tuple[float, float | None]:
-    """Rotation angle (rad) and translation along the rotation axis (m; None when the angle is too small)."""
+    """Rotation angle (rad) and translation along its axis (m; None when the angle is too small)."""
     angle = tf.rotation_angle(T[:3, :3])
     if angle < np.radians(5):
         return angle, None
@@ -194,7 +234,7 @@ def _motion_invariants(T: np.ndarray) -> tuple[float, float | None]:
 
 
 def consistency(Ms: list[np.ndarray], Cs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-sample median mismatch of motion invariants (angle deg, pitch mm) and the largest motion angle (deg)."""
+    """Per-sample median mismatch of motion invariants (angle deg, pitch mm); largest turn (deg)."""
     n = len(Ms)
     ang = np.full((n, n), np.nan)
     pitch = np.full((n, n), np.nan)
@@ -218,19 +258,19 @@ def calibrate_hand_eye(
     camera_name: str = "camera",
     rejected: dict[str, str] | None = None,
 ) -> HandEyeResult:
-    """Calibrate X (camera in hand or in base), choosing the OpenCV method by held-out prediction error.
+    """Calibrate X (camera in hand or in base), choosing the OpenCV method by held-out error.
 
-    `target_points` (N, 3) are board-frame points (e.g. the ChArUco corners) over which the held-out error
-    `point_mm` is measured. `rejected` carries samples already dropped upstream (no board, bad PnP) so that a
-    refusal lists them too.
+    `target_points` (N, 3) are board-frame points (e.g. the ChArUco corners) over which the held-out
+    error `point_mm` is measured. `rejected` carries samples already dropped upstream (no board, bad
+    PnP) so that a refusal lists them too.
     """
     cfg = cfg or HandEyeConfig()
     rejected = dict(rejected or {})
     advice = (
-        f"record at least {cfg.min_samples} samples with the board fully visible, holding the arm still "
-        "for each; turn the wrist 15-30 degrees about different axes between samples (not only "
-        "translations); check that the robot pose is the hand/TCP in the base frame, in metres, "
-        "quaternion w,x,y,z, and taken at the same time as the image"
+        f"record at least {cfg.min_samples} samples with the board fully visible, holding the "
+        "arm still for each; turn the wrist 15-30 degrees about different axes between samples "
+        "(not only translations); check that the robot pose is the hand/TCP in the base frame, in "
+        "metres, quaternion w,x,y,z, and taken at the same time as the image"
     )
 
     def refuse(what: str, n_usable: int) -> CalibrationError:
@@ -274,7 +314,8 @@ def calibrate_hand_eye(
     _, _, largest = consistency(Ms, Cs)
     if largest < cfg.min_rotation_deg:
         raise refuse(
-            f"the wrist turned at most {largest:.1f} deg between samples (need {cfg.min_rotation_deg})",
+            f"the wrist turned at most {largest:.1f} deg between samples "
+            f"(need {cfg.min_rotation_deg})",
             len(samples),
         )
 

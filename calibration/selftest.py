@@ -1,12 +1,14 @@
-"""Ground-truth check of the whole pipeline in a MuJoCo scene: intrinsics and hand-eye for both set-ups.
+"""Ground-truth check of the pipeline in a MuJoCo scene: intrinsics and hand-eye, both set-ups.
 
-A ChArUco board (generated with cv2.aruco, applied as a texture) and a camera with known intrinsics and pose
-are rendered from randomised hand poses: eye-in-hand (camera on a mocap `hand`, board fixed in the cell) and
-eye-to-hand (camera fixed, board held by the hand). The images and hand poses go through the same code an
-operator's samples go through; the result is compared with the truth and written back into a twin-style
-cameras.yaml, whose camera must then see the board corners where the true camera sees them.
+A ChArUco board (generated with cv2.aruco, applied as a texture) and a camera with known intrinsics
+and pose are rendered from randomised hand poses: eye-in-hand (camera on a mocap `hand`, board fixed
+in the cell) and eye-to-hand (camera fixed, board held by the hand). The images and hand poses go
+through the same code an operator's samples go through; the result is compared with the truth and
+written back into a twin-style cameras.yaml, whose camera must then see the board corners where the
+true camera sees them.
 
-The scene is self-contained (a mocap hand, no arm) so the check does not depend on the rest of the twin.
+The scene is self-contained (a mocap hand, no arm) so the check does not depend on the rest of the
+twin.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from calibration.camera_yaml import (
     update_twin_cameras,
 )
 from calibration.charuco import BoardConfig, CharucoFinder, Detection, board_image
-from calibration.handeye import HandEyeConfig, HandEyeSample, board_pose, calibrate_hand_eye
+from calibration.handeye import HandEyeConfig, calibrate_hand_eye, gate_samples
 from calibration.intrinsics import IntrinsicsConfig, calibrate_intrinsics
 
 WIDTH, HEIGHT = 640, 480
-# board geom frame (MuJoCo plane: z up, texture row 0 at +y) -> OpenCV board frame (y down the print, z into it)
+# board geom frame (MuJoCo plane: z up, texture row 0 at +y) -> OpenCV board frame (y down the
+# print, z into it)
 _R_GEOM_BOARD = np.diag([1.0, -1.0, -1.0])
 # MuJoCo camera frame (looks along -z, y up) vs OpenCV optical frame (looks along +z, y down)
 _R_OPT_MJ = np.diag([1.0, -1.0, -1.0])
@@ -99,8 +102,9 @@ class Scene:
             f'conaffinity="0" {_pose_attrs(T_other_geom)}/>'
         )
         k = rig.intrinsics
-        # MuJoCo's principal point is an offset from the image centre, with pixel centres at half-integers
-        # in OpenCV terms and the opposite sign on both axes (verified against cv2.projectPoints in the tests)
+        # MuJoCo's principal point is an offset from the image centre, with pixel centres at
+        # half-integers in OpenCV terms and the opposite sign on both axes (verified against
+        # cv2.projectPoints in the tests)
         T_cam_mj = tf.make(rig.T_parent_cam[:3, :3] @ _R_OPT_MJ, rig.T_parent_cam[:3, 3])
         camera = (
             f'<camera name="cam" {_pose_attrs(T_cam_mj)} resolution="{k.width} {k.height}" '
@@ -116,7 +120,8 @@ class Scene:
   <asset><texture name="board" type="2d" file="{texture}"/>
     <material name="board" texture="board" specular="0" shininess="0" reflectance="0"/></asset>
   <worldbody>
-    <geom type="plane" size="2 2 0.01" rgba="0.45 0.42 0.4 1" pos="0 0 -0.002" contype="0" conaffinity="0"/>
+    <geom type="plane" size="2 2 0.01" rgba="0.45 0.42 0.4 1" pos="0 0 -0.002" contype="0"
+          conaffinity="0"/>
     {world_children}
     <body name="hand" mocap="true">{hand_children}</body>
   </worldbody>
@@ -150,7 +155,7 @@ def world_poses(rig: Rig, T_world_hand: np.ndarray) -> tuple[np.ndarray, np.ndar
 def sample_hand_poses(
     rig: Rig, board: BoardConfig, n: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Random hand poses where the camera sees the whole board from 0.3-0.5 m, tilted up to 35 deg."""
+    """Random hand poses where the camera sees the whole board from 0.3-0.5 m, tilted <= 35 deg."""
     w, h = board.size_m
     center = np.array([w / 2, h / 2, 0.0])
     outline = np.array([[0, 0, 0], [w, 0, 0], [0, h, 0], [w, h, 0]], dtype=float)
@@ -189,8 +194,20 @@ def _corner_errors(
     return np.linalg.norm(px - det.corners, axis=1)
 
 
-def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path) -> dict:
-    """Render, calibrate intrinsics and hand-eye, write the result back, and measure every error."""
+def run_rig(
+    rig: Rig,
+    board: BoardConfig,
+    n_views: int,
+    seed: int,
+    folder: Path,
+    handeye: HandEyeConfig | None = None,
+) -> dict:
+    """Render, calibrate intrinsics and hand-eye, write the result back, and measure every error.
+
+    The hand-eye samples pass the same gate as an operator's (`gate_samples`, then the count,
+    agreement and rotation checks of `calibrate_hand_eye`); `handeye` defaults to the rig's set-up
+    with the CLI's defaults.
+    """
     rng = np.random.default_rng(seed)
     finder = CharucoFinder(board)
     scene = Scene(rig, board, folder)
@@ -203,6 +220,7 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
     images = [np.clip(im + rng.normal(0, 2.0, im.shape), 0, 255).astype(np.uint8) for im in images]
     dets = [finder.detect(im) for im in images]
     cal_poses, test_poses = poses[:n_views], poses[n_views:]
+    cal_images = images[:n_views]
     cal_dets, test_dets = dets[:n_views], dets[n_views:]
 
     # the renderer must follow the pinhole model before any calibration result means anything
@@ -220,15 +238,15 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
         dict(zip(names, cal_dets)), board, (WIDTH, HEIGHT), IntrinsicsConfig()
     )
     cam = intr.camera
-    samples = []
-    for name, det, T in zip(names, cal_dets, cal_poses):
-        if name in intr.view_errors_px:
-            samples.append(HandEyeSample(name, T, board_pose(det, board, cam)[0]))
-    he = calibrate_hand_eye(samples, board_points(board), HandEyeConfig(setup=rig.setup))
+    cfg = handeye or HandEyeConfig(setup=rig.setup)
+    samples, rejected = gate_samples(
+        zip(names, cal_images, cal_poses), finder, cam, cfg, f"the {rig.setup} renders"
+    )
+    he = calibrate_hand_eye(samples, board_points(board), cfg, rejected=rejected)
     dt, dr = tf.errors(he.T_parent_cam, rig.T_parent_cam)
 
-    # write into a twin cameras.yaml, read back, and compare where that camera sees the board corners with
-    # where the true camera saw them (its detections in held-out renders)
+    # write into a twin cameras.yaml, read back, and compare where that camera sees the board
+    # corners with where the true camera saw them (its detections in held-out renders)
     yaml_path = folder / "cameras.yaml"
     update_twin_cameras(yaml_path, "cam", TwinCamera(cam, he.parent_frame, he.T_parent_cam))
     twin = load_twin_camera(yaml_path, "cam")
@@ -253,6 +271,7 @@ def run_rig(rig: Rig, board: BoardConfig, n_views: int, seed: int, folder: Path)
         ),
         "pp_err_px": round(float(np.hypot(cam.cx - k0.cx, cam.cy - k0.cy)), 4),
         "handeye_method": he.method,
+        "handeye_samples_used": len(he.samples_used),
         "handeye_trans_mm": round(dt * 1e3, 4),
         "handeye_rot_deg": round(float(np.degrees(dr)), 5),
         "heldout_point_mm": he.heldout[he.method]["point_mm"],

@@ -1,11 +1,13 @@
-"""The real cell: two RealSense cameras, teleop, the reward classifier and the actor, parameters from config/ros_robot.yaml.
+"""The real cell: two RealSense cameras, teleop, the reward classifier and the actor.
+
+Parameters come from config/ros_robot.yaml.
 
     ros2 launch robot_rl robot.launch.py        (or: robot-rl bringup robot)
 
 The robot's own real-time controller (e.g. a ros2_control Cartesian impedance controller that
 follows `target_pose` and publishes `current_pose`, `current_twist`, `joint_states`, `wrench`, and
 serves `reset`) is launched with the robot's driver, not here. Kept plain for the static check in
-CI (nodes/launch_file.py).
+CI (robot_rl/cli/launch_file.py).
 """
 
 import os

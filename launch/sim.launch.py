@@ -3,7 +3,7 @@
     ros2 launch robot_rl sim.launch.py          (or, without a ROS install: robot-rl bringup sim)
 
 Kept plain (string literals, one config("...") per parameter file) so that CI can check it without
-`launch` installed and `robot-rl bringup` starts the same node set: see nodes/launch_file.py.
+`launch` installed and `robot-rl bringup` starts the same node set: see robot_rl/cli/launch_file.py.
 """
 
 import os

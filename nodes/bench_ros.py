@@ -1,19 +1,24 @@
 """Body of `robot-rl bench ros`: image latency between two processes and the 10 Hz control tick.
 
+Runs as `python -m nodes.bench_ros` (the CLI starts it so that robot_rl never imports nodes) and
+prints its figures as one JSON line.
+
 - image latency: a separate process publishes 640x480 rgb8 `Image`s stamped just before publish;
   this process records arrival - stamp (same host clock), with the Fast DDS shared-memory profile.
 - control loop: a separate process streams robot state (`joint_states`, `current_pose`, 100 Hz)
   and two cameras (front, wrist: 640x480 at 30 Hz); this process runs a 10 Hz timer that assembles
   the newest message of each topic (with the staleness check), converts them to arrays, resizes the
-  frames to 128x128, runs the image policy (frozen EfficientNet-Lite0 + heads, CPU, `threads` torch threads)
-  and publishes `target_pose`: the actor node's tick. control_rate_hz is ticks over wall time; tick
-  latency is the time from a tick's scheduled instant to its `target_pose` publish (ticks held for
-  stale inputs count for the rate, not for the latency); policy_ms is the policy's share.
+  frames to 128x128, runs the image policy (frozen EfficientNet-Lite0 + heads, CPU, `threads`
+  torch threads) and publishes `target_pose`: the actor node's tick. control_rate_hz is ticks over
+  wall time; tick latency is the time from a tick's scheduled instant to its `target_pose` publish
+  (ticks held for stale inputs count for the rate, not for the latency); policy_ms is the policy's
+  share.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -130,9 +135,9 @@ def _start_publisher(
 def _tear_down(publisher: subprocess.Popen, executor, node, context) -> None:
     """Stop the publisher cleanly, then the executor, the node and the context, in that order.
 
-    A publisher SIGKILLed mid-stream leaves its shared-memory segments and DDS participant behind, and
-    destroying a node still attached to an executor is the teardown that segfaults rclpy; both were seen
-    to crash the listener inside destroy_node on a loaded CI machine.
+    A publisher SIGKILLed mid-stream leaves its shared-memory segments and DDS participant behind,
+    and destroying a node still attached to an executor is the teardown that segfaults rclpy; both
+    were seen to crash the listener inside destroy_node on a loaded CI machine.
     """
     publisher.send_signal(
         signal.SIGINT
@@ -182,9 +187,10 @@ def image_latency(seconds: float, domain_id: int, shm: bool) -> dict:
         raise RuntimeError(
             f"only {len(latencies)} images arrived over shared memory; DDS discovery failed?"
         )
-    # best-effort 640x480 frames over the default (UDP) transport are often lost in fragments (a loaded host
-    # can drop nearly all of them): there the count of frames that made it is the result, and too few to
-    # take percentiles of gives no latency figure rather than a failed benchmark
+    # best-effort 640x480 frames over the default (UDP) transport are often lost in fragments (a
+    # loaded host can drop nearly all of them): there the count of frames that made it is the
+    # result, and too few to take percentiles of gives no latency figure rather than a failed
+    # benchmark
     if warm.size < 2:
         return {"frames": int(warm.size), "p50": None, "p99": None}
     return {
@@ -331,14 +337,31 @@ def run(
         "tick_latency_ms_p99": round(loop["tick_p99"], 3),
         "policy_ms_p50": round(loop["policy_p50"], 3),
         "policy_ms_p99": round(loop["policy_p99"], 3),
-        "tick_policy": f"image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen ({dtype}), CPU, {threads} thread(s)",
+        "tick_policy": (
+            f"image: 2 cameras 640x480 -> 128x128, efficientnet_lite0 frozen ({dtype}), CPU, "
+            f"{threads} thread(s)"
+        ),
         "ticks": loop["ticks"],
         "ticks_held_stale": loop["held"],
         "seconds_per_measurement": seconds,
     }
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nodes.bench_ros [--seconds S] ...`: print the figures as one JSON line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["publish"]:
+        return _publisher_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m nodes.bench_ros")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--domain-id", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    args = parser.parse_args(argv)
+    result = run(args.seconds, args.domain_id, args.threads, args.dtype)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "publish":
-        raise SystemExit(_publisher_main(sys.argv[2:]))
-    print(run())
+    raise SystemExit(main())

@@ -3,11 +3,16 @@
 Every node keeps its settings in one dataclass whose fields all have defaults. The node declares
 one ROS parameter per (flattened, dot-separated) field, reads them back and builds the dataclass
 with `controllers.config.from_dict`, so range checks and error messages are the same as for YAML
-configs. The static launch check uses `parameter_names` to know which keys a node declares.
+configs. The static launch check (robot_rl/cli/launch_file.py) runs this module as
+`python -m nodes.params` to check parameter files against the nodes' declared parameters.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import sys
+from pathlib import Path
 from typing import Any, TypeVar
 
 from controllers.config import ConfigError, from_dict, load_yaml, to_dict
@@ -48,7 +53,8 @@ def declare_config(node: Any, cls: type[T]) -> T:
     from rcl_interfaces.msg import ParameterDescriptor
 
     defaults = flatten(to_dict(cls()))
-    # dynamic typing: a YAML `1` for a float field must not be refused by ROS; from_dict checks types.
+    # dynamic typing: a YAML `1` for a float field must not be refused by ROS; from_dict checks
+    # types.
     descriptor = ParameterDescriptor(dynamic_typing=True)
     values = {}
     for name, default in defaults.items():
@@ -82,3 +88,37 @@ def config_from_file(cls: type[T], params_file: str, node_name: str) -> T:
     return from_dict(
         cls, unflatten(node_parameters(params_file, node_name)), f"{params_file}:{node_name}"
     )
+
+
+def check_parameter_file(cls: type, params_file: str, node_name: str, executable: str) -> list[str]:
+    """Problems of one node's section of a parameter file: undeclared keys, else invalid values."""
+    declared = parameter_names(cls)
+    try:
+        unknown = sorted(set(node_parameters(params_file, node_name)) - declared)
+        if not unknown:
+            config_from_file(cls, params_file, node_name)
+    except ConfigError as exc:
+        return [str(exc)]
+    return [
+        f"{Path(params_file).name}: parameter {key!r} is not declared by {executable} "
+        f"(declared: {sorted(declared)})"
+        for key in unknown
+    ]
+
+
+def main() -> int:
+    """Requests [{module, executable, node, file}] as JSON on stdin; problem lists on stdout."""
+    problems = []
+    for request in json.load(sys.stdin):
+        module = importlib.import_module(request["module"])
+        problems.append(
+            check_parameter_file(
+                module.PARAMETERS, request["file"], request["node"], request["executable"]
+            )
+        )
+    print(json.dumps(problems))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,9 +25,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float32, String
 
 from controllers.config import ConfigError
+from nodes.drivers.teleop_devices import DeviceLost, DeviceState, make_device
 from nodes.messages import twist_msg
 from nodes.params import declare_config
-from nodes.teleop_devices import DeviceLost, DeviceState, make_device
 
 EVENTS = ("success", "failure", "reset", "pause")
 

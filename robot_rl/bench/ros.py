@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+
+# the body lives with the ROS nodes (it needs rclpy); the core only starts it and reads its JSON
+BENCH_MODULE = "nodes.bench_ros"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +27,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> dict:
-    # the core never imports rclpy: the bench body lives with the nodes and is loaded only here
-    from nodes import bench_ros
+def command(args: argparse.Namespace) -> list[str]:
+    """The child process that runs the measurements and prints one JSON line."""
+    cmd = [sys.executable, "-m", BENCH_MODULE, "--seconds", str(args.seconds)]
+    cmd += ["--threads", str(args.threads), "--dtype", args.dtype]
+    if args.domain_id is not None:
+        cmd += ["--domain-id", str(args.domain_id)]
+    return cmd
 
-    return bench_ros.run(
-        seconds=args.seconds, domain_id=args.domain_id, threads=args.threads, dtype=args.dtype
-    )
+
+def run(args: argparse.Namespace) -> dict:
+    cmd = command(args)
+    # stderr stays on the terminal: ROS and DDS report their problems there
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"the ROS benchmark ({' '.join(cmd[1:])}) exited with status {proc.returncode}; "
+            "its error is printed above. Check that ROS 2 (rclpy) is installed and sourced."
+        )
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"the ROS benchmark ({' '.join(cmd[1:])}) did not end with its JSON figures; "
+            f"its last output line was: {lines[-1]!r}"
+        ) from exc

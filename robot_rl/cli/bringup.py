@@ -1,8 +1,9 @@
 """`robot-rl bringup {sim,robot} --config FILE`: the launch file's node set as separate processes.
 
-For machines without the `ros2` CLI: reads launch/<which>.launch.py (nodes/launch_file.py), checks
-it, and starts each node as `python -m <module> --ros-args -r __node:=<name> --params-file FILE`
-with the same environment the launch file sets. Ctrl-C stops them all; a node that dies is
+For machines without the `ros2` CLI: reads launch/<which>.launch.py (launch_file.py beside this
+module), checks it, and starts each node as
+`python -m <module> --ros-args -r __node:=<name> --params-file FILE` with the same environment the
+launch file sets. Ctrl-C stops them all; a node that dies is
 reported with its exit status and the others are stopped too.
 """
 
@@ -52,7 +53,7 @@ def _stop(procs: dict[str, subprocess.Popen], timeout: float = 10.0) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nodes.launch_file import REPO, check_launch_file, node_module, read_launch_file
+    from robot_rl.cli.launch_file import REPO, check_launch_file, node_module, read_launch_file
 
     launch = REPO / "launch" / f"{args.which}.launch.py"
     params = Path(args.config or REPO / "config" / f"ros_{args.which}.yaml").resolve()

@@ -15,50 +15,56 @@ INTRINSICS_DOC = """\
 Camera intrinsics from ChArUco views.
 
 Procedure:
-  1. Print the board (robot-rl calibrate selftest uses the default board; measure the printed square with a
-     caliper and pass --square-length/--marker-length in metres). Glue it flat on a rigid plate.
-  2. Record 15-30 sharp images (the robot's calibration mode, or any folder of PNG/JPG images): the whole board
-     visible, at different distances, tilted 20-40 degrees about both board axes, and placed so that over all
-     images the board covers the image corners too. Hold still for each image.
-  3. Run this command. Views with too few corners, collinear corners or a large reprojection error are
-     rejected (listed with the reason); the result is written only when enough views remain.
-Output: ROS camera_info YAML (image size, camera matrix, distortion, rectification, projection) plus a
-`calibration:` record (reprojection error, number of views, rejected views, date).
+  1. Print the board (robot-rl calibrate selftest uses the default board; measure the printed square
+     with a caliper and pass --square-length/--marker-length in metres). Glue it flat on a rigid
+     plate.
+  2. Record 15-30 sharp images (the robot's calibration mode, or any folder of PNG/JPG images): the
+     whole board visible, at different distances, tilted 20-40 degrees about both board axes, and
+     placed so that over all images the board covers the image corners too. Hold still for each
+     image.
+  3. Run this command. Views with too few corners, collinear corners or a large reprojection error
+     are rejected (listed with the reason); the result is written only when enough views remain.
+Output: ROS camera_info YAML (image size, camera matrix, distortion, rectification, projection) plus
+a `calibration:` record (reprojection error, number of views, rejected views, date).
 """
 
 HANDEYE_DOC = """\
-Hand-eye calibration: where a camera is, relative to the hand (wrist camera) or to the robot base (fixed camera).
+Hand-eye calibration: where a camera is, relative to the hand (wrist camera) or to the robot base
+(fixed camera).
 
 Procedure:
-  eye_in_hand (camera on the wrist): fix the board on the table; eye_to_hand (fixed camera): clamp the board
-  to the gripper. Then, in the robot's calibration mode, move the arm to 10-20 poses where the camera sees the
-  whole board, turning the wrist 15-30 degrees about different axes between poses (pure translations do not
-  determine the rotation), and take one sample at each pose while the arm is still. Each sample stores the
-  image and the TCP pose from `current_pose`.
-  Every OpenCV method (Tsai, Park, Horaud, Andreff, Daniilidis, and the robot-world Shah and Li) is fitted on
-  part of the samples and judged by how well it predicts the board pose in the held-out samples; the best one
-  is refitted on all samples. Samples whose robot motion disagrees with the camera motion are rejected.
-Output: YAML with the transform (parent/child frame, translation, quaternion_xyzw), method, held-out errors
-and date; with --twin-cameras also the camera entry of the twin's cameras.yaml.
+  eye_in_hand (camera on the wrist): fix the board on the table; eye_to_hand (fixed camera): clamp
+  the board to the gripper. Then, in the robot's calibration mode, move the arm to 10-20 poses where
+  the camera sees the whole board, turning the wrist 15-30 degrees about different axes between
+  poses (pure translations do not determine the rotation), and take one sample at each pose while
+  the arm is still. Each sample stores the image and the TCP pose from `current_pose`.
+  Every OpenCV method (Tsai, Park, Horaud, Andreff, Daniilidis, and the robot-world Shah and Li) is
+  fitted on part of the samples and judged by how well it predicts the board pose in the held-out
+  samples; the best one is refitted on all samples. Samples whose robot motion disagrees with the
+  camera motion are rejected.
+Output: YAML with the transform (parent/child frame, translation, quaternion_xyzw), method, held-out
+errors and date; with --twin-cameras also the camera entry of the twin's cameras.yaml.
 """
 
 WORKSPACE_DOC = """\
 Workspace bounds for the safety filter from recorded TCP positions.
 
-Procedure: with the robot in hand-guiding/teleop mode and recording `current_pose`, move the TCP to the
-extremes of the task space (all corners of the region the policy may use, lowest and highest points).
-Save the poses as .npy or .csv (rows x y z [qw qx qy qz]) and run this command. The box is the recorded
-extent plus --margin on every side, written as `safety.workspace_min/max` (other keys of --out are kept).
+Procedure: with the robot in hand-guiding/teleop mode and recording `current_pose`, move the TCP to
+the extremes of the task space (all corners of the region the policy may use, lowest and highest
+points). Save the poses as .npy or .csv (rows x y z [qw qx qy qz]) and run this command. The box is
+the recorded extent plus --margin on every side, written as `safety.workspace_min/max` (other keys
+of --out are kept).
 """
 
 CROP_DOC = """\
 Crop rectangles per camera for the policy and the reward classifier, with a PNG preview.
 
-Give each crop in pixels (--policy X Y W H), or as a 3-D box in the world frame projected through a fixed
-camera's calibration (--policy-box XMIN YMIN ZMIN XMAX YMAX ZMAX, or --policy-from-safety safety.yaml to use
-the workspace box), with --cameras pointing at the twin-style cameras.yaml that holds the camera. Crops are
-square by default (the policy resizes them to 128x128) and are kept inside the image. Check the preview PNG
-(drawn on --image, a frame recorded from that camera) before using the crops.
+Give each crop in pixels (--policy X Y W H), or as a 3-D box in the world frame projected through a
+fixed camera's calibration (--policy-box XMIN YMIN ZMIN XMAX YMAX ZMAX, or --policy-from-safety
+safety.yaml to use the workspace box), with --cameras pointing at the twin-style cameras.yaml that
+holds the camera. Crops are square by default (the policy resizes them to 128x128) and are kept
+inside the image. Check the preview PNG (drawn on --image, a frame recorded from that camera) before
+using the crops.
 """
 
 
@@ -215,7 +221,7 @@ def _board(args: argparse.Namespace):
 
 
 def _guarded(fn):
-    """Report refusals and bad input as one clear message and exit status 2; nothing has been written then."""
+    """Report refusals and bad input as one clear message and exit status 2; nothing is written."""
 
     def run(args: argparse.Namespace) -> int:
         from calibration.errors import CalibrationError
@@ -262,7 +268,8 @@ def _intrinsics(args: argparse.Namespace) -> int:
     c = result.camera
     print(
         f"wrote {args.out}: fx={c.fx:.2f} fy={c.fy:.2f} cx={c.cx:.2f} cy={c.cy:.2f} "
-        f"rms={result.rms_px:.3f} px from {len(result.view_errors_px)} views, {len(result.rejected)} rejected"
+        f"rms={result.rms_px:.3f} px from {len(result.view_errors_px)} views, "
+        f"{len(result.rejected)} rejected"
     )
     for name, why in result.rejected.items():
         print(f"  rejected {name}: {why}")
@@ -274,15 +281,8 @@ def _handeye(args: argparse.Namespace) -> int:
     from calibration.camera_yaml import TwinCamera, load_camera_info, update_twin_cameras
     from calibration.charuco import CharucoFinder, make_board
     from calibration.collector import load_samples
-    from calibration.errors import CalibrationError
     from calibration.files import write_yaml
-    from calibration.handeye import (
-        ALL_METHODS,
-        HandEyeConfig,
-        HandEyeSample,
-        board_pose,
-        calibrate_hand_eye,
-    )
+    from calibration.handeye import ALL_METHODS, HandEyeConfig, calibrate_hand_eye, gate_samples
 
     board = _board(args)
     cam = load_camera_info(args.intrinsics)
@@ -294,31 +294,9 @@ def _handeye(args: argparse.Namespace) -> int:
         max_angle_mismatch_deg=args.max_angle_mismatch,
         max_pitch_mismatch_mm=args.max_pitch_mismatch,
     )
-    finder = CharucoFinder(board)
-    samples, rejected = [], {}
-    for name, image, T in load_samples(args.samples):
-        if T is None:
-            raise CalibrationError(
-                f"{args.samples} has no robot poses (samples.yaml); record samples with the "
-                "robot's calibration mode"
-            )
-        if image.shape[:2] != (cam.height, cam.width):
-            raise CalibrationError(
-                f"{name} is {image.shape[1]}x{image.shape[0]} but {args.intrinsics} is "
-                f"{cam.width}x{cam.height}"
-            )
-        det = finder.detect(image)
-        if len(det) < cfg.min_corners:
-            rejected[name] = f"{len(det)} board corners (need {cfg.min_corners})"
-            continue
-        T_cam_target, rms = board_pose(det, board, cam)
-        if rms > cfg.max_pnp_error_px:
-            rejected[name] = (
-                f"board pose fits its corners to {rms:.2f} px (> {cfg.max_pnp_error_px}): "
-                "blur, a bent board, or intrinsics of another camera/resolution"
-            )
-            continue
-        samples.append(HandEyeSample(name, T, T_cam_target))
+    samples, rejected = gate_samples(
+        load_samples(args.samples), CharucoFinder(board), cam, cfg, str(args.samples)
+    )
     points = make_board(board).getChessboardCorners().astype(float)
     result = calibrate_hand_eye(samples, points, cfg, args.camera_name, rejected)
     write_yaml(args.out, result.to_dict())
@@ -331,7 +309,8 @@ def _handeye(args: argparse.Namespace) -> int:
     err = result.heldout[result.method]
     print(
         f"wrote {args.out}: method {result.method}, held-out error {err['trans_mm']:.2f} mm / "
-        f"{err['rot_deg']:.3f} deg, {len(result.samples_used)} samples, {len(result.rejected)} rejected"
+        f"{err['rot_deg']:.3f} deg, {len(result.samples_used)} samples, "
+        f"{len(result.rejected)} rejected"
     )
     for name, why in result.rejected.items():
         print(f"  rejected {name}: {why}")
@@ -346,7 +325,8 @@ def _workspace(args: argparse.Namespace) -> int:
     lo, hi = workspace_box(positions, args.margin, args.min_extent)
     write_safety_yaml(args.out, lo, hi)
     print(
-        f"wrote {args.out}: workspace_min={lo.round(4).tolist()} workspace_max={hi.round(4).tolist()} "
+        f"wrote {args.out}: workspace_min={lo.round(4).tolist()} "
+        f"workspace_max={hi.round(4).tolist()} "
         f"from {len(positions)} poses, margin {args.margin} m"
     )
     return 0
@@ -388,12 +368,12 @@ def _crop(args: argparse.Namespace) -> int:
     save_crops(args.out, args.camera, crops, size, image, args.preview)
     for role, c in crops.items():
         print(f"{args.camera}.{role}: x={c.x} y={c.y} width={c.width} height={c.height}")
-    print(
-        f"wrote {args.out} and preview {args.preview or args.out.with_name(f'crop_{args.camera}.png')}"
-    )
+    preview = args.preview or args.out.with_name(f"crop_{args.camera}.png")
+    print(f"wrote {args.out} and preview {preview}")
     return 0
 
 
+@_guarded
 def _selftest(args: argparse.Namespace) -> int:
     from calibration.selftest import run
 

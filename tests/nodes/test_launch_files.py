@@ -3,11 +3,13 @@ parameter files, declared parameter keys with valid values."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from nodes.launch_file import check_launch_file, read_launch_file
+from robot_rl.cli.launch_file import check_launch_file, read_launch_file
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -79,3 +81,27 @@ def test_non_literal_node_is_refused(tmp_path):
     path = tmp_path / "x.launch.py"
     path.write_text("Node(package='robot_rl', executable=EXE, name='a')\n")
     assert "executable= must be a string literal" in check_launch_file(path)[0]
+
+
+def test_check_imports_neither_nodes_nor_rclpy():
+    # the parameter check runs in a child process: the CLI side stays free of the ROS nodes
+    code = (
+        "import sys\n"
+        "from robot_rl.cli.launch_file import check_launch_file\n"
+        f"assert check_launch_file({str(REPO / 'launch' / 'sim.launch.py')!r}) == []\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('nodes', 'rclpy'))\n"
+        "assert not loaded, loaded\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_failed_parameter_check_is_reported(tmp_path, monkeypatch):
+    from robot_rl.cli import launch_file
+
+    (tmp_path / "params.yaml").write_text("teleop:\n  ros__parameters: {}\n")
+    monkeypatch.setattr(launch_file, "PARAMETER_CHECK", "nodes.no_such_module")
+    problems = check_launch_file(_launch(tmp_path), config_dir=tmp_path)
+    assert len(problems) == 1
+    assert "could not check parameters with `-m nodes.no_such_module`" in problems[0]
+    assert "No module named nodes.no_such_module" in problems[0]

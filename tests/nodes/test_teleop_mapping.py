@@ -1,4 +1,4 @@
-"""Teleop mapping and device back ends (no ROS): real device-file formats through FIFOs and a pty."""
+"""Teleop mapping and device back ends (no ROS): real device-file formats via FIFOs and a pty."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from controllers.config import ConfigError, from_dict
+from nodes.drivers.teleop_devices import DeviceLost, DeviceState, Gamepad, Keyboard, SpaceMouse
 from nodes.teleop import TeleopConfig, TeleopMapper
-from nodes.teleop_devices import DeviceLost, DeviceState, Gamepad, Keyboard, SpaceMouse
 
 
 def _state(axes=(0, 0, 0, 0, 0, 0), buttons=()):

@@ -126,7 +126,10 @@ class SpaceMouse(_FileDevice):
 
 
 class Gamepad(_FileDevice):
-    """A gamepad through the Linux joystick API (struct js_event: u32 time, s16 value, u8 type, u8 number)."""
+    """A gamepad through the Linux joystick API.
+
+    Each struct js_event is u32 time, s16 value, u8 type, u8 number.
+    """
 
     EVENT = struct.Struct("<IhBB")
     BUTTON, AXIS, INIT = 0x01, 0x02, 0x80

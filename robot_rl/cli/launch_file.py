@@ -1,21 +1,26 @@
 """Read this package's ROS 2 launch files without `launch` installed, and check them.
 
-The launch files (launch/*.launch.py) are plain: one `Node(package=..., executable=..., name=...,
-parameters=[config("<file>.yaml")])` per node with string literals, so their node set can be read
-from the syntax tree. `robot-rl bringup` starts exactly that node set, and CI checks that every
-executable is an installed console script of robot_rl, every parameter file exists, and every
-parameter key in it is one the node declares (the fields of the module's PARAMETERS dataclass).
+The launch files (launch/*.launch.py) are plain: one `Node(package=..., executable=...,
+name=..., parameters=[config("<file>.yaml")])` per node with string literals, so their node set
+can be read from the syntax tree. `robot-rl bringup` starts exactly that node set, and CI checks
+that every executable is an installed console script of robot_rl, every parameter file exists,
+and every parameter key in it is one the node declares (the fields of the module's PARAMETERS
+dataclass). Node modules are only named here: the parameter check runs in a child process
+(`python -m nodes.params`), so the core stays free of rclpy and of the node modules.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
+import json
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "robot_rl"
+PARAMETER_CHECK = "nodes.params"  # run as `python -m`: checks parameter files against the nodes
 
 
 @dataclass
@@ -74,6 +79,7 @@ def console_scripts() -> dict[str, str]:
 
 
 def node_module(executable: str, scripts: dict[str, str] | None = None) -> str:
+    """The dotted module path behind a console script; ValueError when it is not one of ours."""
     scripts = console_scripts() if scripts is None else scripts
     if executable not in scripts:
         raise ValueError(
@@ -81,6 +87,20 @@ def node_module(executable: str, scripts: dict[str, str] | None = None) -> str:
             f"(installed: {sorted(scripts)})"
         )
     return scripts[executable].split(":")[0]
+
+
+def check_parameters(requests: list[dict[str, str]]) -> list[list[str]]:
+    """Problems per request {module, executable, node, file}, found by `python -m nodes.params`."""
+    cmd = [sys.executable, "-m", PARAMETER_CHECK]
+    proc = subprocess.run(cmd, input=json.dumps(requests), capture_output=True, text=True)
+    if proc.returncode != 0:
+        error = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
+        what = (
+            f"could not check parameters with `{' '.join(cmd[1:])}` (exit status "
+            f"{proc.returncode}: {error}); is ROS 2 (rclpy) installed and sourced?"
+        )
+        return [[what] for _ in requests]
+    return json.loads(proc.stdout)
 
 
 def check_launch_file(
@@ -93,40 +113,38 @@ def check_launch_file(
     `params_file` checks the nodes against that parameter file instead of the ones the launch
     file names (what `robot-rl bringup --config` does).
     """
-    from controllers.config import ConfigError
-    from nodes.params import config_from_file, node_parameters, parameter_names
-
-    problems = []
     try:
         nodes = read_launch_file(path)
     except (SyntaxError, ValueError) as exc:
         return [str(exc)]
     scripts = console_scripts()
+    problems, requests, wheres = [], [], []
     for node in nodes:
         where = f"{path}:{node.line} ({node.name})"
         try:
-            module = importlib.import_module(node_module(node.executable, scripts))
+            module = node_module(node.executable, scripts)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             continue
-        declared = parameter_names(module.PARAMETERS)
-        for file in (
+        files = (
             [Path(params_file)]
             if params_file
             else [Path(config_dir) / n for n in node.parameter_files]
-        ):
+        )
+        for file in files:
             if not file.is_file():
                 problems.append(f"{where}: parameter file {file} does not exist")
                 continue
-            unknown = sorted(set(node_parameters(str(file), node.name)) - declared)
-            for key in unknown:
-                problems.append(
-                    f"{where}: {file.name}: parameter {key!r} is not declared by {node.executable} "
-                    f"(declared: {sorted(declared)})"
-                )
-            if not unknown:
-                try:
-                    config_from_file(module.PARAMETERS, str(file), node.name)
-                except ConfigError as exc:
-                    problems.append(f"{where}: {exc}")
+            requests.append(
+                {
+                    "module": module,
+                    "executable": node.executable,
+                    "node": node.name,
+                    "file": str(file),
+                }
+            )
+            wheres.append(where)
+    if requests:
+        for where, found in zip(wheres, check_parameters(requests)):
+            problems += [f"{where}: {line}" for line in found]
     return problems

@@ -1,0 +1,1 @@
+"""Hardware readers for the nodes (teleop input devices): plain Python, no rclpy."""
