@@ -181,7 +181,9 @@ class ActorNode(Node):
             obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device))
         )
         self.policy.warm_up()
-        self.tee = StoreTee(self._client(), cfg.store, run.task, cfg.platform, run.data_hash())
+        self.tee = StoreTee(
+            self._client(), cfg.store, run.task, cfg.platform, run.data_hash(), env_config=run.env
+        )
         self.actor = Actor(
             self.env,
             self.policy,

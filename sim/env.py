@@ -327,6 +327,16 @@ class PandaEnv(gymnasium.Env):
             m.cam_quat[i] = quat_mul(nom["cam_quat"][i], jitter)
 
     # ---- state save / restore ----
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """What a real cell can record of the state now: arm and finger joint positions (as in
+        joint_states) and the object pose (x, y, z, qw, qx, qy, qz)."""
+        d = self.data
+        return {
+            "arm_joint_pos": d.qpos[:N_ARM].copy(),
+            "finger_joint_pos": d.qpos[self._finger_qpos].copy(),
+            "object_pose": self.task.object_pose(d).copy(),
+        }
+
     def get_sim_state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue this episode exactly: physics, task, randomised model
         values, controller and safety-filter memory, gripper command and step count."""

@@ -129,7 +129,9 @@ def actor_process(
         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
         curve=keyfiles.client_keys(t.keys) if t.keys else None,
     ).start()
-    tee = StoreTee(client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted")
+    tee = StoreTee(
+        client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env
+    )
     actor = Actor(
         env,
         policy,
