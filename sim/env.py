@@ -337,6 +337,33 @@ class PandaEnv(gymnasium.Env):
             "object_pose": self.task.object_pose(d).copy(),
         }
 
+    def set_initial_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Start from what initial_state() returns (any of its keys; the rest stays as reset left
+        it), at rest, the targets on the resulting TCP pose; returns the observation."""
+        m, d = self.model, self.data
+        slots = {
+            "arm_joint_pos": list(range(N_ARM)),
+            "finger_joint_pos": self._finger_qpos,
+            "object_pose": list(range(self.task.object_qpos, self.task.object_qpos + 7)),
+        }
+        for key, adr in slots.items():
+            if key in state:
+                value = np.asarray(state[key], np.float64)
+                if value.shape != (len(adr),):
+                    raise ValueError(
+                        f"initial state {key}: expected {len(adr)} values, got shape {value.shape}"
+                    )
+                d.qpos[adr] = value
+        d.qvel[:] = 0.0
+        d.qacc_warmstart[:] = 0.0
+        mujoco.mj_forward(m, d)
+        self._update_robot_state()
+        self._target_pos = d.site_xpos[self._tcp].copy()
+        self._target_quat = self._tcp_quat.copy()
+        self.controller.reset(self._state)
+        self.safety.reset(self._target_pos, self._target_quat, d.time)
+        return self._observation()
+
     def get_sim_state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue this episode exactly: physics, task, randomised model
         values, controller and safety-filter memory, gripper command and step count."""
