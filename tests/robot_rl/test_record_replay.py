@@ -85,7 +85,9 @@ def test_recorded_demos_carry_attributes_and_initial_state(demo_store):
         assert state["qpos"].shape == (16,) and state["mocap_pos"].shape == (0, 3)
         # what a real cell would record as well: joint positions as in joint_states, object pose
         np.testing.assert_allclose(info.initial_state["arm_joint_pos"], state["qpos"][:7])
-        np.testing.assert_allclose(info.initial_state["object_pose"], ep["object_pose"][0], atol=1e-6)
+        np.testing.assert_allclose(
+            info.initial_state["object_pose"], ep["object_pose"][0], atol=1e-6
+        )
         assert np.sum(info.initial_state["finger_joint_pos"]) == pytest.approx(
             float(ep["gripper_width"][0][0]), abs=1e-6
         )
