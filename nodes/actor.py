@@ -64,7 +64,8 @@ PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (
 
 
 class TeleopOperator:
-    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an operator.
+    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an
+    operator.
 
     While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
     twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's
@@ -203,7 +204,8 @@ class ActorNode(Node):
         return load_run_config(self.config.run_config or None)
 
     def _twin_spaces(self):
-        """Observation space and env config exactly as the learner derives them (from the twin's config)."""
+        """Observation space and env config exactly as the learner derives them (from the twin's
+        config)."""
         import sim
 
         twin = sim.make_env(self.run.task, self.run.env)

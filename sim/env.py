@@ -28,7 +28,8 @@ from sim.tasks.base import Task
 CELL_XML = Path(__file__).parent / "assets" / "panda_cell.xml"
 N_ARM = 7
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
-# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an exact replay.
+# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an
+# exact replay.
 _CONTROLLER_MEMORY = ("target_pos", "target_quat", "tau_prev", "rest_posture")
 _WRENCH_DAMPING = 1e-4
 
@@ -102,8 +103,8 @@ class PandaEnv(gymnasium.Env):
         self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         self._M = np.zeros((m.nv, m.nv))
         self._coriolis = np.zeros(N_ARM)
-        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has
-        # the hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
+        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has the
+        # hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
         if np.any(m.site_quat[self._tcp] != (1.0, 0.0, 0.0, 0.0)):
             raise ValueError(
                 "panda_cell.xml: the tcp site must not be rotated relative to the hand body"
@@ -165,7 +166,8 @@ class PandaEnv(gymnasium.Env):
 
     @property
     def target_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as copies."""
+        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as
+        copies."""
         return self._target_pos.copy(), self._target_quat.copy()
 
     # ---- gymnasium API ----
@@ -205,7 +207,8 @@ class PandaEnv(gymnasium.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (7,):
             raise ValueError(
-                f"action: expected 7 values [dx dy dz drx dry drz gripper], got shape {np.shape(action)}"
+                "action: expected 7 values [dx dy dz drx dry drz gripper], "
+                f"got shape {np.shape(action)}"
             )
         a = np.clip(a, -1.0, 1.0)  # NaN passes through to the safety filter, which holds
         cfg = self.config
@@ -395,7 +398,8 @@ class PandaEnv(gymnasium.Env):
         return state
 
     def set_sim_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a dict from get_sim_state (normally through reset(options={"sim_state": ...}))."""
+        """Restore a dict from get_sim_state (normally through
+        reset(options={"sim_state": ...}))."""
         m, d = self.model, self.data
         mem = [f"controller_{k}" for k in _CONTROLLER_MEMORY]
         required = [
@@ -425,7 +429,8 @@ class PandaEnv(gymnasium.Env):
         ):
             if np.shape(state[key]) != ref.shape:
                 raise ValueError(
-                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this model "
+                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this "
+                    "model "
                     f"(was it saved from another task?)"
                 )
         mujoco.mj_resetData(m, d)

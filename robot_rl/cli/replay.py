@@ -120,7 +120,8 @@ def replay(
 
 
 def _missing_for_replay(data_keys: tuple[str, ...], initial_state: dict[str, Any]) -> list[str]:
-    """What the episode lacks of what a replay needs, named as the operator finds it in the store."""
+    """What the episode lacks of what a replay needs, named as the operator finds it in the
+    store."""
     missing = [f"data/{k}" for k in ("action", "tcp_pose") if k not in data_keys]
     has_start = (
         "sim_state" in initial_state or "arm_joint_pos" in initial_state or "joint_pos" in data_keys
@@ -135,7 +136,8 @@ def _missing_for_replay(data_keys: tuple[str, ...], initial_state: dict[str, Any
 def _start(
     env: Any, episode: dict[str, np.ndarray], info: Any
 ) -> tuple[dict[str, np.ndarray], str, str]:
-    """Put the twin at the episode's start; (first observation, start, where the object pose came from).
+    """Put the twin at the episode's start; returns (first observation, start, where the object
+    pose came from).
 
     The recorded sim state where there is one; else the recorded joint configuration at rest on
     top of the task's reset for the episode's seed, with the recorded object pose where known.

@@ -93,7 +93,8 @@ class EpisodeStats:
 
 
 class Actor:
-    """Runs episodes of `env` with `policy`, streaming step rows through `client` (None: offline)."""
+    """Runs episodes of `env` with `policy`, streaming step rows through `client` (None:
+    offline)."""
 
     def __init__(
         self,

@@ -57,7 +57,8 @@ class EpisodeRecorder:
         policy_version: int = 0,
         timestamp: float | None = None,
     ) -> None:
-        """Record a_t (executed), r_t and the next observation o_{t+1}; `terminated` marks o_{t+1} terminal."""
+        """Record a_t (executed), r_t and the next observation o_{t+1}; `terminated` marks o_{t+1}
+        terminal."""
         if not self._obs:
             raise RuntimeError("EpisodeRecorder.step() before start()")
         if self._terminal:
@@ -123,7 +124,8 @@ class EpisodeRecorder:
             )
         if self._obs and set(obs) != set(self._obs[0]):
             raise ValueError(
-                f"observation keys changed within an episode: {sorted(obs)} vs {sorted(self._obs[0])}"
+                "observation keys changed within an episode: "
+                f"{sorted(obs)} vs {sorted(self._obs[0])}"
             )
 
 
@@ -181,7 +183,8 @@ def initial_state_of(env: Any) -> dict[str, Any]:
 
 
 def encode_state(state: dict[str, np.ndarray]) -> dict[str, Any]:
-    """A dict of arrays as JSON (dtype, shape, flat values): floats round-trip exactly through JSON."""
+    """A dict of arrays as JSON (dtype, shape, flat values): floats round-trip exactly through
+    JSON."""
     out = {}
     for key, value in state.items():
         arr = np.asarray(value)

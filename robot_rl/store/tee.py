@@ -21,7 +21,8 @@ class StoreTee:
     """Forwards to `client` (None: no learner) and commits each finished episode to `store_path`
     ("" or None: no store). Episode source: `demo` for demonstrations, `intervention` when a human
     (or the scripted operator) drove any step, else the platform. `env_config` (the twin's env
-    config, JSON-able) is stored under `config_hash` so that `robot-rl replay` builds the same twin."""
+    config, JSON-able) is stored under `config_hash` so that `robot-rl replay` builds the same
+    twin."""
 
     DROP = ("episode_id", "step")  # row bookkeeping for the learner, not step data
 

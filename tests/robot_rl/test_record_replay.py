@@ -1,4 +1,5 @@
-"""Recording in the real MuJoCo twin, exact open-loop replay, the sim-to-real start, videos and the data CLI."""
+"""Recording in the real MuJoCo twin, exact open-loop replay, the sim-to-real start, videos and
+the data CLI."""
 
 from __future__ import annotations
 
