@@ -64,7 +64,8 @@ PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (
 
 
 class TeleopOperator:
-    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an operator.
+    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an
+    operator.
 
     While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
     twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's
@@ -181,7 +182,9 @@ class ActorNode(Node):
             obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device))
         )
         self.policy.warm_up()
-        self.tee = StoreTee(self._client(), cfg.store, run.task, cfg.platform, run.data_hash())
+        self.tee = StoreTee(
+            self._client(), cfg.store, run.task, cfg.platform, run.data_hash(), env_config=run.env
+        )
         self.actor = Actor(
             self.env,
             self.policy,
@@ -201,7 +204,8 @@ class ActorNode(Node):
         return load_run_config(self.config.run_config or None)
 
     def _twin_spaces(self):
-        """Observation space and env config exactly as the learner derives them (from the twin's config)."""
+        """Observation space and env config exactly as the learner derives them (from the twin's
+        config)."""
         import sim
 
         twin = sim.make_env(self.run.task, self.run.env)

@@ -32,7 +32,8 @@ from nodes.messages import STATE_TOPICS, TOPIC_TYPES, image_array, observation_v
 
 
 class Newest:
-    """The newest message of each subscribed topic with its arrival time (monotonic); thread-safe."""
+    """The newest message of each subscribed topic with its arrival time (monotonic);
+    thread-safe."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -175,6 +176,21 @@ class RobotEnv:
             return float("nan")
         return float(entry[1].data)
 
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """For replay: arm and finger joint positions from the newest joint_states, and the object
+        pose where the cell tracks it (an `object_pose` topic this env reads)."""
+        out = {}
+        joints = self.newest.get("joint_states")
+        if joints is not None:
+            position = np.asarray(joints[1].position, np.float64)
+            out["arm_joint_pos"] = position[:7]
+            if len(position) >= 9:
+                out["finger_joint_pos"] = position[7:9]
+        tracked = self.newest.get("object_pose")
+        if tracked is not None:
+            out["object_pose"] = observation_value("object_pose", tracked[1])
+        return out
+
     # ---- the control tick ----
     def _wait_tick(self) -> None:
         self._next_tick += self.period
@@ -185,7 +201,8 @@ class RobotEnv:
             self._next_tick = time.monotonic()
 
     def _observe_or_hold(self, timeout_s: float) -> dict[str, np.ndarray] | None:
-        """Wait, tick by tick, for a usable observation; no target goes out meanwhile (the robot holds)."""
+        """Wait, tick by tick, for a usable observation; no target goes out meanwhile (the robot
+        holds)."""
         deadline = time.monotonic() + timeout_s
         while not self.stop_requested.is_set():
             obs, why = self.observe()

@@ -28,7 +28,8 @@ from sim.tasks.base import Task
 CELL_XML = Path(__file__).parent / "assets" / "panda_cell.xml"
 N_ARM = 7
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
-# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an exact replay.
+# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an
+# exact replay.
 _CONTROLLER_MEMORY = ("target_pos", "target_quat", "tau_prev", "rest_posture")
 _WRENCH_DAMPING = 1e-4
 
@@ -102,8 +103,8 @@ class PandaEnv(gymnasium.Env):
         self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         self._M = np.zeros((m.nv, m.nv))
         self._coriolis = np.zeros(N_ARM)
-        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has
-        # the hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
+        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has the
+        # hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
         if np.any(m.site_quat[self._tcp] != (1.0, 0.0, 0.0, 0.0)):
             raise ValueError(
                 "panda_cell.xml: the tcp site must not be rotated relative to the hand body"
@@ -165,7 +166,8 @@ class PandaEnv(gymnasium.Env):
 
     @property
     def target_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as copies."""
+        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as
+        copies."""
         return self._target_pos.copy(), self._target_quat.copy()
 
     # ---- gymnasium API ----
@@ -205,7 +207,8 @@ class PandaEnv(gymnasium.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (7,):
             raise ValueError(
-                f"action: expected 7 values [dx dy dz drx dry drz gripper], got shape {np.shape(action)}"
+                "action: expected 7 values [dx dy dz drx dry drz gripper], "
+                f"got shape {np.shape(action)}"
             )
         a = np.clip(a, -1.0, 1.0)  # NaN passes through to the safety filter, which holds
         cfg = self.config
@@ -327,6 +330,43 @@ class PandaEnv(gymnasium.Env):
             m.cam_quat[i] = quat_mul(nom["cam_quat"][i], jitter)
 
     # ---- state save / restore ----
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """What a real cell can record of the state now: arm and finger joint positions (as in
+        joint_states) and the object pose (x, y, z, qw, qx, qy, qz)."""
+        d = self.data
+        return {
+            "arm_joint_pos": d.qpos[:N_ARM].copy(),
+            "finger_joint_pos": d.qpos[self._finger_qpos].copy(),
+            "object_pose": self.task.object_pose(d).copy(),
+        }
+
+    def set_initial_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Start from what initial_state() returns (any of its keys; the rest stays as reset left
+        it), at rest, the targets on the resulting TCP pose; returns the observation."""
+        m, d = self.model, self.data
+        slots = {
+            "arm_joint_pos": list(range(N_ARM)),
+            "finger_joint_pos": self._finger_qpos,
+            "object_pose": list(range(self.task.object_qpos, self.task.object_qpos + 7)),
+        }
+        for key, adr in slots.items():
+            if key in state:
+                value = np.asarray(state[key], np.float64)
+                if value.shape != (len(adr),):
+                    raise ValueError(
+                        f"initial state {key}: expected {len(adr)} values, got shape {value.shape}"
+                    )
+                d.qpos[adr] = value
+        d.qvel[:] = 0.0
+        d.qacc_warmstart[:] = 0.0
+        mujoco.mj_forward(m, d)
+        self._update_robot_state()
+        self._target_pos = d.site_xpos[self._tcp].copy()
+        self._target_quat = self._tcp_quat.copy()
+        self.controller.reset(self._state)
+        self.safety.reset(self._target_pos, self._target_quat, d.time)
+        return self._observation()
+
     def get_sim_state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue this episode exactly: physics, task, randomised model
         values, controller and safety-filter memory, gripper command and step count."""
@@ -358,7 +398,8 @@ class PandaEnv(gymnasium.Env):
         return state
 
     def set_sim_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a dict from get_sim_state (normally through reset(options={"sim_state": ...}))."""
+        """Restore a dict from get_sim_state (normally through
+        reset(options={"sim_state": ...}))."""
         m, d = self.model, self.data
         mem = [f"controller_{k}" for k in _CONTROLLER_MEMORY]
         required = [
@@ -388,7 +429,8 @@ class PandaEnv(gymnasium.Env):
         ):
             if np.shape(state[key]) != ref.shape:
                 raise ValueError(
-                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this model "
+                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this "
+                    "model "
                     f"(was it saved from another task?)"
                 )
         mujoco.mj_resetData(m, d)

@@ -1,8 +1,13 @@
-"""`robot-rl replay STORE --episode N`: replay recorded actions open loop in the twin; report TCP divergence.
+"""`robot-rl replay STORE --episode N`: replay recorded actions open loop in the twin; report
+the TCP divergence.
 
-Twin episodes restart from their recorded sim state (an exact replay should not diverge at all).
-Real-robot episodes start from the recorded joint pose and, where the episode attributes know it, the
-object pose: the divergence over time is then the sim-to-real gap of the twin.
+The report's `start` says where the replay began:
+- `sim_state`: the twin's recorded state (twin episodes; an exact replay does not diverge at all);
+- `joints+object_pose`: the recorded arm and finger joint positions at rest, and the recorded
+  object pose (a real robot or the ROS actor, where the cell tracks the object);
+- `joints`: the joint positions only; the object sits where the task's reset for the episode's
+  seed puts it (`object_pose_from` says which seed).
+From a joint start, the divergence over time is the sim-to-real gap of the twin.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Observations a joint start falls back to where the episode attributes lack the joint positions.
+START_DATA = ("joint_pos", "gripper_width")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,37 +60,33 @@ def run(args: argparse.Namespace) -> int:
 def replay(
     store_path: str | Path, index: int, out: Path, config: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Replay episode `index` of the store; write replay.png and replay.json to `out`; return the report."""
-    from robot_rl.store import EpisodeStore, decode_state
+    """Replay episode `index` of the store; write replay.png and replay.json to `out`; return the
+    report. Opens the store read-only: nothing stored changes."""
+    from robot_rl.store import EpisodeStore, StoreError
     from sim import make_env
 
     with EpisodeStore.open(store_path) as store:
         info = store.info(index)
-        episode = store.episode(index, ("tcp_pose", "joint_pos", "joint_vel", "action", "is_last"))
+        missing = _missing_for_replay(store.keys, info.initial_state)
+        if missing:
+            raise StoreError(
+                f"{store_path}: episode {index} cannot be replayed: it lacks {', '.join(missing)}. "
+                "Replay needs the executed actions, the recorded TCP pose and a start state; "
+                "`robot-rl record`, `robot-rl train` and the actor node store all three, so "
+                "replay an episode they recorded."
+            )
+        keys = ("tcp_pose", "action", *(k for k in START_DATA if k in store.keys))
+        episode = store.episode(index, keys)
         if config is None and info.config_hash:
             try:
                 config = store.config(info.config_hash)
-            except (
-                Exception
-            ):  # a real robot's config is not a twin config; the twin's defaults stand in
+            except StoreError:  # stored without its env config: the twin's defaults stand in
                 config = None
     env_config = dict(config or {})
     env_config["cameras"] = ()  # images do not change the physics; skip rendering
     env = make_env(info.task, env_config)
     try:
-        if info.platform == "sim":
-            if "sim_state" not in info.initial_state:
-                raise ValueError(
-                    f"{store_path}: episode {index} is from the twin but has no initial sim state"
-                )
-            state = decode_state(info.initial_state["sim_state"])
-            start = "recorded sim state"
-        else:
-            state = _real_start_state(env, episode, info)
-            start = "recorded joint pose" + (
-                " and object pose" if "object_pose" in info.initial_state else ""
-            )
-        obs, _ = env.reset(options={"sim_state": state})
+        obs, start, object_pose_from = _start(env, episode, info)
         replayed = [np.asarray(obs["tcp_pose"], np.float64)]
         success = False
         for action in episode["action"][:-1]:
@@ -101,6 +105,7 @@ def replay(
             "task": info.task,
             "platform": info.platform,
             "start": start,
+            "object_pose_from": object_pose_from,
             "recorded_success": info.success,
             "replayed_success": success,
         }
@@ -112,6 +117,53 @@ def replay(
     )
     report["plot"] = str(out / "replay.png")
     return report
+
+
+def _missing_for_replay(data_keys: tuple[str, ...], initial_state: dict[str, Any]) -> list[str]:
+    """What the episode lacks of what a replay needs, named as the operator finds it in the
+    store."""
+    missing = [f"data/{k}" for k in ("action", "tcp_pose") if k not in data_keys]
+    has_start = (
+        "sim_state" in initial_state or "arm_joint_pos" in initial_state or "joint_pos" in data_keys
+    )
+    if not has_start:
+        missing.append(
+            "a start state (initial_state 'sim_state' or 'arm_joint_pos', or data/joint_pos)"
+        )
+    return missing
+
+
+def _start(
+    env: Any, episode: dict[str, np.ndarray], info: Any
+) -> tuple[dict[str, np.ndarray], str, str]:
+    """Put the twin at the episode's start; returns (first observation, start, where the object
+    pose came from).
+
+    The recorded sim state where there is one; else the recorded joint configuration at rest on
+    top of the task's reset for the episode's seed, with the recorded object pose where known.
+    """
+    from robot_rl.store import decode_state
+
+    initial = info.initial_state
+    if "sim_state" in initial:
+        obs, _ = env.reset(options={"sim_state": decode_state(initial["sim_state"])})
+        return obs, "sim_state", "sim_state"
+    seed = 0 if info.seed is None else info.seed
+    env.reset(seed=seed)
+    state = {"arm_joint_pos": initial.get("arm_joint_pos", episode["joint_pos"][0])}
+    if "finger_joint_pos" in initial:
+        state["finger_joint_pos"] = initial["finger_joint_pos"]
+    elif "gripper_width" in episode:  # the fingers move symmetrically
+        state["finger_joint_pos"] = np.full(2, float(episode["gripper_width"][0][0]) / 2)
+    if "object_pose" in initial:
+        state["object_pose"] = initial["object_pose"]
+        start, object_pose_from = "joints+object_pose", "recorded"
+    else:
+        start = "joints"
+        object_pose_from = f"the task's reset for seed {seed}" + (
+            " (the episode recorded no seed)" if info.seed is None else ""
+        )
+    return env.unwrapped.set_initial_state(state), start, object_pose_from
 
 
 def divergence(recorded: np.ndarray, replayed: np.ndarray) -> dict[str, Any]:
@@ -136,26 +188,6 @@ def divergence(recorded: np.ndarray, replayed: np.ndarray) -> dict[str, Any]:
 
 def _unit(q: np.ndarray) -> np.ndarray:
     return q / np.linalg.norm(q, axis=1, keepdims=True)
-
-
-def _real_start_state(env: Any, episode: dict[str, np.ndarray], info: Any) -> dict[str, np.ndarray]:
-    """A twin state at the recorded start of a real episode: arm joints, TCP target and object pose where known."""
-    env.reset(seed=info.seed)
-    state = env.unwrapped.get_sim_state()
-    joints = np.asarray(episode["joint_pos"][0], np.float64)
-    tcp = np.asarray(episode["tcp_pose"][0], np.float64)
-    n = len(joints)
-    state["qpos"][:n] = joints
-    state["qvel"][:n] = np.asarray(episode["joint_vel"][0], np.float64)
-    state["qacc_warmstart"][:] = 0.0
-    state["target_pos"], state["target_quat"] = tcp[:3].copy(), tcp[3:].copy()
-    state["controller_target_pos"], state["controller_target_quat"] = tcp[:3].copy(), tcp[3:].copy()
-    state["controller_rest_posture"] = joints.copy()
-    state["controller_tau_prev"][:] = 0.0
-    if "object_pose" in info.initial_state:
-        adr = env.unwrapped.task.object_qpos
-        state["qpos"][adr : adr + 7] = np.asarray(info.initial_state["object_pose"], np.float64)
-    return state
 
 
 def _plot(report: dict[str, Any], recorded: np.ndarray, replayed: np.ndarray, path: Path) -> None:

@@ -10,6 +10,9 @@ docs/contracts.md (the twin now, a ROS adapter later). Each step:
      enforced below it by controllers.safety in the env/robot controller);
   5. step the env, append one RLDS step row; every `batch_steps` rows go to the learner.
 Rows carry actor id (message header), episode id, step, policy version and the intervened flag.
+A client with a `start_episode(initial_state)` method (the StoreTee) is told, right after each
+reset, the state the episode starts from (robot_rl.store.recorder.initial_state_of), which is
+what `robot-rl replay` restarts it from.
 
 Pacing (`steps_per_weights` > 0, for the twin): a real robot acts at 10 Hz whatever the learner
 does, but the twin runs as fast as the CPU lets it and would fill the buffer with steps of ever
@@ -31,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from robot_rl.store.recorder import initial_state_of
 from robot_rl.transport.channels import ActorClient
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,8 @@ class EpisodeStats:
 
 
 class Actor:
-    """Runs episodes of `env` with `policy`, streaming step rows through `client` (None: offline)."""
+    """Runs episodes of `env` with `policy`, streaming step rows through `client` (None:
+    offline)."""
 
     def __init__(
         self,
@@ -148,6 +153,9 @@ class Actor:
         episode_id = self.next_episode_id
         self.next_episode_id += 1
         obs, info = self.env.reset(seed=seed)
+        start_episode = getattr(self.client, "start_episode", None)
+        if start_episode is not None:
+            start_episode(initial_state_of(self.env))
         prob = info.get(
             "success_prob", math.nan
         )  # the reward model's score of `obs`, where there is one

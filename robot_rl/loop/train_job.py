@@ -53,8 +53,9 @@ def _setup_process(threads: int) -> None:
 
 
 def make_env(cfg: RunConfig, reward_model: bool = False):
-    """The twin of the run; with `reward_model`, wrapped so that cfg.reward_model (when set) gives the
-    reward and ends episodes instead of the twin's ground truth (which stays in info["success"])."""
+    """The twin of the run; with `reward_model`, wrapped so that cfg.reward_model (when set) gives
+    the reward and ends episodes instead of the twin's ground truth (which stays in
+    info["success"])."""
     import sim
 
     env = sim.make_env(cfg.task, cfg.env)
@@ -102,8 +103,9 @@ def actor_process(
     max_episodes: int | None = None,
     store: str | None = None,
 ) -> None:
-    """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until stopped;
-    every episode (demonstrations included) is committed to the zarr store `store` when given."""
+    """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until
+    stopped; every episode (demonstrations included) is committed to the zarr store `store` when
+    given."""
     from robot_rl.agents.sac import Policy
     from robot_rl.loop.actor import Actor, best_device
     from robot_rl.loop.operator import ScriptedOperator
@@ -129,7 +131,9 @@ def actor_process(
         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
         curve=keyfiles.client_keys(t.keys) if t.keys else None,
     ).start()
-    tee = StoreTee(client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted")
+    tee = StoreTee(
+        client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env
+    )
     actor = Actor(
         env,
         policy,
@@ -190,7 +194,8 @@ def _evaluate_worker(cfg: RunConfig, checkpoint: str, seeds: list[int], out: mp.
 def evaluate_checkpoint(
     cfg: RunConfig, checkpoint: Path, episodes: int, workers: int
 ) -> list[bool]:
-    """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised seeds."""
+    """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised
+    seeds."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     seeds = [EVAL_SEED + cfg.seed * 1000 + i for i in range(episodes)]
@@ -214,7 +219,8 @@ def evaluate_checkpoint(
 
 
 def plot_learning_curve(metrics_csv: Path, out_png: Path, final_success: float | None) -> None:
-    """Success (evaluation and training) and intervention rate against env steps (left) and wall time (right)."""
+    """Success (evaluation and training) and intervention rate against env steps (left) and wall
+    time (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -279,7 +285,8 @@ def run_train(
     ):  # actors could start now and spool, but why write to disk for nothing
         if not learner.is_alive():
             raise RuntimeError(
-                f"the learner process failed at start (exit code {learner.exitcode}); see its log above"
+                f"the learner process failed at start (exit code {learner.exitcode}); "
+                "see its log above"
             )
     total_demos = 0 if resume else cfg.demos  # a resumed run has its demonstrations in the journal
     demos = [

@@ -57,7 +57,8 @@ class EpisodeRecorder:
         policy_version: int = 0,
         timestamp: float | None = None,
     ) -> None:
-        """Record a_t (executed), r_t and the next observation o_{t+1}; `terminated` marks o_{t+1} terminal."""
+        """Record a_t (executed), r_t and the next observation o_{t+1}; `terminated` marks o_{t+1}
+        terminal."""
         if not self._obs:
             raise RuntimeError("EpisodeRecorder.step() before start()")
         if self._terminal:
@@ -123,7 +124,8 @@ class EpisodeRecorder:
             )
         if self._obs and set(obs) != set(self._obs[0]):
             raise ValueError(
-                f"observation keys changed within an episode: {sorted(obs)} vs {sorted(self._obs[0])}"
+                "observation keys changed within an episode: "
+                f"{sorted(obs)} vs {sorted(self._obs[0])}"
             )
 
 
@@ -138,12 +140,12 @@ def run_episode(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run one episode of a gymnasium env under `act`; the step rows and what EpisodeInfo needs.
 
-    Returns (episode, facts) with facts: success, steps, start_time, initial sim state (when the env has one).
+    Returns (episode, facts) with facts: success, steps, start_time and the initial state
+    (`initial_state_of`).
     """
     recorder = EpisodeRecorder()
     obs, info = env.reset(seed=seed, options=reset_options)
-    get_state = getattr(env.unwrapped, "get_sim_state", None)
-    initial_state = {"sim_state": encode_state(get_state())} if get_state else {}
+    initial_state = initial_state_of(env)
     recorder.start(obs)
     success, t = False, 0
     while max_steps is None or t < max_steps:
@@ -164,8 +166,25 @@ def run_episode(
     return episode, facts
 
 
+def initial_state_of(env: Any) -> dict[str, Any]:
+    """EpisodeInfo.initial_state for an episode that starts in `env`'s current state (call it right
+    after reset): the env's `initial_state()` arrays (joint positions, object pose where known) as
+    lists, plus the encoded `sim_state` where the env is the twin. Non-finite arrays are left out:
+    a replay then falls back to what the episode's first observation holds."""
+    base = getattr(env, "unwrapped", env)  # a gymnasium wrapper does not forward methods
+    out: dict[str, Any] = {}
+    for key, value in (base.initial_state() if hasattr(base, "initial_state") else {}).items():
+        arr = np.asarray(value, np.float64).reshape(-1)
+        if np.all(np.isfinite(arr)):
+            out[key] = arr.tolist()
+    if hasattr(base, "get_sim_state"):
+        out["sim_state"] = encode_state(base.get_sim_state())
+    return out
+
+
 def encode_state(state: dict[str, np.ndarray]) -> dict[str, Any]:
-    """A dict of arrays as JSON (dtype, shape, flat values): floats round-trip exactly through JSON."""
+    """A dict of arrays as JSON (dtype, shape, flat values): floats round-trip exactly through
+    JSON."""
     out = {}
     for key, value in state.items():
         arr = np.asarray(value)

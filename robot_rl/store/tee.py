@@ -1,9 +1,11 @@
 """Record every episode an actor runs: a stand-in for the actor's ActorClient that forwards to the
 learner (if any) and commits each finished episode whole to a zarr episode store.
 
-The Actor (robot_rl.loop.actor) streams step rows in `transitions` messages and ends each episode with a
-`stats` message; the tee keeps the rows of the running episode in memory and commits them when the
-stats arrive, so a crash loses at most the episode in progress and never leaves part of it visible.
+The Actor (robot_rl.loop.actor) hands the tee the state each episode starts from
+(`start_episode`), streams step rows in `transitions` messages and ends each episode with a `stats`
+message; the tee keeps the rows of the running episode in memory and commits them when the stats
+arrive, so a crash loses at most the episode in progress and never leaves part of it visible.
+The start state stays here: the learner does not need it, and the wire carries scalars only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from robot_rl.store.episodes import EpisodeInfo, EpisodeStore
 class StoreTee:
     """Forwards to `client` (None: no learner) and commits each finished episode to `store_path`
     ("" or None: no store). Episode source: `demo` for demonstrations, `intervention` when a human
-    (or the scripted operator) drove any step, else the platform."""
+    (or the scripted operator) drove any step, else the platform. `env_config` (the twin's env
+    config, JSON-able) is stored under `config_hash` so that `robot-rl replay` builds the same
+    twin."""
 
     DROP = ("episode_id", "step")  # row bookkeeping for the learner, not step data
 
@@ -30,6 +34,7 @@ class StoreTee:
         platform: Literal["sim", "real"],
         config_hash: str,
         operator: str = "",
+        env_config: dict[str, Any] | None = None,
     ):
         self.client = client
         self.store_path = store_path or ""
@@ -40,7 +45,11 @@ class StoreTee:
             "config_hash": config_hash,
             "operator": operator,
         }
+        if env_config is not None and not config_hash:
+            raise ValueError("StoreTee: env_config needs the config_hash it is stored under")
+        self.env_config = env_config
         self._batches: list[dict[str, np.ndarray]] = []
+        self._initial_state: dict[str, Any] = {}
         self._mode = "train"
         self.committed: list[int] = []
         if self.store_path:  # a bad store path fails now, before the first episode, not after it
@@ -54,6 +63,12 @@ class StoreTee:
     @property
     def connected(self) -> bool:
         return self.client.connected if self.client is not None else False
+
+    def start_episode(self, initial_state: dict[str, Any]) -> None:
+        """A new episode starts from `initial_state` (EpisodeInfo.initial_state); rows of an
+        episode that never ended are dropped, as a crash would."""
+        self._batches = []
+        self._initial_state = initial_state
 
     def send(
         self,
@@ -81,10 +96,15 @@ class StoreTee:
         else:
             source = self.platform
         info = EpisodeInfo(
-            success=success, source=source, start_time=float(episode["timestamp"][0]), **self.info
+            success=success,
+            source=source,
+            start_time=float(episode["timestamp"][0]),
+            initial_state=self._initial_state,
+            **self.info,
         )
+        self._initial_state = {}
         with EpisodeStore.open(self.store_path, "a") as store:
-            self.committed.append(store.append(episode, info))
+            self.committed.append(store.append(episode, info, self.env_config))
 
     def take_weights(self):
         return self.client.take_weights() if self.client is not None else None

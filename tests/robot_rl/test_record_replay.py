@@ -1,4 +1,5 @@
-"""Recording in the real MuJoCo twin, exact open-loop replay, the sim-to-real start, videos and the data CLI."""
+"""Recording in the real MuJoCo twin, exact open-loop replay, the sim-to-real start, videos and
+the data CLI."""
 
 from __future__ import annotations
 
@@ -83,6 +84,14 @@ def test_recorded_demos_carry_attributes_and_initial_state(demo_store):
         assert ep["reward"][-2] == float(info.success)
         state = decode_state(info.initial_state["sim_state"])
         assert state["qpos"].shape == (16,) and state["mocap_pos"].shape == (0, 3)
+        # what a real cell would record as well: joint positions as in joint_states, object pose
+        np.testing.assert_allclose(info.initial_state["arm_joint_pos"], state["qpos"][:7])
+        np.testing.assert_allclose(
+            info.initial_state["object_pose"], ep["object_pose"][0], atol=1e-6
+        )
+        assert np.sum(info.initial_state["finger_joint_pos"]) == pytest.approx(
+            float(ep["gripper_width"][0][0]), abs=1e-6
+        )
         assert store.config(info.config_hash)["cameras"] == ["front"]
     assert store.summary()["success_rate"] > 0  # the scripted expert solves pick_cube
 
@@ -90,7 +99,7 @@ def test_recorded_demos_carry_attributes_and_initial_state(demo_store):
 def test_replay_of_a_twin_episode_is_exact(demo_store, tmp_path):
     report = replay(demo_store, 0, tmp_path)
     info = EpisodeStore.open(demo_store).info(0)
-    assert report["start"] == "recorded sim state"
+    assert report["start"] == "sim_state" and report["object_pose_from"] == "sim_state"
     assert report["steps_compared"] == report["recorded_steps"] > 10
     assert report["pos_err_mm_max"] < 1e-3  # float32 rounding of the stored pose, no drift
     assert report["replayed_success"] == info.success
@@ -117,18 +126,19 @@ def test_replay_reports_divergence_when_actions_do_not_match(demo_store, tmp_pat
 def test_replay_of_a_real_episode_starts_from_the_recorded_pose(demo_store, tmp_path):
     src = EpisodeStore.open(demo_store)
     ep, sim_info = src.episode(1), src.info(1)
+    recorded = {k: v for k, v in sim_info.initial_state.items() if k != "sim_state"}
     info = EpisodeInfo(
         task="pick_cube",
         source="real",
         success=sim_info.success,
         platform="real",
         seed=99,
-        initial_state={"object_pose": ep["object_pose"][0].astype(float).tolist()},
+        initial_state=recorded,
     )
     with EpisodeStore.open(tmp_path / "real", mode="a") as store:
         store.append(ep, info)
     report = replay(tmp_path / "real", 0, tmp_path)
-    assert report["start"] == "recorded joint pose and object pose"
+    assert report["start"] == "joints+object_pose" and report["object_pose_from"] == "recorded"
     assert (
         report["pos_err_mm_initial"] < 0.5
     )  # same kinematics: the joint pose gives the recorded TCP pose
