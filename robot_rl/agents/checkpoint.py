@@ -9,23 +9,85 @@ A checkpoint is a directory:
 It is written to a temporary sibling and renamed into place, so a crash never leaves half a
 checkpoint. Loading refuses a checkpoint whose config or tensor shapes differ from the agent's,
 naming each difference. Nothing is unpickled.
+
+config.json holds the writer's config under one section: "run" for the `train`/`demo` job and the
+`learner` (a RunConfig), "trainer" for the single-process trainer (a TrainerConfig). Both carry
+`task`, `env` and `sac`: all `read_checkpoint_info` needs to rebuild the policy and its env.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import load_file, save_file
 
-from robot_rl.agents.sac import SACAgent
+from controllers.config import from_dict
+from robot_rl.agents.replay_buffer import ObsSpec
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig
+
+CONFIG_SECTIONS = ("run", "trainer")
 
 
 class CheckpointMismatch(ValueError):
     """The checkpoint does not fit this agent/run; the message lists what differs."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint says about the run that wrote it: enough to rebuild its policy and env."""
+
+    path: Path
+    task: str
+    env: dict[str, Any]  # the run's env overrides, as sim.make_env takes them
+    sac: SACConfig
+    obs_spec: ObsSpec
+    policy_version: int  # critic updates behind the weights: the version the learner publishes
+
+
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """Read config.json and state.json of any checkpoint the stack writes (see the module doc)."""
+    path = Path(path)
+    for name in ("config.json", "state.json", "weights.safetensors"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(
+                f"{path}: not a checkpoint directory (no {name}); give the checkpoint folder a "
+                "training run wrote, e.g. runs/<name>/checkpoint"
+            )
+    config = json.loads((path / "config.json").read_text())
+    sections = [k for k in CONFIG_SECTIONS if k in config]
+    if not sections or "obs_spec" not in config:
+        raise CheckpointMismatch(
+            f"{path / 'config.json'}: has no {' or '.join(map(repr, CONFIG_SECTIONS))} section "
+            "with an 'obs_spec' beside it; it was not written by robot-rl train, learner, demo "
+            "or the trainer, so there is no run config to rebuild the policy from"
+        )
+    run = config[sections[0]]
+    sac = from_dict(SACConfig, run.get("sac", {}), f"{sections[0]}.sac")
+    spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in config["obs_spec"].items()}
+    counters = json.loads((path / "state.json").read_text())["agent"]
+    return CheckpointInfo(
+        path, run["task"], run.get("env", {}), sac, spec, int(counters["critic_steps"])
+    )
+
+
+def load_policy(info: CheckpointInfo, device: str = "cpu") -> Policy:
+    """The checkpoint's policy (what an actor runs) with its weights; no optimiser state is read."""
+    policy = Policy(info.obs_spec, replace(info.sac, device=device))
+    weights = load_numpy(str(info.path / "weights.safetensors"))
+    missing = sorted(k for k in policy.state_dict() if k not in weights)
+    if missing:
+        raise CheckpointMismatch(
+            f"checkpoint {info.path}: weights.safetensors lacks the policy tensors {missing}"
+        )
+    policy.load_actor_parameters({k: weights[k] for k in policy.state_dict()})
+    return policy
 
 
 def _weights(agent: SACAgent) -> dict[str, torch.Tensor]:

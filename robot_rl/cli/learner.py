@@ -1,4 +1,4 @@
-"""`robot-rl learner --config FILE --out runs/NAME [--resume]`: serve actors over ZeroMQ and train."""
+"""`robot-rl learner --config FILE --out runs/NAME [--resume]`: serve actors over ZeroMQ, train."""
 
 from __future__ import annotations
 
@@ -38,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
         cfg.transport.keys = args.keys
     try:
         learner_process(cfg, args.out, args.resume, args.bind)
-    except (FileExistsError, FileNotFoundError, OSError) as exc:
+    except (ConfigError, FileExistsError, FileNotFoundError, OSError) as exc:
         raise SystemExit(f"robot-rl learner: {exc}") from None
     return 0

@@ -1,7 +1,9 @@
-"""The learner loop: receive steps from actors, insert, train asynchronously, publish, checkpoint, log.
+"""The learner loop: receive actors' steps, insert, train asynchronously, publish, checkpoint, log.
 
 - Inserts: every non-demo row into the online buffer (one stream per actor session); demo episodes
   and intervention segments (operator-driven steps plus the row after them) into the offline buffer.
+  At start-up (resume included) the offline buffer is preloaded the same way from the episode
+  stores of the run config's `offline` section (robot_rl.loop.offline).
 - Trains whenever data allows, capped at `max_update_to_data` critic updates per online env step,
   batches half online / half offline (RLPD symmetric sampling).
 - Publishes the actor's parameters every `publish_every` updates; checkpoints every
@@ -30,6 +32,7 @@ from controllers.config import to_dict
 from robot_rl.agents.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer, sample_symmetric
 from robot_rl.agents.sac import SACAgent
+from robot_rl.loop.offline import preload
 from robot_rl.loop.run_config import RunConfig
 from robot_rl.tb_events import EventWriter
 from robot_rl.transport import keys as keyfiles
@@ -136,7 +139,8 @@ class Learner:
         self.obs_spec = obs_spec
         lc = cfg.learner
         self.agent = SACAgent(obs_spec, cfg.sac)
-        # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps, not pixels
+        # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps,
+        # not pixels
         self.online = ReplayBuffer(
             lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode
         )
@@ -144,6 +148,17 @@ class Learner:
             lc.replay_capacity, self.agent.storage_spec(), reward_mode=lc.reward_mode
         )
         self.segments = InterventionSegments()
+        # not journaled: the stores are the source of truth, read again at every start
+        policy = self.agent.policy
+        self.preloaded = preload(
+            cfg.offline,
+            cfg.task,
+            {k: policy.obs_spec[k] for k in policy.read_keys},
+            self.offline.action_dim,
+            lambda stream, episode, demo: self._add_offline(
+                stream, self.agent.to_storage(episode), demo
+            ),
+        )
         self.env_steps = self.demo_steps = self.episodes = self.takeovers = self.refused_batches = 0
         self.train_window: collections.deque[tuple[bool, int, int]] = collections.deque(maxlen=20)
         self.eval_window: collections.deque[bool] = collections.deque(maxlen=20)
@@ -181,13 +196,9 @@ class Learner:
         rows, mode = msg.arrays, msg.meta.get("mode", "train")
         try:
             rows = self.agent.to_storage(rows)
-            if mode == "demo":
-                self.offline.add_rows(f"demo:{stream}", rows)
-            else:
+            if mode != "demo":
                 self.online.add_rows(stream, rows)
-                segment = self.segments.feed(stream, rows)
-                if segment is not None:
-                    self.offline.add_rows(f"intervention:{stream}", segment)
+            self._add_offline(stream, rows, demo=mode == "demo")
         except (KeyError, ValueError) as exc:
             self.refused_batches += 1
             log.error("batch seq %d of %s refused by the replay buffer: %s", msg.seq, stream, exc)
@@ -197,6 +208,16 @@ class Learner:
             self.demo_steps += steps
         else:
             self.env_steps += steps
+
+    def _add_offline(self, stream: str, rows: dict[str, np.ndarray], demo: bool) -> int:
+        """Demonstration rows whole, other rows' intervention segments, into the offline buffer;
+        returns the rows added."""
+        if not demo:
+            rows = self.segments.feed(stream, rows)
+            if rows is None:
+                return 0
+        self.offline.add_rows(f"{'demo' if demo else 'intervention'}:{stream}", rows)
+        return len(rows["is_first"])
 
     def _on_stats(self, meta: dict[str, Any]) -> None:
         mode = meta.get("mode")
@@ -218,6 +239,7 @@ class Learner:
     def _config_dict(self) -> dict:
         cfg = to_dict(self.cfg)
         cfg.pop("transport")  # where the learner listens may change between runs; the data may not
+        cfg.pop("offline")  # the stores are read afresh at every start and may have moved or grown
         return {
             "run": cfg,
             "obs_spec": {k: [list(s), np.dtype(d).str] for k, (s, d) in self.obs_spec.items()},
@@ -370,8 +392,9 @@ class Learner:
         self._csv_file.flush()
         self.tb.scalars(self.env_steps, {k: float(v) for k, v in row.items() if k != "env_steps"})
         line = (
-            f"[learner] {wall:6.0f}s  env steps {self.env_steps:>7}  updates {self.agent.critic_steps:>7} "
-            f"({updates_per_s:5.1f}/s)  {steps_per_s:6.1f} steps/s  success {row['success_rate']:.2f}  "
+            f"[learner] {wall:6.0f}s  env steps {self.env_steps:>7}  "
+            f"updates {self.agent.critic_steps:>7} ({updates_per_s:5.1f}/s)  "
+            f"{steps_per_s:6.1f} steps/s  success {row['success_rate']:.2f}  "
             f"eval {row['eval_success_rate']:.2f}  interventions {row['intervention_rate']:.2f}  "
             f"actors {row['live_actors']}"
         )

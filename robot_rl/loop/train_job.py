@@ -54,8 +54,7 @@ def _setup_process(threads: int) -> None:
 
 def make_env(cfg: RunConfig, reward_model: bool = False):
     """The twin of the run; with `reward_model`, wrapped so that cfg.reward_model (when set) gives
-    the reward and ends episodes instead of the twin's ground truth (which stays in
-    info["success"])."""
+    the reward and ends episodes instead of the twin's ground truth (kept in info["success"])."""
     import sim
 
     env = sim.make_env(cfg.task, cfg.env)
@@ -104,8 +103,7 @@ def actor_process(
     store: str | None = None,
 ) -> None:
     """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until
-    stopped; every episode (demonstrations included) is committed to the zarr store `store` when
-    given."""
+    stopped; every episode (demonstrations included) goes to the zarr store `store` when given."""
     from robot_rl.agents.sac import Policy
     from robot_rl.loop.actor import Actor, best_device
     from robot_rl.loop.operator import ScriptedOperator
@@ -170,32 +168,22 @@ def actor_process(
         env.close()
 
 
-def _evaluate_worker(cfg: RunConfig, checkpoint: str, seeds: list[int], out: mp.Queue) -> None:
-    from safetensors.numpy import load_file
-
-    from robot_rl.agents.sac import Policy
+def _evaluate_worker(checkpoint: str, seeds: list[int], out: mp.Queue) -> None:
+    from robot_rl.loop.evaluation import evaluate
 
     _setup_process(1)
-    env = make_env(cfg)
-    policy = Policy(obs_spec(env), replace(cfg.sac, device="cpu"))
-    weights = load_file(str(Path(checkpoint) / "weights.safetensors"))
-    policy.load_actor_parameters({k: weights[k] for k in policy.state_dict()})
-    results = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        done, info = False, {}
-        while not done:
-            obs, _, terminated, truncated, info = env.step(policy.act(obs, deterministic=True))
-            done = terminated or truncated
-        results.append(bool(info.get("success", False)))
-    out.put(results)
+    try:
+        out.put([facts["success"] for facts in evaluate(checkpoint, seeds)])
+    except Exception as exc:
+        out.put(f"{type(exc).__name__}: {exc}")  # the parent waits on the queue, not the process
+        raise
 
 
 def evaluate_checkpoint(
     cfg: RunConfig, checkpoint: Path, episodes: int, workers: int
 ) -> list[bool]:
-    """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised
-    seeds."""
+    """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised seeds
+    (the evaluator of `robot-rl eval`, split over `workers` processes)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     seeds = [EVAL_SEED + cfg.seed * 1000 + i for i in range(episodes)]
@@ -203,7 +191,7 @@ def evaluate_checkpoint(
     procs = [
         ctx.Process(
             target=_evaluate_worker,
-            args=(cfg, str(checkpoint), seeds[i::workers], out),
+            args=(str(checkpoint), seeds[i::workers], out),
             name=f"eval-{i}",
             daemon=True,
         )
@@ -212,7 +200,12 @@ def evaluate_checkpoint(
     ]
     for p in procs:
         p.start()
-    results = [r for _ in procs for r in out.get(timeout=1800)]
+    results = []
+    for _ in procs:
+        got = out.get(timeout=1800)
+        if isinstance(got, str):
+            raise RuntimeError(f"final evaluation of {checkpoint} failed: {got}")
+        results += got
     for p in procs:
         p.join()
     return results

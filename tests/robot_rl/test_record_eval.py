@@ -1,4 +1,4 @@
-"""`robot-rl eval` on a real (untrained) SAC checkpoint in the MuJoCo twin, recording into a store."""
+"""`robot-rl eval` on an untrained SAC trainer checkpoint in the twin, recording to a store."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from controllers.config import to_dict
+from robot_rl.agents.checkpoint import load_policy, read_checkpoint_info
 from robot_rl.cli import main
-from robot_rl.cli.eval import load_policy
 from robot_rl.store import EpisodeStore
 
 
@@ -67,11 +67,12 @@ def test_eval_reports_success_rate_with_seeds_and_records(checkpoint, tmp_path, 
     assert [i.seed for i in store.infos()] == [5, 6]
     assert all(i.source == "sim" and not i.success for i in store.infos())
     # The recorded actions are the deterministic policy's actions on the recorded observations.
-    agent, config = load_policy(checkpoint)
+    info = read_checkpoint_info(checkpoint)
+    policy = load_policy(info)
     ep = store.episode(0)
     for t in range(3):
-        obs = {k: ep[k][t] for k in config["obs_spec"]}
-        np.testing.assert_allclose(ep["action"][t], agent.act(obs, deterministic=True), atol=1e-5)
+        obs = {k: ep[k][t] for k in info.obs_spec}
+        np.testing.assert_allclose(ep["action"][t], policy.act(obs, deterministic=True), atol=1e-5)
     assert len(ep["is_first"]) == 7  # the checkpoint's env config (max 6 steps) is used
 
 

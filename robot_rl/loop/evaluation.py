@@ -1,0 +1,121 @@
+"""Deterministic evaluation of a checkpoint in the twin: the one evaluator behind `robot-rl eval`
+and the train job's final evaluation.
+
+The task, env config and observation layout come from the checkpoint itself, so any checkpoint the
+stack writes (train/demo job, learner, single-process trainer) is evaluated in the twin it was
+trained in. The checkpoint is only read. This module may import the twin; robot_rl's core may not.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.agents.checkpoint import (
+    CheckpointInfo,
+    CheckpointMismatch,
+    load_policy,
+    read_checkpoint_info,
+)
+from robot_rl.agents.replay_buffer import ObsSpec, obs_spec_from_space
+
+
+def layout_differences(want: ObsSpec, have: ObsSpec, keys: Sequence[str]) -> list[str]:
+    """One line per key of `keys` that is missing from `have` or differs in shape or dtype."""
+    out = []
+    for key in keys:
+        (shape, dtype) = want[key]
+        if key not in have:
+            out.append(f"{key}: checkpoint {shape} {dtype}, env has no such key")
+        elif have[key] != (tuple(shape), np.dtype(dtype)):
+            out.append(f"{key}: checkpoint {shape} {dtype}, env {have[key][0]} {have[key][1]}")
+    return out
+
+
+def open_checkpoint(checkpoint: str | Path, task: str | None = None) -> CheckpointInfo:
+    """The checkpoint's run info; `task`, when given, must be the one it was trained on."""
+    info = read_checkpoint_info(checkpoint)
+    if task is not None and task != info.task:
+        raise CheckpointMismatch(
+            f"{checkpoint}: trained on task {info.task!r}, not {task!r}; leave out --task (it "
+            f"defaults to the checkpoint's) or give a checkpoint of a {task} run"
+        )
+    return info
+
+
+def make_eval_env(info: CheckpointInfo, read_keys: Sequence[str]):
+    """The run's twin (its env config, no reward model); refused if the policy's keys differ."""
+    import sim
+
+    env = sim.make_env(info.task, info.env)
+    diffs = layout_differences(info.obs_spec, obs_spec_from_space(env.observation_space), read_keys)
+    if diffs:
+        env.close()
+        raise CheckpointMismatch(
+            f"{info.path}: the {info.task} twin built from the checkpoint's env config does not "
+            "give the observations the policy was trained on:\n  "
+            + "\n  ".join(diffs)
+            + "\nThe twin's defaults changed since this checkpoint was written: set the changed "
+            "env keys back in the run config and retrain, or evaluate a newer checkpoint"
+        )
+    return env
+
+
+def evaluate(
+    checkpoint: str | Path,
+    seeds: Sequence[int],
+    *,
+    task: str | None = None,
+    record: str | Path | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """One deterministic episode per seed; run_episode's facts (success, steps, ...) for each,
+    plus `time_s`, the episode's length in seconds at the twin's control rate.
+
+    With `record`, every episode is appended to that episode store (source "sim").
+    """
+    from controllers.config import to_dict
+    from robot_rl.store import EpisodeStore
+    from robot_rl.store.recorder import config_hash, episode_info, run_episode
+
+    info = open_checkpoint(checkpoint, task)
+    policy = load_policy(info)
+    env = make_eval_env(info, policy.read_keys)
+    env_config = to_dict(env.unwrapped.config)
+    step_s = 1.0 / env.unwrapped.config.control_hz
+    fields = {
+        "platform": "sim",
+        "operator": "",
+        "config_hash": config_hash(env_config),
+        "robot_calibration_id": "twin",
+    }
+    results = []
+    store = EpisodeStore.open(record, mode="a") if record else None
+    try:
+        for seed in seeds:
+            episode, facts = run_episode(
+                env,
+                lambda obs: policy.act(obs, deterministic=True),
+                seed=seed,
+                policy_version=info.policy_version,
+            )
+            results.append({**facts, "time_s": facts["steps"] * step_s})
+            if store is not None:
+                store.append(
+                    episode, episode_info(info.task, "sim", facts, seed=seed, **fields), env_config
+                )
+            if progress:
+                print(
+                    f"episode seed {seed}: {'success' if facts['success'] else 'failure'} "
+                    f"after {facts['steps']} steps",
+                    file=sys.stderr,
+                )
+    finally:
+        env.close()
+        if store is not None:
+            store.close()
+    return results
