@@ -26,8 +26,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 
+from controllers.action import GRIPPER, ActionScales, apply_action, check_action, gripper_class
 from controllers.safety import SafetyFilter
-from controllers.se3 import quat_mul, rotvec_to_quat
 from nodes.messages import STATE_TOPICS, TOPIC_TYPES, image_array, observation_value, pose_msg
 
 
@@ -77,6 +77,7 @@ class RobotEnv:
         self.config = (
             env_config  # sim.config.EnvConfig: scales and max_episode_steps, as in training
         )
+        self.scales = ActionScales(env_config.pos_scale, env_config.rot_scale)
         self.safety = SafetyFilter(safety_config)
         self.period = 1.0 / control_hz
         self.stale_s = stale_s
@@ -249,7 +250,7 @@ class RobotEnv:
         return obs, {}
 
     def step(self, action: np.ndarray):
-        a = np.asarray(action, np.float64)
+        a = check_action(action)
         cfg = self.config
         res = None
         if self.stop_requested.is_set():  # shutting down: publish nothing more, end the episode
@@ -272,14 +273,12 @@ class RobotEnv:
             self.holds += 1
             self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
         else:
-            pos = self._target_pos + a[:3] * cfg.pos_scale
-            quat = quat_mul(rotvec_to_quat(a[3:6] * cfg.rot_scale), self._target_quat)
+            pos, quat = apply_action(self._target_pos, self._target_quat, a, self.scales)
             res = self.safety.filter(pos, quat, time.monotonic())
             self._target_pos, self._target_quat = res.pos, res.quat
-            if a[6] > 0.5:
-                self._gripper = 1.0
-            elif a[6] < -0.5:
-                self._gripper = -1.0
+            command = int(gripper_class(a[GRIPPER]))
+            if command:
+                self._gripper = float(command)
             self._publish_target()
         self._wait_tick()
         self._steps += 1

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from controllers.action import ACTION_DIM, gripper_class
 from controllers.config import ConfigError
 
 STEP_KEYS = ("action", "reward", "intervened", "is_first", "is_last", "is_terminal")
@@ -38,14 +39,9 @@ class _Stream:
     gripper: int  # last non-stay gripper command in the episode (+1 close, -1 open)
 
 
-def gripper_command(action: np.ndarray) -> np.ndarray:
-    """Env gripper thresholds: > 0.5 close (+1), < -0.5 open (-1), else stay (0)."""
-    return np.where(action > 0.5, 1, np.where(action < -0.5, -1, 0)).astype(np.int8)
-
-
 def gripper_toggles(action: np.ndarray, prev_gripper: np.ndarray) -> np.ndarray:
     """Whether a gripper action changes the command in force before it (`prev_gripper`, +1/-1)."""
-    cmd = gripper_command(np.asarray(action))
+    cmd = gripper_class(action)
     return (cmd != 0) & (cmd != np.asarray(prev_gripper))
 
 
@@ -56,7 +52,7 @@ class ReplayBuffer:
         self,
         capacity: int,
         obs_spec: ObsSpec,
-        action_dim: int = 7,
+        action_dim: int = ACTION_DIM,
         reward_mode: RewardMode = "task",
     ):
         if capacity < 2:
@@ -148,7 +144,7 @@ class ReplayBuffer:
         self.streams[stream] = _Stream(
             last, int(self.gen[last]), not bool(is_last[-1]), int(self.prev_gripper[last])
         )
-        cmd = int(gripper_command(action[-1:, -1])[0])
+        cmd = int(gripper_class(action[-1, -1]))
         if cmd != 0:
             self.streams[stream].gripper = cmd
         if is_last[-1]:  # a closed stream is the same as a new one: its next row must be is_first
@@ -193,7 +189,7 @@ class ReplayBuffer:
         self, grip: np.ndarray, is_first: np.ndarray, state: _Stream | None
     ) -> np.ndarray:
         """Gripper command in force before each row's action; episodes start open (-1)."""
-        cmds = gripper_command(grip)
+        cmds = gripper_class(grip)
         out = np.empty(len(grip), np.int8)
         current = -1 if state is None or not state.open else state.gripper
         for i in range(len(grip)):

@@ -11,8 +11,9 @@ Parts:
   the N target critics; 2/2 default, 10/2 REDQ-style), a double-DQN gripper critic with a grasp
   penalty, automatic temperature, and Polyak-averaged targets. No entropy term in the backup.
 
-Action layout: env action[6] is the gripper: > 0.5 close, < -0.5 open, else stay; the discrete
-head's indices {0, 1, 2} mean {close, stay, open} = {+1, 0, -1}.
+Action layout: controllers.action (env action[GRIPPER] closes above GRIPPER_CLOSE_THRESHOLD, opens
+below GRIPPER_OPEN_THRESHOLD, else stays); the discrete head's indices {0, 1, 2} mean
+{close, stay, open} = {+1, 0, -1}.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from controllers.action import ACTION_DIM, GRIPPER, gripper_masks
 from controllers.config import ConfigError
 from robot_rl.agents.encoders import (
     Backbone,
@@ -282,8 +284,9 @@ class Policy(nn.Module):
             else None
         )
         self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
-        # env action indices the actor's outputs drive (the continuous gripper is index 6)
-        self.action_dims = tuple(cfg.arm_action_dims) + (() if cfg.gripper == "discrete" else (6,))
+        # env action indices the actor's outputs drive (a continuous gripper drives GRIPPER too)
+        continuous_gripper = () if cfg.gripper == "discrete" else (GRIPPER,)
+        self.action_dims = tuple(cfg.arm_action_dims) + continuous_gripper
         self.action_dim = len(self.action_dims)
         self.actor = TanhGaussianHead(
             self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm
@@ -365,14 +368,14 @@ class Policy(nn.Module):
         """One env action (7,) in [-1, 1] for one observation; raises rather than emit NaN/inf."""
         z = self.encoder(*self.inputs(self.obs_to_tensors(obs, batched=False), augment=False))
         driven, _ = self.actor(z, deterministic)
-        out = np.zeros(7, np.float32)
+        out = np.zeros(ACTION_DIM, np.float32)
         out[list(self.action_dims)] = driven[0].cpu().numpy()
         if self.grasp_critic is not None:
             if not deterministic and np.random.random() < self.cfg.gripper_epsilon:
                 index = np.random.randint(3)
             else:
                 index = int(self.grasp_critic(z)[0].argmax())
-            out[6] = 1.0 - index
+            out[GRIPPER] = 1.0 - index
         if not np.all(np.isfinite(out)):
             raise FloatingPointError(
                 f"policy produced a non-finite action {out}; refusing to return it"
@@ -417,7 +420,8 @@ def all_finite(x: torch.Tensor) -> bool:
 
 def gripper_index(action: torch.Tensor) -> torch.Tensor:
     """Env gripper value -> discrete index {0: close, 1: stay, 2: open}."""
-    return 1 - ((action > 0.5).long() - (action < -0.5).long())
+    close, open_ = gripper_masks(action)
+    return 1 - (close.long() - open_.long())
 
 
 class SACAgent:
@@ -565,8 +569,10 @@ class SACAgent:
                 raise KeyError(f"batch is missing key {k!r}")
         b = next(iter(obs.values())).shape[0]
         action = np.asarray(batch["action"], np.float32)
-        if action.shape != (b, 7):
-            raise ValueError(f"batch 'action' has shape {action.shape}, expected ({b}, 7)")
+        if action.shape != (b, ACTION_DIM):
+            raise ValueError(
+                f"batch 'action' has shape {action.shape}, expected ({b}, {ACTION_DIM})"
+            )
         reward = np.asarray(batch["reward"], np.float32)
         if reward.shape != (b,):
             raise ValueError(f"batch 'reward' has shape {reward.shape}, expected ({b},)")
@@ -597,7 +603,7 @@ class SACAgent:
         toggles = batch.get("grasp_toggles")
         if toggles is None:
             toggles = gripper_toggles(
-                action[:, 6], np.asarray(batch.get("prev_gripper", np.full(b, -1)))
+                action[:, GRIPPER], np.asarray(batch.get("prev_gripper", np.full(b, -1)))
             )
         return {
             "obs": obs,
@@ -641,7 +647,7 @@ class SACAgent:
             loss = critic_loss
             metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
             if p.grasp_critic is not None:
-                index = gripper_index(t["action"][:, 6])
+                index = gripper_index(t["action"][:, GRIPPER])
                 grasp_reward = t["reward"] + cfg.grasp_penalty * t["grasp_toggles"]
                 with torch.no_grad():
                     best = p.grasp_critic(z_next).argmax(

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controllers.config import ConfigError, from_dict, load_yaml, to_dict
-from robot_rl.agents.replay_buffer import RewardMode
+from robot_rl.agents.replay_buffer import ObsSpec, RewardMode, obs_spec_from_space
 from robot_rl.agents.sac import SACConfig
 from robot_rl.transport.protocol import config_hash
+from sim.config import EnvConfig
+from sim.observation import observation_space
 
 
 @dataclass
@@ -168,6 +170,15 @@ class RunConfig:
     def data_hash(self) -> str:
         """What learner and actors must agree on to exchange data: task, env and agent."""
         return config_hash({"task": self.task, "env": self.env, "sac": to_dict(self.sac)})
+
+    def env_config(self) -> EnvConfig:
+        """The `env` section as the twin's typed config (action scales, episode length, layout)."""
+        return from_dict(EnvConfig, self.env)
+
+    def obs_spec(self) -> ObsSpec:
+        """Keys, shapes and dtypes of the policy's observation, from this config alone (no MuJoCo
+        env is built): what the twin returns and what an actor on a real cell must assemble."""
+        return obs_spec_from_space(observation_space(self.env_config()))
 
 
 def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -230,11 +230,12 @@ def test_teleop_operator_converts_twists_into_the_action_frame(rclpy_context):
     from rclpy.node import Node
     from std_msgs.msg import Bool, Float32
 
+    from controllers.action import ActionScales
     from nodes.actor import TeleopOperator
     from nodes.messages import twist_msg
 
     node = Node("actor", context=rclpy_context)
-    op = TeleopOperator(node, period=0.1, pos_scale=0.01, rot_scale=0.05, stale_s=0.5)
+    op = TeleopOperator(node, period=0.1, scales=ActionScales(0.01, 0.05), stale_s=0.5)
     teleop = Node("teleop", context=rclpy_context)
     pubs = {
         t: teleop.create_publisher(k, t, 10)
