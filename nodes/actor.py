@@ -66,7 +66,7 @@ PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (
 
 
 class TeleopOperator:
-    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an operator.
+    """The human at the teleop device, as the operator robot_rl.loop.actor.Actor expects.
 
     While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
     twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's

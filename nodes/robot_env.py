@@ -32,7 +32,7 @@ from nodes.messages import STATE_TOPICS, TOPIC_TYPES, image_array, observation_v
 
 
 class Newest:
-    """The newest message of each subscribed topic with its arrival time (monotonic); thread-safe."""
+    """The newest message of each subscribed topic with its (monotonic) arrival; thread-safe."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -186,7 +186,8 @@ class RobotEnv:
             self._next_tick = time.monotonic()
 
     def _observe_or_hold(self, timeout_s: float) -> dict[str, np.ndarray] | None:
-        """Wait, tick by tick, for a usable observation; no target goes out meanwhile (the robot holds)."""
+        """Wait, tick by tick, for a usable observation; no target goes out meanwhile (the robot
+        holds)."""
         deadline = time.monotonic() + timeout_s
         while not self.stop_requested.is_set():
             obs, why = self.observe()

@@ -29,7 +29,8 @@ from sim.tasks.base import Task
 
 CELL_XML = Path(__file__).parent / "assets" / "panda_cell.xml"
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
-# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an exact replay.
+# Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an
+# exact replay.
 _CONTROLLER_MEMORY = ("target_pos", "target_quat", "tau_prev", "rest_posture")
 _WRENCH_DAMPING = 1e-4
 
@@ -104,8 +105,8 @@ class PandaEnv(gymnasium.Env):
         self._jacp, self._jacr = self._jac[:3], self._jac[3:]
         self._M = np.zeros((m.nv, m.nv))
         self._coriolis = np.zeros(N_ARM)
-        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has
-        # the hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
+        # Views into MjData, made once (MjData never reallocates its arrays). The TCP site has the
+        # hand body's orientation, so the hand's quaternion is the TCP's (no conversion per tick).
         if np.any(m.site_quat[self._tcp] != (1.0, 0.0, 0.0, 0.0)):
             raise ValueError(
                 "panda_cell.xml: the tcp site must not be rotated relative to the hand body"
@@ -148,7 +149,7 @@ class PandaEnv(gymnasium.Env):
 
     @property
     def target_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as copies."""
+        """The safe target pose (position, quaternion wxyz) the controller tracks now, as copies."""
         return self._target_pos.copy(), self._target_quat.copy()
 
     # ---- gymnasium API ----
@@ -332,7 +333,7 @@ class PandaEnv(gymnasium.Env):
         return state
 
     def set_sim_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a dict from get_sim_state (normally through reset(options={"sim_state": ...}))."""
+        """Restore a dict from get_sim_state (normally via reset(options={"sim_state": ...}))."""
         m, d = self.model, self.data
         mem = [f"controller_{k}" for k in _CONTROLLER_MEMORY]
         required = [
@@ -362,7 +363,8 @@ class PandaEnv(gymnasium.Env):
         ):
             if np.shape(state[key]) != ref.shape:
                 raise ValueError(
-                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this model "
+                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} "
+                    "of this model "
                     f"(was it saved from another task?)"
                 )
         mujoco.mj_resetData(m, d)

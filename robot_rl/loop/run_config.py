@@ -1,4 +1,4 @@
-"""The config of a distributed run, one YAML file read by `robot-rl train`, `learner` and `actor`."""
+"""The config of a distributed run: one YAML file read by `robot-rl train`, `learner`, `actor`."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class TransportConfig:
                 raise ConfigError(f"transport.{key}: must be > 0, got {getattr(self, key)}")
         if self.peer_timeout_s <= self.heartbeat_s:
             raise ConfigError(
-                f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed heartbeat_s {self.heartbeat_s}"
+                f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed "
+                f"heartbeat_s {self.heartbeat_s}"
             )
         if self.batch_steps < 1:
             raise ConfigError(f"transport.batch_steps: must be >= 1, got {self.batch_steps}")
@@ -79,14 +80,15 @@ class LearnerConfig:
 
 @dataclass
 class OperatorConfig:
-    """The scripted operator standing in for the human in the twin (HIL-SERL style interventions)."""
+    """The scripted operator standing in for the human in the twin (HIL-SERL interventions)."""
 
     enabled: bool = True
     stall_steps: int = (
         8  # take over when the TCP moved less than stall_distance over this many steps
     )
     stall_distance: float = 0.01  # m
-    drift_steps: int = 4  # ... or when the policy's arm action points away from the expert's this many steps running
+    # ... or when the policy's arm action points away from the expert's this many steps running
+    drift_steps: int = 4
     drift_cosine: float = 0.0  # "away": cosine between the two translation commands below this
     takeover_steps: int = 12  # how long a take-over lasts before control is handed back
     budget_start: float = (
@@ -103,7 +105,8 @@ class OperatorConfig:
                 raise ConfigError(f"operator.{key}: must be >= 1, got {getattr(self, key)}")
         if not 0 <= self.budget_min <= self.budget_start <= 1:
             raise ConfigError(
-                f"operator: need 0 <= budget_min <= budget_start <= 1, got {self.budget_min}, {self.budget_start}"
+                "operator: need 0 <= budget_min <= budget_start <= 1, "
+                f"got {self.budget_min}, {self.budget_start}"
             )
         if not -1 <= self.drift_cosine <= 1:
             raise ConfigError(f"operator.drift_cosine: must be in [-1, 1], got {self.drift_cosine}")
@@ -138,8 +141,9 @@ class RunConfig:
     # ... and wait at most this long each time: it must exceed the learner's time for publish_every
     # updates (~1.3 s for state on CPU, ~10 s for cached images), or the pacing silently stops
     actor_pace_timeout_s: float = 2.0
-    # a reward model folder (`robot-rl reward train --out`, `reward probe`, `reward zero-shot`): twin actors
-    # then take reward and episode ends from it, as on a real cell; evaluation stays on the twin's ground truth
+    # a reward model folder (`robot-rl reward train --out`, `reward probe`, `reward zero-shot`):
+    # twin actors then take reward and episode ends from it, as on a real cell; evaluation stays
+    # on the twin's ground truth
     reward_model: str | None = None
     sac: SACConfig = field(default_factory=SACConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
@@ -182,7 +186,8 @@ class RunConfig:
 
 
 def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """RunConfig from an experiment YAML (config/sim_<task>.yaml: `task`, `env` and the sections above)."""
+    """RunConfig from an experiment YAML (config/sim_<task>.yaml: `task`, `env` and the sections
+    above)."""
     data = load_yaml(path) if path is not None else {}
     data.update(overrides or {})
     return from_dict(RunConfig, data)

@@ -23,12 +23,13 @@ def tcp_yaw(tcp_quat: np.ndarray) -> float:
 def nearest_symmetric_yaw(
     object_yaw: float, current_yaw: float, period: float = math.pi / 2
 ) -> float:
-    """The yaw equivalent to `object_yaw` under `period` symmetry that is closest to `current_yaw`."""
+    """The yaw equivalent to `object_yaw` under `period` symmetry closest to `current_yaw`."""
     return current_yaw + (object_yaw - current_yaw + period / 2) % period - period / 2
 
 
 class Expert:
-    """Closed-loop scripted operator: every act() decides from the current observation and sim state."""
+    """Closed-loop scripted operator: every act() decides from the current observation and sim
+    state."""
 
     def __init__(self, env):
         self.env = env.unwrapped

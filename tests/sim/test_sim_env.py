@@ -1,4 +1,5 @@
-"""The twin's gymnasium envs against docs/contracts.md: spaces, physics, safety, seeding, state restore."""
+"""The twin's gymnasium envs against docs/contracts.md: spaces, physics, safety, seeding, state
+restore."""
 
 import math
 import warnings
