@@ -4,8 +4,8 @@ This is what the actor loop (robot_rl.loop.actor.Actor) steps when it runs in th
 - observation at the control tick from the newest message of each topic, each no older than
   `stale_s` and finite; otherwise no new target is published (the robot holds), one log line
   says which topic, and the env waits for the next tick;
-- step(action): the same action -> target mapping as the twin (delta on the current target, scaled
-  by pos_scale / rot_scale, gripper by thresholds), through controllers.safety, then `target_pose`
+- step(action): the twin's action -> target mapping (controllers.action: delta on the current
+  target, gripper by thresholds), through controllers.safety, then `target_pose`
   and `gripper/command` -- refused, with a log line, while another node also publishes
   `target_pose`;
 - episode end: success (`reward/success_prob` >= threshold or a teleop `success` event:

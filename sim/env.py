@@ -15,7 +15,14 @@ import gymnasium
 import mujoco
 import numpy as np
 
-from controllers.action import ACTION_DIM, ActionScales, apply_action, check_action, gripper_command
+from controllers.action import (
+    ACTION_DIM,
+    GRIPPER,
+    ActionScales,
+    apply_action,
+    check_action,
+    gripper_command,
+)
 from controllers.config import ConfigError
 from controllers.impedance import CartesianImpedanceController, RobotState
 from controllers.safety import SafetyFilter
@@ -191,7 +198,7 @@ class PandaEnv(gymnasium.Env):
         pos, quat = apply_action(self._target_pos, self._target_quat, a, self.action_scales)
         res = self.safety.filter(pos, quat, self.data.time)
         self._target_pos, self._target_quat = res.pos, res.quat
-        self._gripper_closed = gripper_command(a[6], self._gripper_closed)
+        self._gripper_closed = gripper_command(a[GRIPPER], self._gripper_closed)
         self.data.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
         self._physics.run(cfg.substeps, self._target_pos, self._target_quat)
         mujoco.mj_forward(self.model, self.data)
