@@ -20,12 +20,14 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from std_msgs.msg import Bool, Float32
 
+from controllers.action import ActionScales, action_from_twist
 from controllers.config import ConfigError
 from controllers.se3 import quat_to_mat
 from nodes.messages import twist_array
 from nodes.params import declare_config
 from nodes.robot_env import Newest, RobotEnv
 from robot_rl.store.tee import StoreTee
+from sim.observation import observation_space
 
 
 @dataclass
@@ -64,8 +66,7 @@ PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (
 
 
 class TeleopOperator:
-    """The human at the teleop device, with the interface robot_rl.loop.actor.Actor expects of an
-    operator.
+    """The human at the teleop device, as the operator robot_rl.loop.actor.Actor expects.
 
     While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
     twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's
@@ -73,16 +74,9 @@ class TeleopOperator:
     kept in `events` (RLIF-style: where the human judged the policy wrong).
     """
 
-    def __init__(
-        self, node: Node, period: float, pos_scale: float, rot_scale: float, stale_s: float
-    ):
+    def __init__(self, node: Node, period: float, scales: ActionScales, stale_s: float):
         self.node = node
-        self.period, self.pos_scale, self.rot_scale, self.stale_s = (
-            period,
-            pos_scale,
-            rot_scale,
-            stale_s,
-        )
+        self.period, self.scales, self.stale_s = period, scales, stale_s
         self.newest = Newest()
         for topic, kind in (
             ("teleop/twist", TwistStamped),
@@ -123,16 +117,10 @@ class TeleopOperator:
         if not intervening:
             return None
         twist_msg, gripper_msg = self._fresh("teleop/twist"), self._fresh("teleop/gripper")
-        action = np.zeros(7, np.float32)
-        if (
-            twist_msg is not None
-        ):  # no fresh twist while intervening: the human holds the robot still
-            twist = self._world_twist(twist_msg, obs)
-            action[:3] = twist[:3] * self.period / self.pos_scale
-            action[3:6] = twist[3:] * self.period / self.rot_scale
-        if gripper_msg is not None:
-            action[6] = gripper_msg.data
-        return np.clip(action, -1.0, 1.0)
+        # no fresh twist while intervening: the human holds the robot still
+        twist = np.zeros(6) if twist_msg is None else self._world_twist(twist_msg, obs)
+        gripper = 0.0 if gripper_msg is None else gripper_msg.data
+        return action_from_twist(twist, self.period, self.scales, gripper).astype(np.float32)
 
     def _world_twist(self, msg: TwistStamped, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The operator's twist in `world` (the policy's action frame); `tcp` twists are rotated by
@@ -159,7 +147,8 @@ class ActorNode(Node):
         import torch
 
         torch.set_num_threads(run.actor_torch_threads)
-        space, env_cfg = self._twin_spaces()
+        env_cfg = run.env_config()
+        space = observation_space(env_cfg)
         self.env = RobotEnv(
             self,
             space,
@@ -172,15 +161,12 @@ class ActorNode(Node):
             hold_timeout_s=cfg.hold_timeout_s,
         )
         self.operator = TeleopOperator(
-            self, 1.0 / cfg.control_hz, env_cfg.pos_scale, env_cfg.rot_scale, cfg.teleop_stale_s
+            self, 1.0 / cfg.control_hz, self.env.scales, cfg.teleop_stale_s
         )
-        from robot_rl.agents.replay_buffer import obs_spec_from_space
         from robot_rl.agents.sac import Policy
         from robot_rl.loop.actor import Actor, best_device
 
-        self.policy = Policy(
-            obs_spec_from_space(space), replace(run.sac, device=best_device(run.actor_device))
-        )
+        self.policy = Policy(run.obs_spec(), replace(run.sac, device=best_device(run.actor_device)))
         self.policy.warm_up()
         self.tee = StoreTee(
             self._client(), cfg.store, run.task, cfg.platform, run.data_hash(), env_config=run.env
@@ -202,17 +188,6 @@ class ActorNode(Node):
         from robot_rl.loop.run_config import load_run_config
 
         return load_run_config(self.config.run_config or None)
-
-    def _twin_spaces(self):
-        """Observation space and env config exactly as the learner derives them (from the twin's
-        config)."""
-        import sim
-
-        twin = sim.make_env(self.run.task, self.run.env)
-        try:
-            return twin.observation_space, twin.config
-        finally:
-            twin.close()
 
     def _client(self):
         endpoint = self.config.learner_endpoint or self.run.transport.endpoint

@@ -4,8 +4,8 @@ This is what the actor loop (robot_rl.loop.actor.Actor) steps when it runs in th
 - observation at the control tick from the newest message of each topic, each no older than
   `stale_s` and finite; otherwise no new target is published (the robot holds), one log line
   says which topic, and the env waits for the next tick;
-- step(action): the same action -> target mapping as the twin (delta on the current target, scaled
-  by pos_scale / rot_scale, gripper by thresholds), through controllers.safety, then `target_pose`
+- step(action): the twin's action -> target mapping (controllers.action: delta on the current
+  target, gripper by thresholds), through controllers.safety, then `target_pose`
   and `gripper/command` -- refused, with a log line, while another node also publishes
   `target_pose`;
 - episode end: success (`reward/success_prob` >= threshold or a teleop `success` event:
@@ -26,14 +26,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float32, String
 from std_srvs.srv import Trigger
 
+from controllers.action import GRIPPER, ActionScales, apply_action, check_action, gripper_class
 from controllers.safety import SafetyFilter
-from controllers.se3 import quat_mul, rotvec_to_quat
 from nodes.messages import STATE_TOPICS, TOPIC_TYPES, image_array, observation_value, pose_msg
 
 
 class Newest:
-    """The newest message of each subscribed topic with its arrival time (monotonic);
-    thread-safe."""
+    """The newest message of each subscribed topic with its (monotonic) arrival; thread-safe."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -78,6 +77,7 @@ class RobotEnv:
         self.config = (
             env_config  # sim.config.EnvConfig: scales and max_episode_steps, as in training
         )
+        self.scales = ActionScales(env_config.pos_scale, env_config.rot_scale)
         self.safety = SafetyFilter(safety_config)
         self.period = 1.0 / control_hz
         self.stale_s = stale_s
@@ -266,7 +266,7 @@ class RobotEnv:
         return obs, {}
 
     def step(self, action: np.ndarray):
-        a = np.asarray(action, np.float64)
+        a = check_action(action)
         cfg = self.config
         res = None
         if self.stop_requested.is_set():  # shutting down: publish nothing more, end the episode
@@ -289,14 +289,12 @@ class RobotEnv:
             self.holds += 1
             self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
         else:
-            pos = self._target_pos + a[:3] * cfg.pos_scale
-            quat = quat_mul(rotvec_to_quat(a[3:6] * cfg.rot_scale), self._target_quat)
+            pos, quat = apply_action(self._target_pos, self._target_quat, a, self.scales)
             res = self.safety.filter(pos, quat, time.monotonic())
             self._target_pos, self._target_quat = res.pos, res.quat
-            if a[6] > 0.5:
-                self._gripper = 1.0
-            elif a[6] < -0.5:
-                self._gripper = -1.0
+            command = int(gripper_class(a[GRIPPER]))
+            if command:
+                self._gripper = float(command)
             self._publish_target()
         self._wait_tick()
         self._steps += 1

@@ -27,8 +27,8 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float32
 from std_srvs.srv import Trigger
 
+from controllers.action import ACTION_DIM, GRIPPER, action_from_target
 from controllers.config import ConfigError
-from controllers.se3 import quat_conj, quat_mul, quat_to_rotvec
 from nodes.messages import (
     camera_info_msg,
     image_msg,
@@ -183,16 +183,12 @@ class SimRobotNode(Node):
         """Delta action of the twin toward the newest target (clipped: the speed limits)."""
         with self._lock:
             target, gripper = self._target, self._gripper
-        action = np.zeros(7)
-        action[6] = gripper
         if target is not None:
             cur_pos, cur_quat = self.env.target_pose
-            env_cfg = self.env.config
-            action[:3] = (target[0] - cur_pos) / env_cfg.pos_scale
-            action[3:6] = (
-                quat_to_rotvec(quat_mul(target[1], quat_conj(cur_quat))) / env_cfg.rot_scale
-            )
-        return np.clip(action, -1.0, 1.0)
+            return action_from_target(cur_pos, cur_quat, *target, self.env.action_scales, gripper)
+        action = np.zeros(ACTION_DIM)
+        action[GRIPPER] = np.clip(gripper, -1.0, 1.0)
+        return action
 
     def _loop(self) -> None:
         cfg = self.config

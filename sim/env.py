@@ -15,18 +15,26 @@ import gymnasium
 import mujoco
 import numpy as np
 
+from controllers.action import (
+    ACTION_DIM,
+    GRIPPER,
+    ActionScales,
+    apply_action,
+    check_action,
+    gripper_command,
+)
 from controllers.config import ConfigError
 from controllers.impedance import CartesianImpedanceController, RobotState
 from controllers.safety import SafetyFilter
 from controllers.se3 import quat_mul, rotvec_to_quat
 from sim.cameras import DEFAULT_CAMERA_YAML, add_camera, load_camera_yaml
 from sim.config import EnvConfig
+from sim.observation import N_ARM, observation_space
 from sim.physics import PhysicsLoop
 from sim.tasks import make_task
 from sim.tasks.base import Task
 
 CELL_XML = Path(__file__).parent / "assets" / "panda_cell.xml"
-N_ARM = 7
 GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
 # Controller memory (CartesianImpedanceController.memory()) that get_sim_state carries for an
 # exact replay.
@@ -65,8 +73,9 @@ class PandaEnv(gymnasium.Env):
         )
         self._renderer: mujoco.Renderer | None = None
         self._scene_option = mujoco.MjvOption()
-        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
-        self.observation_space = self._make_observation_space()
+        self.action_scales = ActionScales(config.pos_scale, config.rot_scale)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self.observation_space = observation_space(config)
         self._target_pos = np.zeros(3)
         self._target_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self._gripper_closed = False
@@ -132,25 +141,6 @@ class PandaEnv(gymnasium.Env):
             "cam_quat": m.cam_quat.copy(),
         }
 
-    def _make_observation_space(self) -> gymnasium.spaces.Dict:
-        def box(n: int) -> gymnasium.spaces.Box:
-            return gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)
-
-        spaces = {
-            "tcp_pose": box(7),
-            "tcp_vel": box(6),
-            "gripper_width": box(1),
-            "joint_pos": box(N_ARM),
-            "joint_vel": box(N_ARM),
-            "wrench": box(6),
-        }
-        if self.config.privileged_state:
-            spaces["object_pose"] = box(7)
-        h, w = self.config.image_size
-        for name in self.config.cameras:
-            spaces[f"image_{name}"] = gymnasium.spaces.Box(0, 255, (h, w, 3), np.uint8)
-        return gymnasium.spaces.Dict(spaces)
-
     # ---- physics ----
     def _update_robot_state(self) -> None:
         """Fill the RobotState views after mj_step1 (positions and velocities computed)."""
@@ -166,8 +156,7 @@ class PandaEnv(gymnasium.Env):
 
     @property
     def target_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """The safe target pose (position, quaternion wxyz) the controller currently tracks, as
-        copies."""
+        """The safe target pose (position, quaternion wxyz) the controller tracks now, as copies."""
         return self._target_pos.copy(), self._target_quat.copy()
 
     # ---- gymnasium API ----
@@ -204,22 +193,12 @@ class PandaEnv(gymnasium.Env):
         return self._observation(), self._info(False, False, "")
 
     def step(self, action):
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (7,):
-            raise ValueError(
-                "action: expected 7 values [dx dy dz drx dry drz gripper], "
-                f"got shape {np.shape(action)}"
-            )
-        a = np.clip(a, -1.0, 1.0)  # NaN passes through to the safety filter, which holds
+        a = check_action(action)
         cfg = self.config
-        pos = self._target_pos + a[:3] * cfg.pos_scale
-        quat = quat_mul(rotvec_to_quat(a[3:6] * cfg.rot_scale), self._target_quat)
+        pos, quat = apply_action(self._target_pos, self._target_quat, a, self.action_scales)
         res = self.safety.filter(pos, quat, self.data.time)
         self._target_pos, self._target_quat = res.pos, res.quat
-        if a[6] > 0.5:
-            self._gripper_closed = True
-        elif a[6] < -0.5:
-            self._gripper_closed = False
+        self._gripper_closed = gripper_command(a[GRIPPER], self._gripper_closed)
         self.data.ctrl[self._gripper_act] = GRIPPER_CLOSED if self._gripper_closed else GRIPPER_OPEN
         self._physics.run(cfg.substeps, self._target_pos, self._target_quat)
         mujoco.mj_forward(self.model, self.data)
@@ -398,8 +377,7 @@ class PandaEnv(gymnasium.Env):
         return state
 
     def set_sim_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a dict from get_sim_state (normally through
-        reset(options={"sim_state": ...}))."""
+        """Restore a dict from get_sim_state (normally via reset(options={"sim_state": ...}))."""
         m, d = self.model, self.data
         mem = [f"controller_{k}" for k in _CONTROLLER_MEMORY]
         required = [
@@ -429,8 +407,8 @@ class PandaEnv(gymnasium.Env):
         ):
             if np.shape(state[key]) != ref.shape:
                 raise ValueError(
-                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} of this "
-                    "model "
+                    f"sim_state[{key!r}]: shape {np.shape(state[key])} != {ref.shape} "
+                    "of this model "
                     f"(was it saved from another task?)"
                 )
         mujoco.mj_resetData(m, d)

@@ -9,8 +9,8 @@ successor in the same stream arrives; an `is_last` row never is one.
 Bounded: when the ring wraps, the oldest rows are overwritten and any transition whose o_{t+1}
 lived there is dropped. Sampling is uniform over transitions.
 
-Reward modes: `task` uses the stored reward; `rlif` the RLIF reward (-1 on the transition after which
-a human took over, 0 otherwise); `rlif+task` their sum.
+Reward modes: `task` uses the stored reward; `rlif` the RLIF reward (-1 on the transition after
+which a human took over, 0 otherwise); `rlif+task` their sum.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from controllers.action import ACTION_DIM, gripper_class
 from controllers.config import ConfigError
 
 STEP_KEYS = ("action", "reward", "intervened", "is_first", "is_last", "is_terminal")
@@ -38,14 +39,9 @@ class _Stream:
     gripper: int  # last non-stay gripper command in the episode (+1 close, -1 open)
 
 
-def gripper_command(action: np.ndarray) -> np.ndarray:
-    """Env gripper thresholds: > 0.5 close (+1), < -0.5 open (-1), else stay (0)."""
-    return np.where(action > 0.5, 1, np.where(action < -0.5, -1, 0)).astype(np.int8)
-
-
 def gripper_toggles(action: np.ndarray, prev_gripper: np.ndarray) -> np.ndarray:
     """Whether a gripper action changes the command in force before it (`prev_gripper`, +1/-1)."""
-    cmd = gripper_command(np.asarray(action))
+    cmd = gripper_class(action)
     return (cmd != 0) & (cmd != np.asarray(prev_gripper))
 
 
@@ -56,7 +52,7 @@ class ReplayBuffer:
         self,
         capacity: int,
         obs_spec: ObsSpec,
-        action_dim: int = 7,
+        action_dim: int = ACTION_DIM,
         reward_mode: RewardMode = "task",
     ):
         if capacity < 2:
@@ -148,7 +144,7 @@ class ReplayBuffer:
         self.streams[stream] = _Stream(
             last, int(self.gen[last]), not bool(is_last[-1]), int(self.prev_gripper[last])
         )
-        cmd = int(gripper_command(action[-1:, -1])[0])
+        cmd = int(gripper_class(action[-1, -1]))
         if cmd != 0:
             self.streams[stream].gripper = cmd
         if is_last[-1]:  # a closed stream is the same as a new one: its next row must be is_first
@@ -168,11 +164,13 @@ class ReplayBuffer:
         for k, (shape, _) in self.obs_spec.items():
             if np.shape(rows[k])[1:] != shape:
                 raise ValueError(
-                    f"{where}: observation {k!r} has shape {np.shape(rows[k])[1:]} per row, expected {shape}"
+                    f"{where}: observation {k!r} has shape {np.shape(rows[k])[1:]} per row, "
+                    f"expected {shape}"
                 )
         if np.shape(rows["action"]) != (n, self.action_dim):
             raise ValueError(
-                f"{where}: 'action' has shape {np.shape(rows['action'])}, expected ({n}, {self.action_dim})"
+                f"{where}: 'action' has shape {np.shape(rows['action'])}, "
+                f"expected ({n}, {self.action_dim})"
             )
         action = np.asarray(rows["action"], np.float32)
         if not np.all(np.abs(action) <= 1.0):  # NaN fails this too
@@ -184,16 +182,15 @@ class ReplayBuffer:
         if reward.shape not in ((n,), (n, 1)):
             raise ValueError(f"{where}: 'reward' has shape {reward.shape}, expected ({n},)")
         if not np.all(np.isfinite(reward)):
-            raise ValueError(
-                f"{where}: 'reward' holds NaN/inf at row {int(np.flatnonzero(~np.isfinite(reward.reshape(n)))[0])}"
-            )
+            row = int(np.flatnonzero(~np.isfinite(reward.reshape(n)))[0])
+            raise ValueError(f"{where}: 'reward' holds NaN/inf at row {row}")
         return n
 
     def _gripper_before(
         self, grip: np.ndarray, is_first: np.ndarray, state: _Stream | None
     ) -> np.ndarray:
         """Gripper command in force before each row's action; episodes start open (-1)."""
-        cmds = gripper_command(grip)
+        cmds = gripper_class(grip)
         out = np.empty(len(grip), np.int8)
         current = -1 if state is None or not state.open else state.gripper
         for i in range(len(grip)):
@@ -232,7 +229,8 @@ class ReplayBuffer:
 
     # ---- sampling ----------------------------------------------------------------------------
     def sample_indices(self, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        """Uniform over valid transitions (rejection sampling: nearly every written row is valid)."""
+        """Uniform over valid transitions (rejection sampling: nearly every written row is
+        valid)."""
         filled = min(self.rows_written, self.capacity)
         if not self.valid[:filled].any():
             raise ValueError("replay buffer holds no complete transition yet")
@@ -246,15 +244,16 @@ class ReplayBuffer:
     def gather(
         self, idx: np.ndarray, n_step: int = 1, discount: float | None = None
     ) -> dict[str, np.ndarray | dict[str, np.ndarray]]:
-        """Batch for transition rows `idx`: obs, next_obs, action, reward, done, steps, grasp_toggles,
-        prev_gripper, intervened.
+        """Batch for transition rows `idx`: obs, next_obs, action, reward, done, steps,
+        grasp_toggles, prev_gripper, intervened.
 
         n-step returns: from o_t the chain follows the episode for k = min(n_step, steps to its end)
-        transitions; it stops early at a terminal step or where the stored episode ends (its last row,
-        or rows not yet arrived / overwritten). Then reward = sum_i<k discount^i r_{t+i}, next_obs = o_{t+k},
-        done = whether step t+k-1 was terminal, `steps` = k (the learner bootstraps with discount^k),
-        and `grasp_toggles` = sum_i<k discount^i [a_{t+i} toggled the gripper] (for the grasp penalty).
-        `action` and `prev_gripper` stay those of step t. n_step 1 is the ordinary one-step transition.
+        transitions; it stops early at a terminal step or where the stored episode ends (its last
+        row, or rows not yet arrived / overwritten). Then reward = sum_i<k discount^i r_{t+i},
+        next_obs = o_{t+k}, done = whether step t+k-1 was terminal, `steps` = k (the learner
+        bootstraps with discount^k), and `grasp_toggles` = sum_i<k discount^i [a_{t+i} toggled the
+        gripper] (for the grasp penalty). `action` and `prev_gripper` stay those of step t.
+        n_step 1 is the ordinary one-step transition.
         """
         if n_step < 1:
             raise ValueError(f"n_step: must be >= 1, got {n_step}")

@@ -11,8 +11,9 @@ Parts:
   the N target critics; 2/2 default, 10/2 REDQ-style), a double-DQN gripper critic with a grasp
   penalty, automatic temperature, and Polyak-averaged targets. No entropy term in the backup.
 
-Action layout: env action[6] is the gripper: > 0.5 close, < -0.5 open, else stay; the discrete
-head's indices {0, 1, 2} mean {close, stay, open} = {+1, 0, -1}.
+Action layout: controllers.action (env action[GRIPPER] closes above GRIPPER_CLOSE_THRESHOLD, opens
+below GRIPPER_OPEN_THRESHOLD, else stays); the discrete head's indices {0, 1, 2} mean
+{close, stay, open} = {+1, 0, -1}.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from controllers.action import ACTION_DIM, GRIPPER, gripper_masks
 from controllers.config import ConfigError
 from robot_rl.agents.encoders import (
     Backbone,
@@ -47,8 +49,9 @@ class ImageConfig:
     embed_dim: int = 256  # per camera
     drq_pad: int = 4  # DrQ random shift in pixels (0: off)
     cache_shifts: int = 0  # 0: run the backbone on every batch; K>0: cache K feature maps per frame
-    # the frozen backbone's arithmetic, the same on learner and actor: bfloat16 is ~1.4x faster on CPUs
-    # with native bf16 and changes features by what camera noise of 2 grey levels does (docs/learner.md)
+    # the frozen backbone's arithmetic, the same on learner and actor: bfloat16 is ~1.4x faster on
+    # CPUs with native bf16 and changes features by what camera noise of 2 grey levels does
+    # (docs/learner.md)
     dtype: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self):
@@ -63,7 +66,8 @@ class ImageConfig:
             raise ConfigError(f"image.dtype: must be float32 or bfloat16, got {self.dtype!r}")
         if self.drq_pad < 0 or self.cache_shifts < 0:
             raise ConfigError(
-                f"image: drq_pad and cache_shifts must be >= 0, got {self.drq_pad}, {self.cache_shifts}"
+                "image: drq_pad and cache_shifts must be >= 0, "
+                f"got {self.drq_pad}, {self.cache_shifts}"
             )
 
 
@@ -83,25 +87,28 @@ class SACConfig:
     target_entropy: float | None = None  # None: -|A|/2 over the continuous action dims
     critic_actor_ratio: int = 1  # critic steps per actor + temperature step
     gripper: Literal["discrete", "continuous"] = "discrete"
-    # which arm action dims (0-5: dx dy dz drx dry drz) the policy drives; the rest are held at 0, e.g.
-    # [0, 1, 2, 5] for top-down grasps (xyz + yaw): fewer dims to explore, and no tilt to undo
+    # which arm action dims (0-5: dx dy dz drx dry drz) the policy drives; the rest are held at 0,
+    # e.g. [0, 1, 2, 5] for top-down grasps (xyz + yaw): fewer dims to explore, and no tilt to undo
     arm_action_dims: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     grasp_penalty: float = (
         -0.02
     )  # added to the gripper critic's reward when a command toggles the gripper
     gripper_epsilon: float = 0.0  # exploration: random gripper command with this probability
-    # behaviour cloning on offline samples (demonstrations, interventions) with a Q-filter, 0 = off; see _actor_step
+    # behaviour cloning on offline samples (demonstrations, interventions) with a Q-filter, 0 = off;
+    # see _actor_step
     bc_weight: float = 0.0
     normalize_proprio: bool = True  # standardise proprio with mean/std fitted on the first batch
     proprio_std_floor: float = 0.01  # lower bound of the fitted std (dims that barely vary)
     proprio_keys: tuple[str, ...] | None = None  # None: every non-image observation key, sorted
-    # (a, b) key pairs: a[:3] - b[:3] joins the proprio, e.g. (object_pose, tcp_pose) -> the reaching
-    # error as an input instead of a difference of two standardised positions the MLP must learn
+    # (a, b) key pairs: a[:3] - b[:3] joins the proprio, e.g. (object_pose, tcp_pose) -> the
+    # reaching error as an input instead of a difference of two standardised positions the MLP must
+    # learn
     relative_positions: tuple[tuple[str, str], ...] = ()
     image_keys: tuple[str, ...] | None = None  # None: every `image_*` key, sorted
     image: ImageConfig = field(default_factory=ImageConfig)
-    # the learner's matmuls: bfloat16 runs them ~4x faster on CPUs with native bf16 (AVX512-BF16/AMX),
-    # with float32 weights and optimiser states, as GPU learners run theirs in TF32/bf16 (docs/learner.md)
+    # the learner's matmuls: bfloat16 runs them ~4x faster on CPUs with native bf16
+    # (AVX512-BF16/AMX), with float32 weights and optimiser states, as GPU learners run theirs in
+    # TF32/bf16 (docs/learner.md)
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     device: str = "cpu"
 
@@ -110,7 +117,8 @@ class SACConfig:
             raise ConfigError(f"sac.hidden: needs at least one positive width, got {self.hidden}")
         if self.num_critics < 1 or not 1 <= self.num_target_critics <= self.num_critics:
             raise ConfigError(
-                f"sac.num_target_critics: must be in [1, num_critics={self.num_critics}], got {self.num_target_critics}"
+                f"sac.num_target_critics: must be in [1, num_critics={self.num_critics}], "
+                f"got {self.num_target_critics}"
             )
         if not 0.0 <= self.discount < 1.0:
             raise ConfigError(f"sac.discount: must be in [0, 1), got {self.discount}")
@@ -121,7 +129,8 @@ class SACConfig:
         dims = self.arm_action_dims
         if not dims or len(set(dims)) != len(dims) or any(not 0 <= d <= 5 for d in dims):
             raise ConfigError(
-                f"sac.arm_action_dims: distinct indices in 0..5 (dx dy dz drx dry drz), got {list(dims)}"
+                "sac.arm_action_dims: distinct indices in 0..5 (dx dy dz drx dry drz), "
+                f"got {list(dims)}"
             )
         if self.n_step < 1:
             raise ConfigError(f"sac.n_step: must be >= 1, got {self.n_step}")
@@ -269,7 +278,8 @@ class Policy(nn.Module):
             backbone = backbone or build_backbone(cfg.image)
             if backbone.dtype != getattr(torch, cfg.image.dtype):
                 raise ConfigError(
-                    f"sac.image.dtype is {cfg.image.dtype} but the backbone given runs in {backbone.dtype}"
+                    f"sac.image.dtype is {cfg.image.dtype} but the backbone given runs in "
+                    f"{backbone.dtype}"
                 )
             h, w = self.obs_spec[self.image_keys[0]][0][:2]
             feature_shape = backbone.feature_shape(h, w)
@@ -282,8 +292,9 @@ class Policy(nn.Module):
             else None
         )
         self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
-        # env action indices the actor's outputs drive (the continuous gripper is index 6)
-        self.action_dims = tuple(cfg.arm_action_dims) + (() if cfg.gripper == "discrete" else (6,))
+        # env action indices the actor's outputs drive (a continuous gripper drives GRIPPER too)
+        continuous_gripper = () if cfg.gripper == "discrete" else (GRIPPER,)
+        self.action_dims = tuple(cfg.arm_action_dims) + continuous_gripper
         self.action_dim = len(self.action_dims)
         self.actor = TanhGaussianHead(
             self.encoder.out_dim, self.action_dim, cfg.hidden, cfg.layer_norm
@@ -299,14 +310,15 @@ class Policy(nn.Module):
     def inputs(
         self, obs: dict[str, torch.Tensor], augment: bool
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Encoder inputs from a batch dict of tensors: proprio (B, P) and feature maps per camera."""
+        """Encoder inputs from a batch dict of tensors: proprio (B, P), feature maps per camera."""
         proprio = self.proprio(obs)
         if self.normalizer is not None:
             proprio = self.normalizer(proprio)
         return proprio, self.image_features(obs, augment)
 
     def proprio(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The proprio keys of a batch, flattened and concatenated, then the relative positions: (B, P)."""
+        """The proprio keys of a batch, flattened and concatenated, then the relative positions:
+        (B, P)."""
         b = next(iter(obs.values())).shape[0]
         parts = [obs[k].reshape(b, -1).float() for k in self.proprio_keys]
         parts += [
@@ -318,8 +330,8 @@ class Policy(nn.Module):
     def image_features(
         self, obs: dict[str, torch.Tensor], augment: bool
     ) -> dict[str, torch.Tensor]:
-        """Feature map per camera. Raw (B, H, W, 3) uint8 frames of all cameras go through the backbone
-        as one batch (one pass, not one per camera), DrQ-shifted when augmenting; cached
+        """Feature map per camera. Raw (B, H, W, 3) uint8 frames of all cameras go through the
+        backbone as one batch (one pass, not one per camera), DrQ-shifted when augmenting; cached
         (B, K, C, h, w) maps: one of the K copies per sample (a random one when augmenting)."""
         keys = self.image_keys
         if not keys:
@@ -340,8 +352,9 @@ class Policy(nn.Module):
             # index_select on the (B * K) rows: a third of the time of x[arange, pick] here
             rows = torch.arange(x.shape[0], device=x.device) * x.shape[1] + pick
             picked = x.reshape(-1, *x.shape[2:]).index_select(0, rows)
-            # (B, C, h, w) over channel-major memory: the spatial embedding's per-channel matmuls read
-            # it without the transposed copy they would make on every one of the batch's encoder passes
+            # (B, C, h, w) over channel-major memory: the spatial embedding's per-channel matmuls
+            # read it without the transposed copy they would make on every one of the batch's
+            # encoder passes
             channel_major = torch.empty(
                 (picked.shape[1], picked.shape[0], *picked.shape[2:]), device=x.device
             )
@@ -365,14 +378,14 @@ class Policy(nn.Module):
         """One env action (7,) in [-1, 1] for one observation; raises rather than emit NaN/inf."""
         z = self.encoder(*self.inputs(self.obs_to_tensors(obs, batched=False), augment=False))
         driven, _ = self.actor(z, deterministic)
-        out = np.zeros(7, np.float32)
+        out = np.zeros(ACTION_DIM, np.float32)
         out[list(self.action_dims)] = driven[0].cpu().numpy()
         if self.grasp_critic is not None:
             if not deterministic and np.random.random() < self.cfg.gripper_epsilon:
                 index = np.random.randint(3)
             else:
                 index = int(self.grasp_critic(z)[0].argmax())
-            out[6] = 1.0 - index
+            out[GRIPPER] = 1.0 - index
         if not np.all(np.isfinite(out)):
             raise FloatingPointError(
                 f"policy produced a non-finite action {out}; refusing to return it"
@@ -381,7 +394,8 @@ class Policy(nn.Module):
 
     def warm_up(self, calls: int = 3) -> None:
         """Run the policy on a blank observation: the first calls allocate buffers and pick
-        convolution kernels (2-3x a normal call here), which must not happen at a robot's first tick."""
+        convolution kernels (2-3x a normal call here), which must not happen at a robot's first
+        tick."""
         blank = {k: np.zeros(shape, dtype) for k, (shape, dtype) in self.obs_spec.items()}
         for _ in range(calls):
             self.act(blank, deterministic=True)
@@ -401,7 +415,8 @@ class Policy(nn.Module):
         ]
         if missing or unexpected or wrong:
             raise ValueError(
-                f"actor parameters do not match this policy: missing {missing}, unexpected {unexpected}, shape {wrong}"
+                f"actor parameters do not match this policy: missing {missing}, "
+                f"unexpected {unexpected}, shape {wrong}"
             )
         for k, v in params.items():
             if not np.all(np.isfinite(v)):
@@ -410,14 +425,16 @@ class Policy(nn.Module):
 
 
 def all_finite(x: torch.Tensor) -> bool:
-    """No NaN/inf in x. A float32 sum propagates both and is ~30x faster than torch.isfinite(x).all()
-    on CPU; it could only misreport finite values summing past 3e38, which then skip an update."""
+    """No NaN/inf in x. A float32 sum propagates both and is ~30x faster than
+    torch.isfinite(x).all() on CPU; it could only misreport finite values summing past 3e38, which
+    then skip an update."""
     return bool(torch.isfinite(x.sum(dtype=torch.float32)))
 
 
 def gripper_index(action: torch.Tensor) -> torch.Tensor:
     """Env gripper value -> discrete index {0: close, 1: stay, 2: open}."""
-    return 1 - ((action > 0.5).long() - (action < -0.5).long())
+    close, open_ = gripper_masks(action)
+    return 1 - (close.long() - open_.long())
 
 
 class SACAgent:
@@ -492,9 +509,10 @@ class SACAgent:
 
     # what the replay buffers store -------------------------------------------------------------
     def storage_spec(self) -> ObsSpec:
-        """Replay observation spec: the observation keys the policy reads, nothing else (a reward camera
-        the policy does not see would otherwise take 48 KiB per row at 128x128); with `image.cache_shifts`
-        = K > 0 each camera's frames are stored as K cached backbone feature maps (float16) instead of pixels."""
+        """Replay observation spec: the observation keys the policy reads, nothing else (a reward
+        camera the policy does not see would otherwise take 48 KiB per row at 128x128); with
+        `image.cache_shifts` = K > 0 each camera's frames are stored as K cached backbone feature
+        maps (float16) instead of pixels."""
         p, k = self.policy, self.cfg.image.cache_shifts
         spec = {key: p.obs_spec[key] for key in p.read_keys}
         if k and p.image_keys:
@@ -503,7 +521,7 @@ class SACAgent:
         return spec
 
     def to_storage(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Rows as the replay buffers store them (cached feature maps replace images when caching)."""
+        """Rows as the replay buffers store them (cached feature maps replace images if caching)."""
         p, k = self.policy, self.cfg.image.cache_shifts
         if not (k and p.image_keys):
             return rows
@@ -519,7 +537,7 @@ class SACAgent:
 
     # one update ------------------------------------------------------------------------------
     def update(self, batch: dict) -> dict[str, float]:
-        """One critic step, plus an actor + temperature step every `critic_actor_ratio` critic steps.
+        """One critic step, and an actor + temperature step every `critic_actor_ratio` of them.
 
         batch: as `ReplayBuffer.gather` returns (numpy). A batch or loss holding NaN/inf is skipped
         and counted in `skipped_updates`; nothing is written into the weights.
@@ -565,8 +583,10 @@ class SACAgent:
                 raise KeyError(f"batch is missing key {k!r}")
         b = next(iter(obs.values())).shape[0]
         action = np.asarray(batch["action"], np.float32)
-        if action.shape != (b, 7):
-            raise ValueError(f"batch 'action' has shape {action.shape}, expected ({b}, 7)")
+        if action.shape != (b, ACTION_DIM):
+            raise ValueError(
+                f"batch 'action' has shape {action.shape}, expected ({b}, {ACTION_DIM})"
+            )
         reward = np.asarray(batch["reward"], np.float32)
         if reward.shape != (b,):
             raise ValueError(f"batch 'reward' has shape {reward.shape}, expected ({b},)")
@@ -584,8 +604,8 @@ class SACAgent:
             return None
         if not np.all(np.abs(action) <= 1.0):
             raise ValueError("batch 'action' holds values outside [-1, 1]")
-        # n-step batches (ReplayBuffer.gather) carry the steps k per sample and the discounted toggle
-        # count over those steps; a hand-built one-step batch gets both from its own action
+        # n-step batches (ReplayBuffer.gather) carry the steps k per sample and the discounted
+        # toggle count over those steps; a hand-built one-step batch gets both from its own action
         steps = np.asarray(batch.get("steps", np.ones(b)), np.float32)
         if steps.shape != (b,) or not np.all(steps >= 1):
             raise ValueError(f"batch 'steps' must be ({b},) values >= 1, got shape {steps.shape}")
@@ -597,7 +617,7 @@ class SACAgent:
         toggles = batch.get("grasp_toggles")
         if toggles is None:
             toggles = gripper_toggles(
-                action[:, 6], np.asarray(batch.get("prev_gripper", np.full(b, -1)))
+                action[:, GRIPPER], np.asarray(batch.get("prev_gripper", np.full(b, -1)))
             )
         return {
             "obs": obs,
@@ -615,9 +635,9 @@ class SACAgent:
         arm = t["action"][:, list(p.action_dims)]
         with self._mixed():  # forward passes only; backward follows the recorded casts
             with torch.no_grad():
-                # the next observation is encoded once, by the target encoder, for both the next action
-                # and the target critics: with cameras the encoder passes are most of an update, and the
-                # target encoder trails the online one by only ~1/tau critic steps
+                # the next observation is encoded once, by the target encoder, for both the next
+                # action and the target critics: with cameras the encoder passes are most of an
+                # update, and the target encoder trails the online one by only ~1/tau critic steps
                 z_next = self.target_encoder(*t["inp_next"])
                 next_action, _ = p.actor(z_next)
                 subset = (
@@ -641,7 +661,7 @@ class SACAgent:
             loss = critic_loss
             metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
             if p.grasp_critic is not None:
-                index = gripper_index(t["action"][:, 6])
+                index = gripper_index(t["action"][:, GRIPPER])
                 grasp_reward = t["reward"] + cfg.grasp_penalty * t["grasp_toggles"]
                 with torch.no_grad():
                     best = p.grasp_critic(z_next).argmax(
@@ -684,11 +704,12 @@ class SACAgent:
         actor_loss = (alpha * log_prob - q).mean()
         metrics = {}
         if self.cfg.bc_weight > 0:
-            # Behaviour cloning toward the offline actions where the critic rates them above the policy's
-            # own (the Q-filter of Nair et al. 2018), so it fades where the policy has become better. The
-            # weight is scaled by mean |Q| as in TD3+BC (Fujimoto & Gu 2021), which keeps it independent
-            # of the reward scale. The squared error is averaged over the whole batch (0 where not cloned),
-            # so with half the batch offline, bc_weight 0.8 matches TD3+BC's alpha 2.5 on those samples.
+            # Behaviour cloning toward the offline actions where the critic rates them above the
+            # policy's own (the Q-filter of Nair et al. 2018), so it fades where the policy has
+            # become better. The weight is scaled by mean |Q| as in TD3+BC (Fujimoto & Gu 2021),
+            # which keeps it independent of the reward scale. The squared error is averaged over
+            # the whole batch (0 where not cloned), so with half the batch offline, bc_weight 0.8
+            # matches TD3+BC's alpha 2.5 on those samples.
             clone = t["offline"] & (t["q_data"] > q.detach())
             if clone.any():
                 with self._mixed():
@@ -721,8 +742,8 @@ class SACAgent:
         }
 
     def _mixed(self) -> torch.autocast:
-        """`matmul_dtype: bfloat16`: matmuls of the forward passes in bf16 (weights, optimiser states,
-        losses and the networks' outputs stay float32), else a no-op."""
+        """`matmul_dtype: bfloat16`: matmuls of the forward passes in bf16 (weights, optimiser
+        states, losses and the networks' outputs stay float32), else a no-op."""
         return torch.autocast(
             torch.device(self.cfg.device).type,
             dtype=torch.bfloat16,

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controllers.config import ConfigError, from_dict, load_yaml, to_dict
-from robot_rl.agents.replay_buffer import RewardMode
+from robot_rl.agents.replay_buffer import ObsSpec, RewardMode, obs_spec_from_space
 from robot_rl.agents.sac import SACConfig
 from robot_rl.transport.protocol import config_hash
+from sim.config import EnvConfig
+from sim.observation import observation_space
 
 
 @dataclass
@@ -32,8 +34,8 @@ class TransportConfig:
                 raise ConfigError(f"transport.{key}: must be > 0, got {getattr(self, key)}")
         if self.peer_timeout_s <= self.heartbeat_s:
             raise ConfigError(
-                f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed heartbeat_s "
-                f"{self.heartbeat_s}"
+                f"transport.peer_timeout_s: {self.peer_timeout_s} must exceed "
+                f"heartbeat_s {self.heartbeat_s}"
             )
         if self.batch_steps < 1:
             raise ConfigError(f"transport.batch_steps: must be >= 1, got {self.batch_steps}")
@@ -103,8 +105,8 @@ class OperatorConfig:
                 raise ConfigError(f"operator.{key}: must be >= 1, got {getattr(self, key)}")
         if not 0 <= self.budget_min <= self.budget_start <= 1:
             raise ConfigError(
-                "operator: need 0 <= budget_min <= budget_start <= 1, got "
-                f"{self.budget_min}, {self.budget_start}"
+                "operator: need 0 <= budget_min <= budget_start <= 1, "
+                f"got {self.budget_min}, {self.budget_start}"
             )
         if not -1 <= self.drift_cosine <= 1:
             raise ConfigError(f"operator.drift_cosine: must be in [-1, 1], got {self.drift_cosine}")
@@ -211,9 +213,18 @@ class RunConfig:
         """What learner and actors must agree on to exchange data: task, env and agent."""
         return config_hash({"task": self.task, "env": self.env, "sac": to_dict(self.sac)})
 
+    def env_config(self) -> EnvConfig:
+        """The `env` section as the twin's typed config (action scales, episode length, layout)."""
+        return from_dict(EnvConfig, self.env)
+
+    def obs_spec(self) -> ObsSpec:
+        """Keys, shapes and dtypes of the policy's observation, from this config alone (no MuJoCo
+        env is built): what the twin returns and what an actor on a real cell must assemble."""
+        return obs_spec_from_space(observation_space(self.env_config()))
+
 
 def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """RunConfig from an experiment YAML (config/sim_<task>.yaml: `task`, `env`, the sections
+    """RunConfig from an experiment YAML (config/sim_<task>.yaml: `task`, `env` and the sections
     above)."""
     data = load_yaml(path) if path is not None else {}
     data.update(overrides or {})

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from controllers.action import POS, ROT, action_from_delta
 from controllers.se3 import orientation_error, quat_mul, quat_to_mat
 from sim.tasks.base import yaw_quat
 
@@ -22,17 +23,16 @@ def tcp_yaw(tcp_quat: np.ndarray) -> float:
 def nearest_symmetric_yaw(
     object_yaw: float, current_yaw: float, period: float = math.pi / 2
 ) -> float:
-    """The yaw equivalent to `object_yaw` under `period` symmetry that is closest to `current_yaw`."""
+    """The yaw equivalent to `object_yaw` under `period` symmetry closest to `current_yaw`."""
     return current_yaw + (object_yaw - current_yaw + period / 2) % period - period / 2
 
 
 class Expert:
-    """Closed-loop scripted operator: every act() decides from the current observation and sim state."""
+    """Closed-loop scripted operator: every act() decides from the current observation and sim
+    state."""
 
     def __init__(self, env):
         self.env = env.unwrapped
-        self.pos_scale = self.env.config.pos_scale
-        self.rot_scale = self.env.config.rot_scale
 
     def reset(self) -> None:
         """Forget per-episode memory (the experts keep none that a takeover could invalidate)."""
@@ -50,12 +50,11 @@ class Expert:
         # of it as done stops the overshoot a pure TCP-error loop gets from the arm's lag, and
         # the rest keeps an integral action that removes steady offsets (contact, posture torque).
         lead = goal_pos - tcp[:3] - IN_FLIGHT * (target - tcp[:3])
-        a = np.zeros(7, dtype=np.float32)
-        a[:3] = np.clip(lead / self.pos_scale, -max_speed, max_speed)
         goal_quat = quat_mul(yaw_quat(goal_yaw), DOWN)
         rot_lead = orientation_error(goal_quat, tcp[3:]) - IN_FLIGHT * orientation_error(
             target_quat, tcp[3:]
         )
-        a[3:6] = np.clip(rot_lead / self.rot_scale, -1.0, 1.0)
-        a[6] = gripper
-        return a
+        a = action_from_delta(lead, rot_lead, self.env.action_scales, gripper)
+        a[POS] = np.clip(a[POS], -max_speed, max_speed)
+        a[ROT] = np.clip(a[ROT], -1.0, 1.0)
+        return a.astype(np.float32)

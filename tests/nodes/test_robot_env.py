@@ -108,8 +108,9 @@ def test_step_publishes_the_scaled_target_at_the_control_rate(robot_and_env):
         obs, reward, terminated, truncated, info = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
     elapsed = time.monotonic() - start
     time.sleep(0.1)
-    # paced at 10 Hz: never faster, and the median period is the control period (a one-off stall, such
-    # as a first-call compile, restarts the schedule; the rate's precision is `robot-rl bench ros`)
+    # paced at 10 Hz: never faster, and the median period is the control period (a one-off stall,
+    # such as a first-call compile, restarts the schedule; the rate's precision is
+    # `robot-rl bench ros`)
     assert elapsed >= 0.9, f"10 ticks took {elapsed:.3f} s"
     periods = np.diff(robot.stamps)
     assert abs(np.median(periods) - 0.1) < 0.01, periods.round(3).tolist()
@@ -119,7 +120,8 @@ def test_step_publishes_the_scaled_target_at_the_control_rate(robot_and_env):
         len(robot.targets),
         logs,
     )
-    # 1 cm per published step at action 1 (a held tick publishes nothing and moves the target nowhere)
+    # 1 cm per published step at action 1 (a held tick publishes nothing and moves the target
+    # nowhere)
     np.testing.assert_allclose(robot.targets[-1][0], 0.5 + len(robot.targets) * 0.01, atol=1e-6)
     assert not terminated
     assert not terminated
@@ -230,11 +232,12 @@ def test_teleop_operator_converts_twists_into_the_action_frame(rclpy_context):
     from rclpy.node import Node
     from std_msgs.msg import Bool, Float32
 
+    from controllers.action import ActionScales
     from nodes.actor import TeleopOperator
     from nodes.messages import twist_msg
 
     node = Node("actor", context=rclpy_context)
-    op = TeleopOperator(node, period=0.1, pos_scale=0.01, rot_scale=0.05, stale_s=0.5)
+    op = TeleopOperator(node, period=0.1, scales=ActionScales(0.01, 0.05), stale_s=0.5)
     teleop = Node("teleop", context=rclpy_context)
     pubs = {
         t: teleop.create_publisher(k, t, 10)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from controllers.action import gripper_class
 from controllers.config import ConfigError, from_dict
 from robot_rl.agents.networks import CriticEnsemble, TanhGaussianHead
-from robot_rl.agents.sac import Policy, SACAgent, SACConfig, native_bf16
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig, gripper_index, native_bf16
 
 torch.set_num_threads(1)
 SPEC = {"tcp_pose": ((7,), np.float32), "gripper_width": ((1,), np.float32)}
@@ -16,7 +17,9 @@ SMALL = dict(hidden=(64, 64))
 
 
 def batch(n: int, rng: np.random.Generator, action=None, reward=None, done=None) -> dict:
-    obs = lambda: {k: rng.standard_normal((n, *s)).astype(d) for k, (s, d) in SPEC.items()}
+    def obs() -> dict:
+        return {k: rng.standard_normal((n, *s)).astype(d) for k, (s, d) in SPEC.items()}
+
     return {
         "obs": obs(),
         "next_obs": obs(),
@@ -88,7 +91,8 @@ def test_defaults_follow_the_anchors():
 
 @pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
 def test_critic_regresses_one_step_reward_and_actor_climbs_it(matmul_dtype):
-    """Bandit (one state, every transition terminal): Q(a) -> r(a) = -(a0 - 0.5)^2, pi moves to a0 = 0.5."""
+    """Bandit (one state, every transition terminal): Q(a) -> r(a) = -(a0 - 0.5)^2, pi moves to
+    a0 = 0.5."""
     if matmul_dtype == "bfloat16" and not native_bf16():
         pytest.skip("CPU without native bf16")
     torch.manual_seed(0)
@@ -150,7 +154,8 @@ def test_bootstrap_uses_discount_and_no_entropy_term(steps, matmul_dtype):
 
 
 def test_discrete_gripper_learns_the_rewarded_command_and_the_grasp_penalty():
-    """Reward 1 for 'close' in a bandit: argmax -> close. With zero reward, toggling costs the penalty."""
+    """Reward 1 for 'close' in a bandit: argmax -> close. With zero reward, toggling costs the
+    penalty."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     agent = SACAgent(SPEC, SACConfig(**SMALL, critic_lr=1e-3))
@@ -326,8 +331,8 @@ def test_arm_action_dims_restrict_what_the_policy_drives():
 
 
 def bandit_batch(rng: np.random.Generator, offline_a0: float) -> dict:
-    """One state, terminal transitions, reward 1 - (a0 - 0.5)^2; the first half online (random actions),
-    the second offline with a0 = offline_a0 and a1 = 0.7 (which the reward ignores)."""
+    """One state, terminal transitions, reward 1 - (a0 - 0.5)^2; the first half online (random
+    actions), the second offline with a0 = offline_a0 and a1 = 0.7 (which the reward ignores)."""
     b = batch(64, rng)
     for part in ("obs", "next_obs"):
         b[part] = {k: np.zeros_like(v) for k, v in b[part].items()}
@@ -349,9 +354,9 @@ def final_action(bc_weight: float, offline_a0: float) -> tuple[np.ndarray, dict]
 
 
 def test_bc_clones_offline_actions_the_critic_rates_higher():
-    """Offline actions at the reward's peak (a0 = 0.5): the policy's own noisy actions score lower, so
-    the offline actions pass the Q-filter and are cloned, a1 = 0.7 included, about which the reward
-    (and so the critic) says nothing."""
+    """Offline actions at the reward's peak (a0 = 0.5): the policy's own noisy actions score lower,
+    so the offline actions pass the Q-filter and are cloned, a1 = 0.7 included, about which the
+    reward (and so the critic) says nothing."""
     offline = np.array([0.5, 0.7])
     with_bc, m = final_action(bc_weight=4.0, offline_a0=0.5)
     without_bc, _ = final_action(bc_weight=0.0, offline_a0=0.5)
@@ -366,8 +371,8 @@ def test_bc_clones_offline_actions_the_critic_rates_higher():
 
 
 def test_bc_q_filter_ignores_offline_actions_worse_than_the_policy():
-    """Offline actions at a0 = -0.9 on a reward peaked at 0.5: once the critic sees that, they are not
-    cloned, even with a large weight."""
+    """Offline actions at a0 = -0.9 on a reward peaked at 0.5: once the critic sees that, they are
+    not cloned, even with a large weight."""
     action, m = final_action(bc_weight=10.0, offline_a0=-0.9)
     assert abs(action[0] - 0.5) < 0.15, action
     assert m["bc_fraction"] < 0.05
@@ -377,3 +382,10 @@ def test_bc_q_filter_ignores_offline_actions_worse_than_the_policy():
         )
     with pytest.raises(ConfigError, match="bc_weight"):
         from_dict(SACConfig, {"bc_weight": -1})
+
+
+def test_gripper_index_follows_the_action_contract_on_tensors():
+    values = np.array([-1.0, -0.5001, -0.5, 0.0, 0.5, 0.5001, 1.0, np.nan], np.float32)
+    index = gripper_index(torch.as_tensor(values)).numpy()
+    np.testing.assert_array_equal(index, 1 - gripper_class(values))
+    assert index.tolist() == [2, 2, 1, 1, 1, 0, 0, 1]  # open, stay, close

@@ -1,4 +1,5 @@
-"""The twin's gymnasium envs against docs/contracts.md: spaces, physics, safety, seeding, state restore."""
+"""The twin's gymnasium envs against docs/contracts.md: spaces, physics, safety, seeding, state
+restore."""
 
 import math
 import warnings
@@ -386,3 +387,16 @@ def test_robot_state_given_to_the_law_is_consistent_with_the_physics():
         s.gravity, d.qfrc_passive[:7] + d.qvel[:7] * m.dof_damping[:7], atol=1e-9
     )
     assert np.linalg.norm(d.qvel[:7]) > 1e-3 and np.linalg.norm(s.coriolis) > 0
+
+
+def test_step_moves_the_target_as_the_action_contract_says():
+    from controllers.action import apply_action
+
+    env = make_env("pick_cube", randomization={"init_qpos_noise": 0.0})
+    env.reset(seed=0)
+    for a in ([0.3, -0.2, 0.1, 0.5, -0.4, 1.0, 0], [0, 0, -0.5, -1.0, 0.2, 0.0, 1.0]):
+        before = env.unwrapped.target_pose
+        env.step(np.array(a, np.float32))
+        expected = apply_action(*before, a, env.unwrapped.action_scales)
+        for got, want in zip(env.unwrapped.target_pose, expected):
+            np.testing.assert_allclose(got, want, atol=1e-12)
