@@ -1,4 +1,6 @@
-"""The real cell: two RealSense cameras, teleop, the reward classifier and the actor, parameters from config/ros_robot.yaml.
+"""The real cell: two RealSense cameras, teleop, the reward classifier and the actor.
+
+Parameters come from config/ros_robot.yaml.
 
     ros2 launch robot_rl robot.launch.py        (or: robot-rl bringup robot)
 
