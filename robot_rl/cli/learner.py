@@ -1,4 +1,4 @@
-"""`robot-rl learner --config FILE --out runs/NAME [--resume]`: serve actors over ZeroMQ and train."""
+"""`robot-rl learner --config FILE --out runs/NAME [--resume]`: serve actors over ZeroMQ, train."""
 
 from __future__ import annotations
 
