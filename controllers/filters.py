@@ -1,4 +1,4 @@
-"""Target smoothing on SE(3) for code that runs outside the impedance kernel (which filters per tick itself)."""
+"""Target smoothing on SE(3) outside the impedance kernel (which filters per tick itself)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class PoseFilter:
         self._quat = quat_normalize(_finite("quat", quat, 4))
 
     def update(self, pos, quat) -> tuple[np.ndarray, np.ndarray]:
-        """Move the filtered pose alpha of the way towards (pos, quat); returns copies of the new pose."""
+        """Move the filtered pose alpha of the way towards (pos, quat); returns copies of it."""
         if self._pos is None or self._quat is None:
             raise RuntimeError("PoseFilter.update() called before reset(pos, quat)")
         pos = _finite("pos", pos, 3)

@@ -84,7 +84,8 @@ class ImpedanceConfig:
             raise ConfigError(f"law: {self.law!r} is not one of ['impedance', 'opspace']")
         if self.nullspace_projector not in ("kinematic", "dynamic"):
             raise ConfigError(
-                f"nullspace_projector: {self.nullspace_projector!r} is not one of ['kinematic', 'dynamic']"
+                f"nullspace_projector: {self.nullspace_projector!r} "
+                "is not one of ['kinematic', 'dynamic']"
             )
         for key in ("stiffness", "error_clip"):
             values = getattr(self, key)
@@ -99,7 +100,8 @@ class ImpedanceConfig:
             raise ConfigError(f"damping_ratio: {self.damping_ratio!r} must be a finite number > 0")
         if not 0 <= self.nullspace_stiffness < math.inf:
             raise ConfigError(
-                f"nullspace_stiffness: {self.nullspace_stiffness!r} must be finite and >= 0 (0 = off)"
+                f"nullspace_stiffness: {self.nullspace_stiffness!r} "
+                "must be finite and >= 0 (0 = off)"
             )
         if not 0 <= self.nullspace_damping_ratio < math.inf:
             raise ConfigError(
@@ -128,7 +130,7 @@ class ImpedanceConfig:
 
 @dataclass
 class RobotState:
-    """Measured state of an n-joint arm; float64 arrays, world frame, Jacobian rows [linear; angular]."""
+    """Measured state of an n-joint arm: float64, world frame, Jacobian rows [linear; angular]."""
 
     q: np.ndarray
     qd: np.ndarray
@@ -292,7 +294,7 @@ def control_tick(
 
 
 class CartesianImpedanceController:
-    """Cartesian impedance / operational-space controller; call reset() once, then compute() per tick.
+    """Cartesian impedance / operational-space controller: reset() once, then compute() per tick.
 
     `last_error` and `last_task_force` are preallocated and overwritten every tick.
     """
@@ -348,7 +350,7 @@ class CartesianImpedanceController:
         self._last_warning = -math.inf
 
     def reset(self, state: RobotState) -> None:
-        """Target := current TCP pose, rest posture := config or current q, rate-limit memory := 0."""
+        """Target := current TCP pose, rest posture := config or current q, rate memory := 0."""
         for name in ("q", "tcp_pos", "tcp_quat"):
             value = np.asarray(getattr(state, name), dtype=np.float64)
             expected = {"q": self.n_joints, "tcp_pos": 3, "tcp_quat": 4}[name]
@@ -383,7 +385,7 @@ class CartesianImpedanceController:
         self._is_reset = True
 
     def memory(self) -> dict[str, np.ndarray]:
-        """Copies of what the controller carries from tick to tick (for exact save/restore of a run)."""
+        """Copies of what the controller carries from tick to tick (exact save/restore of a run)."""
         return {
             "target_pos": self._filt_pos.copy(),
             "target_quat": self._filt_quat.copy(),
@@ -414,7 +416,7 @@ class CartesianImpedanceController:
     def compute(
         self, state: RobotState, target_pos: np.ndarray, target_quat: np.ndarray
     ) -> np.ndarray:
-        """Joint torques (n,) for this tick, towards target pose (float64 arrays (3,), (4,) wxyz)."""
+        """Joint torques (n,) for this tick towards the target pose (float64 (3,), (4,) wxyz)."""
         if not self._is_reset:
             raise RuntimeError("CartesianImpedanceController.compute() called before reset(state)")
         tau = np.empty(self.n_joints)
@@ -449,7 +451,7 @@ class CartesianImpedanceController:
         target_quat: np.ndarray,
         held_ticks: int,
     ) -> None:
-        """Act on a kernel status: warn about held targets, raise (naming the problem) on a failure."""
+        """Act on a kernel status: warn about held targets, raise naming the problem on failure."""
         if held_ticks:
             self._warn_held(target_pos, target_quat, held_ticks)
         if status not in (OK, TARGET_HELD):
@@ -519,10 +521,12 @@ class CartesianImpedanceController:
                 for k, v in expected.items()
                 if np.shape(getattr(state, k)) != v
             ]
-            return f"RobotState has wrong shapes: {', '.join(wrong) or 'target_pos/target_quat must be (3,)/(4,)'}"
+            shapes = ", ".join(wrong) or "target_pos/target_quat must be (3,)/(4,)"
+            return f"RobotState has wrong shapes: {shapes}"
         bad = [k for k in fields if not np.all(np.isfinite(getattr(state, k)))]
         if bad or status == STATE_NOT_FINITE:
-            return f"RobotState has non-finite values in {', '.join(bad) or 'derived quantities'}; no torque computed"
+            where = ", ".join(bad) or "derived quantities"
+            return f"RobotState has non-finite values in {where}; no torque computed"
         return (
             "mass matrix or J M^-1 J^T is not positive definite (singular Jacobian with "
             "singular_damping = 0?); no torque computed"

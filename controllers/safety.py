@@ -1,4 +1,4 @@
-"""Command safety filter at the policy rate (e.g. 10 Hz), between the policy/operator and the controller.
+"""Command safety filter at the policy rate (e.g. 10 Hz), between policy/operator and controller.
 
 Every target pose passes through `filter()`, which guarantees, relative to the last safe target:
   - non-finite values or a zero quaternion are rejected: the last safe target is held (held=True);
@@ -69,7 +69,8 @@ class SafetyConfig:
         norm = math.sqrt(sum(v * v for v in self.orientation_ref))
         if abs(norm - 1.0) > 1e-3:
             raise ConfigError(
-                f"orientation_ref: {self.orientation_ref} is not a unit quaternion (norm {norm:.4f})"
+                f"orientation_ref: {self.orientation_ref} is not a unit quaternion "
+                f"(norm {norm:.4f})"
             )
 
 
@@ -85,7 +86,7 @@ class SafetyResult:
 
 
 class SafetyFilter:
-    """Workspace box, step limits, orientation bounds, NaN/inf rejection and stale-command watchdog."""
+    """Workspace box, step limits, orientation bounds, NaN/inf rejection, stale-command watchdog."""
 
     def __init__(self, config: SafetyConfig):
         self.config = config
@@ -100,7 +101,7 @@ class SafetyFilter:
         self._suppressed: dict[str, int] = {}
 
     def reset(self, pos, quat, now: float) -> None:
-        """Start from the robot's current pose (it becomes the last safe target) at time `now` (s)."""
+        """Start from the robot's current pose (the last safe target from now on) at `now` (s)."""
         pos = np.asarray(pos, dtype=np.float64)
         quat = np.asarray(quat, dtype=np.float64)
         if (
@@ -109,7 +110,8 @@ class SafetyFilter:
             or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)))
         ):
             raise ValueError(
-                f"SafetyFilter.reset: pos must be 3 and quat 4 finite numbers, got {pos!r}, {quat!r}"
+                "SafetyFilter.reset: pos must be 3 and quat 4 finite numbers, "
+                f"got {pos!r}, {quat!r}"
             )
         self._pos = pos.copy()
         self._quat = quat_normalize(quat)
@@ -180,12 +182,13 @@ class SafetyFilter:
         )
 
     def watchdog(self, now: float) -> SafetyResult:
-        """Hold the last safe target (held=True) when no command was accepted within command_timeout_s."""
+        """Hold the last safe target (held=True) if no command was accepted in command_timeout_s."""
         self._require_reset()
         age = now - self._last_accept
         if age > self.config.command_timeout_s:
             reason = (
-                f"stale command: none accepted for {age:.3f} s (timeout {self.config.command_timeout_s} s); "
+                f"stale command: none accepted for {age:.3f} s "
+                f"(timeout {self.config.command_timeout_s} s); "
                 f"holding last safe target"
             )
             self._warn("stale", reason, now)
@@ -197,7 +200,7 @@ class SafetyFilter:
         )
 
     def _rotation_step(self, quat: np.ndarray, notes: list[str]) -> np.ndarray:
-        """Rotate from the last safe target towards quat by at most max_step_rot along the geodesic."""
+        """Rotate from the last safe target towards quat by at most max_step_rot (geodesic)."""
         angle = float(np.linalg.norm(orientation_error(quat, self._quat)))
         t = 1.0
         if angle > self.config.max_step_rot:

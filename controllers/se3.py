@@ -2,8 +2,9 @@
 
 Every function is compiled with numba (`cache=True`) because the 1 kHz impedance kernel calls
 them per tick. From Python pass numpy arrays or tuples of the right length (any float or int
-dtype; each new dtype compiles once); results are new float64 arrays. Rotation vectors are axis * angle; quaternion products follow the
-Hamilton convention, so `quat_mul(a, b)` rotates by b first, then by a.
+dtype; each new dtype compiles once); results are new float64 arrays. Rotation vectors are
+axis * angle; quaternion products follow the Hamilton convention, so `quat_mul(a, b)` rotates by
+b first, then by a.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def quat_to_mat(q):
 
 @numba.njit(cache=True)
 def mat_to_quat(R):
-    """Unit quaternion (w >= 0) of a rotation matrix, by Shepperd's method (stable for any angle)."""
+    """Unit quaternion (w >= 0) of a rotation matrix by Shepperd's method (stable at any angle)."""
     R = R.astype(np.float64)
     trace = R[0, 0] + R[1, 1] + R[2, 2]
     if trace >= R[0, 0] and trace >= R[1, 1] and trace >= R[2, 2]:

@@ -1,4 +1,4 @@
-"""`camera` node: a RealSense (by serial, through pyrealsense2) or a V4L2 camera (OpenCV) on ROS topics.
+"""`camera` node: a RealSense (by serial, via pyrealsense2) or a V4L2 camera (OpenCV) on ROS topics.
 
 Publishes `cameras/<name>/image_raw` (rgb8), `cameras/<name>/camera_info` and, with `align_depth`,
 `cameras/<name>/depth/image_raw` (16UC1, millimetres, aligned to the colour image so the colour
@@ -342,7 +342,8 @@ class CameraNode(Node):
                     self.restarts += 1
                 intrinsics = None
                 log.warning(
-                    f"{self._describe()}: {exc}; restarting the stream in {cfg.restart_period_s:.1f} s"
+                    f"{self._describe()}: {exc}; "
+                    f"restarting the stream in {cfg.restart_period_s:.1f} s"
                 )
                 deadline = time.monotonic() + cfg.restart_period_s
                 while self._running and time.monotonic() < deadline:

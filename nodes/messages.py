@@ -58,7 +58,7 @@ def image_msg(arr: np.ndarray, stamp: float, frame_id: str, encoding: str = "rgb
 
 
 def image_array(msg: Image) -> np.ndarray:
-    """The image as an (H, W, C) or (H, W) array; raises ValueError on an unknown encoding or size."""
+    """The image as an (H, W, C) or (H, W) array; ValueError on an unknown encoding or size."""
     if msg.encoding not in ENCODINGS:
         raise ValueError(
             f"unsupported image encoding {msg.encoding!r}; expected one of {sorted(ENCODINGS)}"

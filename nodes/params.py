@@ -53,8 +53,7 @@ def declare_config(node: Any, cls: type[T]) -> T:
     from rcl_interfaces.msg import ParameterDescriptor
 
     defaults = flatten(to_dict(cls()))
-    # dynamic typing: a YAML `1` for a float field must not be refused by ROS; from_dict checks
-    # types.
+    # dynamic typing: ROS must not refuse a YAML `1` for a float field; from_dict checks types.
     descriptor = ParameterDescriptor(dynamic_typing=True)
     values = {}
     for name, default in defaults.items():

@@ -82,7 +82,8 @@ class RewardNode(Node):
         unknown = [k for k in self.model.state_keys if k not in STATE_TOPICS]
         if unknown:
             raise ConfigError(
-                f"model_dir: the model reads {unknown}, which no topic carries; known: {sorted(STATE_TOPICS)}"
+                f"model_dir: the model reads {unknown}, which no topic carries; "
+                f"known: {sorted(STATE_TOPICS)}"
             )
         self.state: dict[str, tuple[float, np.ndarray]] = {}
         self.newest: dict[str, tuple[float, np.ndarray]] = {}
@@ -110,7 +111,8 @@ class RewardNode(Node):
         self.worker = threading.Thread(target=self.score_loop, name="reward-score", daemon=True)
         self.worker.start()
         self.get_logger().info(
-            f"reward: {type(self.model).__name__} from {self.config.model_dir}, cameras {list(self.cameras)}, "
+            f"reward: {type(self.model).__name__} from {self.config.model_dir}, "
+            f"cameras {list(self.cameras)}, "
             f"state {list(self.model.state_keys)}, "
             f"threshold {self.model.threshold:.4f}"
         )
@@ -158,7 +160,8 @@ class RewardNode(Node):
                 c not in frames or abs(frames[c][0] - stamp) > self.config.max_skew_s
                 for c in self.cameras
             ):
-                continue  # another camera is missing or too old: no score rather than a mismatched one
+                # another camera is missing or too old: no score rather than a mismatched one
+                continue
             if any(
                 k not in state or abs(state[k][0] - stamp) > self.config.max_skew_s
                 for k in self.model.state_keys

@@ -9,8 +9,10 @@ from controllers.config import ConfigError
 
 
 def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> int:
-    """Spin the node built by `make_node`; a bad parameter exits with status 2 and names it, otherwise
-    the status is the node's `exit_status` attribute (0 when it has none)."""
+    """Spin the node built by `make_node`; the exit status is its `exit_status` (0 if none).
+
+    A bad parameter exits with status 2 and names it.
+    """
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
@@ -20,8 +22,9 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
     try:
         node = make_node()
         # one thread: every node's callbacks share one mutually exclusive group anyway, and rclpy's
-        # MultiThreadedExecutor costs a whole core at ~600 state messages/s, starving (through the GIL)
-        # the actor's control thread into 0.1-1 s late ticks; the single-threaded one keeps it on time
+        # MultiThreadedExecutor costs a whole core at high state-message rates, starving (through
+        # the GIL) the actor's control thread into late ticks; the single-threaded one keeps it on
+        # time
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

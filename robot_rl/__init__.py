@@ -1,3 +1,3 @@
-"""robot_rl: the learning core (agents, replay, transport, episode store, CLI). Never imports rclpy."""
+"""robot_rl: the learning core (agents, replay, transport, store, CLI); never imports rclpy."""
 
 __version__ = "0.1.0"

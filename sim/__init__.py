@@ -20,7 +20,7 @@ def make_env(
     render_mode: str | None = None,
     **overrides: Any,
 ):
-    """A twin env for `task`; `config` as dataclass or mapping, top-level keys overridable by keyword.
+    """A twin env for `task`; `config` as dataclass or mapping, top-level keys overridable by name.
 
     Example: make_env("pick_cube", cameras=("front", "wrist"), dense_reward=True).
     """

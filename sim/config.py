@@ -1,4 +1,4 @@
-"""Typed configuration of the twin's environments (loaded from YAML with controllers.config.from_dict)."""
+"""Typed configuration of the twin's environments (YAML loaded by controllers.config.from_dict)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class RandomizationConfig:
 
 @dataclass
 class EnvConfig:
-    """Everything that shapes an env of the twin; one YAML file per experiment (config/sim_*.yaml)."""
+    """Everything that shapes an env of the twin; one YAML per experiment (config/sim_*.yaml)."""
 
     physics_hz: float = 1000.0
     control_hz: float = 10.0
@@ -91,7 +91,8 @@ class EnvConfig:
         ratio = self.physics_hz / self.control_hz
         if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             raise ConfigError(
-                f"physics_hz / control_hz must be a whole number >= 1, got {self.physics_hz} / {self.control_hz}"
+                "physics_hz / control_hz must be a whole number >= 1, "
+                f"got {self.physics_hz} / {self.control_hz}"
             )
         if self.max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps: {self.max_episode_steps!r} must be >= 1")

@@ -39,7 +39,8 @@ def _libmujoco() -> ctypes.CDLL:
     path = Path(mujoco.__file__).parent / f"libmujoco.so.{mujoco.__version__}"
     if not path.exists():
         raise ImportError(
-            f"sim.physics: {path} not found; the mujoco wheel's layout changed (mujoco {mujoco.__version__})"
+            f"sim.physics: {path} not found; the mujoco wheel's layout changed "
+            f"(mujoco {mujoco.__version__})"
         )
     return ctypes.CDLL(str(path))
 
@@ -106,7 +107,7 @@ def _run(
     """
     held = 0
     jacp, jacr = jac.ctypes.data, jac[3:].ctypes.data
-    for i in range(ticks):
+    for _ in range(ticks):
         _c_call(fns[_STEP1], (m, d))
         _c_call(fns[_JAC_SITE], (m, d, jacp, jacr, np.int32(site)))
         _c_call(fns[_FULL_M], (m, d, M.ctypes.data))
@@ -145,7 +146,8 @@ class PhysicsLoop:
     """Runs the twin's physics with the impedance law every tick, on one model/data pair.
 
     `state` must be the RobotState of live views into `data` and the buffers named below, as
-    PandaEnv binds them: jacobian = jac[:, :n], mass_matrix = M[:n, :n], gravity = qfrc_gravcomp[:n].
+    PandaEnv binds them: jacobian = jac[:, :n], mass_matrix = M[:n, :n],
+    gravity = qfrc_gravcomp[:n].
     """
 
     def __init__(
@@ -166,7 +168,8 @@ class PhysicsLoop:
             )
         if M.shape != (model.nv, model.nv) or not M.flags.c_contiguous:
             raise ValueError(
-                f"PhysicsLoop: M must be a C-contiguous ({model.nv}, {model.nv}) array, got {M.shape}"
+                f"PhysicsLoop: M must be a C-contiguous ({model.nv}, {model.nv}) array, "
+                f"got {M.shape}"
             )
         self._model, self._data = (
             model,
@@ -177,7 +180,7 @@ class PhysicsLoop:
         self._tau = np.empty(controller.n_joints)
 
     def run(self, ticks: int, target_pos: np.ndarray, target_quat: np.ndarray) -> None:
-        """`ticks` physics steps towards the target; raises ValueError (no torque applied) on a bad state."""
+        """`ticks` physics steps towards the target; ValueError (no torque applied) on bad state."""
         s = self._state
         status, held = _run(
             ticks,

@@ -1,1 +1,1 @@
-"""The learning core: SAC agent, networks and image encoders, replay buffers, checkpoints."""
+"""The learning core: SAC agent, its networks and image encoders, replay buffers, checkpoints."""

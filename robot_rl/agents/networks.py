@@ -46,7 +46,7 @@ class TanhGaussianHead(nn.Module):
     def forward(
         self, x: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (action in (-1, 1), log pi(action|x)); deterministic gives tanh(mu) and log-prob 0."""
+        """(action in (-1, 1), log pi(action|x)); deterministic gives tanh(mu) and log-prob 0."""
         h = self.trunk(x)
         mu = self.mean(h).float()  # the squashing math in float32 also under bf16 autocast
         if deterministic:
@@ -57,7 +57,8 @@ class TanhGaussianHead(nn.Module):
         std = log_std.exp()
         u = mu + std * torch.randn_like(mu)
         a = torch.tanh(u)
-        # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter written stably as 2(log2 - u - softplus(-2u))
+        # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter written stably as
+        # 2 (log 2 - u - softplus(-2u))
         log_prob = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
         return a, log_prob
@@ -114,7 +115,7 @@ class CriticEnsemble(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, in) shared by all members, or (N, B, in) one input per member; returns (N, B, out).
+        """x: (B, in) shared by all members or (N, B, in) one per member; returns (N, B, out).
 
         members: indices of the members to run (default all); the output then has len(members) rows.
         """

@@ -1,7 +1,8 @@
-"""SAC learner speed: updates/s (state, cached image features, full image path), batch assembly, act latency.
+"""SAC learner speed: updates/s (state, cached image features, full images), batching, act latency.
 
-Batch 256, 2 critics, [256, 256] LayerNorm MLPs. One update = one critic step (+ the discrete
-gripper critic) + one actor step + one temperature step (critic_actor_ratio 1). Medians over repeats.
+Batch 256, 2 critics, [256, 256] LayerNorm MLPs; figures are medians over repeats. One update =
+one critic step (+ the discrete gripper critic) + one actor step + one temperature step
+(critic_actor_ratio 1).
 `*_bf16`: the same with `sac.matmul_dtype: bfloat16`, on CPUs with native bf16 only.
 """
 
@@ -92,7 +93,10 @@ def run(args: argparse.Namespace) -> dict:
         agent = SACAgent(spec, from_dict(SACConfig, overrides))
         batches = [buf.sample(B, rng) for _ in range(8)]
         it = iter(range(10**9))
-        step = lambda: agent.update(batches[next(it) % 8])
+
+        def step(agent=agent, batches=batches, it=it):
+            return agent.update(batches[next(it) % 8])
+
         _rate(step, 5, 1)  # warm-up
         out[name] = round(_rate(step, 30, R), 1)
     obs = {k: v[0] for k, v in batches[0]["obs"].items()}
@@ -128,7 +132,10 @@ def run(args: argparse.Namespace) -> dict:
         )
     for name, learner in cached_variants.items():
         it = iter(range(10**9))
-        step = lambda: learner.update(batches[next(it) % 4])
+
+        def step(learner=learner, it=it):
+            return learner.update(batches[next(it) % 4])
+
         _rate(step, 2, 1)
         out[name] = round(_rate(step, 10, R), 2)
 

@@ -5,10 +5,11 @@ Frames come from the MuJoCo twin with lighting and camera jitter on, the scripte
 negatives: gripper up, cube down). Each frame is labelled with the twin's ground truth (cube lifted
 >= 10 cm), written as the per-frame `success_label` marks an operator would make. The classifier
 trains on at most `max_positives` positive frames (episode split, threshold for the target
-precision and recall on validation) and is then scored against ground truth on episodes of other seeds.
-Beside it, in the same run: the precision-only threshold rule on the same validation scores (the peer
-the default rule replaced), how far from the success height each held-out error frame's cube was, and
-whether the classifier fires on scripted lifts of an empty hand (a reward a policy could take without grasping).
+precision and recall on validation) and is then scored against ground truth on episodes of other
+seeds. Beside it, in the same run: the precision-only threshold rule on the same validation scores
+(the alternative to the default rule), how far from the success height each held-out error frame's
+cube was, and whether the classifier fires on scripted lifts of an empty hand (a reward a policy
+could take without grasping).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test-episodes",
         type=int,
         default=150,
-        help="held-out twin episodes (other seeds); 30 give a precision verdict that is mostly noise",
+        help="held-out twin episodes (other seeds); 30 give a precision verdict that is mostly "
+        "noise",
     )
     parser.add_argument(
         "--max-positives", type=int, default=200, help="positive training frames kept"
@@ -128,8 +130,11 @@ def twin_episodes(
     image_size: int = 128,
     state_keys: tuple[str, ...] = (),
 ) -> list[dict[str, np.ndarray]]:
-    """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`), the
-    frames of `cameras`, the `state_keys` and `LIFT_MARGIN` (the cube's height above the success height, m)."""
+    """Expert episodes of pick_cube with ground-truth per-frame success marks (`success_label`).
+
+    Each holds the frames of `cameras`, the `state_keys` and `LIFT_MARGIN` (the cube's height above
+    the success height, m).
+    """
     import sim
     from robot_rl.reward.labels import LABEL_KEY
     from sim.experts import make_expert
@@ -184,10 +189,12 @@ def empty_hand_lifts(
     count: int,
     image_size: int = 128,
 ) -> dict[str, int]:
-    """Failed grasps, scripted: the hand goes down beside the cube, opens or closes on nothing, and rises through
-    the success height and past it. Per gripper state (open, closed), in how many of `count` episodes the
-    classifier fires. None of these frames is a success and a policy can reach every one of them; a classifier
-    that fires here hands the policy a reward for not grasping."""
+    """Per gripper state (open, closed), in how many of `count` scripted failed grasps it fires.
+
+    The hand goes down beside the cube, opens or closes on nothing, and rises through the success
+    height and past it. None of these frames is a success and a policy can reach every one of them;
+    a classifier that fires here hands the policy a reward for not grasping.
+    """
     import sim
 
     env = sim.make_env(
@@ -220,7 +227,8 @@ def empty_hand_lifts(
                 obs, _, _, _, info = env.step(np.r_[move, 0.0, 0.0, 0.0, grip])
                 if info["success"]:
                     raise RuntimeError(
-                        "a scripted failed grasp lifted the cube: the probe no longer tests what it says"
+                        "a scripted failed grasp lifted the cube: "
+                        "the probe no longer tests what it says"
                     )
                 if model.predict_proba(obs)[0] >= model.threshold:
                     fired[name] += 1
@@ -232,8 +240,10 @@ def empty_hand_lifts(
 def error_margins_mm(
     labels: np.ndarray, scores: np.ndarray, margins: np.ndarray, threshold: float
 ) -> dict:
-    """Where the errors at `threshold` are: each false positive's and miss's cube height relative to the
-    success height, mm, sorted."""
+    """Where the errors at `threshold` are: cube height relative to the success height, mm, sorted.
+
+    One list for the false positives ("fp"), one for the misses ("fn").
+    """
     pred = scores >= threshold
     return {
         "fp": sorted(round(1000 * float(m), 1) for m in margins[pred & ~labels]),
@@ -242,7 +252,7 @@ def error_margins_mm(
 
 
 def episode_outcomes(truth: list[np.ndarray], scores: list[np.ndarray], threshold: float) -> dict:
-    """What the actor would see, ending episodes on the classifier: early (false) fires and detection delays."""
+    """Episodes ended by the classifier, as the actor sees them: early (false) fires and delays."""
     early, missed, delays = 0, 0, []
     for y, s in zip(truth, scores):
         fired = np.flatnonzero(s >= threshold)
@@ -321,7 +331,8 @@ def run(args: argparse.Namespace) -> dict:
         np.concatenate(scores),
     )
     test = metrics.report(test_labels, test_scores, model.threshold)
-    # what the held-out scores allow: the best recall of any threshold, chosen in hindsight, at the target precision
+    # what the held-out scores allow: the best recall of any threshold, chosen in hindsight, at the
+    # target precision
     hindsight, _ = metrics.threshold_for_precision(test_labels, test_scores, args.target_precision)
     curve = metrics.report(test_labels, test_scores, hindsight)
     peer_threshold, _ = metrics.threshold_for_precision(

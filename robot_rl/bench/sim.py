@@ -1,4 +1,4 @@
-"""MuJoCo twin speed: env steps/s (state and two 128x128 cameras), real-time factor, control-law tick."""
+"""Twin speed: env steps/s (state, two 128x128 cameras), real-time factor, control-law tick."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _env_steps_per_s(env, steps: int, seed: int) -> tuple[float, float]:
 
 
 def _tick_us(env, ticks: int) -> tuple[float, float, float]:
-    """Microseconds per control-law call (wall, CPU) and per bare mj_step (CPU) at the env's state."""
+    """Microseconds per control-law call (wall, CPU) and per bare mj_step (CPU) at the env state."""
     import mujoco
 
     unwrapped = env.unwrapped

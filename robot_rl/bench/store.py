@@ -1,8 +1,11 @@
-"""Episode store: steps/s written (two 128x128 cameras + proprio, committed per episode), read time, image bytes.
+"""Episode store speed: steps/s written, read time, image bytes.
 
-Frames are rendered by the twin (pick_cube, cameras front and wrist, scripted expert); episodes for the
-benchmark cycle through those recorded rows, so compression is measured on real renders. bytes_per_image
-is the image shard files' size (64 frames each, index included) over the frames stored.
+Each step holds two 128x128 cameras + proprio; episodes are committed whole.
+
+Frames are rendered by the twin (pick_cube, cameras front and wrist, scripted expert); episodes for
+the benchmark cycle through those recorded rows, so compression is measured on real renders.
+bytes_per_image is the image shard files' size (64 frames each, index included) over the frames
+stored.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def twin_rows(episodes: int) -> dict[str, np.ndarray]:
 
 
 def bench_episode(rows: dict[str, np.ndarray], steps: int, offset: int) -> dict[str, np.ndarray]:
-    """An episode of `steps` actions cycling through the recorded rows (step keys rebuilt for T+1 rows)."""
+    """An episode of `steps` actions cycling through the recorded rows (step keys rebuilt)."""
     n = steps + 1
     idx = (offset + np.arange(n)) % len(rows["is_first"])
     ep = {k: v[idx] for k, v in rows.items()}
@@ -92,8 +95,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     per_image = statistics.median(image_bytes)
     return {
         "write_steps_per_s": round(statistics.median(write_rates), 1),
-        # CPU seconds of this process (all its threads): what the writer costs, less the waiting when
-        # other processes share the cores; compare with write_steps_per_s and load_average_1min.
+        # CPU seconds of this process (all its threads): what the writer costs, less the waiting
+        # when other processes share the cores; compare with write_steps_per_s and
+        # load_average_1min.
         "write_steps_per_cpu_s": round(statistics.median(cpu_rates), 1),
         "commit_ms_median": round(statistics.median(commit_ms), 2),
         "read_episode_ms": round(statistics.median(read_ms), 2),
@@ -104,5 +108,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "episodes_per_run": args.episodes,
         "runs": args.runs,
         "load_average_1min": round(os.getloadavg()[0], 2),
-        "frames": f"twin pick_cube, cameras front+wrist 128x128, scripted expert, {len(rows['is_first'])} rendered rows",
+        "frames": (
+            "twin pick_cube, cameras front+wrist 128x128, scripted expert, "
+            f"{len(rows['is_first'])} rendered rows"
+        ),
     }

@@ -1,4 +1,4 @@
-"""Transport throughput and latency: learner here, one actor in another process, real TCP sockets."""
+"""Transport throughput and latency: learner here, one actor in another process, TCP sockets."""
 
 from __future__ import annotations
 

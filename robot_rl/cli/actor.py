@@ -1,4 +1,4 @@
-"""`robot-rl actor --config FILE --learner tcp://HOST:PORT`: act in the twin and feed the learner."""
+"""`robot-rl actor --config FILE --learner tcp://HOST:PORT`: act in the twin, feed the learner."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     except (StoreError, ConfigError, ValueError) as exc:
         raise SystemExit(f"robot-rl record: {exc}") from exc
     print(
-        f"recorded {summary['episodes']} episodes ({summary['successes']} successful) to {summary['store']}; "
+        f"recorded {summary['episodes']} episodes ({summary['successes']} successful) "
+        f"to {summary['store']}; "
         f"the store now holds {summary['store_episodes']}"
     )
     return 0
@@ -73,7 +74,7 @@ def record_demos(
     config: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Record `episodes` scripted-expert episodes of `task` (seeds seed, seed+1, ...) into store `out`."""
+    """Record `episodes` scripted-expert episodes of `task` (seeds seed, seed+1, ..) into `out`."""
     from controllers.config import to_dict
     from robot_rl.store import EpisodeStore
     from robot_rl.store.recorder import config_hash, episode_info, run_episode
@@ -107,7 +108,8 @@ def record_demos(
                 if progress:
                     outcome = "success" if facts["success"] else "failure"
                     print(
-                        f"episode {index}: {outcome} after {facts['steps']} steps (seed {seed + i})",
+                        f"episode {index}: {outcome} after {facts['steps']} steps "
+                        f"(seed {seed + i})",
                         file=sys.stderr,
                     )
             total = len(store)

@@ -1,4 +1,4 @@
-"""`robot-rl reward train|probe|zero-shot|eval`: success rewards from pixels (classifier or CLIP back ends)."""
+"""`robot-rl reward train|probe|zero-shot|eval`: success rewards from pixels (classifier, CLIP)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "train",
         help="train a classifier; threshold chosen on held-out episodes",
-        description="Labels come from episode outcomes and per-frame `success_label` marks; the split is by "
-        "episode; of the thresholds whose validation precision reaches the target, the one farthest inside "
-        "both the precision and the recall target (target_recall null: the lowest whose Wilson lower bound "
-        "at threshold_confidence reaches the precision target). "
-        "Writes "
-        "classifier.yaml, head.safetensors and report.json into --out.",
+        description="Labels come from episode outcomes and per-frame `success_label` marks; "
+        "the split is by episode; of the thresholds whose validation precision reaches the target, "
+        "the one farthest inside both the precision and the recall target (target_recall null: "
+        "the lowest whose Wilson lower bound at threshold_confidence reaches the precision "
+        "target). "
+        "Writes classifier.yaml, head.safetensors and report.json into --out.",
     )
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
     p.add_argument(
@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     p = actions.add_parser(
         "probe",
-        help="few-shot linear probe on CLIP embeddings (local weights); threshold chosen on held-out episodes",
+        help="few-shot linear probe on CLIP embeddings (local weights); "
+        "threshold chosen on held-out episodes",
     )
     p.add_argument("--store", required=True, type=Path, help="zarr episode store")
     p.add_argument(
@@ -94,7 +95,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _guarded(run):
-    """Bad input (missing store, weights, keys; unusable data) -> one line on stderr and exit status 2."""
+    """Bad input (missing store, weights, keys; unusable data): one stderr line, exit status 2."""
 
     def guarded(args: argparse.Namespace) -> int:
         from robot_rl.store.episodes import StoreError
@@ -152,7 +153,8 @@ def run_train(args: argparse.Namespace) -> int:
     _print_report(f"validation ({result.val_episodes} held-out episodes)", summary["validation"])
     if not result.target_met:
         print(
-            f"robot-rl reward train: target precision {config.target_precision} (recall {config.target_recall}) "
+            f"robot-rl reward train: target precision {config.target_precision} "
+            f"(recall {config.target_recall}) "
             f"not shown on validation with confidence {config.threshold_confidence}; "
             "record more episodes or mark more success frames",
             file=sys.stderr,

@@ -36,7 +36,10 @@ class ScriptedOperator:
 
     @property
     def budget_fraction(self) -> float:
-        """Share of an episode the operator may drive: budget_start at 0% recent success, budget_min at 100%."""
+        """Share of an episode the operator may drive, from the recent success rate.
+
+        budget_start at 0 % success, budget_min at 100 %, linear in between.
+        """
         rate = float(np.mean(self.outcomes)) if self.outcomes else 0.0
         return self.cfg.budget_min + (self.cfg.budget_start - self.cfg.budget_min) * (1.0 - rate)
 

@@ -1,4 +1,4 @@
-"""Synchronous trainer: one process steps the env and updates the agent, for validating the algorithm.
+"""Synchronous trainer: one process steps the env and updates the agent, to validate the algorithm.
 
 The distributed actor/learner reuses the same `SACAgent`, `ReplayBuffer` and checkpoint code; this
 loop only adds the env stepping. Rows go into the online buffer one at a time through
@@ -141,7 +141,7 @@ def evaluate(env, agent: SACAgent, episodes: int, seed: int) -> float:
 
 
 class Trainer:
-    """Env + agent in one loop; `run()` returns the evaluation history [(env_steps, success), ...]."""
+    """Env + agent in one loop; `run()` returns the eval history [(env_steps, success), ...]."""
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """Reward from pixels: a trained success classifier (default), CLIP-style VLM back ends, metrics.
 
 Every reward model has `predict_proba(observation) -> float32 (B,)` reading `image_<camera>` keys,
-`cameras` (the camera names it reads), `state_keys` (robot-state keys it also reads, e.g. `tcp_pose`)
-and `threshold` (probability at or above which a frame is success).
+`cameras` (the camera names it reads), `state_keys` (robot-state keys it also reads, e.g.
+`tcp_pose`) and `threshold` (probability at or above which a frame is success).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 
 def load_model(directory: str | Path) -> Any:
-    """The reward model saved in `directory`: a trained classifier (classifier.yaml) or a VLM back end (vlm.yaml)."""
+    """The reward model in `directory`: trained classifier (classifier.yaml) or VLM (vlm.yaml)."""
     from robot_rl.reward import classifier, vlm
 
     directory = Path(directory)
@@ -21,6 +21,7 @@ def load_model(directory: str | Path) -> Any:
     if (directory / vlm.CONFIG_FILE).is_file():
         return vlm.load(directory)
     raise FileNotFoundError(
-        f"{directory}: no {classifier.CONFIG_FILE} or {vlm.CONFIG_FILE}; give a directory written by "
+        f"{directory}: no {classifier.CONFIG_FILE} or {vlm.CONFIG_FILE}; "
+        "give a directory written by "
         "`robot-rl reward train`, `reward probe` or `reward zero-shot`"
     )

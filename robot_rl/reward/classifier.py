@@ -1,25 +1,25 @@
-"""The trained success classifier: frozen ImageNet backbone -> learned spatial pooling per view -> MLP head.
+"""The trained success classifier: frozen ImageNet backbone -> spatial pooling per view -> MLP head.
 
 A view is a camera, or a crop of one (several crops of the same camera are several views). Every
-view goes through the same frozen backbone (`robot_rl.agents.encoders`, EfficientNet-Lite0 from its wheel
-by default), then its own `SpatialEmbedding`; the view embeddings are concatenated and a small MLP
-gives one logit. With `ensemble: K` there are K such pooling + head members, each trained on its own
-batches from its own initialisation, and the probability is the mean of their K sigmoids: members
-disagree most on ambiguous frames, so averaging pulls those away from a high-precision threshold.
-`proprio` adds robot-state keys of the same observation (e.g. the TCP pose), standardised with
-statistics fitted on the training frames: a small MLP of its own turns them into a second logit, added
-to the image head's. A key that alone rejects the training negatives (the gripper width, where every
-failure opens the hand) spares the images from learning them, and the sum then fires on states the
-negatives never showed (an empty closed hand raised). The camera says whether the object is in the hand, the arm's
-kinematics say how high the hand is, to the millimetre and untouched by camera jitter; a success line a
-few millimetres wide is a steep function of a standardised height, which this separate term (trained
-at its own, higher learning rate) can learn and an input concatenated into the image head cannot
-(docs/reward.md, 2026-12-07). A key may be read in part (`components`: tcp_pose [2] is the TCP height), and
-the state is clamped into the range the training frames spanned: in closed loop a policy tilted the gripper a
-few degrees past anything demonstrated, where a state term read on the whole pose fired beside an untouched cube.
-Only the pooling and the heads are trained and saved (`head.safetensors`); the
-backbone is rebuilt from its spec in `classifier.yaml`, which also holds the decision threshold
-chosen on validation data.
+view goes through the same frozen backbone (`robot_rl.agents.encoders`, EfficientNet-Lite0 from its
+wheel by default), then its own `SpatialEmbedding`; the view embeddings are concatenated and a small
+MLP gives one logit. With `ensemble: K` there are K such pooling + head members, each trained on its
+own batches from its own initialisation, and the probability is the mean of their K sigmoids:
+members disagree most on ambiguous frames, so averaging pulls those away from a high-precision
+threshold. `proprio` adds robot-state keys of the same observation (e.g. the TCP pose), standardised
+with statistics fitted on the training frames: a small MLP of its own turns them into a second
+logit, added to the image head's. A key that alone rejects the training negatives (the gripper
+width, where every failure opens the hand) spares the images from learning them, and the sum then
+fires on states the negatives never showed (an empty closed hand raised). The camera says whether
+the object is in the hand, the arm's kinematics say how high the hand is, to the millimetre and
+untouched by camera jitter; a success line a few millimetres wide is a steep function of a
+standardised height, which this separate term (trained at its own, higher learning rate) can learn
+and an input concatenated into the image head cannot (docs/reward.md). A key may be read in part
+(`components`: tcp_pose [2] is the TCP height), and the state is clamped into the range the training
+frames spanned, so a policy that drives the arm past anything demonstrated (e.g. the gripper tilted
+a few degrees) finds no state term firing beside an untouched cube. Only the pooling and the heads
+are trained and saved (`head.safetensors`); the backbone is rebuilt from its spec in
+`classifier.yaml`, which also holds the decision threshold chosen on validation data.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def crop(frames: np.ndarray, view: ViewConfig) -> np.ndarray:
 
 
 class Member(nn.Module):
-    """One pooling per view + the MLP head: backbone maps -> one logit; plus, with proprio, the proprio MLP's."""
+    """Pooling per view + MLP head: backbone maps -> one logit (+ the proprio MLP's, if any)."""
 
     def __init__(self, config: ClassifierConfig, feature_shapes: list[tuple[int, int, int]]):
         super().__init__()
@@ -196,7 +196,7 @@ class Member(nn.Module):
         )
 
     def forward(self, features: list[torch.Tensor], proprio: torch.Tensor) -> torch.Tensor:
-        """Backbone maps, one (B, C, h, w) per view, and standardised proprio (B, P) -> logits (B,)."""
+        """Backbone maps, one (B, C, h, w) per view, standardised proprio (B, P) -> logit (B,)."""
         logits = self.head(
             torch.cat([pool(f.float()) for pool, f in zip(self.pools, features)], dim=-1)
         )
@@ -238,7 +238,8 @@ class SuccessClassifier(nn.Module):
         for item in self.config.proprio:
             if item.key not in observation:
                 raise KeyError(
-                    f"observation has no {item.key!r} (classifier.proprio); have {sorted(observation)}"
+                    f"observation has no {item.key!r} (classifier.proprio); "
+                    f"have {sorted(observation)}"
                 )
             value = np.asarray(observation[item.key], np.float32)
             if value.size != batch * item.size:
@@ -252,7 +253,7 @@ class SuccessClassifier(nn.Module):
         return np.concatenate(parts, axis=1) if parts else np.zeros((batch, 0), np.float32)
 
     def fit_proprio(self, values: np.ndarray) -> None:
-        """Standardisation statistics and the range seen, from the training frames' proprio (N, P)."""
+        """Standardisation statistics and the range seen, from training frames' proprio (N, P)."""
         if values.shape[1]:
             self.proprio_mean.copy_(torch.from_numpy(values.mean(0)))
             self.proprio_std.copy_(
@@ -262,22 +263,26 @@ class SuccessClassifier(nn.Module):
             self.proprio_high.copy_(torch.from_numpy(values.max(0)))
 
     def standardize(self, values: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Clamped into the range the training frames spanned, then standardised: the state term never
-        extrapolates. A policy drives the arm where no demonstration went (the gripper tilted a few degrees), and an
-        MLP's logit there is unbounded: the policy finds it and is paid for it (docs/reward.md, closed loop)."""
+        """Clamped into the range the training frames spanned, then standardised.
+
+        The state term never extrapolates: a policy drives the arm where no demonstration went (the
+        gripper tilted a few degrees), and an MLP's logit there is unbounded: the policy would find
+        it and be paid for it (docs/reward.md, closed loop).
+        """
         values = torch.as_tensor(values, dtype=torch.float32)
         return (
             torch.clamp(values, self.proprio_low, self.proprio_high) - self.proprio_mean
         ) / self.proprio_std
 
     def view_frames(self, observation: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Per view, the (B, h, w, 3) uint8 frames from an observation dict (single frames get B=1)."""
+        """Per view, the (B, h, w, 3) uint8 frames of an observation (single frames get B=1)."""
         out = []
         for view in self.config.views:
             key = image_key(view.camera)
             if key not in observation:
                 raise KeyError(
-                    f"observation has no {key!r} for view {view.camera!r}; have {sorted(observation)}"
+                    f"observation has no {key!r} for view {view.camera!r}; "
+                    f"have {sorted(observation)}"
                 )
             frames = np.asarray(observation[key])
             if frames.ndim == 3:
@@ -288,26 +293,29 @@ class SuccessClassifier(nn.Module):
                 or frames.shape[1:] != (*self.config.image_size, 3)
             ):
                 raise ValueError(
-                    f"{key}: expected uint8 frames of shape (H, W, 3) = ({self.config.image_size[0]}, "
-                    f"{self.config.image_size[1]}, 3), got {frames.dtype} {frames.shape}"
+                    f"{key}: expected uint8 frames of shape (H, W, 3) = "
+                    f"({self.config.image_size[0]}, {self.config.image_size[1]}, 3), "
+                    f"got {frames.dtype} {frames.shape}"
                 )
             out.append(crop(frames, view))
         return out
 
     def member_logits(self, batches: list[tuple[list[torch.Tensor], torch.Tensor]]) -> torch.Tensor:
-        """Per member its own batch (backbone maps per view, standardised proprio) -> logits (K, B)."""
+        """Each member on its own batch (backbone maps per view, standardised proprio) -> (K, B)."""
         return torch.stack([member(*batch) for member, batch in zip(self.members, batches)])
 
     def proba_from_features(
         self, features: list[torch.Tensor], proprio: torch.Tensor
     ) -> torch.Tensor:
-        """Backbone maps (one (B, C, h, w) per view) and standardised proprio (B, P) -> probability (B,),
-        the members' mean."""
+        """Backbone maps (one (B, C, h, w) per view), standardised proprio (B, P) -> proba (B,).
+
+        The probability is the members' mean.
+        """
         return torch.sigmoid(self.member_logits([(features, proprio)] * len(self.members))).mean(0)
 
     @torch.no_grad()
     def predict_proba(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Success probability per frame, float32 (B,), from `image_<camera>` arrays (and the proprio keys)."""
+        """Success probability per frame, float32 (B,), from `image_<camera>` (+ proprio) arrays."""
         if self.training:
             self.eval()
         frames = self.view_frames(observation)
@@ -324,7 +332,7 @@ class SuccessClassifier(nn.Module):
         }
 
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
-        """Write classifier.yaml (config, threshold, `extra`) and head.safetensors into `directory`."""
+        """Save classifier.yaml (config, threshold, `extra`) and head.safetensors to `directory`."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -343,13 +351,14 @@ class SuccessClassifier(nn.Module):
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise FileNotFoundError(
-                    f"{directory}: no {name}; a classifier directory is what `robot-rl reward train --out` writes"
+                    f"{directory}: no {name}; "
+                    "a classifier directory is what `robot-rl reward train --out` writes"
                 )
         meta = yaml.safe_load((directory / CONFIG_FILE).read_text())
         config = from_dict(ClassifierConfig, meta.get("config"), "config")
         model = cls(config, backbone=backbone, threshold=float(meta["threshold"]))
         state = load_file(str(directory / WEIGHTS_FILE))
-        # a buffer with no elements (the proprio statistics of an images-only model) has nothing to load
+        # a buffer with no elements (an images-only model's proprio statistics) has nothing to load
         expected = {
             k: v.shape
             for k, v in model.state_dict().items()
@@ -361,11 +370,12 @@ class SuccessClassifier(nn.Module):
             k for k in expected.keys() & state.keys() if state[k].shape != expected[k]
         )
         if missing or unexpected or reshaped:
-            # e.g. a classifier with robot state saved before 2026-12-07 (state then joined the image head's input)
+            # e.g. a classifier saved by a version whose heads took other inputs
             raise ValueError(
-                f"{directory / WEIGHTS_FILE}: does not fit {directory / CONFIG_FILE} (saved by another robot_rl "
-                f"version?): missing {missing}, unexpected {unexpected}, other shape {reshaped}; retrain it with "
-                "`robot-rl reward train`"
+                f"{directory / WEIGHTS_FILE}: does not fit {directory / CONFIG_FILE} "
+                "(saved by another robot_rl version?): "
+                f"missing {missing}, unexpected {unexpected}, other shape {reshaped}; "
+                "retrain it with `robot-rl reward train`"
             )
         model.load_state_dict(state, strict=False)
         return model.eval()

@@ -1,11 +1,11 @@
 """Classifier reward in place of the env's own: what a real cell has, run against the twin.
 
-`ClassifierReward(env, model)` scores every observation with a reward model (`robot_rl.reward.load_model`)
-and makes the episode end the way the actor ends it on a robot: reward 1.0 and `terminated` on the
-first step whose success probability reaches the model's threshold, `truncated` after
-`max_episode_steps`, and nothing else ends it (the twin's own success no longer does). The twin's
-ground truth stays in `info["success"]` for evaluation; `info["success_prob"]` and
-`info["classifier_success"]` carry the model's view.
+`ClassifierReward(env, model)` scores every observation with a reward model
+(`robot_rl.reward.load_model`) and makes the episode end the way the actor ends it on a robot:
+reward 1.0 and `terminated` on the first step whose success probability reaches the model's
+threshold, `truncated` after `max_episode_steps`, and nothing else ends it (the twin's own success
+no longer does). The twin's ground truth stays in `info["success"]` for evaluation;
+`info["success_prob"]` and `info["classifier_success"]` carry the model's view.
 """
 
 from __future__ import annotations

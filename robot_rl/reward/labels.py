@@ -49,7 +49,8 @@ def frame_labels(
 ) -> np.ndarray:
     """int8 label per row: POSITIVE, NEGATIVE or UNLABELLED (left out).
 
-    `success` is the episode's recorded outcome; None derives it from the rows (`episode_succeeded`).
+    `success` is the episode's recorded outcome; None derives it from the rows
+    (`episode_succeeded`).
     """
     config = config or LabelConfig()
     n = len(episode["is_terminal"])

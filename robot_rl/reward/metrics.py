@@ -1,4 +1,4 @@
-"""Binary-classifier metrics in numpy: precision/recall, ROC-AUC, confusion matrix, threshold choice.
+"""Binary-classifier metrics in numpy: precision/recall, ROC-AUC, confusion, threshold choice.
 
 False positives are what break RL (the policy learns to fool the classifier), so the decision
 threshold is chosen on validation data for a target precision, and recall is what is left.
@@ -23,7 +23,7 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties); NaN if one class is absent."""
+    """Area under the ROC curve (Mann-Whitney U, mid-ranks for ties); NaN if one class is absent."""
     labels, scores = _check(labels, scores)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
@@ -91,10 +91,11 @@ def report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Report:
 
 
 def precision_lower_bound(tp: np.ndarray, fp: np.ndarray, confidence: float) -> np.ndarray:
-    """One-sided Wilson lower bound on precision tp / (tp + fp) at `confidence` (0.5: the point estimate).
+    """One-sided Wilson lower bound on precision tp / (tp + fp) at `confidence` (0.5: estimate).
 
-    Precision measured on a finite validation set is noisy, and the lowest threshold that reaches the
-    target there is picked for being lucky: on new episodes it lands below the target about half the time.
+    Precision measured on a finite validation set is noisy, and the lowest threshold that reaches
+    the target there is picked for being lucky: on new episodes it lands below the target about half
+    the time.
     """
     z = NormalDist().inv_cdf(confidence)
     n = np.maximum(tp + fp, 1)
@@ -107,8 +108,10 @@ def precision_lower_bound(tp: np.ndarray, fp: np.ndarray, confidence: float) -> 
 def _operating_points(
     labels: np.ndarray, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate thresholds (the observed scores, descending; a run of tied scores is one candidate) and the
-    tp, fp counts of predicting positive at score >= each."""
+    """Candidate thresholds and the tp, fp counts of predicting positive at score >= each.
+
+    The candidates are the observed scores, descending; a run of tied scores is one candidate.
+    """
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], labels[order]
     tp, fp = np.cumsum(y), np.cumsum(~y)
@@ -117,10 +120,11 @@ def _operating_points(
 
 
 def _just_below(thresholds: np.ndarray, i: int) -> float:
-    """A threshold just below candidate i (by 1e-6, or halfway to the next lower candidate if that is closer).
+    """A threshold just below candidate i (by 1e-6, or halfway to the next lower one if closer).
 
-    Model scores are float32 and move by ~1e-7 with the batch they are computed in, so a frame scoring what
-    the chosen validation frame scored (the same image) must not be decided by rounding.
+    Model scores are float32 and move by ~1e-7 with the batch they are computed in, so a frame
+    scoring what the chosen validation frame scored (the same image) must not be decided by
+    rounding.
     """
     below = thresholds[i + 1] if i + 1 < len(thresholds) else -np.inf
     return float(max(thresholds[i] - 1e-6, (thresholds[i] + below) / 2))
@@ -136,13 +140,14 @@ def _check_targets(target: float, confidence: float) -> None:
 def threshold_for_precision(
     labels: np.ndarray, scores: np.ndarray, target: float, confidence: float = 0.5
 ) -> tuple[float, bool]:
-    """The lowest threshold whose precision on (labels, scores) is >= target: the most recall at that precision.
+    """The lowest threshold with precision >= target on (labels, scores): the most recall there.
 
-    With `confidence` > 0.5 the precision compared with the target is its one-sided Wilson lower bound at that
-    confidence (`precision_lower_bound`), which asks more of thresholds that rest on few frames.
-    The threshold returned sits just below its candidate score (`_just_below`). Returns (threshold, met). If no
-    threshold reaches the target, returns the threshold of highest (bounded) precision (ties: highest recall)
-    and met=False. With no positives at all, returns a threshold above every score (predict nothing), met=False.
+    With `confidence` > 0.5 the precision compared with the target is its one-sided Wilson lower
+    bound at that confidence (`precision_lower_bound`), which asks more of thresholds that rest on
+    few frames. The threshold returned sits just below its candidate score (`_just_below`). Returns
+    (threshold, met). If no threshold reaches the target, returns the threshold of highest (bounded)
+    precision (ties: highest recall) and met=False. With no positives at all, returns a threshold
+    above every score (predict nothing), met=False.
     """
     _check_targets(target, confidence)
     labels, scores = _check(labels, scores)
@@ -159,8 +164,11 @@ def threshold_for_precision(
 
 
 def score_z(successes: np.ndarray, trials: np.ndarray, target: float) -> np.ndarray:
-    """How many standard errors the rate successes / trials lies above `target` (the score test; a Wilson lower
-    bound at one-sided confidence c reaches the target exactly when this is >= the normal quantile of c)."""
+    """How many standard errors the rate successes / trials lies above `target` (the score test).
+
+    A Wilson lower bound at one-sided confidence c reaches the target exactly when this is >= the
+    normal quantile of c.
+    """
     rate = successes / np.maximum(trials, 1)
     if target >= 1.0:
         return np.where(rate >= 1.0, np.inf, -np.inf)
@@ -174,19 +182,21 @@ def threshold_for_targets(
     recall: float | None,
     confidence: float = 0.8,
 ) -> tuple[float, bool]:
-    """Of the thresholds whose precision reaches its target, the one farthest inside both targets, precision and
-    recall; met: both targets shown there with one-sided `confidence`.
+    """Of the thresholds whose precision reaches its target, the one farthest inside both targets.
 
-    `threshold_for_precision` takes the lowest qualifying threshold: it spends the whole precision margin on
-    recall even when recall needs none of it, so a detector that separates the classes perfectly is still
-    given false positives up to the target (on new episodes: precision on the target's edge, either side).
-    Here each threshold whose precision point estimate reaches `precision` gets the smaller of its two
-    score-test z values (`score_z`: precision against `precision`, recall against `recall`) and the largest
-    wins (ties: the lowest threshold): the point where missing either target is least likely. `confidence`
-    does not move that point, it only decides `met`: a further lower bound on precision would tilt the choice
-    toward precision and, where recall binds, cost the recall target (docs/reward.md, 2026-12-07). If no
-    threshold qualifies: `threshold_for_precision`'s threshold, met=False. `recall=None` is
-    `threshold_for_precision` at `confidence`: with no recall target, the bound is what keeps a margin.
+    The targets are precision and recall; met: both are shown there with one-sided `confidence`.
+
+    `threshold_for_precision` takes the lowest qualifying threshold: it spends the whole precision
+    margin on recall even when recall needs none of it, so a detector that separates the classes
+    perfectly is still given false positives up to the target (on new episodes: precision on the
+    target's edge, either side). Here each threshold whose precision point estimate reaches
+    `precision` gets the smaller of its two score-test z values (`score_z`: precision against
+    `precision`, recall against `recall`) and the largest wins (ties: the lowest threshold): the
+    point where missing either target is least likely. `confidence` does not move that point, it
+    only decides `met`: a further lower bound on precision would tilt the choice toward precision
+    and, where recall binds, cost the recall target (docs/reward.md). If no threshold qualifies:
+    `threshold_for_precision`'s threshold, met=False. `recall=None` is `threshold_for_precision` at
+    `confidence`: with no recall target, the bound is what keeps a margin.
     """
     _check_targets(precision, confidence)
     if recall is None:

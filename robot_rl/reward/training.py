@@ -6,12 +6,13 @@ Steps, top to bottom:
    splits get successful episodes; cap the training positives (HIL-SERL uses ~200);
 3. run the frozen backbone once per frame and cache the maps; training frames get `shifts - 1`
    extra DrQ-shifted copies (the augmentation), validation frames only the plain one;
-4. train pooling + heads with balanced batches (half positive, half negative) and BCE; the proprio term
-   (if any) at `proprio_lr`;
-5. on validation, of the thresholds whose precision reaches the target, pick the one farthest inside both
-   the precision and the recall target (`metrics.threshold_for_targets`); `target_met` says whether both are
-   shown there with `threshold_confidence` (`target_recall: null`: the lowest threshold whose Wilson lower
-   bound reaches the precision target), and report precision, recall, ROC-AUC and the confusion matrix at it.
+4. train pooling + heads with balanced batches (half positive, half negative) and BCE; the proprio
+   term (if any) at `proprio_lr`;
+5. on validation, of the thresholds whose precision reaches the target, pick the one farthest
+   inside both the precision and the recall target (`metrics.threshold_for_targets`); `target_met`
+   says whether both are shown there with `threshold_confidence` (`target_recall: null`: the lowest
+   threshold whose Wilson lower bound reaches the precision target), and report precision, recall,
+   ROC-AUC and the confusion matrix at it.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class TrainConfig:
     labels: LabelConfig = field(default_factory=LabelConfig)
     val_fraction: float = 0.25  # of episodes, per stratum (with / without positives)
     target_precision: float = 0.98
-    # of the thresholds whose validation precision reaches target_precision, the one farthest inside both targets;
-    # null: the lowest threshold whose Wilson bound at threshold_confidence reaches it (docs/reward.md)
+    # of the thresholds whose validation precision reaches target_precision, the one farthest inside
+    # both targets; null: the lowest threshold whose Wilson bound at threshold_confidence reaches it
+    # (docs/reward.md)
     target_recall: float | None = 0.9
     threshold_confidence: float = 0.8  # one-sided: target_met needs both targets shown with it
     max_positives: int | None = 200  # positive training frames kept (None: all)
@@ -143,7 +145,7 @@ def collect_frames(
 def split_by_episode(
     frames: Frames, val_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean (train, val) row masks; whole episodes go to one side, stratified by having positives."""
+    """Boolean (train, val) row masks; whole episodes go to one side, stratified by positives."""
     rng = np.random.default_rng(seed)
     ids = np.unique(frames.episode)
     has_pos = np.array([frames.labels[frames.episode == i].any() for i in ids])
@@ -261,7 +263,8 @@ def train(
     if not val_set.labels.any() or val_set.labels.all():
         raise ValueError(
             "validation split needs positive and negative frames: record more episodes "
-            f"(have {len(np.unique(frames.episode))} episodes, {int(frames.labels.sum())} positive frames)"
+            f"(have {len(np.unique(frames.episode))} episodes, "
+            f"{int(frames.labels.sum())} positive frames)"
         )
 
     t0 = time.perf_counter()
@@ -333,7 +336,7 @@ def evaluate(
     outcomes: Sequence[bool | None] | None = None,
     chunk: int = 64,
 ) -> metrics.Report:
-    """Precision/recall/ROC-AUC/confusion of any reward model (`robot_rl.reward`) at its own threshold."""
+    """Precision/recall/ROC-AUC/confusion of a reward model (`robot_rl.reward`) at its threshold."""
     frames = collect_frames(episodes, model.cameras, config, outcomes, model.state_keys)
     scores = [
         model.predict_proba(

@@ -1,19 +1,19 @@
-"""CLIP-style VLM back ends: zero-shot goal-vs-baseline scoring (VLM-RM) and a few-shot linear probe.
+"""CLIP-style VLM back ends: zero-shot goal-vs-baseline scoring (VLM-RM), a few-shot linear probe.
 
 Weights come from a local directory holding a Hugging Face `transformers` CLIP checkpoint
-(`config.json`, `model.safetensors`, tokenizer files, optionally `preprocessor_config.json`); nothing
-is downloaded. Frames are preprocessed here with torch (bicubic resize to the model's input size,
-the checkpoint's mean/std), so neither torchvision nor PIL is needed.
+(`config.json`, `model.safetensors`, tokenizer files, optionally `preprocessor_config.json`);
+nothing is downloaded. Frames are preprocessed here with torch (bicubic resize to the model's input
+size, the checkpoint's mean/std), so neither torchvision nor PIL is needed.
 
 Zero-shot (Rocamonde et al., "Vision-Language Models are Zero-Shot Reward Models", 2023): with
 unit embeddings s (frame), g (goal prompt), b (baseline prompt), d = g - b and the projection
 P = alpha * d d^T / |d|^2 + (1 - alpha) * I, the reward is 1 - |P (s - g)|^2 / 2. alpha = 0 gives
-the plain cosine similarity to the goal; alpha = 1 keeps only the goal-minus-baseline direction, which
-removes what the two prompts share (the scene) from the score. The success probability is CLIP's
-own two-way softmax over {goal, baseline}: sigmoid(logit_scale * (s.g - s.b)).
+the plain cosine similarity to the goal; alpha = 1 keeps only the goal-minus-baseline direction,
+which removes what the two prompts share (the scene) from the score. The success probability is
+CLIP's own two-way softmax over {goal, baseline}: sigmoid(logit_scale * (s.g - s.b)).
 
 Linear probe: logistic regression on the frozen image embeddings of labelled frames, fitted with
-L-BFGS and an L2 penalty; its threshold is chosen on held-out episodes like the trained classifier's.
+L-BFGS and an L2 penalty; its threshold is chosen on held-out episodes, as the classifier's is.
 """
 
 from __future__ import annotations
@@ -54,16 +54,17 @@ class VLMConfig:
 
 def _missing_weights_message(path: Path, problem: str) -> str:
     return (
-        f"VLM weights: {problem} at {path}. Put a Hugging Face transformers CLIP checkpoint directory there "
+        f"VLM weights: {problem} at {path}. "
+        "Put a Hugging Face transformers CLIP checkpoint directory there "
         "(config.json, model.safetensors, tokenizer.json or vocab.json + merges.txt, optionally "
         "preprocessor_config.json), e.g. made on a machine with internet access by "
-        "`CLIPModel.from_pretrained('openai/clip-vit-base-patch32').save_pretrained(DIR)` and the same with "
-        "`CLIPTokenizer`; then copy DIR here. Nothing is downloaded at run time."
+        "`CLIPModel.from_pretrained('openai/clip-vit-base-patch32').save_pretrained(DIR)` "
+        "and the same with `CLIPTokenizer`; then copy DIR here. Nothing is downloaded at run time."
     )
 
 
 class ClipEmbedder:
-    """Unit-norm CLIP embeddings of uint8 frames and of prompts, from a local transformers checkpoint."""
+    """Unit CLIP embeddings of uint8 frames and prompts from a local transformers checkpoint."""
 
     def __init__(self, path: str | Path):
         path = Path(path)
@@ -304,8 +305,11 @@ def train_probe(
     seed: int = 0,
     embedder: ClipEmbedder | None = None,
 ) -> ProbeResult:
-    """Fit a linear probe on labelled frames; split by episode; threshold on validation for `target_precision`
-    and `target_recall` (`metrics.threshold_for_targets`, as the classifier's)."""
+    """Fit a linear probe on labelled frames, split by episode, threshold chosen on validation.
+
+    The threshold meets `target_precision` and `target_recall` (`metrics.threshold_for_targets`,
+    as the classifier's).
+    """
     from robot_rl.reward.training import collect_frames, split_by_episode
 
     probe = LinearProbe(config, embedder)

@@ -1,4 +1,4 @@
-"""The zarr v3 episode store (docs/data.md): write whole episodes, read and filter them, record env steps."""
+"""The zarr v3 episode store (docs/data.md): write whole episodes, read, filter, record steps."""
 
 from robot_rl.store.episodes import (
     SCHEMA_VERSION,

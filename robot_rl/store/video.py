@@ -1,4 +1,4 @@
-"""A video of one episode: the cameras side by side with the action, reward and intervention drawn on top."""
+"""A video of one episode: cameras side by side, action, reward and intervention drawn on top."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ POLICY_BGR = (0, 200, 0)
 
 
 def overlay_frames(episode: dict[str, np.ndarray], cameras: list[str] | None = None) -> np.ndarray:
-    """(T+1, H, W, 3) uint8 RGB frames: cameras side by side, a text panel, a red border on intervened steps."""
+    """(T+1, H, W, 3) uint8 RGB: cameras side by side, text panel, red border when intervened."""
     import cv2
 
     keys = (
@@ -42,7 +42,8 @@ def overlay_frames(episode: dict[str, np.ndarray], cameras: list[str] | None = N
         last = bool(episode["is_last"][t])
         action = " ".join(f"{v:+.2f}" for v in episode["action"][t])
         lines = [
-            f"t={t}  reward={float(episode['reward'][t]):.2f}  p(success)={float(episode['success_prob'][t]):.2f}"
+            f"t={t}  reward={float(episode['reward'][t]):.2f}  "
+            f"p(success)={float(episode['success_prob'][t]):.2f}"
             + ("  END" + (" (terminal)" if episode["is_terminal"][t] else "") if last else ""),
             f"action {action}" if not last else "",
             ("HUMAN" if intervened else "policy") + f"  v{int(episode['policy_version'][t])}",
@@ -60,7 +61,7 @@ def overlay_frames(episode: dict[str, np.ndarray], cameras: list[str] | None = N
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: float = 10.0) -> Path:
-    """Write RGB frames as .mp4 (OpenCV's bundled encoder, mp4v) or .gif (Pillow); the suffix decides."""
+    """Write RGB frames as .mp4 (OpenCV's bundled mp4v encoder) or .gif (Pillow) by the suffix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".gif":

@@ -54,7 +54,7 @@ Key = tuple[int, int]  # (session, seq)
 
 @dataclass(frozen=True)
 class LinkTiming:
-    """Heartbeat period, how long a silent peer is trusted, and when unacknowledged data is resent."""
+    """Heartbeat period, how long a silent peer is trusted, when unacknowledged data is resent."""
 
     heartbeat_s: float = 0.5
     peer_timeout_s: float = 3.0
@@ -319,8 +319,9 @@ class ActorClient:
         ):
             self._last_down_report = now
             log.warning(
-                "actor %s: learner unreachable at %s (no reply for %.1f s); acting with the current weights "
-                "and spooling transitions to %s (%d batches, %.1f MB)",
+                "actor %s: learner unreachable at %s (no reply for %.1f s); "
+                "acting with the current weights and spooling transitions to %s "
+                "(%d batches, %.1f MB)",
                 self.actor_id,
                 self.endpoint,
                 now - self._last_heard if self._last_heard else outage,
@@ -376,7 +377,7 @@ class ActorClient:
         return False
 
     def _frames(self, item: _Pending, key: Key) -> list[bytes]:
-        # `first_unacked` is stamped at send time: it is the oldest message of this session we still hold.
+        # `first_unacked` is stamped at send time: the oldest message of this session we still hold.
         first = next((s for (sess, s) in self._inflight if sess == key[0]), key[1])
         item.header["meta"]["first_unacked"] = min(first, key[1])
         return [msgpack.packb(item.header, use_bin_type=True), *item.buffers]
@@ -486,7 +487,7 @@ class LearnerServer:
         return out
 
     def publish_weights(self, arrays: dict[str, np.ndarray], version: int) -> None:
-        """Send actor parameters to every live actor (and to each one that joins later); newest wins."""
+        """Send actor parameters to every live actor (and any that joins later); newest wins."""
         meta = {"checksum": weights_checksum(arrays)}
         frames = [
             bytes(f)

@@ -3,7 +3,7 @@
 Layout written by `generate(directory)`:
     learner.key, learner.key_secret    the learner's certificate (public / secret)
     actor.key, actor.key_secret        the actors' certificate
-    authorized/actor.key               public keys the learner accepts (add more files to admit more)
+    authorized/actor.key               public keys the learner accepts (more files admit more)
 """
 
 from __future__ import annotations

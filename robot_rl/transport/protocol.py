@@ -96,7 +96,7 @@ class Message:
 
 
 def encode(msg: Message) -> list[bytes | memoryview]:
-    """Frames for `msg`: header, then each array's raw little-endian bytes (no copy when contiguous)."""
+    """Frames for `msg`: header, then each array's little-endian bytes (no copy if contiguous)."""
     specs = []
     buffers: list[bytes | memoryview] = []
     for name, array in msg.arrays.items():
@@ -124,7 +124,7 @@ def encode(msg: Message) -> list[bytes | memoryview]:
 
 
 def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
-    """Validate and decode frames (bytes, memoryviews or zmq.Frame); arrays view the frame memory."""
+    """Validate and decode frames (bytes, memoryview or zmq.Frame); arrays view the frame memory."""
     if not frames:
         raise ProtocolError("empty message")
     head = memoryview(frames[0])
@@ -191,7 +191,8 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         expected = math.prod(shape) * dtype.itemsize
         if buf.nbytes != expected:
             raise ProtocolError(
-                f"array {name!r}: shape {tuple(shape)} {dtype} needs {expected} bytes, frame has {buf.nbytes}"
+                f"array {name!r}: shape {tuple(shape)} {dtype} needs {expected} bytes, "
+                f"frame has {buf.nbytes}"
             )
         total += expected
         if total > limits.max_message_bytes:
@@ -255,7 +256,8 @@ def _check_spec(spec: Any, index: int, limits: Limits) -> tuple[str, np.dtype, l
         )
     if not isinstance(shape, list) or len(shape) > limits.max_ndim:
         raise ProtocolError(
-            f"array {name!r}: shape {_short(shape)} must be a list of at most {limits.max_ndim} sizes"
+            f"array {name!r}: shape {_short(shape)} must be a list of "
+            f"at most {limits.max_ndim} sizes"
         )
     for size in shape:
         if type(size) is not int or not 0 <= size <= limits.max_message_bytes:

@@ -12,7 +12,8 @@ from sim.config import RandomizationConfig
 # Collision bits (see sim/assets/panda_cell.xml): 1 static scene, 2 gripper, 4 free objects.
 STATIC, GRIPPER, OBJECT = 1, 2, 4
 # Grasps and tight clearances need stiffer contacts than MuJoCo's default 0.02 s time constant
-# (which lets a 40 N grasp sink several mm into a light object); 0.004 s is 4 physics steps at 1 kHz.
+# (which lets a 40 N grasp sink several mm into a light object); 0.004 s is 4 physics steps at
+# 1 kHz.
 STIFF = [0.004, 1.0]
 
 
@@ -54,7 +55,7 @@ class Task:
         tcp_pos: np.ndarray,
         tcp_quat: np.ndarray,
     ) -> bool:
-        """Place the objects (arm already at its start pose); returns whether the gripper starts closed."""
+        """Place the objects (arm already at its start pose); returns whether the gripper closes."""
         raise NotImplementedError
 
     def object_pose(self, data: mujoco.MjData) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""pick_cube: grasp a 4 cm cube placed at a random position and yaw on the table; lift it >= 10 cm."""
+"""pick_cube: grasp a 4 cm cube at a random position and yaw on the table; lift it >= 10 cm."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def arm_xml(wall_x: float | None = None) -> str:
     """MJCF of the arm (and a wall at x = wall_x, normal -x, when given)."""
     body = (
         '<site name="tcp" pos="0 0 0.2104" quat="0.9238795 0 0 -0.3826834"/>'
-        '<geom name="fingertip" type="sphere" size="0.01" pos="0 0 0.2104" contype="1" conaffinity="0"/>'
+        '<geom name="fingertip" type="sphere" size="0.01" pos="0 0 0.2104" '
+        'contype="1" conaffinity="0"/>'
     )
     for i in reversed(range(7)):
         pos, quat, mass, inertia, capsule = _LINKS[i]
@@ -44,20 +45,22 @@ def arm_xml(wall_x: float | None = None) -> str:
         ""
         if wall_x is None
         else (
-            f'<body name="wall" pos="{wall_x + 0.05} 0 0.3"><geom name="wall" type="box" size="0.05 0.5 0.5" '
-            f'contype="0" conaffinity="1"/></body>'
+            f'<body name="wall" pos="{wall_x + 0.05} 0 0.3">'
+            '<geom name="wall" type="box" size="0.05 0.5 0.5" contype="0" conaffinity="1"/></body>'
         )
     )
     return f"""
 <mujoco model="panda_like">
   <option timestep="0.001" integrator="implicitfast" gravity="0 0 -9.81"/>
-  <default><joint armature="0.1" range="-3 3" limited="false"/><geom contype="0" conaffinity="0"/></default>
+  <default>
+    <joint armature="0.1" range="-3 3" limited="false"/><geom contype="0" conaffinity="0"/>
+  </default>
   <worldbody>{body}{wall}</worldbody>
 </mujoco>"""
 
 
 class ArmSim:
-    """Steps the arm with the controller in the loop: mj_step1, read state, set torques, mj_step2."""
+    """Steps the arm with the controller in the loop: mj_step1, read state, torques, mj_step2."""
 
     def __init__(self, wall_x: float | None = None, q0: np.ndarray = HOME):
         self.model = mujoco.MjModel.from_xml_string(arm_xml(wall_x))

@@ -80,7 +80,8 @@ def step_response(law: str, step: str, seconds: float):
 def test_opspace_step_is_critically_damped(step):
     progress, _ = step_response("opspace", step, 1.0)
     assert progress.max() < 1.01, f"overshoot {100 * (progress.max() - 1):.2f} % of the step"
-    # Ideal critically damped: 1 - (1 + w t) exp(-w t) is within 1 % at w t = 6.6; w = sqrt(K) >= 10 rad/s.
+    # Ideal critically damped: 1 - (1 + w t) exp(-w t) is within 1 % at w t = 6.6;
+    # w = sqrt(K) >= 10 rad/s.
     assert abs(progress[-1] - 1.0) < 0.01, f"at 1 s only {100 * progress[-1]:.1f} % of the step"
 
 

@@ -1,4 +1,4 @@
-"""Safety filter properties under random commands (hypothesis), including NaN/inf, and the watchdog."""
+"""Safety filter properties under random commands (hypothesis), NaN/inf included; the watchdog."""
 
 import logging
 

@@ -73,7 +73,7 @@ class NodeProcess:
 
 @pytest.fixture
 def start_node(ros_domain, tmp_path):
-    """Factory: start_node('nodes.camera', ['-p', 'name:=front']) -> NodeProcess; stopped at teardown."""
+    """Factory: start_node('nodes.camera', ['-p', 'name:=front']) -> NodeProcess, stopped later."""
     started: list[NodeProcess] = []
 
     def start(module: str, ros_args: list[str] | None = None, env: dict[str, str] | None = None):

@@ -1,4 +1,4 @@
-"""camera node against pyrealsense2's software_device and a recording played back in another process."""
+"""camera node against pyrealsense2's software_device and a recording played in another process."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SERIAL = "000000424242"
 
 
 class SoftwareCamera:
-    """A RealSense made of software sensors: colour frame i is filled with i % 256, depth with 500 + i."""
+    """A RealSense of software sensors: colour frame i is filled with i % 256, depth 500 + i."""
 
     def __init__(self, fps: int = FPS):
         self.fps = fps
@@ -54,7 +54,7 @@ class SoftwareCamera:
         return vs
 
     def find(self):
-        """What RealSenseSource calls to get its device: fails like a missing camera while unplugged."""
+        """What RealSenseSource calls for its device: fails like a missing camera when unplugged."""
         from nodes.camera import CameraLost
 
         if not self.plugged:
@@ -160,8 +160,8 @@ def test_software_device_frames_intrinsics_depth_and_exposure(rclpy_context, spi
     assert info.header.frame_id == "front_color_optical_frame"
     assert cam.color.get_option(rs.option.exposure) == 2500.0
     assert cam.color.get_option(rs.option.enable_auto_exposure) == 0.0
-    # hardware timestamps: once the clock mapping has seen a few frames, consecutive stamps are 1/fps
-    # apart as on the camera clock, free of the arrival jitter
+    # hardware timestamps: once the clock mapping has seen a few frames, consecutive stamps are
+    # 1/fps apart as on the camera clock, free of the arrival jitter
     settled = got["image"][3:]
     stamps = np.array([from_time(m.header.stamp) for m in settled])
     numbers = np.array([int(image_array(m)[0, 0, 0]) for m in settled])

@@ -99,8 +99,9 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(
             sent_on.append(now)
         elif sent_on and sent_off is None:
             sent_off = now
-        # the operator keeps the device deflected and takes over by holding the button: the flag alone
-        # switches, so no tick can pair a fresh flag with the twist from before it (topics are not ordered)
+        # the operator keeps the device deflected and takes over by holding the button: the flag
+        # alone switches, so no tick can pair a fresh flag with the twist from before it (topics are
+        # not ordered)
         twist_pub.publish(twist_msg(np.array([TWIST_X, 0, 0, 0, 0, 0]), now, "world"))
         gripper_pub.publish(Float32(data=0.0))
         spin_until(node, lambda: False, 0.05)
@@ -127,15 +128,17 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(
         f"one contiguous take-over, got steps {on_steps.tolist()}"
     )
     assert on_steps.size >= 5, f"{on_steps.size} intervened steps for a 1.5 s take-over"
-    # exactly the steps observed while the operator held the flag, bounded by when the flags were sent (this
-    # loop's own pace drifts under load). No step is flagged before the first true flag existed; every step
-    # from 0.2 s after it until the last one is (message age on a loaded 2-core machine: the latency figure
-    # itself is robot-rl bench ros's); none is 0.35 s after the first false one
+    # exactly the steps observed while the operator held the flag, bounded by when the flags were
+    # sent (this loop's own pace drifts under load). No step is flagged before the first true flag
+    # existed; every step from 0.2 s after it until the last one is (message age on a loaded 2-core
+    # machine: the latency figure itself is robot-rl bench ros's); none is 0.35 s after the first
+    # false one
     assert sent_on and sent_off is not None
     inside = (stamps[:T] > sent_on[0] + 0.2) & (stamps[:T] < sent_on[-1])
     outside = (stamps[:T] < sent_on[0]) | (stamps[:T] > sent_off + 0.35)
     assert flags[inside].all() and not flags[outside].any(), (
-        f"flags {flags.astype(int).tolist()} at {np.round(stamps[:T] - sent_on[0], 2).tolist()} s from the first true flag"
+        f"flags {flags.astype(int).tolist()} at "
+        f"{np.round(stamps[:T] - sent_on[0], 2).tolist()} s from the first true flag"
     )
     # executed actions: the operator's on intervened steps, the policy's elsewhere
     np.testing.assert_allclose(
@@ -146,10 +149,10 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(
         ep["action"][off], np.clip(ep["policy_action"][off], -1, 1), atol=1e-6
     )
     assert not np.allclose(ep["policy_action"][on_steps], ep["action"][on_steps])
-    # and the robot followed the operator: +x on (nearly) every intervened step. How far is not asserted:
-    # the twin runs in real time, and a CPU-starved twin (three processes on two cores in CI) resynchronises
-    # and loses simulated time, so the distance per step depends on the machine's load; tracking accuracy
-    # is tests/nodes/test_sim_robot_node.py's subject
+    # and the robot followed the operator: +x on (nearly) every intervened step. How far is not
+    # asserted: the twin runs in real time, and a CPU-starved twin (three processes on two cores in
+    # CI) resynchronises and loses simulated time, so the distance per step depends on the machine's
+    # load; tracking accuracy is tests/nodes/test_sim_robot_node.py's subject
     x = ep["tcp_pose"][on_steps[0] : on_steps[-1] + 3, 0]
     steps_x = np.diff(x)
     assert np.mean(steps_x > 0) >= 0.8 and x[-1] - x[0] > 0.005, (

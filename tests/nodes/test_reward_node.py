@@ -82,8 +82,10 @@ def test_reward_node_bad_model_dir_exits_with_the_key(tmp_path, start_node):
 def test_reward_node_feeds_robot_state_to_a_proprio_classifier(
     tmp_path, rclpy_context, spin_until, start_node
 ):
-    """A classifier that reads the TCP pose and gripper width gets them from current_pose / joint_states,
-    and scores nothing while that state is missing."""
+    """A classifier reading TCP pose and gripper width gets them from current_pose / joint_states.
+
+    It scores nothing while that state is missing.
+    """
     import torch
     from geometry_msgs.msg import PoseStamped
     from rclpy.node import Node

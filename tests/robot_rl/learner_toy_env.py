@@ -1,4 +1,4 @@
-"""A small env following the robot env contract (Dict observation, Box(-1, 1, (7,)) action) for learner tests.
+"""A small env on the robot env contract (Dict observation, Box(-1, 1, (7,)) action) for learners.
 
 Reach-and-grasp on the table plane: the TCP starts at the origin, a cube sits at a random point in
 the plane z = 0 (action dz is ignored); moving within 5 cm of it and closing the gripper there is

@@ -1,4 +1,4 @@
-"""Synthetic episodes whose every value is derived from (seed, row), so a reader can check any episode it sees."""
+"""Synthetic episodes, every value derived from (seed, row), so a reader can check any it sees."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ IMAGE_SHAPE = (16, 16, 3)
 def make_episode(
     seed: int, steps: int = 12, image_shape: tuple[int, int, int] = IMAGE_SHAPE
 ) -> dict[str, np.ndarray]:
-    """An episode of `steps` actions in the contract's step-row layout, fully determined by `seed`."""
+    """An episode of `steps` actions in the contract's step-row layout, determined by `seed`."""
     rng = np.random.default_rng(seed)
     n = steps + 1
     t = np.arange(n)

@@ -1,4 +1,4 @@
-"""Learner and actors as real processes against the twin: kill -9 the learner, kill an actor, restart both."""
+"""Learner and actors as processes on the twin: kill -9 the learner, kill an actor, restart both."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`robot-rl train` end to end with a tiny budget: processes, demos, operator, evaluation, outputs."""
+"""`robot-rl train` end to end on a tiny budget: processes, demos, operator, evaluation, outputs."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwr
         "num_actors: 2\ndemos: 2\ntotal_env_steps: 150\nmax_wall_s: 300\nfinal_eval_episodes: 3\n"
         "eval_every_episodes: 2\n"
         "sac: {hidden: [32, 32]}\n"
-        "learner: {batch_size: 32, learning_starts: 20, publish_every: 5, checkpoint_every: 50, progress_every_s: 1.0}\n"
+        "learner: {batch_size: 32, learning_starts: 20, publish_every: 5, checkpoint_every: 50, "
+        "progress_every_s: 1.0}\n"
     )
     out = tmp_path / "run"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
@@ -87,8 +88,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_a_terminated_train_command_takes_its_learner_and_actors_with_it(tmp_path):
-    """`kill` of `robot-rl train` (SIGTERM, what a scheduler sends) once left the learner and actor processes
-    running on, orphaned, competing for the CPU with the next run."""
+    """`kill` of `robot-rl train` (SIGTERM, what a scheduler sends) stops its learner and actors.
+
+    None is left running orphaned, competing for the CPU with the next run.
+    """
     config = tmp_path / "long.yaml"
     config.write_text(
         "task: pick_cube\nenv: {max_episode_steps: 15}\ndemos: 1\ntotal_env_steps: 1000000\n"

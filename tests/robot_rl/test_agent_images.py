@@ -1,4 +1,4 @@
-"""Image path: pretrained EfficientNet-Lite0 backbone, DrQ shift, feature cache, image agent updates."""
+"""Images: pretrained EfficientNet-Lite0 backbone, DrQ shift, feature cache, image agent update."""
 
 import numpy as np
 import pytest

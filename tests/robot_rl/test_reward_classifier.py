@@ -1,4 +1,4 @@
-"""The trained success classifier on synthetic frames: a red block that is lifted (success) or resting."""
+"""The trained success classifier on synthetic frames: a red block lifted (success) or resting."""
 
 import numpy as np
 import pytest
@@ -136,7 +136,7 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
     with torch.no_grad():
         maps = [model.backbone(torch.from_numpy(probe["image_front"]))]
         logits = torch.stack([m(maps, torch.zeros(len(maps[0]), 0)) for m in model.members])
-    # trained apart (own initialisation, own batches), the members differ, and the model is their mean
+    # trained apart (own initialisation, own batches), the members differ; the model is their mean
     assert (logits[0] - logits[1]).abs().max() > 0.05
     np.testing.assert_allclose(
         model.predict_proba(probe), torch.sigmoid(logits).mean(0).numpy(), atol=1e-6
@@ -153,7 +153,8 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
     )
     with pytest.raises(ValueError, match=r"does not fit .*classifier.yaml.*missing \['members.1"):
         SuccessClassifier.load(tmp_path / "single", backbone=model.backbone)
-    # same parameter names, other shapes (e.g. saved by another version): named, not torch's size-mismatch error
+    # same parameter names, other shapes (e.g. saved by another version): named, not torch's
+    # size-mismatch error
     (tmp_path / "single" / "classifier.yaml").write_text(
         (tmp_path / "single" / "classifier.yaml")
         .read_text()
@@ -167,8 +168,10 @@ def test_ensemble_averages_its_members_and_round_trips(episodes, tmp_path):
 
 
 def test_proprio_decides_what_the_image_cannot(tmp_path):
-    """The same frame everywhere, success given only by a state key: the proprio input carries it, standardised
-    with the training frames' statistics, and the statistics travel with the saved model."""
+    """The same frame everywhere, success given only by a state key: the proprio input carries it.
+
+    It is standardised with the training frames' statistics, which travel with the saved model.
+    """
     frame = np.random.default_rng(1).integers(90, 140, (128, 128, 3), dtype=np.uint8)
     episodes = []
     for i in range(12):
@@ -232,9 +235,12 @@ def test_proprio_decides_what_the_image_cannot(tmp_path):
 
 
 def test_proprio_term_resolves_a_success_line_millimetres_wide():
-    """Success at a TCP height of 12 cm, heights spread over 18 cm (std ~5 cm): the proprio term learns a
-    boundary steep enough to be confident 3 mm either side of it, so it can outvote an image that is unsure
-    there (at the image head's learning rate it stays near 0.5 on both sides)."""
+    """Success at a TCP height of 12 cm, heights spread over 18 cm: the proprio term is sharp.
+
+    With heights of std ~5 cm it learns a boundary steep enough to be confident 3 mm either side of
+    it, so it can outvote an image that is unsure there (at the image head's learning rate it stays
+    near 0.5 on both sides).
+    """
     rng = np.random.default_rng(0)
     frame = rng.integers(90, 140, (128, 128, 3), dtype=np.uint8)
 
@@ -260,8 +266,11 @@ def test_proprio_term_resolves_a_success_line_millimetres_wide():
 
 
 def test_proprio_reads_its_components_and_never_extrapolates(tmp_path):
-    """A policy drives the arm where no training frame went (the gripper tilted a few degrees); the state term
-    there must say what it said at the edge of the training range, not extrapolate (docs/reward.md)."""
+    """Where no training frame went (gripper tilted a few degrees) the state term holds its edge.
+
+    A policy drives the arm there; the state term must say what it said at the edge of the training
+    range, not extrapolate (docs/reward.md).
+    """
     rng = np.random.default_rng(0)
     frame = rng.integers(90, 140, (1, 128, 128, 3), dtype=np.uint8)
     seen = np.c_[

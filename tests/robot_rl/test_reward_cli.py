@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import yaml
 from test_reward_classifier import synthetic_episode
-from test_reward_vlm import clip_dir  # noqa: F401  (fixture)
 
 from robot_rl.cli import reward as reward_cli
 from robot_rl.reward.classifier import SuccessClassifier

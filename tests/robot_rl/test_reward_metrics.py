@@ -63,7 +63,7 @@ def test_threshold_confidence_asks_more_of_thin_evidence():
         "tn": 200,
         "fn": 0,
     }
-    # 220 / 224 = 0.982 is the lucky edge: its 80 % lower bound is 0.973; with 2 negatives in it is 0.990
+    # 220 / 224 = 0.982 is the lucky edge: its 80 % lower bound is 0.973; with 2 negatives in, 0.990
     sure, met = metrics.threshold_for_precision(labels, scores, 0.98, confidence=0.8)
     assert met and metrics.confusion(labels, scores, sure) == {
         "tp": 220,
@@ -135,7 +135,7 @@ def test_label_config_rejects_bad_values():
 
 
 def test_threshold_for_targets_keeps_the_precision_margin_a_perfect_detector_has():
-    # 300 positives on top, then 205 negatives: with up to 6 of them in, precision still reaches 0.98
+    # 300 positives on top, then 205 negatives: with up to 6 of them in, precision still hits 0.98
     labels = np.r_[np.ones(300), np.zeros(205)].astype(bool)
     scores = np.linspace(1.0, 0.0, len(labels))
     spend, met = metrics.threshold_for_precision(labels, scores, 0.98)
@@ -152,11 +152,12 @@ def test_threshold_for_targets_keeps_the_precision_margin_a_perfect_detector_has
 
 
 def test_threshold_for_targets_takes_the_point_farthest_inside_both():
-    # 200 positives, then five blocks of (1 negative, 10 positives), then 300 negatives: 250 positives
+    # 200 positives, five blocks of (1 negative, 10 positives), 300 negatives: 250 positives in all
     labels = np.r_[np.ones(200), np.tile(np.r_[0, np.ones(10)], 5), np.zeros(300)].astype(bool)
     scores = np.linspace(1.0, 0.0, len(labels))
-    # point estimates: after 3 blocks precision 230/233 = 0.987 (z 0.78), recall 0.92 (z 1.05); after 4 blocks
-    # 0.984 (z 0.40) / 0.96 (z 3.2); the precision-only rule goes on to all five negatives (250/255 = 0.980)
+    # point estimates: after 3 blocks precision 230/233 = 0.987 (z 0.78), recall 0.92 (z 1.05);
+    # after 4 blocks 0.984 (z 0.40) / 0.96 (z 3.2); the precision-only rule goes on to all five
+    # negatives (250/255 = 0.980)
     t, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.5)
     assert met and metrics.confusion(labels, scores, t) == {"tp": 230, "fp": 3, "tn": 302, "fn": 20}
     z = min(
@@ -170,8 +171,9 @@ def test_threshold_for_targets_takes_the_point_farthest_inside_both():
         ]
         == 5
     )
-    # confidence does not move the point, it decides `met`: z 0.776 is short of 0.84 (80 %). A Wilson bound at 80 %
-    # would have let only 2 blocks qualify (220/222) and taken recall 0.88, below its target
+    # confidence does not move the point, it decides `met`: z 0.776 is short of 0.84 (80 %). A
+    # Wilson bound at 80 % would have let only 2 blocks qualify (220/222) and taken recall 0.88,
+    # below its target
     t80, met = metrics.threshold_for_targets(labels, scores, 0.98, 0.9, confidence=0.8)
     assert not met and t80 == t
     assert (
@@ -180,7 +182,7 @@ def test_threshold_for_targets_takes_the_point_farthest_inside_both():
         )["fn"]
         == 30
     )
-    # five clean positives reach 0.98 but cannot show it with 80 % confidence: all five taken, not met
+    # five clean positives reach 0.98 but cannot show it at 80 % confidence: all five taken, not met
     few, ranked = np.r_[np.ones(5), np.zeros(5)].astype(bool), np.linspace(1, 0, 10)
     t, met = metrics.threshold_for_targets(few, ranked, 0.98, 0.9)
     assert not met and metrics.confusion(few, ranked, t) == {"tp": 5, "fp": 0, "tn": 5, "fn": 0}

@@ -1,4 +1,4 @@
-"""The twin closed loop at small scale: classifier trained on expert frames, scored on other seeds."""
+"""The twin closed loop, small: a classifier trained on expert frames, scored on other seeds."""
 
 import numpy as np
 import pytest
@@ -63,7 +63,7 @@ def test_error_margins_are_the_error_frames_heights():
 
 
 class StateRule:
-    """A reward model deciding from the robot state alone: what the empty-hand probe exists to catch."""
+    """A reward model deciding from robot state alone: what the empty-hand probe exists to catch."""
 
     cameras = ("front_level",)
     threshold = 0.5
@@ -95,7 +95,7 @@ def test_empty_hand_probe_opens_or_closes_on_nothing_and_rises_past_the_success_
 
 @pytest.mark.slow
 def test_classifier_separates_lifted_cube_on_held_out_twin_episodes():
-    # front_level: the reward view the bench measures (docs/reward.md), level with the success height
+    # front_level: the reward view the bench measures (docs/reward.md), level with success height
     cameras = ("front_level",)
     train_eps = twin_episodes(12, seed=0, cameras=cameras)
     test_eps = twin_episodes(6, seed=50_000, cameras=cameras)

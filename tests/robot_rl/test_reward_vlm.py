@@ -1,6 +1,4 @@
-"""VLM back ends with a tiny randomly initialised CLIP saved to disk (no weights can be downloaded here)."""
-
-import json
+"""VLM back ends on a tiny random CLIP saved to disk (no weights can be downloaded here)."""
 
 import numpy as np
 import pytest
@@ -11,47 +9,6 @@ from robot_rl.reward import vlm
 from robot_rl.reward.labels import LABEL_KEY
 
 torch.set_num_threads(1)
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-# character-level BPE: every letter, alone and word-final, and no merges
-VOCAB = (
-    list(LETTERS) + [c + "</w>" for c in LETTERS] + ["<unk>", "<|startoftext|>", "<|endoftext|>"]
-)
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    """A tiny CLIP checkpoint directory as `save_pretrained` writes it, tokenizer included."""
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("clip")
-    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
-    (d / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
-    text = dict(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-        bos_token_id=len(VOCAB) - 2,
-        eos_token_id=len(VOCAB) - 1,
-        pad_token_id=len(VOCAB) - 1,
-    )
-    vision = dict(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-    )
-    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))
-    out = d / "tiny-clip"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def test_missing_weights_say_what_to_put_where(tmp_path):
@@ -64,7 +21,10 @@ def test_missing_weights_say_what_to_put_where(tmp_path):
 
 def test_vlm_rm_projection_math():
     rng = np.random.default_rng(0)
-    unit = lambda x: torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=-1)  # noqa: E731
+
+    def unit(x):
+        return torch.nn.functional.normalize(torch.as_tensor(x, dtype=torch.float32), dim=-1)
+
     s, g, b = unit(rng.normal(size=(5, 8))), unit(rng.normal(size=8)), unit(rng.normal(size=8))
     # alpha 0: plain cosine similarity to the goal (unit vectors: 1 - |s - g|^2 / 2 = s.g)
     torch.testing.assert_close(vlm.vlm_rm_reward(s, g, b, 0.0), s @ g)
@@ -100,7 +60,7 @@ def test_zero_shot_scores_frames_and_round_trips(clip_dir, tmp_path):
 
 
 def tinted_episode(rng: np.random.Generator, success: bool, n: int = 8) -> dict:
-    """Success frames are tinted red, the others green: a difference a random CLIP's embeddings keep."""
+    """Success frames tinted red, the others green: a difference a random CLIP's embedding keeps."""
     ep = synthetic_episode(rng, n=n, success=success)
     lifted = ep[LABEL_KEY]
     ep["image_front"][lifted, ..., 0] = np.minimum(

@@ -1,4 +1,4 @@
-"""A writer SIGKILLed at random moments never leaves a broken store; a reader can follow a live writer."""
+"""A writer SIGKILLed at random never leaves a broken store; a reader can follow a live writer."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def start_writer(path: Path) -> subprocess.Popen:
 
 
 def check_store(path: Path, verified: int) -> int:
-    """Open read-only, check every episode not checked before (and the last one); return the count."""
+    """Open read-only, check each episode not checked yet (and the last one); return the count."""
     store = EpisodeStore.open(path)
     n = len(store)
     for i in sorted({*range(verified, n), n - 1} - {-1}):
@@ -54,7 +54,7 @@ def check_store(path: Path, verified: int) -> int:
 
 
 def uncommitted_leftovers(path: Path) -> bool:
-    """Frames or rows written past the committed end: evidence that the kill landed inside a commit."""
+    """Frames or rows past the committed end: evidence that the kill landed inside a commit."""
     store = EpisodeStore.open(path)
     root = zarr.open_group(str(path), mode="r")
     n = store.num_steps

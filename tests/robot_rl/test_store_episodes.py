@@ -1,4 +1,4 @@
-"""The zarr episode store on disk: round trip, plain-zarr readability, filters, bad input, failing writes."""
+"""Episode store on disk: round trip, plain-zarr reads, filters, bad input, failed writes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""A run whose reward comes from a reward model: config, the twin actor's env, what the actor records,
-and a learner that stores cached backbone features instead of pixels."""
+"""A run whose reward comes from a reward model: config, env, records, cached-feature learner.
+
+Covers the config, the twin actor's env, what the actor records, and a learner that stores cached
+backbone features instead of pixels.
+"""
 
 import numpy as np
 import pytest
@@ -105,7 +108,7 @@ def test_image_run_config_reads_pixels_and_the_reward_model(reward_dir):
         policy.image_keys == ("image_front", "image_wrist")
         and "object_pose" not in env.observation_space.spaces
     )
-    # the level cameras are rendered for a reward model but neither read by the policy nor stored in replay
+    # level cameras are rendered for a reward model, neither read by the policy nor stored in replay
     assert {"image_front_level", "image_side_level"} <= set(env.observation_space.spaces)
     assert set(SACAgent(obs_spec(env), cfg.sac, backbone=policy.backbone).storage_spec()) == set(
         policy.read_keys

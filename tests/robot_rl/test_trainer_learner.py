@@ -1,4 +1,4 @@
-"""Synchronous trainer: learns a small grasp task from demos, resumes a run, runs on the MuJoCo twin."""
+"""Synchronous trainer: learns a small grasp task from demos, resumes a run, runs on the twin."""
 
 import dataclasses
 import json
@@ -96,7 +96,7 @@ def test_wsrl_pretrains_then_drops_offline_data():
     )
     trainer = Trainer(cfg, ToyGraspEnv, ToyExpert)
     trainer.run()
-    # 5 pre-training updates, none during the 40 warm-up steps, then one per env step (online data only)
+    # 5 pre-training updates, none in the 40 warm-up steps, then one per env step (online data only)
     assert trainer.agent.critic_steps == 5 + (60 - 40 + 1)
 
 

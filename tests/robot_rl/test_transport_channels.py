@@ -245,7 +245,7 @@ def test_wrong_protocol_version_gets_a_reply_naming_both_versions(tmp_path, capl
 
 
 def _fuzz_messages(count: int, seed: int = 0):
-    """Random invalid inputs: garbage, header bytes flipped, truncations, frames dropped or added."""
+    """Invalid inputs: garbage, flipped header bytes, truncations, frames dropped or added."""
     rng = np.random.default_rng(seed)
     valid = [
         bytes(f)
@@ -279,8 +279,9 @@ def test_ten_thousand_bad_messages_are_each_rejected_and_the_learner_keeps_servi
     caplog.set_level(logging.WARNING, logger="robot_rl.transport.channels")
     endpoint = _free_endpoint()
     server = LearnerServer(endpoint, HASH, timing=FAST).start()
-    # The intruder's identity never matches the actor_id inside the messages, so even a mutation that
-    # happens to decode is refused: every one of the messages must be rejected with a logged reason.
+    # The intruder's identity never matches the actor_id inside the messages, so even a mutation
+    # that happens to decode is refused: every one of the messages must be rejected with a logged
+    # reason.
     intruder = _raw_dealer(endpoint, b"intruder/1")
     sent = 0
     for frames in _fuzz_messages(10_000):

@@ -1,4 +1,4 @@
-"""Wire protocol: round trips, and rejection of malformed, truncated, oversized, wrong-version input."""
+"""Wire protocol: round trips; malformed, truncated, oversized, wrong-version input is rejected."""
 
 from __future__ import annotations
 

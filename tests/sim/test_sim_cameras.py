@@ -1,4 +1,4 @@
-"""Camera YAML (calibration's format): validation, frame conventions, and projection vs rendering."""
+"""Camera YAML (calibration's format): validation, frame conventions, projection vs rendering."""
 
 from pathlib import Path
 

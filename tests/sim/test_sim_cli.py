@@ -1,4 +1,4 @@
-"""`robot-rl demo --expert-only` and `robot-rl bench sim --json` run the twin and print what they promise."""
+"""`robot-rl demo --expert-only` and `bench sim --json` run the twin and print what they promise."""
 
 import json
 

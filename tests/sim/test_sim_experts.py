@@ -1,4 +1,4 @@
-"""Scripted experts: success over randomised seeds, and taking over from whatever state a policy left."""
+"""Scripted experts: success over randomised seeds, and taking over from any state a policy left."""
 
 import numpy as np
 import pytest
