@@ -155,7 +155,6 @@ class Learner:
         self.eval_episodes = 0
         self.wall_s_before = 0.0
         self.last_metrics: dict[str, float] = {}
-        self._budget = (cfg.total_env_steps, cfg.max_wall_s)  # what run() was given
         self._stop = False
 
         t = cfg.transport
@@ -277,7 +276,6 @@ class Learner:
             on_listening()
         start = time.monotonic()
         next_report = start + lc.progress_every_s
-        self._budget = (total_env_steps, max_wall_s)
         first_updates, first_steps = self.agent.critic_steps, self.env_steps
         report_updates, report_steps, report_t = first_updates, first_steps, start
         while not self._stop:
@@ -406,14 +404,11 @@ class Learner:
         line = format_progress(
             Progress(
                 elapsed_s=wall,
-                max_wall_s=self._budget[1],
                 env_steps=self.env_steps,
-                total_env_steps=self._budget[0],
                 updates_per_s=updates_per_s,
                 success_rate=float(success),
                 eval_success_rate=float(eval_success),
                 intervention_rate=row["intervention_rate"],
-                interventions=self.takeovers,
             )
         )
         if final:

@@ -22,14 +22,11 @@ class Progress:
     """What an operator watching a run wants at a glance; rates are NaN until measured."""
 
     elapsed_s: float
-    max_wall_s: float
     env_steps: int
-    total_env_steps: int
     updates_per_s: float
     success_rate: float  # recent training episodes, operator included
     eval_success_rate: float  # recent operator-free evaluation episodes
     intervention_rate: float  # share of recent training steps the operator drove
-    interventions: int  # take-overs so far
 
 
 def _clock(seconds: float) -> str:
@@ -43,14 +40,12 @@ def _rate(value: float) -> str:
 
 
 def format_progress(p: Progress) -> str:
-    """One line: elapsed, env steps, updates/s, success, eval success, interventions."""
+    """One line; under 80 columns for runs shorter than 10 h and a million env steps."""
+    interventions = "-" if math.isnan(p.intervention_rate) else f"{p.intervention_rate:.0%}"
     return (
-        f"{_clock(p.elapsed_s)}/{_clock(p.max_wall_s)}"
-        f"  env steps {p.env_steps:,}/{p.total_env_steps:,}"
-        f"  updates {p.updates_per_s:.1f}/s"
-        f"  success {_rate(p.success_rate)}"
-        f"  eval {_rate(p.eval_success_rate)}"
-        f"  interventions {p.interventions} ({_rate(p.intervention_rate)} of steps)"
+        f"{_clock(p.elapsed_s)}  steps {p.env_steps:,}  {p.updates_per_s:.1f} upd/s"
+        f"  success {_rate(p.success_rate)}  eval {_rate(p.eval_success_rate)}"
+        f"  interventions {interventions}"
     )
 
 
