@@ -1,5 +1,4 @@
-"""`robot-rl train --config FILE --out runs/NAME`: learner + actors + scripted operator in the
-twin."""
+"""`robot-rl train --config FILE --out runs/NAME`: learner + actors + operator in the twin."""
 
 from __future__ import annotations
 

@@ -51,8 +51,7 @@ def free_endpoint() -> str:
 
 
 def _log_handlers(log_file: str | Path | None) -> list[logging.Handler]:
-    """INFO and up to `log_file` with only errors on the console; without a file, all to the
-    console."""
+    """INFO and up to `log_file`, only errors to the console; without a file, all to the console."""
     console = logging.StreamHandler(sys.stderr)
     handlers: list[logging.Handler] = [console]
     if log_file is not None:

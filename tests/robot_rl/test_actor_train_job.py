@@ -1,4 +1,4 @@
-"""`robot-rl train` end to end with a tiny budget: processes, demos, operator, evaluation, outputs."""
+"""`robot-rl train` end to end on a tiny budget: processes, demos, operator, eval, outputs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from robot_rl.store import EpisodeStore
 
 
 @pytest.mark.slow
-def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwrite(tmp_path):
+def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwrite(
+    tmp_path, capfd
+):
     config = tmp_path / "tiny.yaml"
     config.write_text(
         "task: pick_cube\n"
@@ -25,10 +27,18 @@ def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwr
         "num_actors: 2\ndemos: 2\ntotal_env_steps: 150\nmax_wall_s: 300\nfinal_eval_episodes: 3\n"
         "eval_every_episodes: 2\n"
         "sac: {hidden: [32, 32]}\n"
-        "learner: {batch_size: 32, learning_starts: 20, publish_every: 5, checkpoint_every: 50, progress_every_s: 1.0}\n"
+        "learner: {batch_size: 32, learning_starts: 20, publish_every: 5, checkpoint_every: 50,"
+        " progress_every_s: 1.0}\n"
     )
     out = tmp_path / "run"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    console = capfd.readouterr()
+    # the console: where the run goes, progress lines, where the results are; no log, no warning
+    assert f"run folder {out}/" in console.out and "  steps " in console.out
+    assert str(out / "summary.json") in console.out and console.err == ""
+    log = (out / "train.log").read_text()
+    assert "learner INFO robot_rl.loop.learner" in log and "actor-1 INFO" in log
+    assert "OpenGL_accelerate" not in log
     summary = json.loads((out / "summary.json").read_text())
     for key in (
         "eval_success_rate",
@@ -87,8 +97,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_a_terminated_train_command_takes_its_learner_and_actors_with_it(tmp_path):
-    """`kill` of `robot-rl train` (SIGTERM, what a scheduler sends) once left the learner and actor processes
-    running on, orphaned, competing for the CPU with the next run."""
+    """`kill` of `robot-rl train` (SIGTERM, what a scheduler sends) once left the learner and
+    actor processes running on, orphaned, competing for the CPU with the next run."""
     config = tmp_path / "long.yaml"
     config.write_text(
         "task: pick_cube\nenv: {max_episode_steps: 15}\ndemos: 1\ntotal_env_steps: 1000000\n"
