@@ -6,12 +6,18 @@ Scripted experts: sim.experts.make_expert(env), sim.experts.evaluate(task, episo
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from controllers.config import from_dict, to_dict
 from sim.config import EnvConfig, RandomizationConfig, load_env_config
 
 __all__ = ["EnvConfig", "RandomizationConfig", "load_env_config", "make_env"]
+
+# With MUJOCO_GL=egl, `import mujoco` loads PyOpenGL, which logs at INFO that its optional C
+# speed-ups (OpenGL_accelerate) are missing; rendering is correct without them, so only that
+# logger is quieted, here, before any module of the twin imports mujoco.
+logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
 
 
 def make_env(

@@ -2,7 +2,8 @@
 
 Trains pick_cube in the MuJoCo twin with the default experiment config (learner and actor
 processes over ZeroMQ, scripted demonstrations, a scripted operator that intervenes), then says
-where the results are. `--expert-only` runs the scripted expert instead, for a quick look at the twin.
+where the results are. `--expert-only` runs the scripted expert instead, for a quick look at the
+twin.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from robot_rl.cli import train
 
     out = args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"robot-rl demo: training pick_cube in the MuJoCo twin; results go to {out}/", flush=True)
+    print(
+        "robot-rl demo: training pick_cube in the MuJoCo twin from scripted demonstrations, with a "
+        "scripted operator taking over when the policy fails",
+        flush=True,
+    )
     return train.run(
         argparse.Namespace(config=args.config, out=out, resume=False, actors=None, endpoint=None)
     )
@@ -55,7 +60,7 @@ def _expert(args: argparse.Namespace) -> int:
     result = evaluate("pick_cube", args.episodes, seed=0)
     successes = round(result["success_rate"] * args.episodes)
     print(
-        f"robot-rl demo: MuJoCo twin, pick_cube, scripted expert: {successes}/{args.episodes} randomised "
-        f"episodes succeeded (mean {result['mean_steps']:.1f} steps at 10 Hz)"
+        f"robot-rl demo: MuJoCo twin, pick_cube, scripted expert: {successes}/{args.episodes} "
+        f"randomised episodes succeeded (mean {result['mean_steps']:.1f} steps at 10 Hz)"
     )
     return 0

@@ -1,10 +1,10 @@
-"""`robot-rl train --config FILE --out runs/NAME`: learner + actors + scripted operator in the twin."""
+"""`robot-rl train --config FILE --out runs/NAME`: learner + actors + operator in the twin."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _stop(signum: int, frame) -> None:
     raise SystemExit(
-        f"robot-rl train: stopped by signal {signum}; learner and actors stopped, the last checkpoint "
-        "kept (continue with --resume)"
+        f"robot-rl train: stopped by signal {signum}; learner and actors stopped, the last "
+        "checkpoint kept (continue with --resume)"
     )
 
 
@@ -45,12 +45,33 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.config, {"num_actors": args.actors} if args.actors else None)
     except ConfigError as exc:
         raise SystemExit(f"robot-rl train: {exc}") from None
-    # `kill` (a scheduler, a supervisor) stops the run as Ctrl-C does: the learner and actor processes with it
+    # `kill` (a scheduler, a supervisor) stops the run as Ctrl-C does: the learner and actor
+    # processes with it
     signal.signal(signal.SIGTERM, _stop)
     try:
         summary = run_train(cfg, args.out, resume=args.resume, endpoint=args.endpoint)
     except (FileExistsError, FileNotFoundError) as exc:
         raise SystemExit(f"robot-rl train: {exc}") from None
-    print(json.dumps(summary, indent=1))
-    print(f"results in {args.out}: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/")
+    print(results_message(Path(args.out), summary))
     return 0
+
+
+def results_message(out: Path, summary: dict) -> str:
+    """What the run achieved and where its results are, for the console."""
+    from robot_rl.loop.train_job import LOG_FILE
+
+    if summary["eval_success_rate"] is None:
+        outcome = "no final evaluation (final_eval_episodes: 0)"
+    else:
+        outcome = (
+            f"final evaluation success {summary['eval_success_rate']:.2f} over "
+            f"{summary['eval_episodes']} episodes"
+        )
+    return (
+        f"done in {summary['wall_s'] / 60:.1f} min, {summary['env_steps']:,} env steps: {outcome}\n"
+        f"  summary         {out / 'summary.json'}\n"
+        f"  learning curve  {out / 'learning_curve.png'}\n"
+        f"  checkpoint      {summary['checkpoint']}/\n"
+        f"  metrics         {out / 'metrics.csv'}, tensorboard --logdir {out / 'tb'}\n"
+        f"  detailed log    {out / LOG_FILE}"
+    )

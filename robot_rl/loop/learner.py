@@ -10,7 +10,8 @@
   `checkpoint_every` updates, at the end, and on SIGTERM/SIGINT. Received data is durable in the
   transport journal (acknowledged only once written), so `resume=True` restores the agent from
   the checkpoint and the buffers by replaying the journal: nothing acknowledged is lost.
-- Logs to `metrics.csv`, TensorBoard event files (`tb/`) and a live console progress line.
+- Logs every `progress_every_s` to `metrics.csv`, TensorBoard (`tb/`, through torch's
+  SummaryWriter) and the `robot_rl.loop.learner` logger, and shows one live progress line on stdout.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import collections
 import csv
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,14 +27,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.tensorboard import SummaryWriter
 
 from controllers.config import to_dict
 from robot_rl.agents.checkpoint import load_checkpoint, save_checkpoint
 from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer, sample_symmetric
 from robot_rl.agents.sac import SACAgent
 from robot_rl.loop.offline import preload
+from robot_rl.loop.progress import Progress, ProgressLine, format_progress
 from robot_rl.loop.run_config import RunConfig
-from robot_rl.tb_events import EventWriter
 from robot_rl.transport import keys as keyfiles
 from robot_rl.transport.channels import LearnerServer, LinkTiming
 from robot_rl.transport.journal import Journal
@@ -42,6 +43,8 @@ from robot_rl.transport.protocol import Message
 
 log = logging.getLogger(__name__)
 
+TB_FLUSH_S = 30.0  # TensorBoard shows a run at most this far behind
+TB_QUEUE = 200  # events held for the writer's thread: several reports, so adding never blocks
 CSV_FIELDS = (
     "wall_s",
     "env_steps",
@@ -125,6 +128,7 @@ class Learner:
         run_dir: str | Path,
         resume: bool = False,
         endpoint: str | None = None,
+        progress: ProgressLine | None = None,
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -185,7 +189,9 @@ class Learner:
         self._csv = csv.DictWriter(self._csv_file, CSV_FIELDS)
         if new_csv:
             self._csv.writeheader()
-        self.tb = EventWriter(self.run_dir / "tb")
+        # the writer's own thread writes and flushes, so a report never waits on the disk
+        self.tb = SummaryWriter(self.run_dir / "tb", max_queue=TB_QUEUE, flush_secs=TB_FLUSH_S)
+        self.progress = progress if progress is not None else ProgressLine()
 
     # ---- data ----------------------------------------------------------------------------------
     def ingest(self, msg: Message) -> None:
@@ -291,7 +297,8 @@ class Learner:
             on_listening()
         start = time.monotonic()
         next_report = start + lc.progress_every_s
-        report_updates, report_steps, report_t = self.agent.critic_steps, self.env_steps, start
+        first_updates, first_steps = self.agent.critic_steps, self.env_steps
+        report_updates, report_steps, report_t = first_updates, first_steps, start
         while not self._stop:
             for msg in self.server.receive():
                 self.ingest(msg)
@@ -330,12 +337,18 @@ class Learner:
                     now,
                 )
                 next_report = now + lc.progress_every_s
-        wall = self.wall_s_before + time.monotonic() - start
+        now = time.monotonic()
+        wall = self.wall_s_before + now - start
         self.save(wall)
         self.server.publish_weights(self.agent.actor_parameters(), self.agent.critic_steps)
-        self._report(wall, 0.0, 0.0)
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
+        # the last row's rates are the session's means: its own interval may be a few milliseconds
+        dt = max(now - start, 1e-9)
+        self._report(
+            wall,
+            (self.agent.critic_steps - first_updates) / dt,
+            (self.env_steps - first_steps) / dt,
+            final=True,
+        )
         time.sleep(0.2)  # let the final weights and acknowledgements leave
         return self.summary(wall)
 
@@ -362,7 +375,10 @@ class Learner:
         steps = sum(s for _, _, s in self.train_window)
         return round(sum(i for _, i, _ in self.train_window) / steps, 4) if steps else 0.0
 
-    def _report(self, wall: float, updates_per_s: float, steps_per_s: float) -> None:
+    def _report(
+        self, wall: float, updates_per_s: float, steps_per_s: float, final: bool = False
+    ) -> None:
+        """One row to metrics.csv, TensorBoard and the log; the progress line; `final` ends it."""
         success = (
             np.mean([s for s, _, _ in self.train_window]) if self.train_window else float("nan")
         )
@@ -390,18 +406,36 @@ class Learner:
         }
         self._csv.writerow(row)
         self._csv_file.flush()
-        self.tb.scalars(self.env_steps, {k: float(v) for k, v in row.items() if k != "env_steps"})
-        line = (
-            f"[learner] {wall:6.0f}s  env steps {self.env_steps:>7}  "
-            f"updates {self.agent.critic_steps:>7} ({updates_per_s:5.1f}/s)  "
-            f"{steps_per_s:6.1f} steps/s  success {row['success_rate']:.2f}  "
-            f"eval {row['eval_success_rate']:.2f}  interventions {row['intervention_rate']:.2f}  "
-            f"actors {row['live_actors']}"
+        for tag, value in row.items():
+            if tag != "env_steps":
+                self.tb.add_scalar(tag, float(value), self.env_steps)
+        log.info(
+            "%6.0fs  env steps %7d  updates %7d (%5.1f/s)  %6.1f steps/s  success %.2f  eval %.2f  "
+            "interventions %.2f  actors %d",
+            wall,
+            self.env_steps,
+            self.agent.critic_steps,
+            updates_per_s,
+            steps_per_s,
+            row["success_rate"],
+            row["eval_success_rate"],
+            row["intervention_rate"],
+            row["live_actors"],
         )
-        if sys.stderr.isatty():
-            print("\r" + line, end="", file=sys.stderr, flush=True)
+        line = format_progress(
+            Progress(
+                elapsed_s=wall,
+                env_steps=self.env_steps,
+                updates_per_s=updates_per_s,
+                success_rate=float(success),
+                eval_success_rate=float(eval_success),
+                intervention_rate=row["intervention_rate"],
+            )
+        )
+        if final:
+            self.progress.close(line)
         else:
-            print(line, file=sys.stderr, flush=True)
+            self.progress.show(line)
 
     def close(self) -> None:
         self.server.close()

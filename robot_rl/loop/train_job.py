@@ -8,11 +8,15 @@ operator-free evaluation episode. When the step or time budget is spent the lear
 and exits, the actors stop, and `final_eval_episodes` randomised episodes evaluate the final
 checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/.
 
+The console shows where the run goes, the learner's one live progress line and where the results
+are, plus any error in full; every process logs the details (and Python warnings) to train.log.
+
 This module (and the CLI) may import the twin; robot_rl's core modules never do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -20,7 +24,9 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,8 @@ from robot_rl.loop.run_config import RunConfig
 log = logging.getLogger(__name__)
 
 EVAL_SEED = 50_000_000  # final evaluation episodes never reuse a training seed
+LOG_FILE = "train.log"  # in the run folder: the detailed log of every process of the run
+_LOG_FORMAT = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
 
 
 def free_endpoint() -> str:
@@ -42,14 +50,43 @@ def free_endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def _setup_process(threads: int) -> None:
+def _log_handlers(log_file: str | Path | None) -> list[logging.Handler]:
+    """INFO and up to `log_file`, only errors to the console; without a file, all to the console."""
+    console = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [console]
+    if log_file is not None:
+        console.setLevel(logging.ERROR)
+        handlers.append(logging.FileHandler(log_file))
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    return handlers
+
+
+def _setup_process(threads: int, log_file: str | Path | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("robot_rl.loop.learner").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, handlers=_log_handlers(log_file))
+    logging.captureWarnings(True)
+
+
+@contextlib.contextmanager
+def _logging_to(log_file: Path) -> Iterator[None]:
+    """The calling process logs as `_setup_process` sets up a child, until the block ends."""
+    root = logging.getLogger()
+    handlers, level = _log_handlers(log_file), root.level
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.setLevel(level)
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
 
 
 def make_env(cfg: RunConfig, reward_model: bool = False):
@@ -77,10 +114,13 @@ def obs_spec(env) -> dict:
 def learner_process(
     cfg: RunConfig, run_dir: str, resume: bool, endpoint: str | None, ready=None
 ) -> None:
-    """Entry of the learner process (also `robot-rl learner`); sets `ready` once it listens."""
-    from robot_rl.loop.learner import Learner
+    """Entry of the learner process (also `robot-rl learner`); sets `ready` once it listens.
+    It logs to `run_dir/train.log` and shows the progress line on stdout."""
+    from robot_rl.loop.learner import Learner, check_run_dir
 
-    _setup_process(cfg.learner.torch_threads)
+    check_run_dir(Path(run_dir), resume)  # before the log file creates the folder
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    _setup_process(cfg.learner.torch_threads, Path(run_dir) / LOG_FILE)
     env = make_env(cfg)
     spec = obs_spec(env)
     env.close()
@@ -101,9 +141,11 @@ def actor_process(
     index: int,
     max_episodes: int | None = None,
     store: str | None = None,
+    log_file: str | None = None,
 ) -> None:
     """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until
-    stopped; every episode (demonstrations included) goes to the zarr store `store` when given."""
+    stopped; every episode (demonstrations included) is committed to the zarr store `store` when
+    given. It logs to `log_file` when given, else to the console."""
     from robot_rl.agents.sac import Policy
     from robot_rl.loop.actor import Actor, best_device
     from robot_rl.loop.operator import ScriptedOperator
@@ -112,7 +154,7 @@ def actor_process(
     from robot_rl.transport.channels import ActorClient, LinkTiming
     from sim.experts import make_expert
 
-    _setup_process(cfg.actor_torch_threads)
+    _setup_process(cfg.actor_torch_threads, log_file)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     env = make_env(cfg, reward_model=True)
@@ -168,10 +210,12 @@ def actor_process(
         env.close()
 
 
-def _evaluate_worker(checkpoint: str, seeds: list[int], out: mp.Queue) -> None:
+def _evaluate_worker(
+    checkpoint: str, seeds: list[int], out: mp.Queue, log_file: str | None
+) -> None:
     from robot_rl.loop.evaluation import evaluate
 
-    _setup_process(1)
+    _setup_process(1, log_file)
     try:
         out.put([facts["success"] for facts in evaluate(checkpoint, seeds)])
     except Exception as exc:
@@ -180,10 +224,11 @@ def _evaluate_worker(checkpoint: str, seeds: list[int], out: mp.Queue) -> None:
 
 
 def evaluate_checkpoint(
-    cfg: RunConfig, checkpoint: Path, episodes: int, workers: int
+    cfg: RunConfig, checkpoint: Path, episodes: int, workers: int, log_file: str | None = None
 ) -> list[bool]:
     """Deterministic, operator-free episodes of the checkpoint's policy on unseen randomised seeds
-    (the evaluator of `robot-rl eval`, split over `workers` processes)."""
+    (the evaluator of `robot-rl eval`, split over `workers` processes); the workers log to
+    `log_file` when given, else to the console."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     seeds = [EVAL_SEED + cfg.seed * 1000 + i for i in range(episodes)]
@@ -191,7 +236,7 @@ def evaluate_checkpoint(
     procs = [
         ctx.Process(
             target=_evaluate_worker,
-            args=(str(checkpoint), seeds[i::workers], out),
+            args=(str(checkpoint), seeds[i::workers], out, log_file),
             name=f"eval-{i}",
             daemon=True,
         )
@@ -259,13 +304,23 @@ def run_train(
 
     out = Path(out)
     check_run_dir(out, resume)
-    if (
-        cfg.reward_model
-    ):  # a model that does not load or fit the cameras fails here, not in every actor
+    # a model that does not load or fit the cameras fails here, not in every actor
+    if cfg.reward_model:
         make_env(cfg, reward_model=True).close()
-    start = time.monotonic()
-    endpoint = endpoint or free_endpoint()
     out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"run folder {out}/ (detailed log: {out / LOG_FILE}); {cfg.num_actors} actor(s), "
+        f"{cfg.demos if not resume else 0} demonstrations, then training until "
+        f"{cfg.total_env_steps:,} env steps or {cfg.max_wall_s / 60:.0f} min",
+        flush=True,
+    )
+    with _logging_to(out / LOG_FILE):
+        return _train(cfg, out, resume, endpoint or free_endpoint())
+
+
+def _train(cfg: RunConfig, out: Path, resume: bool, endpoint: str) -> dict[str, Any]:
+    start = time.monotonic()
+    log_file = str(out / LOG_FILE)
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
@@ -273,13 +328,12 @@ def run_train(
         target=learner_process, args=(cfg, str(out), resume, endpoint, ready), name="learner"
     )
     learner.start()
-    while not ready.wait(
-        0.5
-    ):  # actors could start now and spool, but why write to disk for nothing
+    # actors could start now and spool, but why write to disk for nothing
+    while not ready.wait(0.5):
         if not learner.is_alive():
             raise RuntimeError(
                 f"the learner process failed at start (exit code {learner.exitcode}); "
-                "see its log above"
+                f"see the error above and {log_file}"
             )
     total_demos = 0 if resume else cfg.demos  # a resumed run has its demonstrations in the journal
     demos = [
@@ -299,6 +353,7 @@ def run_train(
                 i,
                 None,
                 str(out / "episodes" / f"actor-{i}.zarr"),
+                log_file,
             ),
         )
         for i in range(cfg.num_actors)
@@ -320,14 +375,20 @@ def run_train(
             learner.join()
     if learner.exitcode != 0:
         raise RuntimeError(
-            f"the learner process failed (exit code {learner.exitcode}); see its log above"
+            f"the learner process failed (exit code {learner.exitcode}); "
+            f"see the error above and {log_file}"
         )
     learner_summary = json.loads((out / "learner_summary.json").read_text())
-    results = (
-        evaluate_checkpoint(cfg, out / "checkpoint", cfg.final_eval_episodes, cfg.num_actors)
-        if cfg.final_eval_episodes
-        else []
-    )
+    results = []
+    if cfg.final_eval_episodes:
+        print(
+            f"final evaluation: {cfg.final_eval_episodes} operator-free episodes of the checkpoint "
+            "on unseen seeds",
+            flush=True,
+        )
+        results = evaluate_checkpoint(
+            cfg, out / "checkpoint", cfg.final_eval_episodes, cfg.num_actors, log_file
+        )
     success = float(np.mean(results)) if results else None
     summary = {
         "eval_success_rate": success,

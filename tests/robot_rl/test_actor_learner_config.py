@@ -1,15 +1,16 @@
-"""Run config loading, TensorBoard event records, and the learner refusing to overwrite a run."""
+"""Run config loading, the learner's TensorBoard scalars, and refusing to overwrite a run."""
 
 from __future__ import annotations
 
-import struct
+import io
+import signal
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from controllers.config import ConfigError
 from robot_rl.loop.run_config import RunConfig, load_run_config
-from robot_rl.tb_events import EventWriter, _masked_crc, crc32c
 
 
 def test_experiment_yaml_sections_load_and_bad_keys_are_named(tmp_path):
@@ -43,23 +44,58 @@ def test_data_hash_ignores_where_the_learner_listens_but_not_the_agent():
     assert a.data_hash() != b.data_hash()
 
 
-def test_event_file_records_have_valid_lengths_and_checksums(tmp_path):
-    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
-    writer = EventWriter(tmp_path)
-    writer.scalars(7, {"eval_success_rate": 0.5, "updates_per_s": 12.0})
-    writer.close()
-    data = writer.path.read_bytes()
-    records, pos = [], 0
-    while pos < len(data):
-        (length,) = struct.unpack_from("<Q", data, pos)
-        assert struct.unpack_from("<I", data, pos + 8)[0] == _masked_crc(data[pos : pos + 8])
-        body = data[pos + 12 : pos + 12 + length]
-        assert struct.unpack_from("<I", data, pos + 12 + length)[0] == _masked_crc(body)
-        records.append(body)
-        pos += 12 + length + 4
-    assert len(records) == 2 and b"brain.Event:2" in records[0]
-    assert b"eval_success_rate" in records[1] and struct.pack("<f", 0.5) in records[1]
-    assert records[1][9:11] == b"\x10\x07"  # step 7 follows the wall time
+def _rows(n: int) -> dict[str, np.ndarray]:
+    """One episode of `n` rows of an actor batch for the tcp_pose-only spec."""
+    return {
+        "tcp_pose": np.zeros((n, 7), np.float32),
+        "action": np.zeros((n, 7), np.float32),
+        "policy_action": np.zeros((n, 7), np.float32),
+        "reward": np.zeros(n, np.float32),
+        "intervened": np.zeros(n, bool),
+        "success_prob": np.zeros(n, np.float32),
+        "policy_version": np.zeros(n, np.int64),
+        "timestamp": np.zeros(n),
+        "is_first": np.arange(n) == 0,
+        "is_last": np.arange(n) == n - 1,
+        "is_terminal": np.zeros(n, bool),
+        "episode_id": np.zeros(n, np.int64),
+        "step": np.arange(n),
+    }
+
+
+def test_tensorboard_reads_the_learners_scalars_at_its_env_steps(tmp_path):
+    from robot_rl.loop.learner import CSV_FIELDS, Learner
+    from robot_rl.loop.progress import ProgressLine
+    from robot_rl.loop.train_job import free_endpoint
+    from robot_rl.transport.protocol import Message
+
+    spec = {"tcp_pose": ((7,), np.dtype(np.float32))}
+    cfg = RunConfig()
+    console = io.StringIO()
+    learner = Learner(cfg, spec, tmp_path, endpoint=free_endpoint(), progress=ProgressLine(console))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        batch = Message("transitions", "a0", cfg.data_hash(), arrays=_rows(4), meta={})
+        learner.ingest(batch)  # 3 env steps: the last row only carries the final observation
+        learner.ingest(Message("stats", "a0", meta={"mode": "train", "success": True, "steps": 3}))
+        learner._report(1.0, 5.0, 3.0)
+        learner.ingest(batch)
+        learner.run(total_env_steps=6)  # spent already: the final report, at 6 env steps
+    finally:
+        learner.close()
+        for sig, handler in handlers.items():  # run() took Ctrl-C over, to stop cleanly
+            signal.signal(sig, handler)
+    (event_file,) = (tmp_path / "tb").glob("events.out.tfevents.*")
+    events = EventAccumulator(str(event_file))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == set(CSV_FIELDS) - {"env_steps"}
+    updates_per_s = events.Scalars("updates_per_s")
+    assert [e.step for e in updates_per_s] == [3, 6] and updates_per_s[0].value == 5.0
+    assert [e.value for e in events.Scalars("success_rate")] == [1.0, 1.0]
+    assert [e.value for e in events.Scalars("demo_steps")] == [0.0, 0.0]
+    # the console saw the progress line of both reports, the final one included
+    lines = console.getvalue().splitlines()
+    assert len(lines) == 2 and " steps 3 " in lines[0] and " steps 6 " in lines[1]
 
 
 def test_learner_refuses_to_overwrite_a_run_without_resume(tmp_path):

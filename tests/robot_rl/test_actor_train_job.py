@@ -17,7 +17,9 @@ from robot_rl.store import EpisodeStore
 
 
 @pytest.mark.slow
-def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwrite(tmp_path):
+def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwrite(
+    tmp_path, capfd
+):
     config = tmp_path / "tiny.yaml"
     config.write_text(
         "task: pick_cube\n"
@@ -30,6 +32,13 @@ def test_train_command_writes_summary_curve_and_checkpoint_and_refuses_to_overwr
     )
     out = tmp_path / "run"
     assert main(["train", "--config", str(config), "--out", str(out)]) == 0
+    console = capfd.readouterr()
+    # the console: where the run goes, progress lines, where the results are; no log, no warning
+    assert f"run folder {out}/" in console.out and "  steps " in console.out
+    assert str(out / "summary.json") in console.out and console.err == ""
+    log = (out / "train.log").read_text()
+    assert "learner INFO robot_rl.loop.learner" in log and "actor-1 INFO" in log
+    assert "OpenGL_accelerate" not in log
     summary = json.loads((out / "summary.json").read_text())
     for key in (
         "eval_success_rate",

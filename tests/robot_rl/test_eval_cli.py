@@ -86,6 +86,7 @@ def trainer_checkpoint(tmp_path_factory):
 
 
 def _eval(capsys, *args: str) -> dict:
+    capsys.readouterr()  # drop what the fixtures printed (the learner's progress line)
     assert main(["eval", *args]) == 0
     return json.loads(capsys.readouterr().out)
 
