@@ -1,4 +1,7 @@
-"""Calibration files and the non-image steps: transforms, camera YAML, RealSense import, workspace, crops."""
+"""Calibration files and the non-image steps.
+
+Transforms, camera YAML, RealSense import, workspace, crops.
+"""
 
 import argparse
 from pathlib import Path
@@ -157,7 +160,7 @@ def test_twin_cameras_yaml_of_the_sim_loads_and_updates_keep_other_cameras(tmp_p
 
 def test_failed_write_keeps_the_old_file(tmp_path):
     path = write_yaml(tmp_path / "result.yaml", {"ok": 1})
-    with pytest.raises(Exception):
+    with pytest.raises(yaml.YAMLError):
         write_yaml(path, {"bad": object()})  # not representable in YAML
     assert yaml.safe_load(path.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["result.yaml"]  # no temp file left behind
