@@ -77,9 +77,10 @@ def test_interleaved_streams_equal_whole_episodes():
         streamed.add_rows(f"actor-{i}", rows_of(eps[i], cursors[i], cursors[i] + n))
         cursors[i] += n
     assert streamed.size == whole.size == sum(len(ep["t"]) - 1 for ep in eps)
-    key = lambda b: sorted(
-        zip(b["obs"]["episode"][:, 0], b["obs"]["t"][:, 0], b["done"], b["reward"])
-    )
+
+    def key(b):
+        return sorted(zip(b["obs"]["episode"][:, 0], b["obs"]["t"][:, 0], b["done"], b["reward"]))
+
     bs, bw = (
         streamed.gather(np.flatnonzero(streamed.valid)),
         whole.gather(np.flatnonzero(whole.valid)),
