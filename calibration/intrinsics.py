@@ -126,9 +126,8 @@ def calibrate_intrinsics(
     n_coef = 8 if cfg.distortion_model == "rational_polynomial" else 5
     K0 = initial.K.copy() if initial is not None else np.eye(3)
     D0 = np.zeros(n_coef)
-    if (
-        initial is not None and initial.distortion_model != "equidistant"
-    ):  # fisheye coefficients do not carry over
+    # Fisheye coefficients do not carry over.
+    if initial is not None and initial.distortion_model != "equidistant":
         D0[: min(n_coef, len(initial.D))] = initial.D[:n_coef]
     while True:
         names = list(usable)

@@ -290,30 +290,10 @@ def test_cli_crop_writes_yaml_and_preview(tmp_path):
     p = crops["policy"]
     assert p["width"] == p["height"] and p["x"] + p["width"] <= 640 and p["y"] + p["height"] <= 480
     preview = read_image(tmp_path / "crop_front.png")
-    assert tuple(preview[150, 260]) == (
-        230,
-        60,
-        0,
-    )  # the reward rectangle's top edge, drawn in its colour
+    # the reward rectangle's top edge, drawn in its colour
+    assert tuple(preview[150, 260]) == (230, 60, 0)
     assert tuple(preview[p["y"] + p["height"] // 2, p["x"]]) == (0, 200, 0)
-    assert (
-        _cli(
-            [
-                "calibrate",
-                "crop",
-                "--camera",
-                "front",
-                "--image",
-                str(tmp_path / "frame.png"),
-                "--out",
-                str(out),
-                "--policy",
-                "600",
-                "400",
-                "100",
-                "100",
-            ]
-        )
-        == 2
-    )  # exceeds the image: refused, file kept
+    # a policy crop that exceeds the image: refused, file kept
+    args = ["calibrate", "crop", "--camera", "front", "--image", str(tmp_path / "frame.png")]
+    assert _cli([*args, "--out", str(out), "--policy", "600", "400", "100", "100"]) == 2
     assert yaml.safe_load(out.read_text())["crops"]["front"]["reward"]["x"] == 200

@@ -60,9 +60,8 @@ def test_twin_renders_a_calibrated_camera_where_calibration_projects(tmp_path):
     det = CharucoFinder(board).detect(image)
     assert len(det) >= 20
     twin = load_twin_camera(yaml_path, "front")
-    T_world_board = tf.make(
-        np.diag([1.0, -1.0, -1.0]), [-w / 2, h / 2, 0.0]
-    )  # plane texture -> board frame
+    # plane texture -> board frame
+    T_world_board = tf.make(np.diag([1.0, -1.0, -1.0]), [-w / 2, h / 2, 0.0])
     T_cam_board = tf.inv(twin.T_parent_cam) @ T_world_board
     pts = det.object_points(board)
     px = twin.intrinsics.project(pts @ T_cam_board[:3, :3].T + T_cam_board[:3, 3])

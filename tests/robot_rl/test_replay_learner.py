@@ -237,9 +237,8 @@ def test_n_step_sums_discounted_rewards_and_stops_at_episode_ends():
     assert b["reward"][first][0] == pytest.approx(1.0 + 0.5 * 2.0 + 0.25 * 3.0)
     near_end = (e == 0) & (t == 4)  # two steps left: 5 + 0.5 * 6, ending in the terminal row
     assert b["reward"][near_end][0] == pytest.approx(5.0 + 0.5 * 6.0)
-    np.testing.assert_array_equal(
-        b["done"] == 1.0, (e == 0) & (t >= 3)
-    )  # chains that reach the terminal row
+    # chains that reach the terminal row
+    np.testing.assert_array_equal(b["done"] == 1.0, (e == 0) & (t >= 3))
     assert not b["done"][e == 1].any()  # a time-limit end bootstraps
 
 
