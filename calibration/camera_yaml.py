@@ -1,8 +1,10 @@
-"""Camera models on disk: ROS camera_info YAML (intrinsics) and the twin's `cameras.yaml` (intrinsics + pose).
+"""Camera models on disk: ROS camera_info YAML (intrinsics) and the twin's `cameras.yaml`
+(intrinsics + pose).
 
-ROS camera_info YAML keys (what camera_calibration_parsers reads): image_width, image_height, camera_name,
-camera_matrix, distortion_model, distortion_coefficients, rectification_matrix, projection_matrix; each matrix
-is {rows, cols, data}. We add a `calibration:` mapping (reprojection error, views, date) that ROS ignores.
+ROS camera_info YAML keys (what camera_calibration_parsers reads): image_width, image_height,
+camera_name, camera_matrix, distortion_model, distortion_coefficients, rectification_matrix,
+projection_matrix; each matrix is {rows, cols, data}. We add a `calibration:` mapping (reprojection
+error, views, date) that ROS ignores.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ class CameraIntrinsics:
             raise ConfigError(f"image size {self.width}x{self.height} must be positive")
         if self.distortion_model not in DISTORTION_SIZES:
             raise ConfigError(
-                f"distortion_model: {self.distortion_model!r} is not one of {list(DISTORTION_SIZES)}"
+                f"distortion_model: {self.distortion_model!r} is not one of "
+                f"{list(DISTORTION_SIZES)}"
             )
         if len(self.D) != DISTORTION_SIZES[self.distortion_model]:
             raise ConfigError(
@@ -103,7 +106,10 @@ def camera_info_dict(cam: CameraIntrinsics, camera_name: str) -> dict[str, Any]:
 
 
 def intrinsics_from_mapping(data: dict[str, Any], where: str) -> CameraIntrinsics:
-    """CameraIntrinsics from a camera_info-style mapping (ROS YAML or one entry of the twin's cameras.yaml)."""
+    """CameraIntrinsics from a camera_info-style mapping.
+
+    The mapping is a ROS camera_info YAML or one entry of the twin's cameras.yaml.
+    """
     for key in (
         "image_width",
         "image_height",
@@ -142,8 +148,9 @@ def load_camera_info(path: str | Path) -> CameraIntrinsics:
     return intrinsics_from_mapping(load_yaml(path), str(path))
 
 
-# pyrealsense2 rs.distortion names -> ROS distortion model. RealSense's Brown-Conrady variants share OpenCV's
-# k1 k2 p1 p2 k3 layout; "inverse_" is the deprojection form, used as-is as a starting point only.
+# pyrealsense2 rs.distortion names -> ROS distortion model. RealSense's Brown-Conrady variants share
+# OpenCV's k1 k2 p1 p2 k3 layout; "inverse_" is the deprojection form, used as-is as a starting
+# point only.
 _RS_MODELS = {
     "none": "plumb_bob",
     "brown_conrady": "plumb_bob",
@@ -180,7 +187,7 @@ def from_realsense(intr: Any) -> CameraIntrinsics:
 
 @dataclass
 class TwinCamera:
-    """One entry of the twin's cameras.yaml: intrinsics and the optical frame's pose in its parent frame."""
+    """One twin cameras.yaml entry: intrinsics and the optical frame's pose in its parent frame."""
 
     intrinsics: CameraIntrinsics
     parent_frame: str
@@ -225,7 +232,7 @@ def load_twin_camera(path: str | Path, name: str) -> TwinCamera:
 
 
 def update_twin_cameras(path: str | Path, name: str, cam: TwinCamera) -> Path:
-    """Replace (or add) camera `name` in the twin's cameras.yaml, keeping every other entry and key."""
+    """Replace or add camera `name` in the twin's cameras.yaml, keeping every other entry/key."""
     path = Path(path)
     data = load_yaml(path) if path.exists() else {}
     cameras = data.setdefault("cameras", {})

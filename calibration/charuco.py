@@ -1,7 +1,7 @@
-"""The ChArUco board: its definition, a printable/texture image, and corner detection with refinement.
+"""The ChArUco board: its definition, a printable/texture image, and refined corner detection.
 
-Board frame (OpenCV's): origin at the outer corner of the top-left square, x along the top edge, y down the
-left edge as printed, z into the board.
+Board frame (OpenCV's): origin at the outer corner of the top-left square, x along the top edge,
+y down the left edge as printed, z into the board.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def make_board(cfg: BoardConfig) -> cv2.aruco.CharucoBoard:
 def board_image(
     cfg: BoardConfig, px_per_square: int = 100, margin_squares: float = 0.5
 ) -> np.ndarray:
-    """Gray uint8 image of the board with a white margin of `margin_squares` squares on every side."""
+    """Gray uint8 image of the board with a white margin of `margin_squares` squares per side."""
     margin = int(round(margin_squares * px_per_square))
     w, h = cfg.squares_x * px_per_square, cfg.squares_y * px_per_square
     return make_board(cfg).generateImage(
@@ -101,7 +101,10 @@ class Detection:
 
 
 class CharucoFinder:
-    """Detect ChArUco corners: marker corners refined to sub-pixel, board corners by cornerSubPix (inside OpenCV)."""
+    """Detect ChArUco corners.
+
+    Marker corners are refined to sub-pixel; board corners by cornerSubPix (inside OpenCV).
+    """
 
     def __init__(self, cfg: BoardConfig):
         self.cfg = cfg

@@ -1,10 +1,12 @@
-"""Sample collection on the robot: one (camera image, TCP pose) pair per operator key press / teleop event.
+"""Sample collection on the robot.
 
-ROS-free core of the calibration mode: the node hands each sample to `SampleCollector.add`, which says whether
-it was usable and how many usable samples there are, and saves usable ones to a folder:
+One (camera image, TCP pose) pair per operator key press / teleop event. ROS-free core of the
+calibration mode: the node hands each sample to `SampleCollector.add`, which says whether it was
+usable and how many usable samples there are, and saves usable ones to a folder:
 
     <folder>/sample_000.png ...      the camera images (RGB as PNG)
-    <folder>/samples.yaml            {camera, samples: [{image, tcp_position, tcp_quaternion_wxyz, corners}]}
+    <folder>/samples.yaml            {camera, samples: [{image, tcp_position,
+                                                         tcp_quaternion_wxyz, corners}]}
 
 The folder is what `robot-rl calibrate intrinsics|handeye --samples <folder>` reads.
 """
@@ -34,7 +36,8 @@ class AddResult:
 
     def message(self, needed: int) -> str:
         if self.accepted:
-            return f"sample {self.usable} saved ({self.corners} corners); {max(0, needed - self.usable)} more needed"
+            more = max(0, needed - self.usable)
+            return f"sample {self.usable} saved ({self.corners} corners); {more} more needed"
         return f"sample rejected: {self.reason}; still {self.usable} usable"
 
 
@@ -64,7 +67,10 @@ class SampleCollector:
         return len(self.records)
 
     def add(self, image: np.ndarray, tcp_pose: np.ndarray) -> AddResult:
-        """Check one sample (RGB uint8 image, pose x y z qw qx qy qz in the base frame) and save it if usable."""
+        """Check one sample and save it if usable.
+
+        `image` is RGB uint8; `tcp_pose` is x y z qw qx qy qz in the base frame.
+        """
         image = np.asarray(image)
         pose = np.asarray(tcp_pose, dtype=float).reshape(-1)
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 16:
@@ -141,7 +147,8 @@ def load_index(folder: str | Path) -> dict:
 def load_samples(folder: str | Path) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
     """(name, RGB image, 4x4 T_base_tcp or None) per sample.
 
-    A folder with samples.yaml gives poses; a plain folder of PNG/JPG images (enough for intrinsics) gives None.
+    A folder with samples.yaml gives poses; a plain folder of PNG/JPG images (enough for
+    intrinsics) gives None.
     """
     folder = Path(folder)
     if not folder.is_dir():

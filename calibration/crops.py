@@ -1,8 +1,8 @@
-"""Per-camera crop rectangles for the policy and the reward classifier, chosen numerically (headless).
+"""Per-camera crop rectangles for the policy and reward classifier, chosen numerically (headless).
 
-A crop is given in pixels, or derived from a 3-D box (e.g. the workspace) projected through a fixed camera's
-calibration; either way it is clamped to the image, optionally made square (the policy resizes crops to
-128x128), saved as YAML and previewed on a recorded frame as a PNG.
+A crop is given in pixels, or derived from a 3-D box (e.g. the workspace) projected through a fixed
+camera's calibration; either way it is clamped to the image, optionally made square (the policy
+resizes crops to 128x128), saved as YAML and previewed on a recorded frame as a PNG.
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ class Crop:
 def fit_crop(
     points_px: np.ndarray, image_size: tuple[int, int], margin_px: int = 10, square: bool = True
 ) -> Crop:
-    """Smallest (square) rectangle holding the points plus a margin, kept inside the image of (width, height)."""
+    """Smallest (square) rectangle holding the points plus a margin, kept inside the image.
+
+    `image_size` is (width, height).
+    """
     width, height = image_size
     pts = np.asarray(points_px, dtype=float).reshape(-1, 2)
     if len(pts) == 0 or not np.isfinite(pts).all():
@@ -121,7 +124,7 @@ def save_crops(
     preview_image: np.ndarray | None = None,
     preview_path: str | Path | None = None,
 ) -> Path:
-    """Set `crops.<camera>` in `path` (other cameras kept) and write the preview PNG when given an image."""
+    """Set `crops.<camera>` in `path` (other cameras kept); write the preview PNG given an image."""
     width, height = image_size
     for role, c in crops.items():
         if c.x + c.width > width or c.y + c.height > height:

@@ -4,4 +4,7 @@ from __future__ import annotations
 
 
 class CalibrationError(RuntimeError):
-    """Calibration refused: the message says what was usable, what was rejected and why, what to do next."""
+    """Calibration refused.
+
+    The message says what was usable, what was rejected and why, and what to do next.
+    """

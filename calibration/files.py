@@ -1,4 +1,4 @@
-"""Reading and writing calibration files; writes are atomic so a failure never clobbers a saved result."""
+"""Calibration file I/O; writes are atomic so a failure never clobbers a saved result."""
 
 from __future__ import annotations
 

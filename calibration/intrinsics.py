@@ -1,4 +1,7 @@
-"""Camera intrinsics from ChArUco views: reject weak views, calibrate, drop outlier views, calibrate again."""
+"""Camera intrinsics from ChArUco views.
+
+Reject weak views, calibrate, drop outlier views, calibrate again.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +22,13 @@ from controllers.config import ConfigError
 class IntrinsicsConfig:
     min_views: int = 10
     min_corners: int = 12  # per view; fewer corners constrain distortion poorly
-    max_view_error_px: float = (
-        1.0  # views whose RMS reprojection error exceeds this are dropped ...
-    )
-    outlier_factor: float = 3.0  # ... if it is also this many times the median view error
+    # Views whose RMS reprojection error exceeds max_view_error_px are dropped if it is also
+    # outlier_factor times the median view error.
+    max_view_error_px: float = 1.0
+    outlier_factor: float = 3.0
     distortion_model: Literal["plumb_bob", "rational_polynomial"] = "plumb_bob"
-    fix_k3: bool = True  # k3 overfits ordinary (non-wide-angle) lenses such as the RealSense D4xx colour camera
+    # k3 overfits ordinary (non-wide-angle) lenses such as the RealSense D4xx colour camera.
+    fix_k3: bool = True
     zero_tangential: bool = False
 
     def __post_init__(self) -> None:
@@ -46,9 +50,7 @@ class IntrinsicsResult:
     rms_px: float
     view_errors_px: dict[str, float]  # used views only
     rejected: dict[str, str]  # view name -> why it was not used
-    date: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
-    )
+    date: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def summary(self) -> dict:
         """The `calibration:` record saved next to the camera_info keys."""
@@ -87,8 +89,8 @@ def calibrate_intrinsics(
 ) -> IntrinsicsResult:
     """Calibrate from per-view detections keyed by view name; `image_size` is (width, height).
 
-    `initial` (e.g. RealSense factory intrinsics) seeds the optimisation. Raises CalibrationError naming every
-    rejected view and why when fewer than `cfg.min_views` good views remain.
+    `initial` (e.g. RealSense factory intrinsics) seeds the optimisation. Raises CalibrationError
+    naming every rejected view and why when fewer than `cfg.min_views` good views remain.
     """
     cfg = cfg or IntrinsicsConfig()
     rejected: dict[str, str] = {}
@@ -103,9 +105,9 @@ def calibrate_intrinsics(
         else:
             usable[name] = det
     advice = (
-        f"collect at least {cfg.min_views} views where the whole board is visible, sharp and well lit, "
-        "from different distances and tilted 20-40 degrees about both board axes, covering the image "
-        "corners too"
+        f"collect at least {cfg.min_views} views where the whole board is visible, sharp and well "
+        "lit, from different distances and tilted 20-40 degrees about both board axes, covering "
+        "the image corners too"
     )
     if len(usable) < cfg.min_views:
         raise _refusal(
@@ -124,9 +126,8 @@ def calibrate_intrinsics(
     n_coef = 8 if cfg.distortion_model == "rational_polynomial" else 5
     K0 = initial.K.copy() if initial is not None else np.eye(3)
     D0 = np.zeros(n_coef)
-    if (
-        initial is not None and initial.distortion_model != "equidistant"
-    ):  # fisheye coefficients do not carry over
+    # Fisheye coefficients do not carry over.
+    if initial is not None and initial.distortion_model != "equidistant":
         D0[: min(n_coef, len(initial.D))] = initial.D[:n_coef]
     while True:
         names = list(usable)
@@ -146,11 +147,11 @@ def calibrate_intrinsics(
         bad = [n for n, e in errors.items() if e > limit]
         if not bad:
             break
-        worst = max(
-            bad, key=errors.get
-        )  # drop one at a time: one bad view inflates every other view's error
+        # Drop one at a time: one bad view inflates every other view's error.
+        worst = max(bad, key=errors.get)
         rejected[worst] = (
-            f"reprojection error {errors[worst]:.2f} px > {limit:.2f} px (blurred, moved, or misdetected)"
+            f"reprojection error {errors[worst]:.2f} px > {limit:.2f} px "
+            "(blurred, moved, or misdetected)"
         )
         del usable[worst]
         if len(usable) < cfg.min_views:

@@ -56,7 +56,7 @@ def matrix_to_quat(R: np.ndarray) -> np.ndarray:
 
 
 def from_pose7(pose: np.ndarray) -> np.ndarray:
-    """(x, y, z, qw, qx, qy, qz) -> 4x4, the `tcp_pose` layout of the environment and `current_pose`."""
+    """(x, y, z, qw, qx, qy, qz) -> 4x4; the `tcp_pose` layout of the env and `current_pose`."""
     pose = np.asarray(pose, dtype=float).reshape(7)
     return make(quat_to_matrix(pose[3:]), pose[:3])
 
@@ -71,7 +71,7 @@ def rotation_angle(R: np.ndarray) -> float:
 
 
 def mean_transform(Ts: list[np.ndarray]) -> np.ndarray:
-    """Chordal mean: average translation, and the rotation closest (Frobenius) to the mean matrix."""
+    """Chordal mean: mean translation, and the rotation closest (Frobenius) to the mean matrix."""
     R_mean = np.mean([T[:3, :3] for T in Ts], axis=0)
     U, _, Vt = np.linalg.svd(R_mean)
     R = U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt

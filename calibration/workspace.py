@@ -1,7 +1,8 @@
 """Workspace bounds from TCP poses recorded while the operator moves the arm through the task space.
 
-The result is the safety filter's box (controllers.safety.SafetyConfig `workspace_min`/`workspace_max`),
-written as a `safety:` mapping. The box is the recorded extent grown by a margin on every side.
+The result is the safety filter's box (controllers.safety.SafetyConfig
+`workspace_min`/`workspace_max`), written as a `safety:` mapping. The box is the recorded extent
+grown by a margin on every side.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from controllers.config import ConfigError, load_yaml
 
 
 def load_positions(path: str | Path) -> np.ndarray:
-    """TCP positions (N, 3) from .npy or .csv holding x y z [qw qx qy qz] per row (CSV header optional)."""
+    """TCP positions (N, 3) from .npy or .csv rows of x y z [qw qx qy qz] (CSV header optional)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"pose file not found: {path}")
@@ -31,7 +32,8 @@ def load_positions(path: str | Path) -> np.ndarray:
     data = np.asarray(data, dtype=float)
     if data.ndim != 2 or data.shape[1] not in (3, 7):
         raise ConfigError(
-            f"{path}: expected rows of 3 (x y z) or 7 (x y z qw qx qy qz) values, got shape {data.shape}"
+            f"{path}: expected rows of 3 (x y z) or 7 (x y z qw qx qy qz) values, "
+            f"got shape {data.shape}"
         )
     return data[:, :3]
 
@@ -41,8 +43,8 @@ def workspace_box(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(workspace_min, workspace_max) of finite positions, grown by `margin` metres on every side.
 
-    Raises CalibrationError when the arm did not move at least `min_extent` along every axis: a box that
-    thin would freeze the policy in that direction.
+    Raises CalibrationError when the arm did not move at least `min_extent` along every axis: a box
+    that thin would freeze the policy in that direction.
     """
     positions = np.asarray(positions, dtype=float).reshape(-1, 3)
     finite = np.isfinite(positions).all(axis=1)

@@ -1,4 +1,4 @@
-"""Scripted experts of the twin's tasks (closed-loop state machines; they also play the operator)."""
+"""Scripted experts of the twin's tasks: closed-loop state machines that also play the operator."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def make_expert(env) -> Expert:
 
 
 def evaluate(task: str, episodes: int, seed: int, config: Any = None) -> dict[str, float]:
-    """Run the expert on `episodes` episodes seeded seed, seed+1, ...; success rate and mean length."""
+    """Run the expert on `episodes` episodes seeded seed, seed+1, ...
+
+    Returns the success rate and mean episode length.
+    """
     from sim import make_env
 
     if episodes < 1:
@@ -35,12 +38,14 @@ def evaluate(task: str, episodes: int, seed: int, config: Any = None) -> dict[st
     for i in range(episodes):
         obs, info = env.reset(seed=seed + i)
         expert.reset()
-        for t in range(1, env.unwrapped.config.max_episode_steps + 1):
-            obs, reward, terminated, truncated, info = env.step(expert.act(obs))
+        taken = 0
+        for _ in range(env.unwrapped.config.max_episode_steps):
+            obs, _, terminated, truncated, info = env.step(expert.act(obs))
+            taken += 1
             if terminated or truncated:
                 break
         successes += bool(info["success"])
-        steps.append(t)
+        steps.append(taken)
     env.close()
     return {
         "success_rate": successes / episodes,

@@ -1,4 +1,4 @@
-"""Scripted pick_cube operator: hover above the cube aligned with its faces, descend, close, lift."""
+"""Scripted pick_cube operator: hover over the cube aligned with its faces, descend, close, lift."""
 
 from __future__ import annotations
 

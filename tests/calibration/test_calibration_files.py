@@ -1,4 +1,7 @@
-"""Calibration files and the non-image steps: transforms, camera YAML, RealSense import, workspace, crops."""
+"""Calibration files and the non-image steps.
+
+Transforms, camera YAML, RealSense import, workspace, crops.
+"""
 
 import argparse
 from pathlib import Path
@@ -157,7 +160,7 @@ def test_twin_cameras_yaml_of_the_sim_loads_and_updates_keep_other_cameras(tmp_p
 
 def test_failed_write_keeps_the_old_file(tmp_path):
     path = write_yaml(tmp_path / "result.yaml", {"ok": 1})
-    with pytest.raises(Exception):
+    with pytest.raises(yaml.YAMLError):
         write_yaml(path, {"bad": object()})  # not representable in YAML
     assert yaml.safe_load(path.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["result.yaml"]  # no temp file left behind
@@ -287,30 +290,10 @@ def test_cli_crop_writes_yaml_and_preview(tmp_path):
     p = crops["policy"]
     assert p["width"] == p["height"] and p["x"] + p["width"] <= 640 and p["y"] + p["height"] <= 480
     preview = read_image(tmp_path / "crop_front.png")
-    assert tuple(preview[150, 260]) == (
-        230,
-        60,
-        0,
-    )  # the reward rectangle's top edge, drawn in its colour
+    # the reward rectangle's top edge, drawn in its colour
+    assert tuple(preview[150, 260]) == (230, 60, 0)
     assert tuple(preview[p["y"] + p["height"] // 2, p["x"]]) == (0, 200, 0)
-    assert (
-        _cli(
-            [
-                "calibrate",
-                "crop",
-                "--camera",
-                "front",
-                "--image",
-                str(tmp_path / "frame.png"),
-                "--out",
-                str(out),
-                "--policy",
-                "600",
-                "400",
-                "100",
-                "100",
-            ]
-        )
-        == 2
-    )  # exceeds the image: refused, file kept
+    # a policy crop that exceeds the image: refused, file kept
+    args = ["calibrate", "crop", "--camera", "front", "--image", str(tmp_path / "frame.png")]
+    assert _cli([*args, "--out", str(out), "--policy", "600", "400", "100", "100"]) == 2
     assert yaml.safe_load(out.read_text())["crops"]["front"]["reward"]["x"] == 200

@@ -1,4 +1,7 @@
-"""Calibration against rendered ground truth: a ChArUco board in a real MuJoCo scene with known cameras."""
+"""Calibration against rendered ground truth.
+
+A ChArUco board in a real MuJoCo scene with known cameras.
+"""
 
 import argparse
 import json
@@ -316,7 +319,10 @@ def test_cli_selftest_prints_the_errors_as_json():
 
 
 def _distort(image, K, D):
-    """The image a lens with distortion D would have produced (pixel-exact resampling of the pinhole render)."""
+    """The image a lens with distortion D would have produced.
+
+    Pixel-exact resampling of the pinhole render.
+    """
     import cv2
 
     h, w = image.shape[:2]
@@ -344,9 +350,10 @@ def test_intrinsics_recover_lens_distortion(wrist_views, model):
     assert abs(cam.fx - k.fx) / k.fx < 0.01 and abs(cam.fy - k.fy) / k.fy < 0.01
     assert np.hypot(cam.cx - k.cx, cam.cy - k.cy) < 2.0
     assert res.rms_px < 0.3
-    # the fitted camera maps rays to pixels like the true one (within 1 px) wherever the views put corners (outside that area a fit is
-    # extrapolation, which is why operators are told to cover the image corners); rational-model coefficients
-    # are not unique, so compare what the lenses do, not the numbers
+    # the fitted camera maps rays to pixels like the true one (within 1 px) wherever the views put
+    # corners (outside that area a fit is extrapolation, which is why operators are told to cover
+    # the image corners); rational-model coefficients are not unique, so compare what the lenses
+    # do, not the numbers
     seen = np.concatenate([d.corners for d in views.values() if len(d)])
     lo, hi = seen.min(axis=0), seen.max(axis=0)
     grid = np.stack(

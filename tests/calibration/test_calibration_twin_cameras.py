@@ -1,7 +1,8 @@
 """The twin renders a camera written by calibration where calibration says the camera sees.
 
-Uses sim.cameras (the twin's own YAML loader and camera placement) on a board scene: the corners detected in
-its render must land within 1 px of the pinhole projection through the calibration-written camera.
+Uses sim.cameras (the twin's own YAML loader and camera placement) on a board scene: the corners
+detected in its render must land within 1 px of the pinhole projection through the
+calibration-written camera.
 """
 
 import os
@@ -37,9 +38,11 @@ def test_twin_renders_a_calibrated_camera_where_calibration_projects(tmp_path):
         <headlight ambient="1 1 1" diffuse="0 0 0" specular="0 0 0"/></visual>
       <asset><texture name="b" type="2d" file="{tmp_path / "board.png"}"/>
         <material name="b" texture="b" specular="0"/></asset>
-      <worldbody><geom type="plane" size="{w / 2 + m} {h / 2 + m} 0.01" material="b" contype="0" conaffinity="0"/>
+      <worldbody><geom type="plane" size="{w / 2 + m} {h / 2 + m} 0.01" material="b"
+                       contype="0" conaffinity="0"/>
       </worldbody></mujoco>""")
-    # camera 0.4 m above the board, tilted, with an off-centre principal point as a calibration would give
+    # camera 0.4 m above the board, tilted, with an off-centre principal point as a calibration
+    # would give
     R = cv2.Rodrigues(np.array([np.pi + 0.2, 0.1, 0.3]))[0]
     T_world_cam = tf.make(R, [0.02, -0.1, 0.4])
     cam = CameraIntrinsics(640, 480, [[600.0, 0, 331.5], [0, 605.0, 233.2], [0, 0, 1]])
@@ -57,9 +60,8 @@ def test_twin_renders_a_calibrated_camera_where_calibration_projects(tmp_path):
     det = CharucoFinder(board).detect(image)
     assert len(det) >= 20
     twin = load_twin_camera(yaml_path, "front")
-    T_world_board = tf.make(
-        np.diag([1.0, -1.0, -1.0]), [-w / 2, h / 2, 0.0]
-    )  # plane texture -> board frame
+    # plane texture -> board frame
+    T_world_board = tf.make(np.diag([1.0, -1.0, -1.0]), [-w / 2, h / 2, 0.0])
     T_cam_board = tf.inv(twin.T_parent_cam) @ T_world_board
     pts = det.object_points(board)
     px = twin.intrinsics.project(pts @ T_cam_board[:3, :3].T + T_cam_board[:3, 3])

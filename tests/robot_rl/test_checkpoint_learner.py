@@ -1,4 +1,4 @@
-"""Checkpoints: exact round trip of weights and optimiser state; mismatches are refused and named."""
+"""Checkpoints: exact round trip of weights and optimiser state; mismatches refused and named."""
 
 import json
 
@@ -15,7 +15,9 @@ CFG = dict(hidden=(32, 32))
 
 
 def batch(rng, n=16):
-    obs = lambda: {k: rng.standard_normal((n, *s)).astype(d) for k, (s, d) in SPEC.items()}
+    def obs():
+        return {k: rng.standard_normal((n, *s)).astype(d) for k, (s, d) in SPEC.items()}
+
     return {
         "obs": obs(),
         "next_obs": obs(),
@@ -50,7 +52,8 @@ def test_resume_continues_exactly(tmp_path):
     b = SACAgent(SPEC, cfg)
     assert load_checkpoint(tmp_path / "ckpt", b, config_of(cfg)) == {"env_steps": 123}
     assert (b.critic_steps, b.actor_steps) == (3, 3)
-    # the next update from the same batch and RNG state gives identical weights: optimiser moments restored
+    # the next update from the same batch and RNG state gives identical weights: optimiser moments
+    # restored
     nxt = batch(rng)
     for agent in (a, b):
         torch.manual_seed(1)

@@ -77,9 +77,10 @@ def test_interleaved_streams_equal_whole_episodes():
         streamed.add_rows(f"actor-{i}", rows_of(eps[i], cursors[i], cursors[i] + n))
         cursors[i] += n
     assert streamed.size == whole.size == sum(len(ep["t"]) - 1 for ep in eps)
-    key = lambda b: sorted(
-        zip(b["obs"]["episode"][:, 0], b["obs"]["t"][:, 0], b["done"], b["reward"])
-    )
+
+    def key(b):
+        return sorted(zip(b["obs"]["episode"][:, 0], b["obs"]["t"][:, 0], b["done"], b["reward"]))
+
     bs, bw = (
         streamed.gather(np.flatnonzero(streamed.valid)),
         whole.gather(np.flatnonzero(whole.valid)),
@@ -236,9 +237,8 @@ def test_n_step_sums_discounted_rewards_and_stops_at_episode_ends():
     assert b["reward"][first][0] == pytest.approx(1.0 + 0.5 * 2.0 + 0.25 * 3.0)
     near_end = (e == 0) & (t == 4)  # two steps left: 5 + 0.5 * 6, ending in the terminal row
     assert b["reward"][near_end][0] == pytest.approx(5.0 + 0.5 * 6.0)
-    np.testing.assert_array_equal(
-        b["done"] == 1.0, (e == 0) & (t >= 3)
-    )  # chains that reach the terminal row
+    # chains that reach the terminal row
+    np.testing.assert_array_equal(b["done"] == 1.0, (e == 0) & (t >= 3))
     assert not b["done"][e == 1].any()  # a time-limit end bootstraps
 
 
