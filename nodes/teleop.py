@@ -4,7 +4,8 @@
 - twist (TwistStamped, m/s and rad/s in `frame_id`): device axes through the axis map, a deadzone
   (rescaled so motion starts at zero) and the speed limits;
 - intervening (Bool): true while the device moves or a button other than the event buttons is held
-  (e.g. the intervene button), and for `hold_s` after release so a pause in the operator's motion does not hand control back mid-correction;
+  (e.g. the intervene button), and for `hold_s` after release so a pause in the operator's motion
+  does not hand control back mid-correction;
 - gripper (Float32): the operator's last gripper command, +1 close / -1 open / 0 none yet;
 - event (String, reliable): success, failure, reset, pause, once per button press.
 An unplugged device publishes intervening = false, is reported once, and is reopened every
@@ -105,7 +106,7 @@ class TeleopMapper:
         elif cfg.gripper_open_button in new:
             self.gripper = -1.0
         events = [name for name in EVENTS if getattr(cfg.events, name) in new]
-        # any held button but the event buttons means the operator is acting (gripper, intervene, ...)
+        # any held button but the event buttons means the operator is acting (gripper, intervene)
         acting = pressed - {getattr(cfg.events, name) for name in EVENTS}
         if np.any(scaled != 0.0) or acting:
             self.last_active = now

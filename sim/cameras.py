@@ -168,7 +168,7 @@ def _numbers(value: Any, where: str) -> np.ndarray:
 
 
 def mujoco_camera_quat(quaternion_xyzw: np.ndarray) -> np.ndarray:
-    """MuJoCo camera orientation (w, x, y, z) from an OpenCV optical-frame quaternion (x, y, z, w)."""
+    """MuJoCo camera orientation (w, x, y, z) from an OpenCV optical-frame quaternion (x y z w)."""
     x, y, z, w = quaternion_xyzw
     return quat_mul(np.array([w, x, y, z]), _OPTICAL_TO_MUJOCO)
 

@@ -1,4 +1,4 @@
-"""teleop node in its own process, fed SpaceMouse HID reports through a mock hidraw node (a FIFO)."""
+"""teleop node in its own process, fed SpaceMouse HID reports through a mock hidraw node (FIFO)."""
 
 from __future__ import annotations
 
