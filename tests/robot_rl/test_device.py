@@ -293,3 +293,18 @@ def test_cuda_reward_inference_matches_cpu(exact_fp32, tmp_path):
     on_gpu = SuccessClassifier.load(tmp_path / "model", backbone=kept, device="cuda")
     assert {p.device.type for p in on_gpu.parameters()} == {"cuda"}
     np.testing.assert_allclose(on_gpu.predict_proba({"image_front": frames}), expected, atol=1e-5)
+
+
+def test_bench_on_a_missing_gpu_says_so(monkeypatch, capsys):
+    import argparse
+
+    from robot_rl.bench import learner
+    from robot_rl.cli.bench import _runner
+
+    no_gpu(monkeypatch)
+    parser = argparse.ArgumentParser()
+    learner.add_arguments(parser)
+    args = parser.parse_args(["--device", "cuda"])
+    args.bench, args.json = "learner", True
+    assert _runner(learner)(args) == 2
+    assert "--device: 'cuda' asked for" in capsys.readouterr().err
