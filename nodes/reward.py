@@ -35,12 +35,18 @@ from nodes.params import declare_config
 class RewardNodeConfig:
     model_dir: str = ""  # directory written by `robot-rl reward train|probe|zero-shot` (required)
     threads: int = 1  # torch CPU threads for inference
+    # where a trained classifier runs: auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps;
+    # VLM rewards run on the CPU
+    device: str = "auto"
     max_skew_s: float = (
         0.1  # frames of different cameras scored together are at most this far apart
     )
     threshold: float = -1.0  # success threshold; < 0 keeps the model's own (chosen on validation)
 
     def __post_init__(self) -> None:
+        from robot_rl.agents.device import check_device_name  # imports torch
+
+        check_device_name(self.device, "device")
         if self.threads < 1:
             raise ConfigError(f"threads: must be >= 1, got {self.threads}")
         if not 0.0 < self.max_skew_s < math.inf:
@@ -59,6 +65,7 @@ class RewardNode(Node):
         super().__init__("reward")
         import torch
 
+        from robot_rl.agents.device import resolve_device
         from robot_rl.reward import load_model
 
         self.config = declare_config(self, RewardNodeConfig)
@@ -67,8 +74,9 @@ class RewardNode(Node):
         if not Path(self.config.model_dir).is_dir():
             raise ConfigError(f"model_dir: no such directory {self.config.model_dir}")
         torch.set_num_threads(self.config.threads)
+        device = str(resolve_device(self.config.device, "device"))
         try:
-            self.model = load_model(self.config.model_dir)
+            self.model = load_model(self.config.model_dir, device)
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"model_dir: {exc}") from exc
         if self.config.threshold >= 0:

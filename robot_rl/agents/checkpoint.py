@@ -8,7 +8,9 @@ A checkpoint is a directory:
     state.json            counters (critic/actor steps, skipped updates) and the caller's state
 It is written to a temporary sibling and renamed into place, so a crash never leaves half a
 checkpoint. Loading refuses a checkpoint whose config or tensor shapes differ from the agent's,
-naming each difference. Nothing is unpickled.
+naming each difference; the device is not part of that comparison: tensors are written from host
+memory and read straight onto the loading agent's device, so a GPU learner's checkpoint resumes on
+a CPU and back. Nothing is unpickled.
 
 config.json holds the writer's config under one section: "run" for the `train`/`demo` job and the
 `learner` (a RunConfig), "trainer" for the single-process trainer (a TrainerConfig). Both carry
@@ -33,6 +35,8 @@ from robot_rl.agents.replay_buffer import ObsSpec
 from robot_rl.agents.sac import Policy, SACAgent, SACConfig
 
 CONFIG_SECTIONS = ("run", "trainer")
+# where a run trained, not what it trained: a checkpoint loads onto any device
+DEVICE_KEYS = tuple(f"{section}.sac.device" for section in CONFIG_SECTIONS)
 
 
 class CheckpointMismatch(ValueError):
@@ -78,7 +82,8 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
 
 
 def load_policy(info: CheckpointInfo, device: str = "cpu") -> Policy:
-    """The checkpoint's policy (what an actor runs) with its weights; no optimiser state is read."""
+    """The checkpoint's policy (what an actor runs) with its weights on `device` (a device name,
+    see robot_rl.agents.device); no optimiser state is read."""
     policy = Policy(info.obs_spec, replace(info.sac, device=device))
     weights = load_numpy(str(info.path / "weights.safetensors"))
     missing = sorted(k for k in policy.state_dict() if k not in weights)
@@ -180,12 +185,17 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
         if not (path / name).is_file():
             raise FileNotFoundError(f"checkpoint {path}: missing {name}")
     saved_config = json.loads((path / "config.json").read_text())
-    diffs = config_differences(saved_config, json.loads(json.dumps(config)))
+    diffs = [
+        d
+        for d in config_differences(saved_config, json.loads(json.dumps(config)))
+        if not d.startswith(tuple(k + ":" for k in DEVICE_KEYS))
+    ]
     if diffs:
         raise CheckpointMismatch(
             f"checkpoint {path} was made with a different config:\n  " + "\n  ".join(diffs)
         )
-    weights = load_file(str(path / "weights.safetensors"))
+    dev = agent.device
+    weights = load_file(str(path / "weights.safetensors"), device=str(dev))
     own = _weights(agent)
     diffs = [f"{k}: missing in checkpoint" for k in own if k not in weights]
     diffs += [f"{k}: in checkpoint but not in this agent" for k in weights if k not in own]
@@ -198,14 +208,14 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
         raise CheckpointMismatch(
             f"checkpoint {path} does not fit this agent:\n  " + "\n  ".join(diffs)
         )
-    dev = agent.cfg.device
     for name, mod in agent.modules().items():
         prefix = name + "."
         mod.load_state_dict(
             {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         )
     with torch.no_grad():
-        agent.log_alpha.copy_(weights["log_alpha"].to(dev))
+        agent.log_alpha.copy_(weights["log_alpha"])
+    # Adam keeps its `step` counters on the host (capturable off), its moments beside the weights
     tensors = load_file(str(path / "optim.safetensors"))
     groups = json.loads((path / "optim.json").read_text())
     for name, opt in agent.optimizers().items():

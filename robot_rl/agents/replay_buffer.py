@@ -9,6 +9,10 @@ successor in the same stream arrives; an `is_last` row never is one.
 Bounded: when the ring wraps, the oldest rows are overwritten and any transition whose o_{t+1}
 lived there is dropped. Sampling is uniform over transitions.
 
+Device-resident keys: observation keys named in `devices` are held as torch tensors on that device
+(the learner's GPU keeps cached image features there), so a batch's copies of them are gathered
+where the update runs and never cross from the host; every other key is a numpy array.
+
 Reward modes: `task` uses the stored reward; `rlif` the RLIF reward (-1 on the transition after
 which a human took over, 0 otherwise); `rlif+task` their sum.
 """
@@ -17,14 +21,18 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from controllers.action import ACTION_DIM, gripper_class
 from controllers.config import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 STEP_KEYS = ("action", "reward", "intervened", "is_first", "is_last", "is_terminal")
 RewardMode = Literal["task", "rlif", "rlif+task"]
@@ -54,6 +62,7 @@ class ReplayBuffer:
         obs_spec: ObsSpec,
         action_dim: int = ACTION_DIM,
         reward_mode: RewardMode = "task",
+        devices: Mapping[str, torch.device] | None = None,
     ):
         if capacity < 2:
             raise ConfigError(f"replay capacity: must be >= 2, got {capacity}")
@@ -66,7 +75,11 @@ class ReplayBuffer:
             raise ConfigError(f"observation keys {clash} use reserved step-key names")
         self.capacity, self.action_dim, self.reward_mode = capacity, action_dim, reward_mode
         self.obs_spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in obs_spec.items()}
-        self.obs = {k: np.zeros((capacity, *s), d) for k, (s, d) in self.obs_spec.items()}
+        self.devices = dict(devices or {})
+        unknown = sorted(set(self.devices) - set(self.obs_spec))
+        if unknown:
+            raise ConfigError(f"replay devices: keys {unknown} are not observation keys")
+        self.obs = {k: self._ring(k, (capacity, *s), d) for k, (s, d) in self.obs_spec.items()}
         self.action = np.zeros((capacity, action_dim), np.float32)
         self.reward = np.zeros(
             capacity, np.float32
@@ -84,6 +97,34 @@ class ReplayBuffer:
         self.rows_written = 0
         self.streams: dict[str, _Stream] = {}
         self._episode_ids = itertools.count()
+
+    def _ring(self, key: str, shape: tuple[int, ...], dtype: np.dtype):
+        if key not in self.devices:
+            return np.zeros(shape, dtype)
+        import torch
+
+        torch_dtype = torch.from_numpy(np.zeros(0, dtype)).dtype
+        return torch.zeros(shape, dtype=torch_dtype, device=self.devices[key])
+
+    def _take(self, key: str, rows: np.ndarray):
+        """Rows of observation `key` (indexed where the ring lives)."""
+        ring = self.obs[key]
+        if key not in self.devices:
+            return ring[rows]
+        import torch
+
+        return ring[torch.from_numpy(rows).to(ring.device)]
+
+    def _put(self, key: str, slots: np.ndarray, values: np.ndarray) -> None:
+        ring = self.obs[key]
+        if key not in self.devices:
+            ring[slots] = values
+            return
+        import torch
+
+        ring[torch.from_numpy(slots).to(ring.device)] = torch.as_tensor(np.asarray(values)).to(
+            ring.device
+        )
 
     # ---- ingestion -------------------------------------------------------------------------
     @property
@@ -122,7 +163,7 @@ class ReplayBuffer:
         slots = (self.cursor + np.arange(n)) % self.capacity
         self._evict(slots)
         for k in self.obs:
-            self.obs[k][slots] = rows[k]
+            self._put(k, slots, rows[k])
         action = np.asarray(rows["action"], np.float32).reshape(n, self.action_dim)
         self.action[slots] = action
         self.task_reward[slots] = np.asarray(rows["reward"], np.float32).reshape(n)
@@ -281,8 +322,8 @@ class ReplayBuffer:
             last[go] = j
         nxt = self.next_index[last]
         return {
-            "obs": {k: v[idx] for k, v in self.obs.items()},
-            "next_obs": {k: v[nxt] for k, v in self.obs.items()},
+            "obs": {k: self._take(k, idx) for k in self.obs},
+            "next_obs": {k: self._take(k, nxt) for k in self.obs},
             "action": self.action[idx],
             "reward": reward,
             "done": done,
@@ -331,20 +372,27 @@ class ReplayBuffer:
             "obs_spec": {k: [list(s), d.str] for k, (s, d) in self.obs_spec.items()},
             "streams": {k: [s.slot, s.gen, s.open, s.gripper] for k, s in self.streams.items()},
         }
-        arrays = {f"obs/{k}": v for k, v in self.obs.items()}
+        arrays = {f"obs/{k}": self._host(k) for k in self.obs}
         arrays.update({k: getattr(self, k) for k in self._ARRAYS})
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         with open(path, "wb") as f:
             np.savez(f, **arrays)
 
+    def _host(self, key: str) -> np.ndarray:
+        ring = self.obs[key]
+        return ring.cpu().numpy() if key in self.devices else ring
+
     @classmethod
-    def load(cls, path: str | Path) -> ReplayBuffer:
+    def load(
+        cls, path: str | Path, devices: Mapping[str, torch.device] | None = None
+    ) -> ReplayBuffer:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["obs_spec"].items()}
-            buf = cls(meta["capacity"], spec, meta["action_dim"], meta["reward_mode"])
+            buf = cls(meta["capacity"], spec, meta["action_dim"], meta["reward_mode"], devices)
+            every = np.arange(buf.capacity)
             for k in buf.obs:
-                buf.obs[k][:] = data[f"obs/{k}"]
+                buf._put(k, every, data[f"obs/{k}"])
             for k in cls._ARRAYS:
                 getattr(buf, k)[:] = data[k]
         buf.cursor, buf.rows_written = meta["cursor"], meta["rows_written"]
@@ -357,11 +405,21 @@ def concat_batches(a: dict, b: dict) -> dict:
     out = {}
     for k, v in a.items():
         out[k] = (
-            {kk: np.concatenate([vv, b[k][kk]]) for kk, vv in v.items()}
+            {kk: _concatenate(vv, b[k][kk]) for kk, vv in v.items()}
             if isinstance(v, dict)
-            else np.concatenate([v, b[k]])
+            else _concatenate(v, b[k])
         )
     return out
+
+
+def _concatenate(a, b):
+    """numpy arrays, or tensors of a device-resident key (on the device of the first)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.concatenate([a, b])
+    import torch
+
+    device = a.device if isinstance(a, torch.Tensor) else b.device
+    return torch.cat([torch.as_tensor(a).to(device), torch.as_tensor(b).to(device)])
 
 
 def sample_symmetric(

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from controllers.action import ACTION_DIM, GRIPPER, gripper_masks
 from controllers.config import ConfigError
+from robot_rl.agents.device import check_device_name, resolve_device, to_device
 from robot_rl.agents.encoders import (
     Backbone,
     SpatialEmbedding,
@@ -53,6 +54,9 @@ class ImageConfig:
     # CPUs with native bf16 and changes features by what camera noise of 2 grey levels does
     # (docs/learner.md)
     dtype: Literal["float32", "bfloat16"] = "float32"
+    # with cache_shifts > 0 on a GPU: the replay buffers keep the cached feature maps in GPU memory
+    # when one buffer's maps take at most this many bytes, so no update copies them from the host
+    cache_device_bytes: int = 4 << 30
 
     def __post_init__(self):
         if self.backbone != "efficientnet_lite0" and self.weights_path is None:
@@ -64,6 +68,11 @@ class ImageConfig:
                 raise ConfigError(f"image.{key}: must be >= 1, got {getattr(self, key)}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"image.dtype: must be float32 or bfloat16, got {self.dtype!r}")
+        if self.cache_device_bytes < 0:
+            raise ConfigError(
+                f"image.cache_device_bytes: must be >= 0 (0: cache in host memory), "
+                f"got {self.cache_device_bytes}"
+            )
         if self.drq_pad < 0 or self.cache_shifts < 0:
             raise ConfigError(
                 "image: drq_pad and cache_shifts must be >= 0, "
@@ -110,9 +119,13 @@ class SACConfig:
     # (AVX512-BF16/AMX), with float32 weights and optimiser states, as GPU learners run theirs in
     # TF32/bf16 (docs/learner.md)
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
-    device: str = "cpu"
+    # auto: the first CUDA GPU if torch sees one (else Apple's mps, else the CPU); cpu, cuda,
+    # cuda:N or mps pin it. Resolved where the agent is built, so configs and checkpoints move
+    # between machines.
+    device: str = "auto"
 
     def __post_init__(self):
+        check_device_name(self.device, "sac.device")
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"sac.hidden: needs at least one positive width, got {self.hidden}")
         if self.num_critics < 1 or not 1 <= self.num_target_critics <= self.num_critics:
@@ -264,13 +277,10 @@ class Policy(nn.Module):
         self.proprio_dim += 3 * len(cfg.relative_positions)
         relative = [k for pair in cfg.relative_positions for k in pair]
         self.read_keys = tuple(dict.fromkeys((*self.proprio_keys, *relative, *self.image_keys)))
+        self.device = resolve_device(cfg.device, "sac.device")
         feature_shape = (0, 0, 0)
         if self.image_keys:
-            if (
-                cfg.image.dtype == "bfloat16"
-                and torch.device(cfg.device).type == "cpu"
-                and not native_bf16()
-            ):
+            if cfg.image.dtype == "bfloat16" and self.device.type == "cpu" and not native_bf16():
                 raise ConfigError(
                     "sac.image.dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
                     "which this CPU lacks; emulated it is slower than float32: use float32 here"
@@ -281,11 +291,12 @@ class Policy(nn.Module):
                     f"sac.image.dtype is {cfg.image.dtype} but the backbone given runs in "
                     f"{backbone.dtype}"
                 )
+            backbone = backbone.to(self.device)
             h, w = self.obs_spec[self.image_keys[0]][0][:2]
             feature_shape = backbone.feature_shape(h, w)
         self.feature_shape = feature_shape
         # a plain attribute, not a submodule: the frozen backbone is never exported or checkpointed
-        self.__dict__["backbone"] = backbone.to(cfg.device) if backbone is not None else None
+        self.__dict__["backbone"] = backbone
         self.normalizer = (
             ProprioNormalizer(self.proprio_dim, cfg.proprio_std_floor)
             if cfg.normalize_proprio
@@ -304,7 +315,7 @@ class Policy(nn.Module):
             if cfg.gripper == "discrete"
             else None
         )
-        self.to(cfg.device)
+        self.to(self.device)
 
     # observation handling --------------------------------------------------------------------
     def inputs(
@@ -325,7 +336,7 @@ class Policy(nn.Module):
             obs[a].reshape(b, -1)[:, :3].float() - obs[c].reshape(b, -1)[:, :3].float()
             for a, c in self.cfg.relative_positions
         ]
-        return torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.cfg.device)
+        return torch.cat(parts, -1) if parts else torch.zeros(b, 0, device=self.device)
 
     def image_features(
         self, obs: dict[str, torch.Tensor], augment: bool
@@ -368,7 +379,7 @@ class Policy(nn.Module):
                 raise KeyError(
                     f"observation is missing key {k!r} (policy reads {list(self.read_keys)})"
                 )
-            v = torch.as_tensor(np.asarray(obs[k]), device=self.cfg.device)
+            v = to_device(obs[k], self.device)
             out[k] = v if batched else v.unsqueeze(0)
         return out
 
@@ -421,6 +432,7 @@ class Policy(nn.Module):
         for k, v in params.items():
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"actor parameter {k!r} holds NaN/inf")
+        # load_state_dict copies each host array into the tensor on this policy's device
         self.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
 
 
@@ -442,14 +454,14 @@ class SACAgent:
 
     def __init__(self, obs_spec: ObsSpec, cfg: SACConfig, backbone: Backbone | None = None):
         self.cfg = cfg
-        dev = cfg.device
-        if cfg.matmul_dtype == "bfloat16" and torch.device(dev).type == "cpu" and not native_bf16():
+        self.policy = Policy(obs_spec, cfg, backbone)
+        p = self.policy
+        self.device = dev = p.device
+        if cfg.matmul_dtype == "bfloat16" and dev.type == "cpu" and not native_bf16():
             raise ConfigError(
                 "sac.matmul_dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
                 "which this CPU lacks; emulated it is slower than float32: use float32 here"
             )
-        self.policy = Policy(obs_spec, cfg, backbone)
-        p = self.policy
         self.critic = CriticEnsemble(
             cfg.num_critics, p.encoder.out_dim + p.action_dim, cfg.hidden, cfg.layer_norm
         ).to(dev)
@@ -520,6 +532,20 @@ class SACAgent:
                 spec[key] = ((k, *p.feature_shape), np.dtype(np.float16))
         return spec
 
+    def storage_devices(self, capacity: int) -> dict[str, torch.device]:
+        """Replay keys a buffer of `capacity` rows keeps on this agent's device: the cached
+        feature maps, when the agent runs on a GPU and they fit `image.cache_device_bytes`."""
+        p, k = self.policy, self.cfg.image.cache_shifts
+        if not (k and p.image_keys) or self.device.type == "cpu":
+            return {}
+        spec = self.storage_spec()
+        size = sum(
+            capacity * int(np.prod(spec[key][0])) * spec[key][1].itemsize for key in p.image_keys
+        )
+        if size > self.cfg.image.cache_device_bytes:
+            return {}
+        return {key: self.device for key in p.image_keys}
+
     def to_storage(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Rows as the replay buffers store them (cached feature maps replace images if caching)."""
         p, k = self.policy, self.cfg.image.cache_shifts
@@ -572,7 +598,7 @@ class SACAgent:
         return metrics
 
     def _to_tensors(self, batch: dict) -> dict | None:
-        p, dev = self.policy, self.cfg.device
+        p, dev = self.policy, self.device
         for part in ("obs", "next_obs"):
             if part not in batch:
                 raise KeyError(f"batch is missing {part!r}")
@@ -622,12 +648,12 @@ class SACAgent:
         return {
             "obs": obs,
             "next_obs": next_obs,
-            "action": torch.as_tensor(action, device=dev),
-            "reward": torch.as_tensor(reward, device=dev),
-            "done": torch.as_tensor(done, device=dev),
-            "bootstrap": torch.as_tensor(self.cfg.discount**steps, device=dev),
-            "offline": torch.as_tensor(offline, device=dev),
-            "grasp_toggles": torch.as_tensor(np.asarray(toggles, np.float32), device=dev),
+            "action": to_device(action, dev),
+            "reward": to_device(reward, dev),
+            "done": to_device(done, dev),
+            "bootstrap": to_device(self.cfg.discount**steps, dev),
+            "offline": to_device(offline, dev),
+            "grasp_toggles": to_device(np.asarray(toggles, np.float32), dev),
         }
 
     def _critic_step(self, t: dict) -> dict[str, float] | None:
@@ -745,7 +771,7 @@ class SACAgent:
         """`matmul_dtype: bfloat16`: matmuls of the forward passes in bf16 (weights, optimiser
         states, losses and the networks' outputs stay float32), else a no-op."""
         return torch.autocast(
-            torch.device(self.cfg.device).type,
+            self.device.type,
             dtype=torch.bfloat16,
             enabled=self.cfg.matmul_dtype == "bfloat16",
         )

@@ -3,7 +3,9 @@
 Batch 256, 2 critics, [256, 256] LayerNorm MLPs; figures are medians over repeats. One update =
 one critic step (+ the discrete gripper critic) + one actor step + one temperature step
 (critic_actor_ratio 1).
-`*_bf16`: the same with `sac.matmul_dtype: bfloat16`, on CPUs with native bf16 only.
+`*_bf16`: the same with `sac.matmul_dtype: bfloat16`, on GPUs and CPUs with native bf16 only.
+`--device` picks where the agent runs (auto: CUDA when present); `act_ms_*` are the actor's policy
+inference on that device.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ STATE_SPEC = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda, cuda:N"
+    )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed repeats; the median is reported"
@@ -69,13 +74,23 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from controllers.config import from_dict
+    from robot_rl.agents.device import describe, resolve_device
     from robot_rl.agents.replay_buffer import ReplayBuffer
     from robot_rl.agents.sac import SACAgent, SACConfig, build_backbone, native_bf16
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     B, R = args.batch, args.repeats
-    out: dict[str, float | int | str] = {"batch": B, "threads": args.threads}
+    device = resolve_device(args.device, "--device")
+    out: dict[str, float | int | str] = {
+        "batch": B,
+        "threads": args.threads,
+        "device": describe(device),
+    }
+    bf16 = device.type == "cuda" or (device.type == "cpu" and native_bf16())
+
+    def config(**overrides) -> SACConfig:
+        return from_dict(SACConfig, {"device": str(device), **overrides})
 
     # state path
     spec = {k: (s, np.float32) for k, s in STATE_SPEC.items()}
@@ -87,10 +102,10 @@ def run(args: argparse.Namespace) -> dict:
         "updates_per_s_state": {},
         "updates_per_s_state_continuous_gripper": {"gripper": "continuous"},
     }
-    if native_bf16():
+    if bf16:
         variants["updates_per_s_state_bf16"] = {"matmul_dtype": "bfloat16"}
     for name, overrides in variants.items():
-        agent = SACAgent(spec, from_dict(SACConfig, overrides))
+        agent = SACAgent(spec, config(**overrides))
         batches = [buf.sample(B, rng) for _ in range(8)]
         it = iter(range(10**9))
 
@@ -100,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         _rate(step, 5, 1)  # warm-up
         out[name] = round(_rate(step, 30, R), 1)
     obs = {k: v[0] for k, v in batches[0]["obs"].items()}
-    agent = SACAgent(spec, SACConfig())
+    agent = SACAgent(spec, config())
     out["act_ms_state"] = round(1000 / _rate(lambda: agent.act(obs, False), 200, R), 3)
 
     # image paths: two 128x128 cameras + the same proprio
@@ -108,10 +123,8 @@ def run(args: argparse.Namespace) -> dict:
         spec, image_front=((128, 128, 3), np.uint8), image_wrist=((128, 128, 3), np.uint8)
     )
     backbone = build_backbone(from_dict(SACConfig, {}).image)
-    cached = SACAgent(
-        img_spec, from_dict(SACConfig, {"image": {"cache_shifts": 4}}), backbone=backbone
-    )
-    cbuf = ReplayBuffer(5_000, cached.storage_spec())
+    cached = SACAgent(img_spec, config(image={"cache_shifts": 4}), backbone=backbone)
+    cbuf = ReplayBuffer(5_000, cached.storage_spec(), devices=cached.storage_devices(5_000))
     t0 = time.perf_counter()
     frames = 0
     for _ in range(4):
@@ -124,10 +137,10 @@ def run(args: argparse.Namespace) -> dict:
     out["sample_ms_image_cached"] = round(1000 / _rate(lambda: cbuf.sample(B, rng), 20, R), 3)
     batches = [cbuf.sample(B, rng) for _ in range(4)]
     cached_variants = {"updates_per_s_image_cached": cached}
-    if native_bf16():
+    if bf16:
         cached_variants["updates_per_s_image_cached_bf16"] = SACAgent(
             img_spec,
-            from_dict(SACConfig, {"image": {"cache_shifts": 4}, "matmul_dtype": "bfloat16"}),
+            config(image={"cache_shifts": 4}, matmul_dtype="bfloat16"),
             backbone=backbone,
         )
     for name, learner in cached_variants.items():
@@ -139,7 +152,7 @@ def run(args: argparse.Namespace) -> dict:
         _rate(step, 2, 1)
         out[name] = round(_rate(step, 10, R), 2)
 
-    full = SACAgent(img_spec, SACConfig(), backbone=backbone)
+    full = SACAgent(img_spec, config(), backbone=backbone)
     ibuf = ReplayBuffer(2_000, img_spec)
     for _ in range(8):
         ibuf.add_episode(_episode(img_spec, 50, rng))

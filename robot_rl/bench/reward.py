@@ -1,4 +1,4 @@
-"""Reward classifier: CPU inference latency and a train/held-out run on the twin's pick_cube frames.
+"""Reward classifier: inference latency and a train/held-out run on the twin's pick_cube frames.
 
 Frames come from the MuJoCo twin with lighting and camera jitter on, the scripted expert driving
 (with action noise; every `drop_every`-th episode lets the cube fall again after the lift, for hard
@@ -9,7 +9,8 @@ precision and recall on validation) and is then scored against ground truth on e
 seeds. Beside it, in the same run: the precision-only threshold rule on the same validation scores
 (the alternative to the default rule), how far from the success height each held-out error frame's
 cube was, and whether the classifier fires on scripted lifts of an empty hand (a reward a policy
-could take without grasping).
+could take without grasping). Training runs on the CPU; the trained classifier is then scored and
+timed on `--device` (auto: CUDA when present), where the reward node would run it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "classifier fires on a reward a policy could take without grasping",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where inference runs: auto (CUDA when present, else CPU), cpu, cuda, cuda:N",
+    )
     parser.add_argument(
         "--infer-frames", type=int, default=200, help="single-frame inferences timed"
     )
@@ -274,12 +280,14 @@ def episode_outcomes(truth: list[np.ndarray], scores: list[np.ndarray], threshol
 def run(args: argparse.Namespace) -> dict:
     import torch
 
+    from robot_rl.agents.device import describe, resolve_device
     from robot_rl.reward import metrics
     from robot_rl.reward.classifier import ClassifierConfig, ProprioConfig, ViewConfig
     from robot_rl.reward.labels import LABEL_KEY
     from robot_rl.reward.training import TrainConfig, train
 
     torch.set_num_threads(1)
+    device = resolve_device(args.device, "--device")
     t0 = time.perf_counter()
     cameras = tuple(args.cameras)
     state_keys = tuple(dict.fromkeys(STATE_INPUTS[name][0] for name in args.proprio))
@@ -315,7 +323,7 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     result = train(train_eps, config)
     train_s = time.perf_counter() - t0
-    model = result.model
+    model = result.model.to(device)
     keys = [f"image_{c}" for c in cameras] + list(state_keys)
     scores = [
         np.concatenate(
@@ -404,4 +412,5 @@ def run(args: argparse.Namespace) -> dict:
         "threshold_confidence": args.threshold_confidence,
         "val_positives": val.positives,
         "threads": 1,
+        "device": describe(device),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 
 # name -> module with `add_arguments(parser)` (optional) and `run(args) -> dict`
 BENCHES = {
@@ -31,7 +32,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _runner(mod):
     def run(args: argparse.Namespace) -> int:
-        result = mod.run(args)
+        from controllers.config import ConfigError
+
+        try:
+            result = mod.run(args)
+        except ConfigError as exc:  # e.g. --device cuda on a machine without a GPU
+            print(f"bench {args.bench}: {exc}", file=sys.stderr)
+            return 2
         if args.json:
             print(json.dumps(result))
         else:

@@ -43,16 +43,11 @@ Mode = Literal["train", "eval", "demo"]
 
 
 def best_device(requested: str = "auto") -> str:
-    """`auto`: cuda if torch sees a GPU, else mps on Apple silicon, else cpu."""
-    if requested != "auto":
-        return requested
-    import torch
+    """The device name `requested` resolves to on this machine (robot_rl.agents.device): `auto` is
+    cuda if torch sees a GPU, else mps on Apple silicon, else cpu."""
+    from robot_rl.agents.device import resolve_device
 
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return str(resolve_device(requested, "actor_device"))
 
 
 def guard_action(action: np.ndarray, dim: int = 7) -> tuple[np.ndarray, str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from controllers.config import ConfigError, from_dict, load_yaml, to_dict
+from robot_rl.agents.device import check_device_name
 from robot_rl.agents.replay_buffer import ObsSpec, RewardMode, obs_spec_from_space
 from robot_rl.agents.sac import SACConfig
 from robot_rl.transport.protocol import config_hash
@@ -159,7 +160,7 @@ class RunConfig:
         5  # each actor runs one deterministic, operator-free episode this often
     )
     final_eval_episodes: int = 50
-    actor_device: str = "auto"  # auto: cuda if available, else cpu
+    actor_device: str = "auto"  # auto: cuda if available, else cpu; or cpu, cuda, cuda:N, mps
     actor_torch_threads: int = 1
     # twin actors wait for new weights after this many training steps on one version (0: never);
     # with learner.publish_every 50 and one actor, 50 keeps the update-to-data ratio near 1
@@ -178,6 +179,7 @@ class RunConfig:
     offline: list[OfflineStoreConfig] = field(default_factory=list)
 
     def __post_init__(self):
+        check_device_name(self.actor_device, "actor_device")
         for key in ("num_actors", "total_env_steps", "eval_every_episodes", "actor_torch_threads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
@@ -210,8 +212,11 @@ class RunConfig:
             )
 
     def data_hash(self) -> str:
-        """What learner and actors must agree on to exchange data: task, env and agent."""
-        return config_hash({"task": self.task, "env": self.env, "sac": to_dict(self.sac)})
+        """What learner and actors must agree on to exchange data: task, env and agent (not the
+        device each side computes on)."""
+        sac = to_dict(self.sac)
+        sac.pop("device")
+        return config_hash({"task": self.task, "env": self.env, "sac": sac})
 
     def env_config(self) -> EnvConfig:
         """The `env` section as the twin's typed config (action scales, episode length, layout)."""

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 
-def load_model(directory: str | Path) -> Any:
-    """The reward model in `directory`: trained classifier (classifier.yaml) or VLM (vlm.yaml)."""
+def load_model(directory: str | Path, device: str = "cpu") -> Any:
+    """The reward model in `directory`: trained classifier (classifier.yaml), run on `device` (a
+    device name, see robot_rl.agents.device), or VLM (vlm.yaml, on the CPU)."""
     from robot_rl.reward import classifier, vlm
 
     directory = Path(directory)
     if (directory / classifier.CONFIG_FILE).is_file():
-        return classifier.SuccessClassifier.load(directory)
+        return classifier.SuccessClassifier.load(directory, device=device)
     if (directory / vlm.CONFIG_FILE).is_file():
         return vlm.load(directory)
     raise FileNotFoundError(

@@ -34,6 +34,7 @@ import yaml
 from torch import nn
 
 from controllers.config import ConfigError, from_dict, to_dict
+from robot_rl.agents.device import resolve_device, to_device
 from robot_rl.agents.encoders import (
     Backbone,
     SpatialEmbedding,
@@ -269,7 +270,7 @@ class SuccessClassifier(nn.Module):
         gripper tilted a few degrees), and an MLP's logit there is unbounded: the policy would find
         it and be paid for it (docs/reward.md, closed loop).
         """
-        values = torch.as_tensor(values, dtype=torch.float32)
+        values = torch.as_tensor(values, dtype=torch.float32, device=self.proprio_mean.device)
         return (
             torch.clamp(values, self.proprio_low, self.proprio_high) - self.proprio_mean
         ) / self.proprio_std
@@ -320,13 +321,14 @@ class SuccessClassifier(nn.Module):
             self.eval()
         frames = self.view_frames(observation)
         proprio = self.standardize(self.proprio_values(observation, len(frames[0])))
-        features = [self.backbone(torch.from_numpy(np.ascontiguousarray(f))) for f in frames]
-        return self.proba_from_features(features, proprio).numpy().astype(np.float32)
+        device = self.backbone.device
+        features = [self.backbone(to_device(np.ascontiguousarray(f), device)) for f in frames]
+        return self.proba_from_features(features, proprio).cpu().numpy().astype(np.float32)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Pooling and head weights: everything that is not the frozen backbone."""
         return {
-            k: v.detach().contiguous()
+            k: v.detach().cpu().contiguous()
             for k, v in self.state_dict().items()
             if not k.startswith("backbone.")
         }
@@ -343,8 +345,11 @@ class SuccessClassifier(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, backbone: Backbone | None = None) -> SuccessClassifier:
-        """Rebuild a saved classifier; the backbone comes from its spec unless one is passed."""
+    def load(
+        cls, directory: str | Path, backbone: Backbone | None = None, device: str = "cpu"
+    ) -> SuccessClassifier:
+        """Rebuild a saved classifier on `device` (a device name, see robot_rl.agents.device); the
+        backbone comes from its spec unless one is passed."""
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -378,4 +383,4 @@ class SuccessClassifier(nn.Module):
                 "retrain it with `robot-rl reward train`"
             )
         model.load_state_dict(state, strict=False)
-        return model.eval()
+        return model.to(resolve_device(device)).eval()
