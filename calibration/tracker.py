@@ -64,9 +64,7 @@ class TrackerConfig:
             raise ConfigError("max_reprojection_px and max_skew_s must be finite and > 0")
         lo, hi = np.asarray(self.workspace_min), np.asarray(self.workspace_max)
         if lo.shape != (3,) or hi.shape != (3,) or not (lo < hi).all():
-            raise ConfigError(
-                f"workspace_min/max: need 3 numbers each, min < max; got {lo} / {hi}"
-            )
+            raise ConfigError(f"workspace_min/max: need 3 numbers each, min < max; got {lo} / {hi}")
         w = self.hold_width_m
         if len(w) != 2 or not 0 <= w[0] < w[1]:
             raise ConfigError(f"hold_width_m: need [min, max] with 0 <= min < max, got {w}")

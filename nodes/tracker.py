@@ -161,8 +161,11 @@ class TrackerNode(Node):
     def _log_state(self, state: str, line: str) -> None:
         if state != self._state:
             self._state = state
-            log = self.get_logger()
-            (log.warning if state == "lost" else log.info)(line)
+            # rclpy ties a severity to each call site, so each severity has its own call
+            if state == "lost":
+                self.get_logger().warning(line)
+            else:
+                self.get_logger().info(line)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,5 +18,7 @@ def make_task(name: str, marker: MarkerConfig | None = None) -> Task:
     if marker is None:
         return TASKS[name]()
     if name != "pick_cube":
-        raise ConfigError(f"marker: only pick_cube renders a marker, not {name!r}; remove `marker:`")
+        raise ConfigError(
+            f"marker: only pick_cube renders a marker, not {name!r}; remove `marker:`"
+        )
     return PickCube(marker)

@@ -49,10 +49,12 @@ def _tracker(**overrides) -> ObjectTracker:
 
 
 def test_wrist_view_gives_the_true_pose(frames):
-    # measured on these frames: <= 0.7 mm and <= 0.8 deg
+    # measured on these frames: <= 0.8 mm and <= 1.1 deg
     tracker = _tracker()
     for obs, truth in frames:
-        m = tracker.measure("wrist", obs["image_wrist"], _intrinsics("wrist"), tf.from_pose7(obs["tcp_pose"]))
+        m = tracker.measure(
+            "wrist", obs["image_wrist"], _intrinsics("wrist"), tf.from_pose7(obs["tcp_pose"])
+        )
         assert m is not None, tracker.problem
         dt, dr = tf.errors(m.T_world_object, truth)
         assert dt < 0.0015 and np.degrees(dr) < 1.5
@@ -80,7 +82,9 @@ def test_view_selection_prefers_the_larger_marker_image(frames):
     tracker = _tracker()
     obs, _ = frames[0]
     hand = tf.from_pose7(obs["tcp_pose"])
-    views = [tracker.measure(c, obs[f"image_{c}"], _intrinsics(c), hand) for c in ("front", "wrist")]
+    views = [
+        tracker.measure(c, obs[f"image_{c}"], _intrinsics(c), hand) for c in ("front", "wrist")
+    ]
     assert all(v is not None for v in views)
     assert select_view(views).camera == "wrist"
 
