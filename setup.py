@@ -36,6 +36,7 @@ setup(
             "sim_robot = nodes.sim_robot:main",
             "actor = nodes.actor:main",
             "reward = nodes.reward:main",
+            "tracker = nodes.tracker:main",
         ],
     },
 )

@@ -33,7 +33,6 @@ def make_env(
     from sim.env import PandaEnv  # mujoco is imported only when an env is made
     from sim.tasks import make_task
 
-    task_obj = make_task(task)
     if isinstance(config, EnvConfig):
         data = to_dict(config)
     elif config is None or isinstance(config, dict):
@@ -43,4 +42,5 @@ def make_env(
             f"config: expected EnvConfig, a mapping or None, got {type(config).__name__}"
         )
     data.update(overrides)
-    return PandaEnv(task_obj, from_dict(EnvConfig, data), render_mode=render_mode)
+    env_config = from_dict(EnvConfig, data)
+    return PandaEnv(make_task(task, env_config.marker), env_config, render_mode=render_mode)

@@ -64,6 +64,30 @@ class RandomizationConfig:
 
 
 @dataclass
+class MarkerConfig:
+    """A fiducial printed on the task object: an OpenCV ArUco/AprilTag dictionary, id, black square
+    edge length."""
+
+    dictionary: str = "DICT_4X4_50"  # cv2.aruco predefined dictionary name
+    id: int = 0
+    size_m: float = 0.03  # edge of the black square, quiet zone excluded
+
+    def __post_init__(self) -> None:
+        import cv2
+
+        if not self.dictionary.startswith("DICT_") or not hasattr(cv2.aruco, self.dictionary):
+            raise ConfigError(
+                f"marker.dictionary: {self.dictionary!r} is not an OpenCV aruco dictionary "
+                "(e.g. DICT_4X4_50, DICT_APRILTAG_36h11)"
+            )
+        size = len(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, self.dictionary)).bytesList)
+        if not 0 <= self.id < size:
+            raise ConfigError(f"marker.id: {self.id} is not in 0..{size - 1} of {self.dictionary}")
+        if not 0 < self.size_m < math.inf:
+            raise ConfigError(f"marker.size_m: {self.size_m!r} must be a finite length > 0")
+
+
+@dataclass
 class EnvConfig:
     """Everything that shapes an env of the twin; one YAML per experiment (config/sim_*.yaml)."""
 
@@ -82,6 +106,7 @@ class EnvConfig:
     controller: ImpedanceConfig = field(default_factory=ImpedanceConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    marker: MarkerConfig | None = None  # a fiducial rendered on the task object; None: plain
 
     def __post_init__(self) -> None:
         for key in ("physics_hz", "control_hz", "pos_scale", "rot_scale"):

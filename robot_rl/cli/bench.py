@@ -15,6 +15,7 @@ BENCHES = {
     "ros": "robot_rl.bench.ros",
     "reward": "robot_rl.bench.reward",
     "store": "robot_rl.bench.store",
+    "tracker": "robot_rl.bench.tracker",
 }
 
 

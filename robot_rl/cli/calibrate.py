@@ -1,4 +1,5 @@
-"""`robot-rl calibrate intrinsics|handeye|workspace|crop|selftest`: camera and cell calibration."""
+"""`robot-rl calibrate intrinsics|handeye|workspace|crop|marker|selftest`: camera and cell
+calibration."""
 
 from __future__ import annotations
 
@@ -203,6 +204,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_selftest)
 
+    p = steps.add_parser(
+        "marker",
+        help="write a printable fiducial marker (PNG) for the object tracker",
+        description="Write a marker image with a white quiet zone, to print at 100 %% scale at "
+        "--dpi. Measure the black square on the print and give that edge to the tracker as "
+        "marker_size_m.",
+    )
+    p.add_argument("--dict", dest="dictionary", default="DICT_4X4_50", help="cv2.aruco dictionary")
+    p.add_argument("--id", type=int, default=0)
+    p.add_argument("--size-mm", type=float, default=30.0, help="edge of the black square")
+    p.add_argument("--dpi", type=int, default=300)
+    p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    p.set_defaults(func=_marker)
+
 
 def _board_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("board", BOARD_HELP)
@@ -383,4 +398,18 @@ def _selftest(args: argparse.Namespace) -> int:
     else:
         for key, value in result.items():
             print(f"{key:<18} {value}")
+    return 0
+
+
+@_guarded
+def _marker(args: argparse.Namespace) -> int:
+    from calibration.files import write_png
+    from calibration.markers import marker_image
+
+    image = marker_image(args.dictionary, args.id, args.size_mm, args.dpi)
+    write_png(args.out, image)
+    print(
+        f"wrote {args.out}: {args.dictionary} id {args.id}, {image.shape[1]} px square; print at "
+        f"{args.dpi} dpi (100 %), then measure the black square (nominal {args.size_mm} mm)"
+    )
     return 0
