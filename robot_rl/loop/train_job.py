@@ -22,6 +22,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import queue
 import signal
 import socket
 import sys
@@ -245,12 +246,23 @@ def evaluate_checkpoint(
     ]
     for p in procs:
         p.start()
-    results = []
-    for _ in procs:
-        got = out.get(timeout=1800)
+    results, reported = [], 0
+    while reported < len(procs):
+        try:
+            got = out.get(timeout=1.0)
+        except queue.Empty:
+            # a worker that died before reporting (killed, or failed at start-up) never will
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(
+                    f"final evaluation of {checkpoint} failed: worker {dead[0].name} exited "
+                    f"with status {dead[0].exitcode} before reporting"
+                ) from None
+            continue
         if isinstance(got, str):
             raise RuntimeError(f"final evaluation of {checkpoint} failed: {got}")
         results += got
+        reported += 1
     for p in procs:
         p.join()
     return results
