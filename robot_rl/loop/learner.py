@@ -146,8 +146,12 @@ class Learner:
         # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps,
         # not pixels (in GPU memory when the agent is on one and they fit)
         spec, devices = self.agent.storage_spec(), self.agent.storage_devices(lc.replay_capacity)
-        self.online = ReplayBuffer(lc.replay_capacity, spec, lc.reward_mode, devices)
-        self.offline = ReplayBuffer(lc.replay_capacity, spec, lc.reward_mode, devices)
+        self.online = ReplayBuffer(
+            lc.replay_capacity, spec, reward_mode=lc.reward_mode, devices=devices
+        )
+        self.offline = ReplayBuffer(
+            lc.replay_capacity, spec, reward_mode=lc.reward_mode, devices=devices
+        )
         self.segments = InterventionSegments()
         # not journaled: the stores are the source of truth, read again at every start
         policy = self.agent.policy
