@@ -1,10 +1,21 @@
 """`actor` node: the actor loop (robot_rl.loop.actor.Actor) on a robot reached through ROS topics.
 
-Per control tick (10 Hz): observation from the newest messages (nodes.robot_env.RobotEnv), policy
-inference, the operator's action in place of the policy's while `teleop/intervening` is true
-(converted from the teleop twist into the policy's action frame, stored with intervened=True),
-safety filter, `target_pose`. Step rows go to the learner over ZeroMQ (robot_rl.transport) and,
-when `store` is set, each finished episode is committed to the zarr episode store.
+The robot is a real cell under CRISP's controllers or the twin behind `sim_robot`, spoken to through
+the real-cell interface only (nodes.robot_env.RobotEnv, topic names in the `robot.*` parameters).
+At start the node waits `robot.startup_timeout_s` for the first message of every topic it needs
+and exits naming any that stayed silent. Each episode starts with the stack's own reset (home
+through `target_pose`, then the object re-placement `reset.object` names); a reset that times out
+holds the robot at its last target and ends the run (exit status 1): the operator checks the
+controller and restarts the node.
+
+Per control tick (10 Hz): observation from the newest messages, policy inference, the operator's
+action in place of the policy's while `teleop/intervening` is true (converted from the teleop twist
+into the policy's action frame, stored with intervened=True), safety filter, `target_pose` and the
+gripper command. Modes: `train` streams step rows to the learner over ZeroMQ (robot_rl.transport);
+`eval` runs the policy alone, ignores the operator and sends the learner no transitions; `demo`
+lets the operator drive every step (the policy's proposal is recorded as policy_action) until a
+`success`, `failure` or `reset` event or the step limit. When `store` is set, each finished episode
+is committed to the zarr episode store (source `demo` for demonstrations).
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -22,40 +33,36 @@ from std_msgs.msg import Bool, Float32
 
 from controllers.action import ActionScales, action_from_twist
 from controllers.config import ConfigError
+from controllers.reset import ResetConfig, ResetTimeout
 from controllers.se3 import quat_to_mat
 from nodes.messages import twist_array
 from nodes.params import declare_config
-from nodes.robot_env import Newest, RobotEnv
+from nodes.robot_env import Newest, RobotEnv, RobotInterfaceConfig, Stopping
 from robot_rl.store.tee import StoreTee
 from sim.observation import observation_space
 
 
 @dataclass
 class ActorNodeConfig:
-    run_config: str = (
-        ""  # the run YAML shared with the learner (task, env, sac, transport); "" = defaults
-    )
+    run_config: str = ""  # required: the run YAML shared with the learner (task, env, sac, ...)
     learner_endpoint: str = ""  # "" = the run config's transport.endpoint; "none" = no learner
     actor_id: str = "ros-actor"
     spool_dir: str = "runs/ros_actor/spool"  # transitions wait here while the learner is away
     store: str = ""  # zarr episode store to commit episodes to; "" = none
-    platform: Literal["sim", "real"] = (
-        "real"  # what is behind the topics (recorded with each episode)
-    )
+    platform: Literal["sim", "real"] = "real"  # what is behind the topics (stored per episode)
     control_hz: float = 10.0
     stale_s: float = 0.3  # newest robot/camera message older than this at a tick: hold
     teleop_stale_s: float = 0.3  # teleop messages older than this do not count
-    success_threshold: float = (
-        0.5  # reward/success_prob at or above it ends the episode as a success
-    )
-    reset_timeout_s: float = 30.0
+    success_threshold: float = 0.5  # success probability at or above it ends the episode
     hold_timeout_s: float = 5.0  # inputs stale this long end the episode (truncated)
     episodes: int = 0  # stop after this many episodes; 0 = until stopped
-    mode: Literal["train", "eval"] = "train"
+    mode: Literal["train", "eval", "demo"] = "train"
     seed: int = 0
+    robot: RobotInterfaceConfig = field(default_factory=RobotInterfaceConfig)
+    reset: ResetConfig = field(default_factory=ResetConfig)
 
     def __post_init__(self) -> None:
-        for key in ("control_hz", "stale_s", "teleop_stale_s", "reset_timeout_s", "hold_timeout_s"):
+        for key in ("control_hz", "stale_s", "teleop_stale_s", "hold_timeout_s"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         if self.episodes < 0:
@@ -87,6 +94,7 @@ class TeleopOperator:
         self.events: list[dict[str, Any]] = []
         self._step = 0
         self._intervening = False
+        self._demo = False
 
     def _fresh(self, topic: str):
         entry = self.newest.get(topic)
@@ -95,8 +103,10 @@ class TeleopOperator:
         return entry[1]
 
     def start_episode(self, max_steps: int, demo: bool = False) -> None:
+        """demo=True: the operator drives every step, with or without `teleop/intervening`."""
         self._step = 0
         self._intervening = False
+        self._demo = demo
         self.events = []
 
     def end_episode(self, success: bool) -> None:
@@ -114,7 +124,7 @@ class TeleopOperator:
             self._mark("take_over" if intervening else "hand_back")
             self._intervening = intervening
         self._step += 1
-        if not intervening:
+        if not (intervening or self._demo):
             return None
         twist_msg, gripper_msg = self._fresh("teleop/twist"), self._fresh("teleop/gripper")
         # no fresh twist while intervening: the human holds the robot still
@@ -139,6 +149,21 @@ class TeleopOperator:
         return np.zeros(6)
 
 
+class EvalClient:
+    """The learner link of an evaluation run: weights and episode stats pass, transitions do not
+    (nothing evaluated is learned from)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def send(self, kind: str, arrays, policy_version: int = 0, meta=None) -> None:
+        if kind != "transitions":
+            self.client.send(kind, arrays, policy_version, meta)
+
+
 class ActorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("actor", **kwargs)
@@ -147,29 +172,32 @@ class ActorNode(Node):
         import torch
 
         torch.set_num_threads(run.actor_torch_threads)
+        from robot_rl.agents.sac import Policy
+        from robot_rl.loop.actor import Actor, best_device
+
+        self.policy = Policy(run.obs_spec(), replace(run.sac, device=best_device(run.actor_device)))
         env_cfg = run.env_config()
-        space = observation_space(env_cfg)
         self.env = RobotEnv(
             self,
-            space,
+            observation_space(env_cfg),
+            self.policy.read_keys,
             env_cfg,
-            env_cfg.safety,
+            cfg.robot,
+            cfg.reset,
             control_hz=cfg.control_hz,
             stale_s=cfg.stale_s,
             success_threshold=cfg.success_threshold,
-            reset_timeout_s=cfg.reset_timeout_s,
             hold_timeout_s=cfg.hold_timeout_s,
         )
         self.operator = TeleopOperator(
             self, 1.0 / cfg.control_hz, self.env.scales, cfg.teleop_stale_s
         )
-        from robot_rl.agents.sac import Policy
-        from robot_rl.loop.actor import Actor, best_device
-
-        self.policy = Policy(run.obs_spec(), replace(run.sac, device=best_device(run.actor_device)))
         self.policy.warm_up()
+        client = self._client()
+        if client is not None and cfg.mode == "eval":
+            client = EvalClient(client)
         self.tee = StoreTee(
-            self._client(), cfg.store, run.task, cfg.platform, run.data_hash(), env_config=run.env
+            client, cfg.store, run.task, cfg.platform, run.data_hash(), env_config=run.env
         )
         self.actor = Actor(
             self.env,
@@ -187,7 +215,12 @@ class ActorNode(Node):
     def _run_config(self):
         from robot_rl.loop.run_config import load_run_config
 
-        return load_run_config(self.config.run_config or None)
+        if not self.config.run_config:
+            raise ConfigError(
+                "run_config: empty; give the run YAML the learner uses (e.g. "
+                "config/real_pick_cube.yaml on a real cell, config/sim_pick_cube.yaml in the twin)"
+            )
+        return load_run_config(self.config.run_config)
 
     def _client(self):
         endpoint = self.config.learner_endpoint or self.run.transport.endpoint
@@ -210,6 +243,11 @@ class ActorNode(Node):
     def _loop(self) -> None:
         cfg, log = self.config, self.get_logger()
         try:
+            problem = self.env.wait_for_inputs(cfg.robot.startup_timeout_s)
+            if problem:
+                log.error(problem)
+                self.exit_status = 1
+                return
             while not self.env.stop_requested.is_set() and (
                 cfg.episodes == 0 or self.episodes_done < cfg.episodes
             ):
@@ -217,18 +255,23 @@ class ActorNode(Node):
                 self.episodes_done += 1
                 takeovers = [e["step"] for e in self.operator.events if e["event"] == "take_over"]
                 log.info(
-                    f"episode {stats.episode_id}: {stats.steps} steps, success {stats.success}, "
-                    f"{stats.intervened_steps} intervened steps, take-overs at steps {takeovers}, "
-                    f"{self.env.holds} held ticks so far"
+                    f"episode {stats.episode_id} ({cfg.mode}): {stats.steps} steps, success "
+                    f"{stats.success}, {stats.intervened_steps} intervened steps, take-overs at "
+                    f"steps {takeovers}, {self.env.holds} held ticks so far"
                 )
                 if self.tee.error:
                     log.error(f"learner refused this actor: {self.tee.error}")
                     self.exit_status = 1
                     break
+        except Stopping:
+            pass
+        except ResetTimeout:  # already said by the env; the robot holds its last target
+            self.exit_status = 1
         except Exception as exc:  # the loop thread must not die silently: say why and stop the node
             log.error(f"actor loop stopped: {type(exc).__name__}: {exc}")
             self.exit_status = 1
         finally:
+            self.env.close()  # no target after this thread ends, whatever ended it
             self.tee.flush(timeout_s=5.0)
             if cfg.episodes or self.exit_status:
                 self.context.try_shutdown()  # done (or broken): let the process exit

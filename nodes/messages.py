@@ -13,6 +13,9 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
+
+from controllers.velocity import DerivativeEstimator
 
 ENCODINGS = {
     "rgb8": (np.uint8, 3),
@@ -152,6 +155,73 @@ def joint_state_msg(
     msg.velocity = [float(v) for v in velocity]
     msg.effort = [float(v) for v in effort]
     return msg
+
+
+def gripper_command_msg(position: float) -> Float64MultiArray:
+    """A position controller's command with one finger target (CRISP's gripper, crisp_py's
+    Gripper): `data = [position]` in the gripper's raw units."""
+    return Float64MultiArray(data=[float(position)])
+
+
+def gripper_command_position(msg: Float64MultiArray) -> float:
+    """The finger target of a gripper position command; ValueError unless it holds one value."""
+    if len(msg.data) != 1:
+        raise ValueError(f"gripper command holds {len(msg.data)} values, expected 1")
+    return float(msg.data[0])
+
+
+class JointStates:
+    """The newest position and velocity of each named joint, merged over JointState messages.
+
+    Joints are matched by name, never by index: the arm's joint_state_broadcaster and a gripper
+    driver may publish separate messages on one topic. Each joint keeps its own arrival time
+    (monotonic s) for staleness. Where a message leaves `velocity` empty, the joint's velocity is
+    differentiated from its positions on the header stamps (controllers.velocity).
+    """
+
+    def __init__(self, names: list[str], velocity_cutoff_hz: float):
+        self.names = list(names)
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.position = np.full(len(self.names), np.nan)
+        self.velocity = np.full(len(self.names), np.nan)
+        self.arrival = np.full(len(self.names), -np.inf)
+        self._derivatives = [DerivativeEstimator(velocity_cutoff_hz) for _ in self.names]
+
+    def put(self, msg: JointState, arrival: float) -> None:
+        stamp = from_time(msg.header.stamp)
+        has_velocity = len(msg.velocity) == len(msg.name)
+        for j, name in enumerate(msg.name):
+            i = self._index.get(name)
+            if i is None or j >= len(msg.position):
+                continue
+            self.position[i] = msg.position[j]
+            derived = self._derivatives[i].update(stamp, np.array([msg.position[j]]))
+            if has_velocity:
+                self.velocity[i] = msg.velocity[j]
+            elif derived is not None:
+                self.velocity[i] = derived[0]
+            self.arrival[i] = arrival
+
+    def missing(self, names: list[str]) -> list[str]:
+        """The joints among `names` no message has named yet."""
+        return [n for n in names if not np.isfinite(self.arrival[self._index[n]])]
+
+    def read(
+        self, names: list[str], now: float, stale_s: float
+    ) -> tuple[np.ndarray, np.ndarray] | str:
+        """(positions, velocities) of `names`, or why not (missing or stale joints, named)."""
+        missing = self.missing(names)
+        if missing:
+            return f"joint_states has not named joint(s) {missing} yet"
+        idx = [self._index[n] for n in names]
+        age = now - self.arrival[idx]
+        stale = [n for n, a in zip(names, age) if a > stale_s]
+        if stale:
+            return (
+                f"joint_states is stale for {stale} ({age.max() * 1000:.0f} ms old > "
+                f"{stale_s * 1000:.0f} ms)"
+            )
+        return self.position[idx].copy(), self.velocity[idx].copy()
 
 
 # observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)

@@ -55,22 +55,29 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(
         ["-p", "cameras:=['front']", "-p", "camera_fps:=1.0"],
         env={"MUJOCO_GL": "egl"},
     )
+    # the privileged twin: the default run config's policy reads object_pose and wrench
+    params = tmp_path / "actor.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "actor": {
+                    "ros__parameters": {
+                        "run_config": str(run_yaml),
+                        "learner_endpoint": endpoint,
+                        "store": str(store),
+                        "spool_dir": str(tmp_path / "spool"),
+                        "platform": "sim",
+                        "episodes": 1,
+                        "robot": {"wrench_topic": "wrench"},
+                        "reset": {"object": "none"},
+                    }
+                }
+            }
+        )
+    )
     actor_proc = start_node(
         "nodes.actor",
-        [
-            "-p",
-            f"run_config:={run_yaml}",
-            "-p",
-            f"learner_endpoint:={endpoint}",
-            "-p",
-            f"store:={store}",
-            "-p",
-            f"spool_dir:={tmp_path / 'spool'}",
-            "-p",
-            "platform:=sim",
-            "-p",
-            "episodes:=1",
-        ],
+        ["--params-file", str(params)],
         env={"MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"},
     )
 

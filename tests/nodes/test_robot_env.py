@@ -1,5 +1,7 @@
-"""The actor's env over topics (nodes.robot_env.RobotEnv) against a scripted robot over real DDS:
-stale or non-finite inputs and a second target_pose publisher mean no new target, one log line."""
+"""The actor's env over topics (nodes.robot_env.RobotEnv) against a scripted CRISP cell over real
+DDS: the real-cell interface (derived velocities, joints by name, gripper commands), the stack's
+reset, the start-up check, the watchdog; stale or non-finite inputs and a second target_pose
+publisher mean no new target, one log line."""
 
 from __future__ import annotations
 
@@ -13,21 +15,38 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-class ScriptedRobot:
-    """Publishes current_pose and joint_states at 50 Hz from its own node; serves `reset`."""
+ARM = [f"panda_joint{i}" for i in range(1, 8)]
+FINGERS = ["panda_finger_joint1", "panda_finger_joint2"]
+HOME = [0.5, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0]
 
-    def __init__(self, context):
+
+class ScriptedRobot:
+    """A cell under CRISP's controllers, from its own node at 50 Hz: current_pose (following
+    target_pose unless `frozen`), the arm's joint_states and, in a separate message, the
+    gripper driver's finger joints; records target_pose and the gripper commands."""
+
+    def __init__(self, context, velocity: bool = True):
         from geometry_msgs.msg import PoseStamped
         from rclpy.node import Node
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import JointState
-        from std_srvs.srv import Trigger
+        from std_msgs.msg import Float64MultiArray
 
         self.node = Node("scripted_robot", context=context)
-        self.pose = np.array([0.5, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0])
+        self.pose = np.array(HOME)
+        self.joints = np.linspace(0.1, 0.7, 7)
+        self.fingers = np.array([0.03, 0.03])
+        self.velocity = velocity  # False: the driver leaves JointState.velocity empty
+        self.fingers_named = FINGERS
         self.publishing = True
+        self.frozen = False
+        self.drift = np.zeros(3)  # m/s: the TCP moves on its own (with frozen), from drift_start
+        self.drift_start = time.time()
+        self.start = time.time()
         self.targets: list[np.ndarray] = []
         self.stamps: list[float] = []  # when the env published each target (its header stamp)
+        self.frames: list[str] = []
+        self.gripper: list[float] = []
         self.pose_pub = self.node.create_publisher(
             PoseStamped, "current_pose", qos_profile_sensor_data
         )
@@ -35,7 +54,12 @@ class ScriptedRobot:
             JointState, "joint_states", qos_profile_sensor_data
         )
         self.node.create_subscription(PoseStamped, "target_pose", self._on_target, 10)
-        self.node.create_service(Trigger, "reset", self._on_reset)
+        self.node.create_subscription(
+            Float64MultiArray,
+            "gripper_position_controller/commands",
+            lambda m: self.gripper.append(gripper_command_position(m)),
+            10,
+        )
         self.node.create_timer(0.02, self._publish)
 
     def _on_target(self, msg):
@@ -43,66 +67,115 @@ class ScriptedRobot:
 
         self.targets.append(pose_array(msg))
         self.stamps.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
-
-    def _on_reset(self, request, response):
-        response.success = True
-        return response
+        self.frames.append(msg.header.frame_id)
+        if not self.frozen:  # a stiff controller: there by the next state message
+            self.pose = self.targets[-1]
 
     def _publish(self):
         from nodes.messages import joint_state_msg, pose_msg
 
-        if self.publishing:
-            now = time.time()
-            self.pose_pub.publish(pose_msg(self.pose, now))
-            self.joint_pub.publish(
-                joint_state_msg(
-                    [f"j{i}" for i in range(9)], np.zeros(9), np.zeros(9), np.zeros(9), now
-                )
-            )
+        if not self.publishing:
+            return
+        now = time.time()
+        joints = self.joints + 0.1 * (now - self.start)  # every arm joint at 0.1 rad/s
+        pose = self.pose.copy()
+        pose[:3] += self.drift * (now - self.drift_start)
+        self.pose_pub.publish(pose_msg(pose, now, "world"))
+        vel = np.full(7, 0.1) if self.velocity else np.zeros(0)
+        self.joint_pub.publish(joint_state_msg(ARM, joints, vel, np.zeros(0), now))
+        self.joint_pub.publish(
+            joint_state_msg(self.fingers_named, self.fingers, np.zeros(2), np.zeros(0), now)
+        )
+
+
+def gripper_command_position(msg):
+    from nodes.messages import gripper_command_position as position
+
+    return position(msg)
+
+
+def make_env(node, space, read_keys=None, robot=None, reset=None, stale_s=0.5):
+    from controllers.reset import ResetConfig
+    from nodes.robot_env import RobotEnv, RobotInterfaceConfig
+    from sim.config import EnvConfig
+
+    return RobotEnv(
+        node,
+        space,
+        list(space.spaces) if read_keys is None else read_keys,
+        EnvConfig(max_episode_steps=1000),
+        robot or RobotInterfaceConfig(success_topic="reward/success_prob"),
+        reset or ResetConfig(home_pose=HOME, object="none", timeout_s=3.0),
+        control_hz=10.0,
+        stale_s=stale_s,
+        success_threshold=0.5,
+        hold_timeout_s=1.0,
+    )
+
+
+def box(n):
+    return gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+
+
+STATE_SPACE = {
+    "tcp_pose": 7,
+    "tcp_vel": 6,
+    "gripper_width": 1,
+    "joint_pos": 7,
+    "joint_vel": 7,
+}
 
 
 @pytest.fixture
-def robot_and_env(rclpy_context):
+def cell(rclpy_context):
+    """start(**env kwargs) -> (robot, env, actor node, logs), all spun in one background thread."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
 
-    from controllers.safety import SafetyConfig
-    from nodes.robot_env import RobotEnv
-    from sim.config import EnvConfig
+    made = []
 
-    robot = ScriptedRobot(rclpy_context)
-    actor_node = Node("actor", context=rclpy_context)
-    box = lambda n: gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)  # noqa: E731
-    space = gymnasium.spaces.Dict({"tcp_pose": box(7), "joint_pos": box(7)})
-    env = RobotEnv(
-        actor_node,
-        space,
-        EnvConfig(max_episode_steps=1000),
-        SafetyConfig(),
-        control_hz=10.0,
-        stale_s=0.5,
-        success_threshold=0.5,
-        reset_timeout_s=10.0,
-        hold_timeout_s=1.0,
-    )
-    logs: list[str] = []
-    actor_node.get_logger().warning = lambda text, **kw: logs.append(text)
-    # single-threaded, as every node spins (nodes/spin.py): the multi-threaded one starves the env's
-    # control loop in this process through the GIL
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(robot.node)
-    executor.add_node(actor_node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    yield robot, env, actor_node, logs
-    env.close()
-    executor.shutdown()
+    def start(velocity=True, space=None, wait=True, fingers=FINGERS, **kw):
+        robot = ScriptedRobot(rclpy_context, velocity=velocity)
+        robot.fingers_named = fingers
+        actor_node = Node("actor", context=rclpy_context)
+        logs: list[str] = []
+        logger = actor_node.get_logger()
+        for level in ("info", "warning", "error"):
+            setattr(logger, level, lambda text, _l=level, **k: logs.append(text))
+        space = gymnasium.spaces.Dict(
+            {k: box(n) for k, n in (space or {"tcp_pose": 7, "joint_pos": 7}).items()}
+        )
+        env = make_env(actor_node, space, **kw)
+        # single-threaded, as every node spins (nodes/spin.py): the multi-threaded one starves
+        # the env's control loop in this process through the GIL
+        executor = SingleThreadedExecutor(context=rclpy_context)
+        executor.add_node(robot.node)
+        executor.add_node(actor_node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        made.append((env, executor))
+        deadline = time.monotonic() + 10
+        while wait and env.current_pose()[0] is None:  # the cell is up
+            assert time.monotonic() < deadline, "the scripted robot's state never arrived"
+            time.sleep(0.02)
+        return robot, env, actor_node, logs
+
+    yield start
+    for env, executor in made:
+        env.close()
+        executor.shutdown()
+
+
+@pytest.fixture
+def robot_and_env(cell):
+    return cell()
 
 
 def test_step_publishes_the_scaled_target_at_the_control_rate(robot_and_env):
     robot, env, _, logs = robot_and_env
     obs, _ = env.reset()
-    np.testing.assert_allclose(obs["tcp_pose"], robot.pose, atol=1e-6)
+    np.testing.assert_allclose(obs["tcp_pose"], HOME, atol=1e-6)
+    robot.targets.clear()  # the reset's own targets
+    robot.stamps.clear()
     start = time.monotonic()
     for _ in range(10):
         obs, reward, terminated, truncated, info = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
@@ -127,12 +200,12 @@ def test_step_publishes_the_scaled_target_at_the_control_rate(robot_and_env):
     assert not terminated
 
 
-def test_stale_inputs_hold_the_robot_with_one_log_line(robot_and_env):
-    robot, env, _, logs = robot_and_env
+def test_stale_inputs_hold_the_robot_with_one_log_line(cell):
+    robot, env, _, logs = cell(stale_s=0.2)
     env.reset()
     env.step(np.zeros(7))
     robot.publishing = False  # the robot's state stops arriving
-    time.sleep(0.6)
+    time.sleep(0.3)  # stale, and within the watchdog's timeout
     sent = len(robot.targets)
     start = time.monotonic()
     obs, _, _, truncated, info = env.step(np.array([1.0, 0, 0, 0, 0, 0, 0]))
@@ -288,3 +361,168 @@ def test_teleop_operator_converts_twists_into_the_action_frame(rclpy_context):
     op.act({"tcp_pose": down}, np.zeros(7))
     assert [e["event"] for e in op.events] == ["take_over", "hand_back"]
     assert [e["step"] for e in op.events] == [1, 3]
+
+
+def _steps(env, n, action=None):
+    out = None
+    for _ in range(n):
+        out = env.step(np.zeros(7) if action is None else np.asarray(action, float))
+    return out
+
+
+@pytest.mark.parametrize("velocity", [True, False], ids=["driver-velocity", "differentiated"])
+def test_state_from_the_cell_interface(cell, velocity):
+    """tcp_vel derived from current_pose stamps, joints merged by name from two messages, joint
+    velocity from the driver or differentiated, gripper width the sum of the fingers."""
+    robot, env, _, logs = cell(velocity=velocity, space=STATE_SPACE)
+    env.reset()
+    robot.frozen = True
+    robot.drift_start, robot.drift = time.time(), np.array([0.05, -0.02, 0.0])
+    obs, *_ = _steps(env, 10)
+    np.testing.assert_allclose(obs["tcp_vel"], [0.05, -0.02, 0, 0, 0, 0], atol=2e-3)
+    expected = robot.joints + 0.1 * (time.time() - robot.start)
+    np.testing.assert_allclose(obs["joint_pos"], expected, atol=0.02)
+    np.testing.assert_allclose(obs["joint_vel"], 0.1, atol=5e-3)
+    np.testing.assert_allclose(obs["gripper_width"], [0.06], atol=1e-6)
+
+
+def test_missing_finger_joint_is_named(cell):
+    # another driver's names for the fingers
+    robot, env, _, _ = cell(space=STATE_SPACE, fingers=["fr3_finger_joint1", "fr3_finger_joint2"])
+    problem = env.wait_for_inputs(1.0)
+    assert "joint_states: no message named joint(s) ['panda_finger_joint1'" in problem
+    assert "fr3_finger_joint1" in problem and "robot.finger_joints" in problem
+
+
+def test_gripper_commands_are_finger_positions_every_tick(cell):
+    robot, env, _, _ = cell()
+    env.reset()
+    assert robot.gripper and set(robot.gripper) == {0.04}  # the reset opens it
+    robot.gripper.clear()
+    _steps(env, 2, [0, 0, 0, 0, 0, 0, 1.0])  # close
+    _steps(env, 2, [0, 0, 0, 0, 0, 0, 0.2])  # keep
+    _steps(env, 1, [0, 0, 0, 0, 0, 0, -1.0])  # open
+    time.sleep(0.1)
+    assert robot.gripper == [0.0, 0.0, 0.0, 0.0, 0.04]
+    assert set(robot.frames) == {"world"}
+
+
+def test_reset_moves_home_through_the_safety_filter_and_converges(cell):
+    from controllers.reset import ResetConfig
+
+    robot, env, _, _ = cell(reset=ResetConfig(home_pose=HOME, object="none", timeout_s=5.0))
+    robot.pose = np.array([0.6, 0.1, 0.35, 0.0, 1.0, 0.0, 0.0])  # ~17 cm from home
+    time.sleep(0.1)
+    start = time.monotonic()
+    obs, _ = env.reset()
+    np.testing.assert_allclose(obs["tcp_pose"][:3], HOME[:3], atol=0.005)
+    steps = np.linalg.norm(np.diff([t[:3] for t in robot.targets], axis=0), axis=1)
+    assert len(robot.targets) >= 8 and steps.max() <= 0.02 + 1e-9  # max_step_trans per tick
+    assert time.monotonic() - start < 3.0
+
+
+def test_reset_times_out_with_the_operator_message(cell):
+    from controllers.reset import ResetConfig, ResetTimeout
+
+    robot, env, _, logs = cell(reset=ResetConfig(home_pose=HOME, object="none", timeout_s=1.0))
+    robot.pose = np.array([0.542, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0])
+    robot.frozen = True  # the controller is not following target_pose
+    time.sleep(0.1)
+    with pytest.raises(ResetTimeout) as exc:
+        env.reset()
+    assert str(exc.value).startswith(
+        "reset: the TCP did not reach home within 1 s (still 4.2 cm and 0.00 rad away); "
+        "check the controller is running and following target_pose"
+    )
+    assert any(line.startswith(str(exc.value)) and "holding" in line for line in logs)
+
+
+def test_operator_reset_waits_for_the_reset_event(cell):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from controllers.reset import ResetConfig
+
+    robot, env, _, logs = cell(reset=ResetConfig(home_pose=HOME, operator_timeout_s=5.0))
+    events = robot.node.create_publisher(
+        String, "teleop/event", QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+    )
+    done = threading.Event()
+    threading.Thread(target=lambda: (env.reset(), done.set()), daemon=True).start()
+    deadline = time.monotonic() + 5
+    while not any("place the object and press reset" in x for x in logs):
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.05)
+    assert not done.wait(0.5)  # homed, and waiting for the person at the table
+    events.publish(String(data="reset"))
+    assert done.wait(2.0)
+
+
+def test_startup_check_names_a_silent_topic_and_a_wrong_type(cell):
+    import rclpy
+    from geometry_msgs.msg import Pose
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+
+    from nodes.robot_env import RobotInterfaceConfig
+
+    robot, env, _, _ = cell(
+        robot=RobotInterfaceConfig(current_pose_topic="tcp_pose", wrench_topic="ft/wrench"),
+        space={"tcp_pose": 7, "wrench": 6},
+        wait=False,
+    )
+    other_context = rclpy.Context()  # its own participant: one may not hold both types
+    rclpy.init(context=other_context)
+    other = Node("other_driver", context=other_context)
+    other.create_publisher(Pose, "tcp_pose", qos_profile_sensor_data)
+    problem = env.wait_for_inputs(1.5)
+    assert problem.startswith("start-up: nothing arrived within 1.5 s on: ")
+    assert "tcp_pose has type geometry_msgs/msg/Pose, expected geometry_msgs/msg/PoseStamped" in (
+        problem
+    )
+    assert "ft/wrench (geometry_msgs/msg/WrenchStamped): no message" in problem
+    assert "reward/success_prob (std_msgs/msg/Float32): no message" in problem
+    assert "joint_states" not in problem  # it did arrive
+    other.destroy_node()
+    other_context.try_shutdown()
+
+
+def test_policy_reading_an_absent_sensor_is_refused_and_unread_keys_are_zeros(cell, rclpy_context):
+    from rclpy.node import Node
+
+    from controllers.config import ConfigError
+
+    space = gymnasium.spaces.Dict({"tcp_pose": box(7), "wrench": box(6), "object_pose": box(7)})
+    node = Node("refused_actor", context=rclpy_context)
+    with pytest.raises(ConfigError) as exc:
+        make_env(node, space, read_keys=["tcp_pose", "wrench"])
+    assert "the policy reads observation key(s) ['wrench']" in str(exc.value)
+    assert "set robot.wrench_topic" in str(exc.value) and "sac.proprio_keys" in str(exc.value)
+
+    robot, env, _, logs = cell(
+        space={"tcp_pose": 7, "wrench": 6, "object_pose": 7}, read_keys=["tcp_pose"]
+    )
+    assert any("['object_pose', 'wrench'] are filled with zeros" in line for line in logs)
+    obs, _ = env.reset()
+    assert not obs["wrench"].any() and not obs["object_pose"].any()
+
+
+def test_watchdog_stops_targets_after_a_stalled_tick(cell):
+    robot, env, _, logs = cell()
+    env.reset()
+    _steps(env, 3, [0.5, 0, 0, 0, 0, 0, 0])
+    time.sleep(0.1)
+    sent = len(robot.targets)
+    time.sleep(0.8)  # the policy thread stalls past command_timeout_s (0.5 s)
+    said = [line for line in logs if line.startswith("watchdog: no control tick")]
+    assert len(said) == 1 and "no new targets until the next reset" in said[0]
+    obs, _, term, trunc, info = env.step(np.array([0.5, 0, 0, 0, 0, 0, 0]))  # the stalled tick
+    assert trunc and not term and info["safety_held"] and info["safety_reason"] == "watchdog"
+    time.sleep(0.3)
+    assert len(robot.targets) == sent
+    assert len([line for line in logs if line.startswith("watchdog")]) == 1
+    env.reset()  # a new episode re-arms it
+    robot.targets.clear()
+    _steps(env, 2, [0.5, 0, 0, 0, 0, 0, 0])
+    time.sleep(0.1)
+    assert len(robot.targets) == 2
