@@ -13,6 +13,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray
 
 ENCODINGS = {
     "rgb8": (np.uint8, 3),
@@ -152,6 +153,16 @@ def joint_state_msg(
     msg.velocity = [float(v) for v in velocity]
     msg.effort = [float(v) for v in effort]
     return msg
+
+
+def float64_array_msg(values: Any) -> Float64MultiArray:
+    """A Float64MultiArray with no layout (a flat vector, as ros2_control's forward controllers
+    take their commands)."""
+    return Float64MultiArray(data=[float(v) for v in np.asarray(values, dtype=np.float64).ravel()])
+
+
+def float64_array(msg: Float64MultiArray) -> np.ndarray:
+    return np.asarray(msg.data, dtype=np.float64)
 
 
 # observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)
