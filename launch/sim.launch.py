@@ -1,5 +1,8 @@
 """The twin of the cell: sim_robot, teleop and actor, parameters from config/ros_sim.yaml.
 
+sim_robot runs its `real_cell` profile there (a real cell's topics only; its ground truth under
+twin/ for harnesses); set `profile: privileged` for state-based jobs.
+
     ros2 launch robot_rl sim.launch.py          (or, without a ROS install: robot-rl bringup sim)
 
 Kept plain (string literals, one config("...") per parameter file) so that CI can check it without

@@ -346,6 +346,28 @@ class PandaEnv(gymnasium.Env):
         self.safety.reset(self._target_pos, self._target_quat, d.time)
         return self._observation()
 
+    def place_object(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Re-place the task's objects at a new pose drawn by the task's own randomisation (from
+        `rng`, default the env's), at rest, as a person at the table would; returns the object
+        pose. The arm, its targets and the model's randomised values stay; a task that starts
+        with the object in the hand (peg_insert) puts it back between the fingers and closes."""
+        m, d = self.model, self.data
+        closed = self.task.reset(
+            m,
+            d,
+            self.np_random if rng is None else rng,
+            self.config.randomization,
+            d.site_xpos[self._tcp].copy(),
+            self._tcp_quat.copy(),
+        )
+        dof = m.jnt_dofadr[m.body_jntadr[self.task.object_id]]
+        d.qvel[dof : dof + 6] = 0.0
+        if closed:
+            self._gripper_closed = True
+            d.ctrl[self._gripper_act] = GRIPPER_CLOSED
+        mujoco.mj_forward(m, d)
+        return self.task.object_pose(d).copy()
+
     def get_sim_state(self) -> dict[str, np.ndarray]:
         """Everything needed to continue this episode exactly: physics, task, randomised model
         values, controller and safety-filter memory, gripper command and step count."""

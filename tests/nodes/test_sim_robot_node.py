@@ -1,5 +1,6 @@
-"""sim_robot in its own process: real-time state topics, following target_pose, cameras, reset,
-non-finite targets and a second target_pose publisher refused."""
+"""sim_robot in its own process: real-time state topics, following target_pose and the CRISP
+gripper command, cameras, twin/reset, non-finite targets and a second target_pose publisher
+refused."""
 
 from __future__ import annotations
 
@@ -16,18 +17,34 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image, JointState
-    from std_msgs.msg import Float32
+    from std_msgs.msg import Bool, Float64MultiArray
     from std_srvs.srv import Trigger
 
-    from nodes.messages import image_array, pose_array, pose_msg
+    from nodes.messages import gripper_command_msg, image_array, pose_array, pose_msg
 
     proc = start_node(
         "nodes.sim_robot",
-        ["-p", "cameras:=[front]", "-p", "camera_fps:=10.0", "-p", "image_size:=[96, 128]"],
+        [
+            "-p",
+            "cameras:=[front]",
+            "-p",
+            "camera_fps:=10.0",
+            "-p",
+            "image_size:=[96, 128]",
+            "-p",
+            "base_frame:=base",
+            "-p",
+            "finger_joints:=[fr3_finger_joint1, fr3_finger_joint2]",
+        ],
         env={"MUJOCO_GL": "egl"},
     )
     node = Node("sim_robot_listener", context=rclpy_context)
-    got = {"joints": [], "pose": [], "image": [], "info": [], "success": []}
+    got = {"joints": [], "pose": [], "frame": [], "image": [], "info": [], "success": []}
+
+    def on_pose(msg: PoseStamped) -> None:
+        got["pose"].append(pose_array(msg))
+        got["frame"].append(msg.header.frame_id)
+
     node.create_subscription(
         JointState,
         "joint_states",
@@ -37,7 +54,7 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     node.create_subscription(
         PoseStamped,
         "current_pose",
-        lambda m: got["pose"].append(pose_array(m)),
+        on_pose,
         qos_profile_sensor_data,
     )
     node.create_subscription(
@@ -46,14 +63,16 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     node.create_subscription(
         CameraInfo, "cameras/front/camera_info", got["info"].append, qos_profile_sensor_data
     )
-    node.create_subscription(
-        Float32, "reward/success_prob", got["success"].append, qos_profile_sensor_data
-    )
+    node.create_subscription(Bool, "twin/success", got["success"].append, qos_profile_sensor_data)
     target_pub = node.create_publisher(PoseStamped, "target_pose", 10)
+    gripper_pub = node.create_publisher(
+        Float64MultiArray, "gripper_position_controller/commands", 10
+    )
     assert spin_until(node, lambda: len(got["joints"]) > 20 and got["image"], 60.0), proc.output()
 
     # paced by the wall clock at state_hz (100): never faster (free-running would be ~10x that);
-    # slower only when the CPU is starved, which the node logs (the rate itself is not a test target)
+    # slower only when the CPU is starved, which the node logs (the rate itself is not a test
+    # target)
     first = len(got["joints"])
     spin_until(node, lambda: False, 2.0)
     times = [t for t, _ in got["joints"][first:]]
@@ -61,11 +80,30 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     assert 40 <= rate <= 105, f"state rate {rate:.1f} Hz"
     assert rate >= 90 or "behind real time" in proc.output()
     joint = got["joints"][-1][1]
-    assert joint.name[:7] == [f"panda_joint{i}" for i in range(1, 8)] and len(joint.position) == 9
+    assert joint.name == [f"panda_joint{i}" for i in range(1, 8)] + [
+        "fr3_finger_joint1",
+        "fr3_finger_joint2",
+    ]
+    assert len(joint.position) == 9 and got["frame"][-1] == "base"
     img = image_array(got["image"][-1])
     assert img.shape == (96, 128, 3) and img.std() > 5  # a rendered scene, not a blank frame
     assert got["info"][-1].width == 128 and got["info"][-1].k[0] > 0
-    assert got["success"][-1].data == 0.0
+    assert got["success"][-1].data is False
+    open_width = sum(joint.position[7:])
+    assert open_width > 0.07
+
+    # the CRISP gripper command: one finger position; nearer closed (0.0) than open (0.04) closes
+    for _ in range(10):
+        gripper_pub.publish(gripper_command_msg(0.005))
+        spin_until(node, lambda: False, 0.1)
+    assert sum(got["joints"][-1][1].position[7:]) < 0.01
+    for _ in range(10):
+        gripper_pub.publish(gripper_command_msg(0.03))
+        spin_until(node, lambda: False, 0.1)
+    assert sum(got["joints"][-1][1].position[7:]) > open_width - 0.005
+    gripper_pub.publish(Float64MultiArray(data=[0.0, 0.0]))
+    spin_until(node, lambda: "expected one finite finger position" in proc.output(), 5.0)
+    assert sum(got["joints"][-1][1].position[7:]) > open_width - 0.005
 
     # follow a target 4 cm away along +x, within the 0.2 m/s speed limit
     start = got["pose"][-1].copy()
@@ -102,8 +140,8 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     assert "refusing target_pose: 2 publishers" in proc.output()
     intruder.destroy_node()
 
-    # reset service: a new episode starts back near home
-    client = node.create_client(Trigger, "reset")
+    # twin/reset: a new episode starts back near home
+    client = node.create_client(Trigger, "twin/reset")
     assert client.wait_for_service(timeout_sec=10.0)
     future = client.call_async(Trigger.Request())
     assert spin_until(node, future.done, 15.0)
