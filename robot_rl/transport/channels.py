@@ -466,6 +466,7 @@ class LearnerServer:
         self.counters = collections.Counter()
         self.rejections = collections.Counter()  # reason category -> count
         self.failure: str | None = None  # why the I/O thread stopped, if it died
+        self._failed_on_os = False
         self._log = RateLimitedLog(log, log_every_s)
         self.peers: dict[bytes, PeerState] = {}
         self.expected: dict[tuple[str, int], int] = {}  # (actor_id, session) -> next seq to accept
@@ -521,8 +522,11 @@ class LearnerServer:
         return msg
 
     def check_alive(self) -> None:
-        """Raise RuntimeError naming the cause if the I/O thread has died."""
+        """Raise naming the cause if the I/O thread has died: OSError for a disk or socket the
+        operator must fix (a full journal disk), RuntimeError for anything else."""
         if self.failure is not None:
+            if self._failed_on_os:
+                raise OSError(self.failure)
             raise RuntimeError(self.failure)
         if (
             self._thread.ident is not None
@@ -570,6 +574,7 @@ class LearnerServer:
         try:
             self._serve()
         except Exception as exc:  # whatever it is, the owner must hear of it and stop
+            self._failed_on_os = isinstance(exc, OSError)
             self.failure = (
                 str(exc)
                 if isinstance(exc, OSError)
