@@ -158,6 +158,7 @@ def actor_process(
     from robot_rl.store.tee import StoreTee
     from robot_rl.transport import keys as keyfiles
     from robot_rl.transport.channels import ActorClient, LinkTiming
+    from robot_rl.transport.schema import step_arrays
     from sim.experts import make_expert
 
     _setup_process(cfg.actor_torch_threads, log_file)
@@ -176,6 +177,8 @@ def actor_process(
         spool_max_bytes=int(t.spool_max_mb * 1e6),
         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
         curve=keyfiles.client_keys(t.keys) if t.keys else None,
+        # the learner stores what the policy reads: reward-only cameras stay on this machine
+        send_keys=frozenset(policy.read_keys) | step_arrays(),
     ).start()
     tee = StoreTee(
         client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env

@@ -40,6 +40,11 @@ _META: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
 }
 
 
+def step_arrays() -> frozenset[str]:
+    """Names of the non-observation arrays a transitions message may carry."""
+    return frozenset(_step_arrays(1))
+
+
 class PayloadError(ProtocolError):
     """A well-formed message whose content the learner cannot take; the text says what."""
 

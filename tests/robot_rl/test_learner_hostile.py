@@ -4,6 +4,7 @@ a resume replays none of them."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 
@@ -211,6 +212,12 @@ def test_ten_thousand_hostile_messages_leave_the_learner_up_and_its_buffers_clea
             learner.quarantine
         )
         assert (tmp_path / "run" / "quarantine" / "index.jsonl").exists()
+        learner._report(1.0, 0.0, 0.0)
+        with open(tmp_path / "run" / "metrics.csv") as fh:
+            row = list(csv.DictReader(fh))[-1]
+        assert int(row["rejected_messages"]) == invalid and int(row["rejected_rows"]) == bad_rows
+        assert int(row["quarantined"]) == sent["no episode start"]
+        assert int(row["bytes_per_env_step"]) > 0
     finally:
         learner.close()
     # one line per kind at first, then at most one per kind per interval: a handful, not 9,000
@@ -228,3 +235,17 @@ def test_ten_thousand_hostile_messages_leave_the_learner_up_and_its_buffers_clea
         assert f"{sent['no episode start']} quarantined or invalid ones skipped" in caplog.text
     finally:
         again.close()
+
+
+def test_learning_stalled_is_said_when_most_updates_are_skipped():
+    from robot_rl.loop.learner import STALL_S, _StallWatch
+
+    watch = _StallWatch()
+    for t in np.arange(0, STALL_S, 0.5):
+        watch.update(skipped=t > 3.0, now=float(t))
+    assert watch.stalled(STALL_S) == (int(2 * STALL_S) - 7, int(2 * STALL_S))
+    healthy = _StallWatch()
+    for t in np.arange(0, STALL_S, 0.5):
+        healthy.update(skipped=int(t) % 2 == 0, now=float(t))
+    assert healthy.stalled(STALL_S) is None  # half skipped: noisy, not stalled
+    assert watch.stalled(3 * STALL_S) is None  # no updates lately says nothing about skipping

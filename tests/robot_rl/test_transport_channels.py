@@ -487,3 +487,23 @@ def test_learner_accepts_each_seq_once_in_order_and_acks_duplicates(tmp_path):
     assert server.counters["duplicates"] == 2 and server.counters["gaps"] == 1
     sock.close()
     server.close()
+
+
+def test_actor_sends_only_the_arrays_the_learner_stores(tmp_path):
+    server = LearnerServer(_free_endpoint(), HASH, timing=FAST).start()
+    client = ActorClient(
+        server.endpoint,
+        "actor-0",
+        HASH,
+        tmp_path / "spool",
+        timing=FAST,
+        send_keys=frozenset({"tcp_pose", "intervened"}),
+    ).start()
+    batch = {**_batch(0, 0), "image_reward_cam": np.zeros((8, 64, 64, 3), np.uint8)}
+    client.send("transitions", batch)
+    assert client.flush(10)
+    [msg] = server.receive()
+    assert set(msg.arrays) == {"tcp_pose", "intervened"}
+    assert server.counters["bytes"] < 1000  # the 98 KB camera stayed with the actor
+    client.close()
+    server.close()
