@@ -194,7 +194,7 @@ class Learner:
 
         t = cfg.transport
         curve = keyfiles.server_keys(t.keys) if t.keys else None
-        self.journal = Journal(journal_dir)
+        self.journal = Journal(journal_dir, fsync=t.journal_fsync)
         self.server = LearnerServer(
             endpoint or t.endpoint,
             cfg.data_hash(),

@@ -39,7 +39,7 @@ class Journal:
         self,
         directory: str | Path,
         segment_bytes: int = 256 * 1024 * 1024,
-        fsync: FsyncPolicy = "interval",
+        fsync: FsyncPolicy = "always",
         fsync_interval_s: float = 1.0,
     ):
         if fsync not in FSYNC_POLICIES:
@@ -52,7 +52,7 @@ class Journal:
         segments = sorted(self.directory.glob("*.log"))
         self._index = int(segments[-1].stem) + 1 if segments else 0
         self._fh = None
-        self._synced_at = 0.0
+        self._synced_at = -float("inf")
         self._failed: str | None = None
 
     def append(self, frames: Sequence[bytes | memoryview]) -> None:
