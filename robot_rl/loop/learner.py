@@ -12,6 +12,13 @@
   the checkpoint and the buffers by replaying the journal: nothing acknowledged is lost.
 - Logs every `progress_every_s` to `metrics.csv`, TensorBoard (`tb/`, through torch's
   SummaryWriter) and the `robot_rl.loop.learner` logger, and shows one live progress line on stdout.
+- Never crashes on data: the transport checks each message against the payload schema before
+  journaling it (rejected ones are counted in `rejected_messages` / `rejected_rows`); a journaled
+  message that still fails to go into the buffers is quarantined (`quarantine/`, counted, logged
+  at most once per kind and interval) and skipped on resume. Updates skipped for NaN/inf are
+  counted in `skipped_updates`; when most updates are skipped for `STALL_S` the log says learning
+  has stalled. If the network thread dies (a full disk under the journal) the learner stops with
+  that reason and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -39,9 +46,15 @@ from robot_rl.loop.run_config import RunConfig
 from robot_rl.transport import keys as keyfiles
 from robot_rl.transport.channels import LearnerServer, LinkTiming
 from robot_rl.transport.journal import Journal
-from robot_rl.transport.protocol import Message
+from robot_rl.transport.protocol import Message, ProtocolError, encode
+from robot_rl.transport.quarantine import Quarantine
+from robot_rl.transport.ratelimit import RateLimitedLog
+from robot_rl.transport.schema import PayloadSchema
 
 log = logging.getLogger(__name__)
+
+STALL_S = 60.0  # this long with most updates skipped (NaN/inf) and the log says learning stalled
+STALL_SKIPPED_SHARE = 0.9
 
 TB_FLUSH_S = 30.0  # TensorBoard shows a run at most this far behind
 TB_QUEUE = 200  # events held for the writer's thread: several reports, so adding never blocks
@@ -65,6 +78,11 @@ CSV_FIELDS = (
     "critic_loss",
     "actor_loss",
     "temperature",
+    "skipped_updates",
+    "quarantined",
+    "rejected_messages",
+    "rejected_rows",
+    "bytes_per_env_step",
 )
 
 
@@ -164,7 +182,10 @@ class Learner:
                 stream, self.agent.to_storage(episode), demo
             ),
         )
-        self.env_steps = self.demo_steps = self.episodes = self.takeovers = self.refused_batches = 0
+        self.env_steps = self.demo_steps = self.episodes = self.takeovers = 0
+        self.quarantine = Quarantine(self.run_dir / "quarantine")
+        self._log = RateLimitedLog(log)
+        self._stall = _StallWatch()
         self.train_window: collections.deque[tuple[bool, int, int]] = collections.deque(maxlen=20)
         self.eval_window: collections.deque[bool] = collections.deque(maxlen=20)
         self.eval_episodes = 0
@@ -174,13 +195,18 @@ class Learner:
 
         t = cfg.transport
         curve = keyfiles.server_keys(t.keys) if t.keys else None
-        self.journal = Journal(journal_dir)
+        self.journal = Journal(journal_dir, fsync=t.journal_fsync)
         self.server = LearnerServer(
             endpoint or t.endpoint,
             cfg.data_hash(),
             journal=self.journal,
             timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
             curve=curve,
+            schema=PayloadSchema(
+                {k: policy.obs_spec[k] for k in policy.read_keys},
+                self.online.action_dim,
+                max_rows=lc.replay_capacity,
+            ),
         )
         if resume:
             self._resume()
@@ -196,20 +222,39 @@ class Learner:
 
     # ---- data ----------------------------------------------------------------------------------
     def ingest(self, msg: Message) -> None:
+        """Put one accepted message into the buffers and counters; quarantine it if it fails."""
+        try:
+            self._process(msg)
+        except Exception as exc:  # one bad message must never end a run of hours
+            self._quarantine(msg, type(exc).__name__, str(exc), encode(msg))
+
+    def _quarantine(self, msg: Message, category: str, reason: str, frames: list) -> None:
+        self.quarantine.add(
+            (msg.actor_id, msg.session, msg.seq), msg.kind, category, reason, frames
+        )
+        self._log.log(
+            logging.ERROR,
+            category,
+            "%s seq %d of actor %s (session %d) quarantined in %s: %s: %s",
+            msg.kind,
+            msg.seq,
+            msg.actor_id,
+            msg.session,
+            self.quarantine.directory,
+            category,
+            reason,
+        )
+
+    def _process(self, msg: Message) -> None:
         stream = f"{msg.actor_id}/{msg.session}"
         if msg.kind == "stats":
             self._on_stats(msg.meta)
             return
         rows, mode = msg.arrays, msg.meta.get("mode", "train")
-        try:
-            rows = self.agent.to_storage(rows)
-            if mode != "demo":
-                self.online.add_rows(stream, rows)
-            self._add_offline(stream, rows, demo=mode == "demo")
-        except (KeyError, ValueError) as exc:
-            self.refused_batches += 1
-            log.error("batch seq %d of %s refused by the replay buffer: %s", msg.seq, stream, exc)
-            return
+        rows = self.agent.to_storage(rows)
+        if mode != "demo":
+            self.online.add_rows(stream, rows)
+        self._add_offline(stream, rows, demo=mode == "demo")
         steps = int(np.count_nonzero(~np.asarray(rows["is_last"], bool)))
         if mode == "demo":
             self.demo_steps += steps
@@ -262,16 +307,26 @@ class Learner:
             state = load_checkpoint(self.ckpt_dir, self.agent, self._config_dict())
             self.wall_s_before = float(state.get("wall_s", 0.0))
             self.rng.bit_generator.state = state["rng"]
-        replayed = 0
+        replayed = skipped = 0
         for frames in Journal(self.run_dir / "journal").replay():
-            self.ingest(self.server.restore(frames))
+            try:
+                msg = self.server.restore(frames)
+            except ProtocolError as exc:
+                self._log.log(logging.ERROR, "journal", "journal record skipped on resume: %s", exc)
+                skipped += 1
+                continue
+            if (msg.actor_id, msg.session, msg.seq) in self.quarantine:
+                skipped += 1
+                continue
+            self.ingest(msg)
             replayed += 1
         log.warning(
-            "resumed %s: %d updates from the checkpoint, %d journaled messages replayed "
-            "(%d online steps, %d demo steps)",
+            "resumed %s: %d updates from the checkpoint, %d journaled messages replayed, "
+            "%d quarantined or invalid ones skipped (%d online steps, %d demo steps)",
             self.run_dir,
             self.agent.critic_steps,
             replayed,
+            skipped,
             self.env_steps,
             self.demo_steps,
         )
@@ -301,6 +356,7 @@ class Learner:
         first_updates, first_steps = self.agent.critic_steps, self.env_steps
         report_updates, report_steps, report_t = first_updates, first_steps, start
         while not self._stop:
+            self.server.check_alive()
             for msg in self.server.receive():
                 self.ingest(msg)
             wall = self.wall_s_before + time.monotonic() - start
@@ -317,6 +373,7 @@ class Learner:
                 )
                 metrics = self.agent.update(batch)
                 self.last_metrics.update({k: v for k, v in metrics.items() if k != "skipped"})
+                self._stall.update("skipped" in metrics, time.monotonic())
                 updates = self.agent.critic_steps
                 if updates % lc.publish_every == 0:
                     self.server.publish_weights(self.agent.actor_parameters(), updates)
@@ -368,8 +425,21 @@ class Learner:
             "interventions": self.takeovers,
             "learner_wall_s": round(wall_s, 1),
             "final_intervention_rate": self._intervention_rate(),
-            "refused_batches": self.refused_batches,
-            "rejected_messages": sum(self.server.rejections.values()),
+            **self._fault_counters(),
+            "rejected_connections": sum(self.server.rejections.values())
+            - self.server.rejections["payload"],
+        }
+
+    def _fault_counters(self) -> dict[str, float]:
+        c = self.server.counters
+        steps = self.env_steps + self.demo_steps
+        return {
+            "skipped_updates": self.agent.skipped_updates,
+            "quarantined": len(self.quarantine),
+            "rejected_messages": c["rejected_messages"],
+            "rejected_rows": c["rejected_rows"],
+            # what this process received; the journal holds the same plus what it replayed
+            "bytes_per_env_step": round(c["bytes"] / steps) if steps else 0,
         }
 
     def _intervention_rate(self) -> float:
@@ -404,6 +474,7 @@ class Learner:
             "critic_loss": round(self.last_metrics.get("critic_loss", float("nan")), 5),
             "actor_loss": round(self.last_metrics.get("actor_loss", float("nan")), 5),
             "temperature": round(self.agent.temperature, 5),
+            **self._fault_counters(),
         }
         self._csv.writerow(row)
         self._csv_file.flush()
@@ -423,6 +494,25 @@ class Learner:
             row["intervention_rate"],
             row["live_actors"],
         )
+        if row["skipped_updates"] or row["quarantined"] or row["rejected_messages"]:
+            log.info(
+                "faults so far: %d skipped updates, %d quarantined messages, "
+                "%d rejected messages (%d rows)",
+                row["skipped_updates"],
+                row["quarantined"],
+                row["rejected_messages"],
+                row["rejected_rows"],
+            )
+        stalled = self._stall.stalled(time.monotonic())
+        if stalled is not None:
+            log.warning(
+                "learning stalled: %d of the last %d updates (%.0f s) were skipped for NaN/inf "
+                "in the batch or the losses; check the observations and rewards the actors send "
+                "(metrics.csv: skipped_updates)",
+                stalled[0],
+                stalled[1],
+                STALL_S,
+            )
         line = format_progress(
             Progress(
                 elapsed_s=wall,
@@ -431,6 +521,7 @@ class Learner:
                 success_rate=float(success),
                 eval_success_rate=float(eval_success),
                 intervention_rate=row["intervention_rate"],
+                faults=row["skipped_updates"] + row["quarantined"] + row["rejected_messages"],
             )
         )
         if final:
@@ -441,5 +532,31 @@ class Learner:
     def close(self) -> None:
         self.server.close()
         self.journal.close()
+        self.quarantine.close()
         self.tb.close()
         self._csv_file.close()
+
+
+class _StallWatch:
+    """Whether most updates of the last STALL_S seconds were skipped."""
+
+    def __init__(self):
+        self._window: collections.deque[tuple[float, bool]] = collections.deque()
+
+    def update(self, skipped: bool, now: float) -> None:
+        self._window.append((now, skipped))
+        self._forget(now)
+
+    def stalled(self, now: float) -> tuple[int, int] | None:
+        """(skipped, attempted) if the window spans most of STALL_S and is mostly skipped."""
+        self._forget(now)
+        if not self._window or now - self._window[0][0] < 0.9 * STALL_S:
+            return None
+        skipped = sum(s for _, s in self._window)
+        if skipped < STALL_SKIPPED_SHARE * len(self._window):
+            return None
+        return skipped, len(self._window)
+
+    def _forget(self, now: float) -> None:
+        while self._window and now - self._window[0][0] > STALL_S:
+            self._window.popleft()

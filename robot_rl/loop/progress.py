@@ -27,6 +27,7 @@ class Progress:
     success_rate: float  # recent training episodes, operator included
     eval_success_rate: float  # recent operator-free evaluation episodes
     intervention_rate: float  # share of recent training steps the operator drove
+    faults: int = 0  # skipped updates + quarantined + rejected messages so far
 
 
 def _clock(seconds: float) -> str:
@@ -45,7 +46,7 @@ def format_progress(p: Progress) -> str:
     return (
         f"{_clock(p.elapsed_s)}  steps {p.env_steps:,}  {p.updates_per_s:.1f} upd/s"
         f"  success {_rate(p.success_rate)}  eval {_rate(p.eval_success_rate)}"
-        f"  interventions {interventions}"
+        f"  interventions {interventions}" + (f"  faults {p.faults:,}" if p.faults else "")
     )
 
 

@@ -8,6 +8,11 @@ operator-free evaluation episode. When the step or time budget is spent the lear
 and exits, the actors stop, and `final_eval_episodes` randomised episodes evaluate the final
 checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/.
 
+The job supervises the actors as it does the learner: an actor process that dies while the
+learner runs is logged and restarted (without its demonstrations, with a new session), at most
+`MAX_ACTOR_RESTARTS` times each; if every actor is gone for good the learner is stopped and the
+job fails.
+
 The console shows where the run goes, the learner's one live progress line and where the results
 are, plus any error in full; every process logs the details (and Python warnings) to train.log.
 
@@ -27,7 +32,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 EVAL_SEED = 50_000_000  # final evaluation episodes never reuse a training seed
 LOG_FILE = "train.log"  # in the run folder: the detailed log of every process of the run
 _LOG_FORMAT = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
+MAX_ACTOR_RESTARTS = 5  # per actor and run: beyond this a crash is not transient
 
 
 def free_endpoint() -> str:
@@ -153,6 +159,7 @@ def actor_process(
     from robot_rl.store.tee import StoreTee
     from robot_rl.transport import keys as keyfiles
     from robot_rl.transport.channels import ActorClient, LinkTiming
+    from robot_rl.transport.schema import step_arrays
     from sim.experts import make_expert
 
     _setup_process(cfg.actor_torch_threads, log_file)
@@ -171,6 +178,8 @@ def actor_process(
         spool_max_bytes=int(t.spool_max_mb * 1e6),
         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
         curve=keyfiles.client_keys(t.keys) if t.keys else None,
+        # the learner stores what the policy reads: reward-only cameras stay on this machine
+        send_keys=frozenset(policy.read_keys) | step_arrays(),
     ).start()
     tee = StoreTee(
         client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env
@@ -330,6 +339,64 @@ def run_train(
         return _train(cfg, out, resume, endpoint or free_endpoint())
 
 
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"was killed by signal {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def supervise(
+    learner: mp.Process,
+    actors: list[mp.Process],
+    restart: Callable[[int], mp.Process],
+    max_restarts: int = MAX_ACTOR_RESTARTS,
+    poll_s: float = 0.5,
+) -> dict[int, int]:
+    """Wait for the learner; restart actors that die meanwhile (in place in `actors`), at most
+    `max_restarts` each. Stops the learner (SIGTERM) when no actor is left. Returns the restarts
+    per actor index."""
+    restarts = dict.fromkeys(range(len(actors)), 0)
+    gone: set[int] = set()
+    while learner.is_alive():
+        learner.join(poll_s)
+        if not learner.is_alive():
+            break
+        for i, p in enumerate(actors):
+            if p.is_alive() or p.exitcode is None:
+                continue
+            if restarts[i] >= max_restarts:
+                if i not in gone:
+                    gone.add(i)
+                    log.error(
+                        "actor-%d %s again after %d restarts; not restarting it",
+                        i,
+                        _exit_text(p.exitcode),
+                        max_restarts,
+                    )
+                continue
+            restarts[i] += 1
+            log.error(
+                "actor-%d %s while the learner runs; restarting it (%d of at most %d)",
+                i,
+                _exit_text(p.exitcode),
+                restarts[i],
+                max_restarts,
+            )
+            actors[i] = restart(i)
+        if len(gone) == len(actors):
+            log.error(
+                "every actor died %d times; stopping the learner (see the actors' errors above)",
+                max_restarts + 1,
+            )
+            os.kill(learner.pid, signal.SIGTERM)
+            learner.join()
+            raise RuntimeError(
+                f"all {len(actors)} actor(s) kept dying (restarted {max_restarts} times each); "
+                "the learner was stopped with a checkpoint; fix the cause and run with --resume"
+            )
+    return restarts
+
+
 def _train(cfg: RunConfig, out: Path, resume: bool, endpoint: str) -> dict[str, Any]:
     start = time.monotonic()
     log_file = str(out / LOG_FILE)
@@ -352,8 +419,9 @@ def _train(cfg: RunConfig, out: Path, resume: bool, endpoint: str) -> dict[str, 
         total_demos // cfg.num_actors + (i < total_demos % cfg.num_actors)
         for i in range(cfg.num_actors)
     ]
-    actors = [
-        ctx.Process(
+
+    def start_actor(i: int, restart: bool) -> mp.Process:
+        p = ctx.Process(
             target=actor_process,
             name=f"actor-{i}",
             args=(
@@ -361,19 +429,19 @@ def _train(cfg: RunConfig, out: Path, resume: bool, endpoint: str) -> dict[str, 
                 endpoint,
                 f"actor-{i}",
                 str(out / "spool" / f"actor-{i}"),
-                demos[i],
+                0 if restart else demos[i],
                 i,
                 None,
                 str(out / "episodes" / f"actor-{i}.zarr"),
                 log_file,
             ),
         )
-        for i in range(cfg.num_actors)
-    ]
-    for p in actors:
         p.start()
+        return p
+
+    actors = [start_actor(i, restart=False) for i in range(cfg.num_actors)]
     try:
-        learner.join()
+        supervise(learner, actors, lambda i: start_actor(i, restart=True))
     finally:
         for p in actors:
             if p.is_alive():

@@ -14,11 +14,19 @@ reliable and in order per actor session:
 
 Weights flow the other way; the actor keeps only the newest. Heartbeats go both ways every
 `heartbeat_s`; a peer silent for `peer_timeout_s` is reported gone.
+
+The learner checks a message's payload against its `PayloadSchema` before journaling it; a message
+that fails is acknowledged like any other (the actor moves on, an intruder learns nothing),
+counted in `rejected_messages` / `rejected_rows`, and logged at most once per kind per interval.
+Without CURVE keys a refused peer is told only that it was refused; the learner logs why.
+If either end's I/O thread dies (a journal on a full disk, a bug), `failure` says why and the
+caller stops: nothing is acknowledged after that.
 """
 
 from __future__ import annotations
 
 import collections
+import ipaddress
 import logging
 import threading
 import time
@@ -45,6 +53,8 @@ from robot_rl.transport.protocol import (
     encode,
     weights_checksum,
 )
+from robot_rl.transport.ratelimit import RateLimitedLog
+from robot_rl.transport.schema import PayloadError, PayloadSchema
 from robot_rl.transport.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -94,8 +104,12 @@ class ActorClient:
         timing: LinkTiming = LinkTiming(),
         curve: keyfiles.ClientKeys | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        send_keys: frozenset[str] | None = None,
     ):
+        """`send_keys`: the arrays of a transitions message that go to the learner (what it
+        stores); others (e.g. cameras only the reward model reads) stay here. None: all."""
         self.endpoint = endpoint
+        self.send_keys = send_keys
         self.actor_id = actor_id
         self.config_hash = config_hash
         self.session = time.time_ns()
@@ -146,6 +160,8 @@ class ActorClient:
         """Queue a `transitions` or `stats` message for reliable delivery; returns its seq."""
         if kind not in ("transitions", "stats"):
             raise ValueError(f"only transitions and stats are sent reliably, not {kind!r}")
+        if self.send_keys is not None:
+            arrays = {k: v for k, v in arrays.items() if k in self.send_keys}
         msg = Message(
             kind,
             self.actor_id,
@@ -205,6 +221,16 @@ class ActorClient:
     # --- I/O thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception as exc:  # the actor loop checks `error` and stops with this message
+            self.error = (
+                f"the actor's network thread failed ({type(exc).__name__}: {exc}); "
+                f"unacknowledged data stays in the spool {self.spool.directory} for the next start"
+            )
+            log.critical("actor %s: %s", self.actor_id, self.error, exc_info=True)
+
+    def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         next_beat = 0.0
@@ -428,13 +454,20 @@ class LearnerServer:
         timing: LinkTiming = LinkTiming(),
         curve: keyfiles.ServerKeys | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        schema: PayloadSchema | None = None,
+        log_every_s: float = 10.0,
     ):
         self.config_hash = config_hash
         self.timing = timing
         self.limits = limits
         self.journal = journal
+        self.schema = schema
+        self.authenticated = curve is not None
         self.counters = collections.Counter()
         self.rejections = collections.Counter()  # reason category -> count
+        self.failure: str | None = None  # why the I/O thread stopped, if it died
+        self._failed_on_os = False
+        self._log = RateLimitedLog(log, log_every_s)
         self.peers: dict[bytes, PeerState] = {}
         self.expected: dict[tuple[str, int], int] = {}  # (actor_id, session) -> next seq to accept
         self._inbox: collections.deque[Message] = collections.deque()
@@ -465,6 +498,13 @@ class LearnerServer:
             self._sock.close(linger=0)
             raise OSError(f"learner cannot listen on {endpoint}: {exc}") from None
         self.endpoint = self._sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        if curve is None and not is_loopback(endpoint):
+            log.warning(
+                "SECURITY: the learner listens on %s without CURVE keys: anyone who can reach "
+                "this port can send it training data. Use transport.keys (robot-rl keys "
+                "generate) on any link that leaves this machine, or bind tcp://127.0.0.1",
+                endpoint,
+            )
         self._thread = threading.Thread(target=self._run, name="learner-io", daemon=True)
 
     def start(self) -> LearnerServer:
@@ -472,11 +512,28 @@ class LearnerServer:
         return self
 
     def restore(self, frames: list[bytes]) -> Message:
-        """Re-read one journaled message (on --resume) and mark it as already accepted."""
+        """Re-read one journaled message (on --resume) and mark it as already accepted; raises
+        ProtocolError (the sequence number still counts) if it fails today's checks."""
         msg = decode(frames, self.limits)
         key = (msg.actor_id, msg.session)
         self.expected[key] = max(self.expected.get(key, 0), msg.seq + 1)
+        if self.schema is not None:
+            self.schema.check(msg)
         return msg
+
+    def check_alive(self) -> None:
+        """Raise naming the cause if the I/O thread has died: OSError for a disk or socket the
+        operator must fix (a full journal disk), RuntimeError for anything else."""
+        if self.failure is not None:
+            if self._failed_on_os:
+                raise OSError(self.failure)
+            raise RuntimeError(self.failure)
+        if (
+            self._thread.ident is not None
+            and not self._thread.is_alive()
+            and not self._stop.is_set()
+        ):
+            raise RuntimeError("the learner's network thread stopped without saying why")
 
     def receive(self, max_messages: int = 1 << 30) -> list[Message]:
         """Accepted transitions/stats messages since the last call, in arrival order."""
@@ -514,6 +571,18 @@ class LearnerServer:
     # --- I/O thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception as exc:  # whatever it is, the owner must hear of it and stop
+            self._failed_on_os = isinstance(exc, OSError)
+            self.failure = (
+                str(exc)
+                if isinstance(exc, OSError)
+                else f"the learner's network thread failed: {type(exc).__name__}: {exc}"
+            )
+            log.critical("%s", self.failure, exc_info=not isinstance(exc, OSError))
+
+    def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         next_beat = 0.0
@@ -583,15 +652,37 @@ class LearnerServer:
             self.counters["gaps"] += 1
             return
         if msg.seq == expected:
-            if self.journal is not None:
-                self.journal.append(frames[1:])
+            self._accept(msg, frames[1:])
             self.expected[key] = expected + 1
-            with self._lock:
-                self._inbox.append(msg)
-            self.counters[msg.kind] += 1
         else:
             self.counters["duplicates"] += 1
         self._send(identity, Message("ack", msg.actor_id, self.config_hash, msg.session, msg.seq))
+
+    def _accept(self, msg: Message, frames: list) -> None:
+        """Journal and queue `msg` if its payload passes the schema; else count and log it."""
+        try:
+            if self.schema is not None:
+                self.schema.check(msg)
+        except PayloadError as exc:
+            self.counters["rejected_messages"] += 1
+            self.counters["rejected_rows"] += rows_in(msg)
+            self.rejections["payload"] += 1
+            self._log.log(
+                logging.WARNING,
+                "payload",
+                "learner: rejected %s seq %d of actor %s: %s",
+                msg.kind,
+                msg.seq,
+                msg.actor_id,
+                exc,
+            )
+            return
+        if self.journal is not None:
+            self.journal.append(frames)
+        with self._lock:
+            self._inbox.append(msg)
+        self.counters[msg.kind] += 1
+        self.counters["bytes"] += sum(memoryview(f).nbytes for f in frames)
 
     def _beat(self, now: float) -> None:
         for identity, peer in list(self.peers.items()):
@@ -638,16 +729,25 @@ class LearnerServer:
 
     def _drop(self, identity: bytes, category: str, reason: str) -> None:
         self.rejections[category] += 1
-        log.warning("learner: rejected a message from %r: %s", identity[:80], reason)
+        self._log.log(
+            logging.WARNING,
+            category,
+            "learner: rejected a message from %r: %s",
+            identity[:80],
+            reason,
+        )
 
     def _reject(self, identity: bytes, category: str, reason: str) -> None:
-        """Refuse and tell the peer why, so both sides log the same versions/hashes."""
+        """Refuse the peer; an authenticated one is told why (both sides then log the same
+        versions and hashes), anyone else only that it was refused."""
         self._drop(identity, category, reason)
-        meta = {
-            "reason": reason,
-            "learner_protocol": PROTOCOL_VERSION,
-            "learner_config_hash": self.config_hash,
-        }
+        meta: dict[str, Scalar] = {"reason": REFUSED}
+        if self.authenticated:
+            meta = {
+                "reason": reason,
+                "learner_protocol": PROTOCOL_VERSION,
+                "learner_config_hash": self.config_hash,
+            }
         actor_id = identity.split(b"/", 1)[0].decode("ascii", "replace")
         actor_id = (
             actor_id
@@ -655,3 +755,30 @@ class LearnerServer:
             else "unknown"
         )
         self._send(identity, Message("reject", actor_id[:64], self.config_hash, meta=meta))
+
+
+REFUSED = (
+    "refused by the learner: its protocol version or run config differs from this actor's "
+    "(the learner's log names both)"
+)
+
+
+def rows_in(msg: Message) -> int:
+    """Rows a transitions message claims to hold (0 for anything else)."""
+    flags = msg.arrays.get("is_first")
+    return (
+        int(flags.shape[0]) if msg.kind == "transitions" and flags is not None and flags.ndim else 0
+    )
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether `endpoint` is reachable only from this machine (ipc, inproc, a loopback address)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # "*", an interface name or a host name: assume it is reachable from outside

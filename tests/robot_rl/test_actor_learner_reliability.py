@@ -145,7 +145,7 @@ def test_learner_sigkill_resume_and_actor_kill_rejoin_lose_nothing(tmp_path):
     assert lp.exitcode == 0
     summary = json.loads((run / "learner_summary.json").read_text())
     assert summary["updates"] >= _updates(run) > updates_at_kill
-    assert summary["refused_batches"] == 0
+    assert summary["quarantined"] == 0 and summary["rejected_messages"] == 0
 
     # Nothing lost, nothing twice: every session's sequence numbers arrived exactly once, in order,
     # and nothing is left unacknowledged in the spools of the actors that exited cleanly.

@@ -155,7 +155,7 @@ def test_learner_stores_cached_features_for_image_runs(tmp_path):
         learner.ingest(
             Message("transitions", "a0", cfg.data_hash(), arrays=rows, meta={"mode": "train"})
         )
-        assert learner.refused_batches == 0 and learner.env_steps == 2
+        assert len(learner.quarantine) == 0 and learner.env_steps == 2
         stored = learner.online.obs["image_front"]
         features = learner.agent.policy.backbone(torch.from_numpy(rows["image_front"])).numpy()
         assert stored.dtype == np.float16 and stored.shape == (50, 2, *features.shape[1:])

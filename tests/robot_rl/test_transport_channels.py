@@ -16,7 +16,7 @@ import pytest
 import zmq
 
 from robot_rl.transport import keys
-from robot_rl.transport.channels import ActorClient, LearnerServer, LinkTiming
+from robot_rl.transport.channels import REFUSED, ActorClient, LearnerServer, LinkTiming, is_loopback
 from robot_rl.transport.journal import Journal
 from robot_rl.transport.protocol import Limits, Message, decode, encode, weights_checksum
 from robot_rl.transport.spool import Spool
@@ -205,18 +205,51 @@ def test_dead_peers_are_noticed_within_the_timeout(tmp_path, caplog):
     client.close()
 
 
-def test_config_mismatch_is_refused_and_both_sides_name_the_hashes(tmp_path, caplog):
+def test_config_mismatch_is_refused_and_only_the_learner_log_names_the_hashes(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     endpoint = _free_endpoint()
     server = LearnerServer(endpoint, "aaaa", timing=FAST).start()
     client = ActorClient(endpoint, "actor-0", "bbbb", tmp_path / "spool", timing=FAST).start()
     client.send("transitions", _batch(0, 0))
     assert _wait(lambda: client.error is not None, 5)
-    assert "actor actor-0 has bbbb, learner has aaaa" in client.error
+    # without keys the peer is unauthenticated: the learner's hash would let it forge data
+    assert "aaaa" not in client.error and "refused by the learner" in client.error
     assert server.rejections["config"] >= 1 and "learner has aaaa" in caplog.text
     assert server.receive() == []
     client.close()
     server.close()
+
+
+def test_an_authenticated_actor_is_told_both_config_hashes(tmp_path):
+    key_dir = tmp_path / "keys"
+    keys.generate(key_dir)
+    endpoint = _free_endpoint()
+    server = LearnerServer(endpoint, "aaaa", timing=FAST, curve=keys.server_keys(key_dir)).start()
+    client = ActorClient(
+        endpoint,
+        "actor-0",
+        "bbbb",
+        tmp_path / "spool",
+        timing=FAST,
+        curve=keys.client_keys(key_dir),
+    ).start()
+    client.send("transitions", _batch(0, 0))
+    assert _wait(lambda: client.error is not None, 5)
+    assert "actor actor-0 has bbbb, learner has aaaa" in client.error
+    client.close()
+    server.close()
+
+
+def test_binding_beyond_loopback_without_keys_warns(caplog):
+    caplog.set_level(logging.WARNING)
+    assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://[::1]:5555")
+    assert is_loopback("ipc:///tmp/learner") and not is_loopback("tcp://10.0.0.2:5555")
+    server = LearnerServer("tcp://0.0.0.0:0", HASH, timing=FAST)
+    server.close()
+    assert "SECURITY" in caplog.text and "without CURVE keys" in caplog.text
+    caplog.clear()
+    LearnerServer(_free_endpoint(), HASH, timing=FAST).close()
+    assert "SECURITY" not in caplog.text
 
 
 def _raw_dealer(endpoint: str, identity: bytes) -> zmq.Socket:
@@ -237,9 +270,9 @@ def test_wrong_protocol_version_gets_a_reply_naming_both_versions(tmp_path, capl
     assert sock.poll(5000)
     reply = decode(sock.recv_multipart())
     assert reply.kind == "reject"
-    assert "peer speaks v0, this side speaks v1" in reply.meta["reason"]
-    assert reply.meta["learner_protocol"] == 1
+    assert reply.meta == {"reason": REFUSED}  # unauthenticated: nothing about the learner
     assert server.rejections["version"] == 1
+    assert "peer speaks v0, this side speaks v1" in caplog.text
     sock.close()
     server.close()
 
@@ -278,7 +311,7 @@ def test_ten_thousand_bad_messages_are_each_rejected_and_the_learner_keeps_servi
 ):
     caplog.set_level(logging.WARNING, logger="robot_rl.transport.channels")
     endpoint = _free_endpoint()
-    server = LearnerServer(endpoint, HASH, timing=FAST).start()
+    server = LearnerServer(endpoint, HASH, timing=FAST, log_every_s=3600).start()
     # The intruder's identity never matches the actor_id inside the messages, so even a mutation
     # that happens to decode is refused: every one of the messages must be rejected with a logged
     # reason.
@@ -289,7 +322,7 @@ def test_ten_thousand_bad_messages_are_each_rejected_and_the_learner_keeps_servi
         sent += 1
     assert _wait(lambda: sum(server.rejections.values()) == sent, 60), server.rejections
     rejected_logs = [r for r in caplog.records if "rejected a message" in r.getMessage()]
-    assert len(rejected_logs) >= sent - server.rejections["version"] - server.rejections["config"]
+    assert len(rejected_logs) == len(server.rejections)  # one line per kind, not per message
     assert server.receive() == [] and server.expected == {}
     # Oversized: two frames each under libzmq's per-frame cap but over the total limit together.
     small = LearnerServer(
@@ -453,4 +486,24 @@ def test_learner_accepts_each_seq_once_in_order_and_acks_duplicates(tmp_path):
     assert [m.seq for m in server.receive()] == [3, 4]
     assert server.counters["duplicates"] == 2 and server.counters["gaps"] == 1
     sock.close()
+    server.close()
+
+
+def test_actor_sends_only_the_arrays_the_learner_stores(tmp_path):
+    server = LearnerServer(_free_endpoint(), HASH, timing=FAST).start()
+    client = ActorClient(
+        server.endpoint,
+        "actor-0",
+        HASH,
+        tmp_path / "spool",
+        timing=FAST,
+        send_keys=frozenset({"tcp_pose", "intervened"}),
+    ).start()
+    batch = {**_batch(0, 0), "image_reward_cam": np.zeros((8, 64, 64, 3), np.uint8)}
+    client.send("transitions", batch)
+    assert client.flush(10)
+    [msg] = server.receive()
+    assert set(msg.arrays) == {"tcp_pose", "intervened"}
+    assert server.counters["bytes"] < 1000  # the 98 KB camera stayed with the actor
+    client.close()
     server.close()
