@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from test_robot_env import robot_and_env  # noqa: F401  (the scripted robot and the env over DDS)
+from test_robot_env import ARM, FINGERS, cell, robot_and_env  # noqa: F401  (robot + env over DDS)
 
 from robot_rl.cli.replay import replay
 from robot_rl.loop.actor import Actor
@@ -36,9 +36,7 @@ def test_ros_actor_episode_records_joint_states_and_replays_from_them(
     def publish():
         now, zeros = time.time(), np.zeros(9)
         robot.pose_pub.publish(pose_msg(robot.pose, now))
-        robot.joint_pub.publish(
-            joint_state_msg([f"j{i}" for i in range(9)], START, zeros, zeros, now)
-        )
+        robot.joint_pub.publish(joint_state_msg(ARM + FINGERS, START, zeros, zeros, now))
 
     robot.node.create_timer(0.02, publish)
     env.config = EnvConfig(max_episode_steps=3)
