@@ -209,6 +209,10 @@ def actor_process(
             if episodes < demos:
                 mode = "demo"
             else:
+                if cfg.learner.offline == "wsrl":
+                    _wait_for_pretraining(actor, client, cfg.learner.wsrl_pretrain_updates, stop)
+                    if stop["now"]:
+                        break
                 mode = "eval" if (episodes - demos + 1) % cfg.eval_every_episodes == 0 else "train"
             actor.run_episode(mode, seed=seed + episodes)
             episodes += 1
@@ -218,6 +222,21 @@ def actor_process(
         client.flush(timeout_s=5.0 if client.connected else 0.0)
         client.close()
         env.close()
+
+
+def _wait_for_pretraining(actor, client, updates: int, stop: dict[str, bool]) -> None:
+    """Block until the actor holds weights of at least `updates` updates (WSRL's pre-trained
+    policy), so that its online warm-up is that policy's, not the untrained one's."""
+    if actor.policy_version >= updates:
+        return
+    log.info(
+        "%s: waiting for the learner's WSRL pre-training (%d updates)", client.actor_id, updates
+    )
+    while actor.policy_version < updates and not stop["now"]:
+        if client.error:
+            raise SystemExit(f"actor {client.actor_id}: stopped: {client.error}")
+        actor.swap_weights()
+        time.sleep(0.05)
 
 
 def _evaluate_worker(
