@@ -4,9 +4,12 @@ Sequence: the learner starts and listens; each actor first drives its share of s
 demonstrations (operator in control, every step intervened -> offline buffer), then acts with
 the newest policy while the scripted operator intervenes when it stalls or drifts, with a budget
 that shrinks as the policy succeeds; every `eval_every_episodes` an actor runs one deterministic,
-operator-free evaluation episode. When the step or time budget is spent the learner checkpoints
-and exits, the actors stop, and `final_eval_episodes` randomised episodes evaluate the final
-checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/.
+operator-free evaluation episode. With `learner.offline: wsrl` each actor, once its
+demonstrations are sent, waits for the learner's pre-trained policy before its first online
+episode, so that WSRL's warm-up steps are that policy's. When the step or time budget is spent the
+learner checkpoints and exits, the actors stop, and `final_eval_episodes` randomised episodes
+evaluate the final checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/,
+checkpoint/.
 
 The job supervises the actors as it does the learner: an actor process that dies while the
 learner runs is logged and restarted (without its demonstrations, with a new session), at most
