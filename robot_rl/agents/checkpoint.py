@@ -4,7 +4,7 @@ A checkpoint is a directory:
     weights.safetensors   every module of the agent ("critic.net.0.weight", ...) and log_alpha
     optim.safetensors     optimiser state tensors ("critic_opt.3.exp_avg", ...)
     optim.json            optimiser param_groups (learning rates, betas, ...)
-    config.json           the run's full config (agent + trainer) and observation spec
+    config.json           the run's full config and observation spec
     state.json            counters (critic/actor steps, skipped updates) and the caller's state
 It is written to a temporary sibling and renamed into place, so a crash never leaves half a
 checkpoint. Loading refuses a checkpoint whose config or tensor shapes differ from the agent's,
@@ -12,9 +12,9 @@ naming each difference; the device is not part of that comparison: tensors are w
 memory and read straight onto the loading agent's device, so a GPU learner's checkpoint resumes on
 a CPU and back. Nothing is unpickled.
 
-config.json holds the writer's config under one section: "run" for the `train`/`demo` job and the
-`learner` (a RunConfig), "trainer" for the single-process trainer (a TrainerConfig). Both carry
-`task`, `env` and `sac`: all `read_checkpoint_info` needs to rebuild the policy and its env.
+config.json holds the writer's run config (a RunConfig, from the `train`/`demo` job or the
+`learner`) under "run": its `task`, `env` and `sac` are all `read_checkpoint_info` needs to rebuild
+the policy and its env.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ from controllers.config import from_dict
 from robot_rl.agents.replay_buffer import ObsSpec
 from robot_rl.agents.sac import Policy, SACAgent, SACConfig
 
-CONFIG_SECTIONS = ("run", "trainer")
 # where a run trained, not what it trained: a checkpoint loads onto any device
-DEVICE_KEYS = tuple(f"{section}.sac.device" for section in CONFIG_SECTIONS)
+DEVICE_KEYS = ("run.sac.device",)
 
 
 class CheckpointMismatch(ValueError):
@@ -65,15 +64,14 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
                 "training run wrote, e.g. runs/<name>/checkpoint"
             )
     config = json.loads((path / "config.json").read_text())
-    sections = [k for k in CONFIG_SECTIONS if k in config]
-    if not sections or "obs_spec" not in config:
+    if "run" not in config or "obs_spec" not in config:
         raise CheckpointMismatch(
-            f"{path / 'config.json'}: has no {' or '.join(map(repr, CONFIG_SECTIONS))} section "
-            "with an 'obs_spec' beside it; it was not written by robot-rl train, learner, demo "
-            "or the trainer, so there is no run config to rebuild the policy from"
+            f"{path / 'config.json'}: has no 'run' section with an 'obs_spec' beside it; it was "
+            "not written by robot-rl train, learner or demo, so there is no run config to rebuild "
+            "the policy from; evaluate a checkpoint of one of those"
         )
-    run = config[sections[0]]
-    sac = from_dict(SACConfig, run.get("sac", {}), f"{sections[0]}.sac")
+    run = config["run"]
+    sac = from_dict(SACConfig, run.get("sac", {}), "run.sac")
     spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in config["obs_spec"].items()}
     counters = json.loads((path / "state.json").read_text())["agent"]
     return CheckpointInfo(

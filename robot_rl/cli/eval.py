@@ -1,7 +1,7 @@
 """`robot-rl eval CHECKPOINT --episodes 100`: success rate and time to success in the twin.
 
-Reads any checkpoint the stack writes (train/demo job, learner, single-process trainer); the task,
-env config and observation layout come from the checkpoint.
+Reads any checkpoint the stack writes (train/demo job, learner); the task, env config and
+observation layout come from the checkpoint.
 """
 
 from __future__ import annotations

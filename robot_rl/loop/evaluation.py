@@ -2,8 +2,8 @@
 and the train job's final evaluation.
 
 The task, env config and observation layout come from the checkpoint itself, so any checkpoint the
-stack writes (train/demo job, learner, single-process trainer) is evaluated in the twin it was
-trained in. The checkpoint is only read. This module may import the twin; robot_rl's core may not.
+stack writes (train/demo job, learner) is evaluated in the twin it was trained in. The checkpoint
+is only read. This module may import the twin; robot_rl's core may not.
 """
 
 from __future__ import annotations

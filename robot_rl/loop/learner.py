@@ -4,8 +4,13 @@
   and intervention segments (operator-driven steps plus the row after them) into the offline buffer.
   At start-up (resume included) the offline buffer is preloaded the same way from the episode
   stores of the run config's `offline` section (robot_rl.loop.offline).
-- Trains whenever data allows, capped at `max_update_to_data` critic updates per online env step,
-  batches half online / half offline (RLPD symmetric sampling).
+- Trains whenever data allows, capped at `max_update_to_data` critic updates per online env step.
+  `learner.offline` picks the batches: `symmetric` (RLPD) half online / half offline; `none`
+  online only; `wsrl` (WSRL) first `wsrl_pretrain_updates` updates on the offline buffer alone,
+  once the run's `demos` demonstration episodes are in (preloaded stores count at once), then
+  publishes that policy, empties the offline buffer and keeps no offline data from then on; the
+  first `learning_starts` online steps (taken with the pre-trained policy: twin actors wait for
+  it) are the warm-up, with no update, and online updates are capped counting from its end.
 - Publishes the actor's parameters every `publish_every` updates; checkpoints every
   `checkpoint_every` updates, at the end, and on SIGTERM/SIGINT. Received data is durable in the
   transport journal (acknowledged only once written), so `resume=True` restores the agent from
@@ -183,6 +188,8 @@ class Learner:
             ),
         )
         self.env_steps = self.demo_steps = self.episodes = self.takeovers = 0
+        self.demo_episodes = 0
+        self._pretrain_wait_logged = False
         self.quarantine = Quarantine(self.run_dir / "quarantine")
         self._log = RateLimitedLog(log)
         self._stall = _StallWatch()
@@ -258,12 +265,15 @@ class Learner:
         steps = int(np.count_nonzero(~np.asarray(rows["is_last"], bool)))
         if mode == "demo":
             self.demo_steps += steps
+            self.demo_episodes += int(np.count_nonzero(rows["is_last"]))
         else:
             self.env_steps += steps
 
     def _add_offline(self, stream: str, rows: dict[str, np.ndarray], demo: bool) -> int:
         """Demonstration rows whole, other rows' intervention segments, into the offline buffer;
-        returns the rows added."""
+        returns the rows added (none once WSRL's pre-training is over)."""
+        if not self._offline_retained():
+            return 0
         if not demo:
             rows = self.segments.feed(stream, rows)
             if rows is None:
@@ -347,6 +357,8 @@ class Learner:
         max_wall_s = max_wall_s if max_wall_s is not None else cfg.max_wall_s
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.request_stop)
+        if not self._offline_retained():
+            self._drop_offline()  # a resumed WSRL run past its pre-training
         self.server.start()
         self.server.publish_weights(self.agent.actor_parameters(), self.agent.critic_steps)
         if on_listening is not None:
@@ -363,20 +375,14 @@ class Learner:
             if self.env_steps >= total_env_steps or wall >= max_wall_s:
                 break
             if self._may_update():
-                n_step, discount = self.agent.cfg.n_step, self.agent.cfg.discount
-                batch = (
-                    sample_symmetric(
-                        self.online, self.offline, lc.batch_size, self.rng, n_step, discount
-                    )
-                    if lc.offline == "symmetric" and self.offline.size > 0
-                    else self.online.sample(lc.batch_size, self.rng, n_step, discount)
-                )
-                metrics = self.agent.update(batch)
+                metrics = self.agent.update(self._batch())
                 self.last_metrics.update({k: v for k, v in metrics.items() if k != "skipped"})
                 self._stall.update("skipped" in metrics, time.monotonic())
                 updates = self.agent.critic_steps
-                if updates % lc.publish_every == 0:
+                if updates % lc.publish_every == 0 or updates == self._pretrain_updates():
                     self.server.publish_weights(self.agent.actor_parameters(), updates)
+                if updates == self._pretrain_updates():
+                    self._end_pretraining()
                 if updates % lc.checkpoint_every == 0:
                     self.save(wall)
             else:
@@ -410,11 +416,67 @@ class Learner:
         time.sleep(0.2)  # let the final weights and acknowledgements leave
         return self.summary(wall)
 
+    def _pretrain_updates(self) -> int:
+        """Updates on offline data alone before any online one: WSRL's pre-training, else 0."""
+        lc = self.cfg.learner
+        return lc.wsrl_pretrain_updates if lc.offline == "wsrl" else 0
+
+    def _offline_retained(self) -> bool:
+        """Whether offline data is still wanted: always, except after WSRL's pre-training."""
+        return (
+            self.cfg.learner.offline != "wsrl" or self.agent.critic_steps < self._pretrain_updates()
+        )
+
+    def _offline_complete(self) -> bool:
+        """Whether every demonstration episode the run drives has arrived (logged once if not)."""
+        if self.demo_episodes >= self.cfg.demos:
+            return True
+        if not self._pretrain_wait_logged:
+            log.info(
+                "WSRL: waiting for %d demonstration episodes before pre-training", self.cfg.demos
+            )
+            self._pretrain_wait_logged = True
+        return False
+
+    def _end_pretraining(self) -> None:
+        """WSRL keeps no offline data once pre-trained: the buffer's memory goes back."""
+        lc = self.cfg.learner
+        log.info(
+            "WSRL: pre-trained %d updates on %d offline transitions; from now on online data only "
+            "(warm-up: %d online steps without updates)",
+            self.agent.critic_steps,
+            self.offline.size,
+            lc.learning_starts,
+        )
+        self._drop_offline()
+
+    def _drop_offline(self) -> None:
+        self.offline = ReplayBuffer(2, self.offline.obs_spec, self.offline.action_dim)
+
     def _may_update(self) -> bool:
         lc = self.cfg.learner
+        pretrain = self._pretrain_updates()
+        if self.agent.critic_steps < pretrain:
+            return self.offline.size > 0 and self._offline_complete()
         if self.online.size < max(lc.learning_starts, 1):
             return False
-        return self.agent.critic_steps < lc.max_update_to_data * self.env_steps
+        # WSRL's online updates are capped from the end of its warm-up, as if training began there
+        start = lc.learning_starts if lc.offline == "wsrl" else 0
+        return self.agent.critic_steps - pretrain < lc.max_update_to_data * (self.env_steps - start)
+
+    def _batch(self) -> dict[str, Any]:
+        """The next update's batch, from the buffers `learner.offline` and the phase call for."""
+        lc = self.cfg.learner
+        n_step, discount = self.agent.cfg.n_step, self.agent.cfg.discount
+        if self.agent.critic_steps < self._pretrain_updates():
+            batch = self.offline.sample(lc.batch_size, self.rng, n_step, discount)
+            batch["offline"] = np.ones(lc.batch_size, bool)
+            return batch
+        if lc.offline == "symmetric" and self.offline.size > 0:
+            return sample_symmetric(
+                self.online, self.offline, lc.batch_size, self.rng, n_step, discount
+            )
+        return self.online.sample(lc.batch_size, self.rng, n_step, discount)
 
     def summary(self, wall_s: float) -> dict[str, Any]:
         return {

@@ -60,9 +60,13 @@ class LearnerConfig:
         2000  # updates between checkpoints (and on SIGTERM/SIGINT and at the end)
     )
     replay_capacity: int = 200_000
-    offline: Literal["symmetric", "none"] = (
-        "symmetric"  # RLPD: half of each batch from demos+interventions
-    )
+    # symmetric (RLPD): half of each batch from demos + interventions; none: online data only;
+    # wsrl (WSRL): wsrl_pretrain_updates on the offline data alone, then online data only, the
+    # first learning_starts online steps (the pre-trained policy's) without updates
+    offline: Literal["symmetric", "wsrl", "none"] = "symmetric"
+    wsrl_pretrain_updates: int = 2000
+    # task: the env's reward; rlif: -1 when the operator takes over, else 0, the task reward
+    # unused; rlif+task: both
     reward_mode: RewardMode = "task"
     torch_threads: int = 1
     progress_every_s: float = 2.0
@@ -82,6 +86,12 @@ class LearnerConfig:
         if not self.max_update_to_data > 0:
             raise ConfigError(
                 f"learner.max_update_to_data: must be > 0, got {self.max_update_to_data}"
+            )
+        if self.offline == "wsrl" and self.wsrl_pretrain_updates < 1:
+            raise ConfigError(
+                "learner.wsrl_pretrain_updates: WSRL pre-trains on the offline data, so it must "
+                f"be >= 1, got {self.wsrl_pretrain_updates}; for online data only set "
+                "learner.offline: none"
             )
         if not self.progress_every_s > 0:
             raise ConfigError(f"learner.progress_every_s: must be > 0, got {self.progress_every_s}")
@@ -212,6 +222,17 @@ class RunConfig:
             raise ConfigError(
                 "learner.offline: 'symmetric' needs demos > 0, the operator enabled or an "
                 "`offline` store list"
+            )
+        if self.learner.offline == "wsrl" and self.demos == 0 and not self.offline:
+            raise ConfigError(
+                "learner.offline: 'wsrl' pre-trains on demonstrations, so it needs demos > 0 or "
+                "an `offline` store list"
+            )
+        if self.learner.reward_mode != "task" and not self.operator.enabled:
+            raise ConfigError(
+                f"learner.reward_mode: {self.learner.reward_mode!r} rewards the policy only "
+                "through interventions, and in the twin the scripted operator makes them; set "
+                "operator.enabled: true or reward_mode: task"
             )
         if self.offline and self.learner.offline == "none":
             raise ConfigError(

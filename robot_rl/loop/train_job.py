@@ -4,9 +4,12 @@ Sequence: the learner starts and listens; each actor first drives its share of s
 demonstrations (operator in control, every step intervened -> offline buffer), then acts with
 the newest policy while the scripted operator intervenes when it stalls or drifts, with a budget
 that shrinks as the policy succeeds; every `eval_every_episodes` an actor runs one deterministic,
-operator-free evaluation episode. When the step or time budget is spent the learner checkpoints
-and exits, the actors stop, and `final_eval_episodes` randomised episodes evaluate the final
-checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/, checkpoint/.
+operator-free evaluation episode. With `learner.offline: wsrl` each actor, once its
+demonstrations are sent, waits for the learner's pre-trained policy before its first online
+episode, so that WSRL's warm-up steps are that policy's. When the step or time budget is spent the
+learner checkpoints and exits, the actors stop, and `final_eval_episodes` randomised episodes
+evaluate the final checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/,
+checkpoint/.
 
 The job supervises the actors as it does the learner: an actor process that dies while the
 learner runs is logged and restarted (without its demonstrations, with a new session), at most
@@ -209,6 +212,10 @@ def actor_process(
             if episodes < demos:
                 mode = "demo"
             else:
+                if cfg.learner.offline == "wsrl":
+                    _wait_for_pretraining(actor, client, cfg.learner.wsrl_pretrain_updates, stop)
+                    if stop["now"]:
+                        break
                 mode = "eval" if (episodes - demos + 1) % cfg.eval_every_episodes == 0 else "train"
             actor.run_episode(mode, seed=seed + episodes)
             episodes += 1
@@ -218,6 +225,21 @@ def actor_process(
         client.flush(timeout_s=5.0 if client.connected else 0.0)
         client.close()
         env.close()
+
+
+def _wait_for_pretraining(actor, client, updates: int, stop: dict[str, bool]) -> None:
+    """Block until the actor holds weights of at least `updates` updates (WSRL's pre-trained
+    policy), so that its online warm-up is that policy's, not the untrained one's."""
+    if actor.policy_version >= updates:
+        return
+    log.info(
+        "%s: waiting for the learner's WSRL pre-training (%d updates)", client.actor_id, updates
+    )
+    while actor.policy_version < updates and not stop["now"]:
+        if client.error:
+            raise SystemExit(f"actor {client.actor_id}: stopped: {client.error}")
+        actor.swap_weights()
+        time.sleep(0.05)
 
 
 def _evaluate_worker(

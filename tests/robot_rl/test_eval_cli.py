@@ -1,5 +1,5 @@
-"""`robot-rl eval` on the checkpoints the stack writes: a learner's (= train/demo job's) and the
-single-process trainer's; bad checkpoints are refused with one message each."""
+"""`robot-rl eval` on the checkpoint a learner (= the train/demo job) writes; bad checkpoints are
+refused with one message each."""
 
 from __future__ import annotations
 
@@ -62,38 +62,14 @@ def learner_run(tmp_path_factory):
     return run_dir / "checkpoint", learner.agent
 
 
-@pytest.fixture(scope="module")
-def trainer_checkpoint(tmp_path_factory):
-    from robot_rl.loop.trainer import Trainer, TrainerConfig
-    from sim import make_env
-
-    cfg = TrainerConfig(
-        task="pick_cube",
-        env=ENV,
-        total_env_steps=4,
-        batch_size=4,
-        learning_starts=2,
-        demos=0,
-        offline="none",
-        eval_every=0,
-        final_eval_episodes=0,
-        sac=SACConfig(hidden=(32, 32)),
-    )
-    run_dir = tmp_path_factory.mktemp("trainer")
-    trainer = Trainer(cfg, lambda: make_env("pick_cube", ENV), run_dir=run_dir)
-    trainer.run()
-    return run_dir / "checkpoint", trainer.agent
-
-
 def _eval(capsys, *args: str) -> dict:
     capsys.readouterr()  # drop what the fixtures printed (the learner's progress line)
     assert main(["eval", *args]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("which", ["learner_run", "trainer_checkpoint"])
-def test_eval_runs_the_checkpoints_policy_in_its_twin(which, request, tmp_path, capsys):
-    checkpoint, agent = request.getfixturevalue(which)
+def test_eval_runs_the_checkpoints_policy_in_its_twin(learner_run, tmp_path, capsys):
+    checkpoint, agent = learner_run
     before = _digest(checkpoint)
     store_path = tmp_path / "eval.zarr"
     result = _eval(capsys, str(checkpoint), "--episodes", "2", "--record", str(store_path))
@@ -133,7 +109,7 @@ def test_bad_checkpoints_are_named(learner_run, tmp_path):
         main(["eval", str(checkpoint), "--episodes", "0"])
     foreign = shutil.copytree(checkpoint, tmp_path / "foreign")
     (foreign / "config.json").write_text(json.dumps({"sac": {}}))
-    with pytest.raises(SystemExit, match="no 'run' or 'trainer' section"):
+    with pytest.raises(SystemExit, match="no 'run' section"):
         main(["eval", str(foreign), "--episodes", "1"])
 
 

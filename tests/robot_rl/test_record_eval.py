@@ -1,4 +1,4 @@
-"""`robot-rl eval` on an untrained SAC trainer checkpoint in the twin, recording to a store."""
+"""`robot-rl eval` on an untrained SAC checkpoint in the twin, recording to a store."""
 
 from __future__ import annotations
 
@@ -19,20 +19,18 @@ def checkpoint(tmp_path_factory):
     from robot_rl.agents.checkpoint import save_checkpoint
     from robot_rl.agents.replay_buffer import obs_spec_from_space
     from robot_rl.agents.sac import SACAgent, SACConfig
-    from robot_rl.loop.trainer import TrainerConfig
+    from robot_rl.loop.run_config import RunConfig
     from sim import make_env
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = TrainerConfig(
-        task="pick_cube", env={"max_episode_steps": 6}, sac=SACConfig(hidden=(32, 32))
-    )
+    cfg = RunConfig(task="pick_cube", env={"max_episode_steps": 6}, sac=SACConfig(hidden=(32, 32)))
     env = make_env("pick_cube", cfg.env)
     spec = obs_spec_from_space(env.observation_space)
     agent = SACAgent(spec, cfg.sac)
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint"
     config = {
-        "trainer": to_dict(cfg),
+        "run": to_dict(cfg),
         "obs_spec": {k: [list(s), d.str] for k, (s, d) in spec.items()},
     }
     save_checkpoint(path, agent, config, {})
