@@ -185,6 +185,7 @@ class ActorNode(Node):
         from robot_rl.loop.actor import Actor, best_device
 
         device = best_device(run.actor_device)
+        self.policy_version = 0
         self.policy = (
             self._checkpoint_policy(device)
             if cfg.checkpoint
@@ -221,6 +222,7 @@ class ActorNode(Node):
             operator=self.operator,
             max_episode_steps=env_cfg.max_episode_steps,
         )
+        self.actor.policy_version = self.policy_version  # stored with each step: which weights
         self.episodes_done = 0
         self.exit_status = 0
         self._thread = threading.Thread(target=self._loop, name="actor-loop", daemon=True)
@@ -265,6 +267,7 @@ class ActorNode(Node):
         self.get_logger().info(
             f"policy from checkpoint {path} (policy version {info.policy_version})"
         )
+        self.policy_version = info.policy_version
         return policy
 
     def _client(self):
