@@ -37,6 +37,7 @@ setup(
             "actor = nodes.actor:main",
             "reward = nodes.reward:main",
             "tracker = nodes.tracker:main",
+            "twin_operator = nodes.twin_operator:main",
         ],
     },
 )

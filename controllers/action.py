@@ -100,6 +100,13 @@ def action_from_twist(
     return np.clip(action_from_delta(t[:3], t[3:6], scales, gripper), -1.0, 1.0)
 
 
+def twist_from_action(action: Any, period: float, scales: ActionScales) -> np.ndarray:
+    """The world-frame twist (vx vy vz m/s, wx wy wz rad/s) that moves the target as `action`
+    does when held over one control `period` (s): action_from_twist's inverse, gripper left out."""
+    a = check_action(action)
+    return np.concatenate([a[POS] * scales.pos_scale, a[ROT] * scales.rot_scale]) / period
+
+
 def gripper_masks(values: Any) -> tuple[Any, Any]:
     """(close, open) boolean masks of gripper values; numpy arrays and torch tensors alike."""
     return values > GRIPPER_CLOSE_THRESHOLD, values < GRIPPER_OPEN_THRESHOLD

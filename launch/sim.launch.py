@@ -1,7 +1,9 @@
-"""The twin of the cell: sim_robot, teleop and actor, parameters from config/ros_sim.yaml.
+"""The robot's node set with the twin standing in for robot and cameras: sim_robot, the twin
+operator (a scripted person in place of the teleop device), the reward node and the actor;
+parameters from config/ros_sim.yaml.
 
 sim_robot runs its `real_cell` profile there (a real cell's topics only; its ground truth under
-twin/ for harnesses); set `profile: privileged` for state-based jobs.
+twin/ for harnesses and the twin operator); set `profile: privileged` for state-based jobs.
 
     ros2 launch robot_rl sim.launch.py          (or, without a ROS install: robot-rl bringup sim)
 
@@ -38,8 +40,15 @@ def generate_launch_description():
             ),
             Node(
                 package="robot_rl",
-                executable="teleop",
-                name="teleop",
+                executable="twin_operator",
+                name="twin_operator",
+                parameters=[config("ros_sim.yaml")],
+                output="screen",
+            ),
+            Node(
+                package="robot_rl",
+                executable="reward",
+                name="reward",
                 parameters=[config("ros_sim.yaml")],
                 output="screen",
             ),

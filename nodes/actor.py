@@ -16,6 +16,9 @@ gripper command. Modes: `train` streams step rows to the learner over ZeroMQ (ro
 lets the operator drive every step (the policy's proposal is recorded as policy_action) until a
 `success`, `failure` or `reset` event or the step limit. When `store` is set, each finished episode
 is committed to the zarr episode store (source `demo` for demonstrations).
+`checkpoint` (with `mode: eval`) runs the policy of a checkpoint that `robot-rl train`, `learner` or
+`demo` wrote instead of a fresh one; one of another task or observation layout than the run config
+is refused at start-up, naming what differs.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ActorNodeConfig:
     hold_timeout_s: float = 5.0  # inputs stale this long end the episode (truncated)
     episodes: int = 0  # stop after this many episodes; 0 = until stopped
     mode: Literal["train", "eval", "demo"] = "train"
+    checkpoint: str = ""  # mode eval: a checkpoint directory to run; "" = a fresh policy
     seed: int = 0
     robot: RobotInterfaceConfig = field(default_factory=RobotInterfaceConfig)
     reset: ResetConfig = field(default_factory=ResetConfig)
@@ -67,6 +71,11 @@ class ActorNodeConfig:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         if self.episodes < 0:
             raise ConfigError(f"episodes: must be >= 0, got {self.episodes}")
+        if self.checkpoint and self.mode != "eval":
+            raise ConfigError(
+                f"checkpoint: only used with mode eval (mode is {self.mode}); in train mode the "
+                "learner's weights drive the actor: resume the learner from its checkpoint instead"
+            )
 
 
 PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (flattened) fields
@@ -175,7 +184,13 @@ class ActorNode(Node):
         from robot_rl.agents.sac import Policy
         from robot_rl.loop.actor import Actor, best_device
 
-        self.policy = Policy(run.obs_spec(), replace(run.sac, device=best_device(run.actor_device)))
+        device = best_device(run.actor_device)
+        self.policy_version = 0
+        self.policy = (
+            self._checkpoint_policy(device)
+            if cfg.checkpoint
+            else Policy(run.obs_spec(), replace(run.sac, device=device))
+        )
         env_cfg = run.env_config()
         self.env = RobotEnv(
             self,
@@ -207,6 +222,7 @@ class ActorNode(Node):
             operator=self.operator,
             max_episode_steps=env_cfg.max_episode_steps,
         )
+        self.actor.policy_version = self.policy_version  # stored with each step: which weights
         self.episodes_done = 0
         self.exit_status = 0
         self._thread = threading.Thread(target=self._loop, name="actor-loop", daemon=True)
@@ -221,6 +237,38 @@ class ActorNode(Node):
                 "config/real_pick_cube.yaml on a real cell, config/sim_pick_cube.yaml in the twin)"
             )
         return load_run_config(self.config.run_config)
+
+    def _checkpoint_policy(self, device: str):
+        """The checkpoint's policy; ConfigError unless its task and observation layout are the
+        run config's."""
+        from robot_rl.agents.checkpoint import load_policy, read_checkpoint_info
+        from robot_rl.loop.evaluation import layout_differences
+
+        path, run = self.config.checkpoint, self.run
+        try:
+            info = read_checkpoint_info(path)
+            if info.task != run.task:
+                raise ConfigError(
+                    f"{path} was trained on task {info.task!r}, but run_config "
+                    f"{self.config.run_config} is for {run.task!r}; give a checkpoint of a "
+                    f"{run.task} run or the run config it was trained with"
+                )
+            policy = load_policy(info, device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"checkpoint: {exc}") from exc
+        diffs = layout_differences(info.obs_spec, run.obs_spec(), policy.read_keys)
+        if diffs:
+            raise ConfigError(
+                f"checkpoint: {path} reads other observations than run_config "
+                f"{self.config.run_config} gives:\n  "
+                + "\n  ".join(diffs)
+                + "\nuse the run config the checkpoint was trained with"
+            )
+        self.get_logger().info(
+            f"policy from checkpoint {path} (policy version {info.policy_version})"
+        )
+        self.policy_version = info.policy_version
+        return policy
 
     def _client(self):
         endpoint = self.config.learner_endpoint or self.run.transport.endpoint

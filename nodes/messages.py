@@ -224,10 +224,12 @@ class JointStates:
         return self.position[idx].copy(), self.velocity[idx].copy()
 
 
-# observation key -> topic it is built from (images: image_<camera> <- cameras/<camera>/image_raw)
+# observation key -> the real-cell topic it is built from (images: image_<camera> <-
+# cameras/<camera>/image_raw); tcp_vel is derived from current_pose's stamps, as the actor does,
+# because a real cell under CRISP's controllers publishes no twist
 STATE_TOPICS = {
     "tcp_pose": "current_pose",
-    "tcp_vel": "current_twist",
+    "tcp_vel": "current_pose",
     "gripper_width": "joint_states",
     "joint_pos": "joint_states",
     "joint_vel": "joint_states",
@@ -236,7 +238,6 @@ STATE_TOPICS = {
 }
 TOPIC_TYPES = {
     "current_pose": PoseStamped,
-    "current_twist": TwistStamped,
     "joint_states": JointState,
     "wrench": WrenchStamped,
     "object_pose": PoseStamped,
@@ -244,11 +245,10 @@ TOPIC_TYPES = {
 
 
 def observation_value(key: str, msg: Any) -> np.ndarray:
-    """The observation array (docs/contracts.md) of state key `key` from its topic's message."""
+    """The observation array (docs/contracts.md) of state key `key` from one message of its topic
+    (tcp_vel needs two: controllers.velocity.PoseVelocityEstimator)."""
     if key in ("tcp_pose", "object_pose"):
         return pose_array(msg)
-    if key == "tcp_vel":
-        return twist_array(msg)
     if key == "wrench":
         return wrench_array(msg)
     if key == "joint_pos":

@@ -4,12 +4,15 @@ Loads any reward model directory (`robot-rl reward train|probe|zero-shot`, see d
 subscribes to `cameras/<camera>/image_raw` for every camera it reads. Each new frame of the first
 camera triggers one score once every camera has a frame no older than `max_skew_s` relative to it.
 A classifier that also reads robot state (`classifier.proprio`, e.g. `tcp_pose`, `gripper_width`)
-gets it from the state topics (`current_pose`, `joint_states`, docs/interfaces.md), under the same
-`max_skew_s` rule against the image stamp.
+subscribes to the real-cell topics those keys come from, and to nothing else (`current_pose`, with
+`tcp_vel` derived from its stamps as the actor does; `joint_states`; docs/interfaces.md), under the
+same `max_skew_s` rule against the image stamp.
 Scoring runs in its own thread on the newest frames only, so a slow model drops frames instead of
 falling behind. Also published: `reward/success` (std_msgs/Bool, prob >= the model's threshold) and
 `reward/latency` (std_msgs/Float32, seconds from the trigger image's stamp to publication).
 A non-finite probability is logged and never published.
+With no `model_dir` (no classifier trained yet) the node says so and publishes nothing: episodes
+then end on the operator's success event only, and the actor's `robot.success_topic` must be "".
 """
 
 from __future__ import annotations
@@ -27,13 +30,22 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32
 
 from controllers.config import ConfigError
-from nodes.messages import STATE_TOPICS, TOPIC_TYPES, from_time, image_array, observation_value
+from controllers.velocity import PoseVelocityEstimator
+from nodes.messages import (
+    STATE_TOPICS,
+    TOPIC_TYPES,
+    from_time,
+    image_array,
+    observation_value,
+    pose_array,
+)
 from nodes.params import declare_config
 
 
 @dataclass
 class RewardNodeConfig:
-    model_dir: str = ""  # directory written by `robot-rl reward train|probe|zero-shot` (required)
+    # directory written by `robot-rl reward train|probe|zero-shot`; "" = none yet: publish nothing
+    model_dir: str = ""
     threads: int = 1  # torch CPU threads for inference
     # where a trained classifier runs: auto (CUDA when present, else CPU), cpu, cuda, cuda:N, mps;
     # VLM rewards run on the CPU
@@ -69,8 +81,14 @@ class RewardNode(Node):
         from robot_rl.reward import load_model
 
         self.config = declare_config(self, RewardNodeConfig)
+        self.worker = None
         if not self.config.model_dir:
-            raise ConfigError("model_dir: required; a directory written by `robot-rl reward train`")
+            self.get_logger().warning(
+                "reward: no model_dir, so no reward/success_prob: episodes end on the operator's "
+                'success event only (the actor needs robot.success_topic: ""). Train a '
+                "classifier with `robot-rl reward train` and set model_dir to its directory"
+            )
+            return
         if not Path(self.config.model_dir).is_dir():
             raise ConfigError(f"model_dir: no such directory {self.config.model_dir}")
         torch.set_num_threads(self.config.threads)
@@ -108,12 +126,14 @@ class RewardNode(Node):
                 lambda msg, cam=cam: self.on_image(cam, msg),
                 qos_profile_sensor_data,
             )
-        for key in self.model.state_keys:
-            topic = STATE_TOPICS[key]
+        # the actor's default low-pass for the derived TCP velocity (robot.velocity_cutoff_hz)
+        self.velocity = PoseVelocityEstimator(10.0)
+        for topic in sorted({STATE_TOPICS[k] for k in self.model.state_keys}):
+            keys = [k for k in self.model.state_keys if STATE_TOPICS[k] == topic]
             self.create_subscription(
                 TOPIC_TYPES[topic],
                 topic,
-                lambda msg, key=key: self.on_state(key, msg),
+                lambda msg, keys=keys: self.on_state(keys, msg),
                 qos_profile_sensor_data,
             )
         self.worker = threading.Thread(target=self.score_loop, name="reward-score", daemon=True)
@@ -149,10 +169,18 @@ class RewardNode(Node):
                 self.pending = True
                 self.cond.notify()
 
-    def on_state(self, key: str, msg) -> None:
-        value = np.asarray(observation_value(key, msg), np.float32)
+    def on_state(self, keys: list[str], msg) -> None:
+        stamp = from_time(msg.header.stamp)
+        values = {}
+        for key in keys:
+            if key == "tcp_vel":
+                twist = self.velocity.update(stamp, pose_array(msg))
+                if twist is not None:
+                    values[key] = np.asarray(twist, np.float32)
+            else:
+                values[key] = np.asarray(observation_value(key, msg), np.float32)
         with self.cond:
-            self.state[key] = (from_time(msg.header.stamp), value)
+            self.state.update({k: (stamp, v) for k, v in values.items()})
 
     def score_loop(self) -> None:
         while True:
@@ -200,6 +228,8 @@ class RewardNode(Node):
             self.pub_latency.publish(Float32(data=float(time.time() - stamp)))
 
     def close(self) -> None:
+        if self.worker is None:
+            return
         with self.cond:
             self.running = False
             self.cond.notify()

@@ -19,6 +19,10 @@ limit, inputs stale for `hold_timeout_s` or a tripped watchdog (truncated). rese
 own (controllers.reset): home through `target_pose`, then the object re-placement the config names.
 A watchdog timer on the node ends the episode and stops new targets when the control tick stalls
 for longer than the safety config's `command_timeout_s`.
+What the env is doing goes out on `actor/state` (std_msgs/String, reliable, latched for late
+joiners) whenever it changes: `resetting`, `waiting_for_object` (the operator's part of the
+reset: place the object, press reset), `running`, `holding` (inputs stale, no new target) or
+`stopped`; a GUI, a person's terminal or the twin's scripted operator follows it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, WrenchStamped
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, Float64MultiArray, String
 
@@ -51,6 +55,10 @@ from nodes.messages import (
 from sim.observation import N_ARM
 
 JOINT_KEYS = ("joint_pos", "joint_vel", "gripper_width")
+ACTOR_STATES = ("resetting", "waiting_for_object", "running", "holding", "stopped")
+ACTOR_STATE_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 
 
 @dataclass
@@ -187,6 +195,8 @@ class RobotEnv:
         )
         self.target_pub = node.create_publisher(PoseStamped, robot.target_pose_topic, 10)
         self.gripper_pub = node.create_publisher(Float64MultiArray, robot.gripper_command_topic, 10)
+        self.state_pub = node.create_publisher(String, "actor/state", ACTOR_STATE_QOS)
+        self.state = ""
         self._target_pos = np.zeros(3)
         self._target_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self._gripper = -1  # +1 closed, -1 open
@@ -311,6 +321,12 @@ class RobotEnv:
             "that the robot's controllers, cameras and the reward node run, and the topic names in "
             "the actor's robot.* parameters"
         )
+
+    def _set_state(self, state: str) -> None:
+        """Say on `actor/state` what the env does now (once per change)."""
+        if state != self.state and self.node.context.ok():
+            self.state = state
+            self.state_pub.publish(String(data=state))
 
     # ---- inputs ----
     def _on_event(self, msg: String) -> None:
@@ -465,6 +481,8 @@ class RobotEnv:
             if obs is not None:
                 return obs
             self.holds += 1
+            if self._armed:
+                self._set_state("holding")
             self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
             if time.monotonic() > deadline:
                 return None
@@ -501,6 +519,7 @@ class RobotEnv:
                 f"reset: place the object and press reset (waiting up to {leg.timeout_s:g} s)"
             )
             self._take_events()  # a press that ended the episode does not count
+            self._set_state("waiting_for_object")
             while "reset" not in self._take_events():
                 self._publish_target()
                 clock.check(time.monotonic())
@@ -522,6 +541,7 @@ class RobotEnv:
         ResetTimeout (its message tells the operator what to check) when a leg runs out of time.
         """
         self._armed = False
+        self._set_state("resetting")
         self._next_tick = time.monotonic()
         obs = self._observe_or_hold(self.reset_config.timeout_s)
         if obs is None and self.stop_requested.is_set():
@@ -547,6 +567,7 @@ class RobotEnv:
         self._next_tick = self._last_tick = time.monotonic()
         self._tripped, self._armed = False, True
         self._last_obs = obs
+        self._set_state("running")
         return obs, {}
 
     def step(self, action: np.ndarray):
@@ -571,6 +592,7 @@ class RobotEnv:
         current, why = self.observe()
         if current is None:  # inputs went stale or non-finite since the policy looked: hold
             self.holds += 1
+            self._set_state("holding")
             self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
         else:
             pos, quat = apply_action(self._target_pos, self._target_quat, a, self.scales)
@@ -580,6 +602,7 @@ class RobotEnv:
             if command:
                 self._gripper = command
             self._publish_target()
+            self._set_state("running")
         try:
             self._wait_tick()
             obs = self._observe_or_hold(self.hold_timeout_s)
@@ -618,3 +641,4 @@ class RobotEnv:
 
     def close(self) -> None:
         self.stop_requested.set()
+        self._set_state("stopped")

@@ -52,7 +52,7 @@ def test_sim_robot_actor_learner_with_a_scripted_intervention(
     store = tmp_path / "episodes.zarr"
     sim_proc = start_node(
         "nodes.sim_robot",
-        ["-p", "cameras:=['front']", "-p", "camera_fps:=1.0"],
+        ["-p", "profile:=privileged", "-p", "cameras:=['front']", "-p", "camera_fps:=1.0"],
         env={"MUJOCO_GL": "egl"},
     )
     # the privileged twin: the default run config's policy reads object_pose and wrench

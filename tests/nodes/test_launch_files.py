@@ -26,7 +26,12 @@ def test_launch_file_is_consistent(path):
 
 def test_node_sets():
     sim = [(n.executable, n.name) for n in read_launch_file(REPO / "launch" / "sim.launch.py")]
-    assert sim == [("sim_robot", "sim_robot"), ("teleop", "teleop"), ("actor", "actor")]
+    assert sim == [
+        ("sim_robot", "sim_robot"),
+        ("twin_operator", "twin_operator"),
+        ("reward", "reward"),
+        ("actor", "actor"),
+    ]
     robot = [(n.executable, n.name) for n in read_launch_file(REPO / "launch" / "robot.launch.py")]
     assert robot == [
         ("camera", "camera_front"),

@@ -1,0 +1,266 @@
+"""`twin_operator` node: a scripted person at the twin's table, standing where the human with the
+SpaceMouse stands.
+
+It looks at the table as a person does (the twin's ground truth `twin/object_pose` and
+`twin/success`, plus `current_pose`, `joint_states` and the actor's `target_pose`) and speaks only
+through the teleop topics, exactly as nodes/teleop.py does: `teleop/twist` (TwistStamped, world
+frame), `teleop/intervening` (Bool), `teleop/gripper` (Float32, +1 close / -1 open) and
+`teleop/event` (String, reliable). It never publishes `target_pose`.
+
+`mode`:
+- `demo`: drives every episode with the task's scripted expert (sim/experts), its action turned
+  into a twist through the action contract (controllers.action);
+- `intervene`: takes over when the policy stalls or drifts, as the twin's scripted HIL operator
+  does (robot_rl.loop.operator.ScriptedOperator); the policy's action is what the person sees the
+  robot being commanded: the step between two `target_pose` messages;
+- `watch`: only the reset.
+In every mode it does the person's part of the reset: when `actor/state` says
+`waiting_for_object`, it re-places the object (service `twin/place_object`) and presses `reset`.
+With `mark_success` it presses `success` when `twin/success` turns true during an episode.
+
+Only this node and evaluation harnesses may read the twin's ground truth; the stack's own nodes
+(actor, reward, teleop, tracker) never do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Literal
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float32, String
+from std_srvs.srv import Trigger
+
+from controllers.action import GRIPPER, ActionScales, action_from_target, twist_from_action
+from controllers.config import ConfigError
+from nodes.messages import JointStates, pose_array, twist_msg
+from nodes.params import declare_config
+
+# tasks whose scripted expert needs nothing of the twin but the object's pose
+EXPERT_TASKS = ("pick_cube",)
+ACTOR_STATE_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+@dataclass
+class TwinOperatorConfig:
+    mode: Literal["demo", "intervene", "watch"] = "demo"
+    run_config: str = ""  # required: the actor's run YAML (task, action scales, operator.*)
+    control_hz: float = 10.0  # the actor's control rate: one decision per tick
+    stale_s: float = 0.3  # newest robot/ground-truth message older than this: hands off
+    mark_success: bool = True  # press `success` when the twin's ground truth says so
+    finger_joints: list[str] = field(
+        default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"]
+    )
+
+    def __post_init__(self) -> None:
+        for key in ("control_hz", "stale_s"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
+        if not self.finger_joints:
+            raise ConfigError("finger_joints: name the gripper's finger joints")
+
+
+PARAMETERS = TwinOperatorConfig  # the node's ROS parameters are this dataclass's (flattened) fields
+
+
+class TableView:
+    """What a person at the table sees, shaped the way the scripted experts read the twin
+    (`env.unwrapped.task`, `.data.xpos/.xquat`, `.target_pose`, `.action_scales`)."""
+
+    def __init__(self, task: str, scales: ActionScales):
+        self.unwrapped = self
+        self.task = SimpleNamespace(name=task, object_id=0)
+        self.data = SimpleNamespace(xpos=np.zeros((1, 3)), xquat=np.array([[1.0, 0, 0, 0]]))
+        self.action_scales = scales
+        self.target_pose = (np.zeros(3), np.array([1.0, 0.0, 0.0, 0.0]))
+
+    def see(self, object_pose: np.ndarray, target: np.ndarray) -> None:
+        self.data.xpos[0], self.data.xquat[0] = object_pose[:3], object_pose[3:7]
+        self.target_pose = (target[:3], target[3:7])
+
+
+class TwinOperatorNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("twin_operator", **kwargs)
+        self.config = cfg = declare_config(self, TwinOperatorConfig)
+        if not cfg.run_config:
+            raise ConfigError(
+                "run_config: empty; give the actor's run YAML (e.g. config/real_pick_cube.yaml)"
+            )
+        from robot_rl.loop.operator import ScriptedOperator
+        from robot_rl.loop.run_config import load_run_config
+        from sim.experts import EXPERTS
+
+        run = load_run_config(cfg.run_config)
+        if cfg.mode != "watch" and run.task not in EXPERT_TASKS:
+            raise ConfigError(
+                f"mode {cfg.mode}: the twin operator drives only {list(EXPERT_TASKS)} (experts "
+                f"that need nothing but the object's pose); for {run.task} use mode watch"
+            )
+        env = run.env_config()
+        self.scales = ActionScales(env.pos_scale, env.rot_scale)
+        self.period = 1.0 / cfg.control_hz
+        self.max_steps = env.max_episode_steps
+        self.view = TableView(run.task, self.scales)
+        self.expert = EXPERTS[run.task](self.view) if run.task in EXPERTS else None
+        self.operator = (
+            ScriptedOperator(self._expert_act, run.operator) if cfg.mode != "watch" else None
+        )
+        self.newest: dict[str, tuple[float, object]] = {}
+        self.joints = JointStates(cfg.finger_joints, velocity_cutoff_hz=10.0)
+        self._last_target: np.ndarray | None = None
+        self.actor_state = ""
+        self.success_sent = False
+        self.success_seen = False
+        self.placing = False
+        self.reset_pressed = False
+        self.driving_steps = 0
+        self.episodes = 0
+
+        sensor = qos_profile_sensor_data
+        for topic, kind in (
+            ("current_pose", PoseStamped),
+            ("twin/object_pose", PoseStamped),
+            ("twin/success", Bool),
+        ):
+            self.create_subscription(kind, topic, lambda m, t=topic: self._put(t, m), sensor)
+        self.create_subscription(JointState, "joint_states", self._on_joints, sensor)
+        self.create_subscription(PoseStamped, "target_pose", self._on_target, 10)
+        self.create_subscription(String, "actor/state", self._on_actor_state, ACTOR_STATE_QOS)
+        self.twist_pub = self.create_publisher(TwistStamped, "teleop/twist", 10)
+        self.intervening_pub = self.create_publisher(Bool, "teleop/intervening", 10)
+        self.gripper_pub = self.create_publisher(Float32, "teleop/gripper", 10)
+        reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+        self.event_pub = self.create_publisher(String, "teleop/event", reliable)
+        self.place_client = self.create_client(Trigger, "twin/place_object")
+        self.create_timer(self.period, self._tick)
+        self.get_logger().info(f"twin operator: mode {cfg.mode}, task {run.task}")
+
+    # ---- what the person sees ----
+    def _put(self, topic: str, msg) -> None:
+        self.newest[topic] = (time.monotonic(), msg)
+
+    def _fresh(self, topic: str):
+        entry = self.newest.get(topic)
+        if entry is None or time.monotonic() - entry[0] > self.config.stale_s:
+            return None
+        return entry[1]
+
+    def _on_joints(self, msg: JointState) -> None:
+        self.joints.put(msg, time.monotonic())
+
+    def _on_target(self, msg: PoseStamped) -> None:
+        self._put("target_pose", msg)
+
+    def _expert_act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.expert.act(obs)
+
+    def _observe(self) -> dict[str, np.ndarray] | None:
+        pose, obj = self._fresh("current_pose"), self._fresh("twin/object_pose")
+        target = self._fresh("target_pose")
+        fingers = self.joints.read(self.config.finger_joints, time.monotonic(), self.config.stale_s)
+        if pose is None or obj is None or target is None or isinstance(fingers, str):
+            return None
+        self.view.see(pose_array(obj), pose_array(target))
+        return {"tcp_pose": pose_array(pose), "gripper_width": np.array([fingers[0].sum()])}
+
+    def _policy_action(self) -> np.ndarray:
+        """The step the robot was last commanded, as an action (zeros before two targets)."""
+        target = pose_array(self._fresh("target_pose"))
+        previous, self._last_target = self._last_target, target
+        if previous is None:
+            return np.zeros(GRIPPER + 1)
+        return action_from_target(previous[:3], previous[3:7], target[:3], target[3:7], self.scales)
+
+    # ---- the episode, as the actor reports it ----
+    def _on_actor_state(self, msg: String) -> None:
+        state, before = msg.data, self.actor_state
+        self.actor_state = state
+        if state == before:
+            return
+        self.get_logger().info(f"actor: {state}")
+        if state == "running" and before != "holding":
+            self.success_sent = self.success_seen = False
+            self._last_target = None
+            if self.expert is not None:
+                self.expert.reset()
+            if self.operator is not None:
+                self.operator.start_episode(self.max_steps, demo=self.config.mode == "demo")
+        elif state in ("resetting", "stopped") and before in ("running", "holding"):
+            self.episodes += 1
+            if self.operator is not None:
+                self.operator.end_episode(self.success_seen)
+        if state == "waiting_for_object":
+            self.reset_pressed = False
+            self._place_object()
+
+    def _place_object(self) -> None:
+        if self.placing:
+            return
+        if not self.place_client.service_is_ready():
+            self.get_logger().warning(
+                "twin/place_object is not available yet: is sim_robot running? retrying",
+                throttle_duration_sec=2.0,
+            )
+            return
+        self.placing = True
+        self.place_client.call_async(Trigger.Request()).add_done_callback(self._placed)
+
+    def _placed(self, future) -> None:
+        self.placing = False
+        result = future.result()
+        if result is None or not result.success:
+            why = "no answer" if result is None else result.message
+            self.get_logger().error(f"twin/place_object failed ({why}); trying again")
+            return
+        self.get_logger().info(f"{result.message}; pressing reset")
+        self.reset_pressed = True
+        self.event_pub.publish(String(data="reset"))
+
+    # ---- the person's hands ----
+    def _tick(self) -> None:
+        if self.actor_state == "waiting_for_object" and not self.reset_pressed:
+            self._place_object()  # again, if the last try failed
+        running = self.actor_state in ("running", "holding")
+        truth = self._fresh("twin/success")
+        self.success_seen |= running and truth is not None and bool(truth.data)
+        if running and self.success_seen and self.config.mark_success and not self.success_sent:
+            self.success_sent = True
+            self.get_logger().info("the object is lifted: pressing success")
+            self.event_pub.publish(String(data="success"))
+        action = None
+        if running and self.operator is not None:
+            obs = self._observe()
+            if obs is not None:
+                action = self.operator.act(obs, self._policy_action())
+        if action is None:
+            self.intervening_pub.publish(Bool(data=False))
+            return
+        self.driving_steps += 1
+        twist = twist_from_action(action, self.period, self.scales)
+        self.twist_pub.publish(twist_msg(twist, time.time(), "world"))
+        self.intervening_pub.publish(Bool(data=True))
+        self.gripper_pub.publish(Float32(data=float(np.sign(action[GRIPPER]))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nodes.spin import run_node
+
+    return run_node(TwinOperatorNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
