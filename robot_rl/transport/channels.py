@@ -473,6 +473,8 @@ class LearnerServer:
         self._inbox: collections.deque[Message] = collections.deque()
         self._weights = _Slot()
         self._lock = threading.Lock()
+        # held from journaling a message to queueing it, so a journal cut sees both or neither
+        self._journal_lock = threading.Lock()
         self._stop = threading.Event()
         self._ctx = zmq.Context.instance()
         self._auth = None
@@ -542,6 +544,14 @@ class LearnerServer:
             while self._inbox and len(out) < max_messages:
                 out.append(self._inbox.popleft())
         return out
+
+    def cut_journal(self) -> tuple[list[Path], list[Message]]:
+        """Rotate the journal for a checkpoint: returns its closed segments and the accepted
+        messages not yet received, which are exactly the ones those segments hold beyond what
+        was received before. Once the caller has them in a checkpoint, the segments may go."""
+        with self._journal_lock:
+            segments = self.journal.rotate() if self.journal is not None else []
+            return segments, self.receive()
 
     def publish_weights(self, arrays: dict[str, np.ndarray], version: int) -> None:
         """Send actor parameters to every live actor (and any that joins later); newest wins."""
@@ -677,10 +687,11 @@ class LearnerServer:
                 exc,
             )
             return
-        if self.journal is not None:
-            self.journal.append(frames)
-        with self._lock:
-            self._inbox.append(msg)
+        with self._journal_lock:
+            if self.journal is not None:
+                self.journal.append(frames)
+            with self._lock:
+                self._inbox.append(msg)
         self.counters[msg.kind] += 1
         self.counters["bytes"] += sum(memoryview(f).nbytes for f in frames)
 
