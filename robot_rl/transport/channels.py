@@ -41,6 +41,7 @@ import zmq.auth.thread
 
 from robot_rl.transport import keys as keyfiles
 from robot_rl.transport.journal import Journal
+from robot_rl.transport.ledger import Ledger
 from robot_rl.transport.protocol import (
     DEFAULT_LIMITS,
     PROTOCOL_VERSION,
@@ -105,9 +106,12 @@ class ActorClient:
         curve: keyfiles.ClientKeys | None = None,
         limits: Limits = DEFAULT_LIMITS,
         send_keys: frozenset[str] | None = None,
+        ledger: Ledger | None = None,
     ):
         """`send_keys`: the arrays of a transitions message that go to the learner (what it
-        stores); others (e.g. cameras only the reward model reads) stay here. None: all."""
+        stores); others (e.g. cameras only the reward model reads) stay here. None: all.
+        `ledger`: where to record each message sent and acknowledged (robot-rl chaos)."""
+        self.ledger = ledger
         self.endpoint = endpoint
         self.send_keys = send_keys
         self.actor_id = actor_id
@@ -179,6 +183,8 @@ class ActorClient:
             seq = self._next_seq
             self._next_seq += 1
             header["seq"] = seq
+            if self.ledger is not None:
+                self.ledger.sent(self.session, seq, kind, arrays, msg.meta)
             self._outbox.append(((self.session, seq), _Pending(header, buffers)))
         self.counters["queued"] += 1
         return seq
@@ -286,6 +292,8 @@ class ActorClient:
             item = self._inflight.pop((msg.session, msg.seq), None)
             if item is not None:
                 self.counters["acked"] += 1
+                if self.ledger is not None:
+                    self.ledger.acked(msg.session, msg.seq)
                 if item.spool_path is not None:
                     self.spool.remove(item.spool_path)
         elif msg.kind == "weights":

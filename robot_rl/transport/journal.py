@@ -93,7 +93,8 @@ class Journal:
         """Close the current segment (the next record opens a new one); returns every segment
         written so far, oldest first: what a checkpoint taken now covers."""
         self.close()
-        return sorted(self.directory.glob("*.log"))
+        # a segment file this journal has not reached yet (written by no one) is not covered
+        return sorted(p for p in self.directory.glob("*.log") if int(p.stem) < self._index)
 
     @staticmethod
     def prune(segments: Sequence[Path]) -> int:
