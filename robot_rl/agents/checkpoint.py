@@ -6,11 +6,14 @@ A checkpoint is a directory:
     optim.json            optimiser param_groups (learning rates, betas, ...)
     config.json           the run's full config and observation spec
     state.json            counters (critic/actor steps, skipped updates) and the caller's state
+    replay/<name>.npz     the replay buffers the caller hands over (a learner's online and
+                          offline buffers: their filled rows, no pickle), when it does
 It is written to a temporary sibling and renamed into place, so a crash never leaves half a
-checkpoint. Loading refuses a checkpoint whose config or tensor shapes differ from the agent's,
-naming each difference; the device is not part of that comparison: tensors are written from host
-memory and read straight onto the loading agent's device, so a GPU learner's checkpoint resumes on
-a CPU and back. Nothing is unpickled.
+checkpoint: weights, counters and buffers are always of one moment. Loading refuses a
+checkpoint whose config or tensor shapes differ from the agent's, naming each difference; the
+device is not part of that comparison: tensors are written from host memory and read straight
+onto the loading agent's device, so a GPU learner's checkpoint resumes on a CPU and back. Nothing
+is unpickled.
 
 config.json holds the writer's run config (a RunConfig, from the `train`/`demo` job or the
 `learner`) under "run": its `task`, `env` and `sac` are all `read_checkpoint_info` needs to rebuild
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,9 +35,10 @@ from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import load_file, save_file
 
 from controllers.config import from_dict
-from robot_rl.agents.replay_buffer import ObsSpec
+from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer
 from robot_rl.agents.sac import Policy, SACAgent, SACConfig
 
+REPLAY_DIR = "replay"
 # where a run trained, not what it trained: a checkpoint loads onto any device
 DEVICE_KEYS = ("run.sac.device",)
 
@@ -115,7 +120,11 @@ def _optim_tensors(agent: SACAgent) -> tuple[dict[str, torch.Tensor], dict[str, 
 
 
 def save_checkpoint(
-    path: str | Path, agent: SACAgent, config: dict[str, Any], state: dict[str, Any] | None = None
+    path: str | Path,
+    agent: SACAgent,
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    buffers: Mapping[str, ReplayBuffer] | None = None,
 ) -> Path:
     """Write a checkpoint directory at `path` (replacing an older one at the same path)."""
     path = Path(path)
@@ -134,6 +143,10 @@ def save_checkpoint(
         "skipped_updates": agent.skipped_updates,
     }
     (tmp / "state.json").write_text(json.dumps({"agent": counters, "run": state or {}}, indent=1))
+    if buffers:
+        (tmp / REPLAY_DIR).mkdir()
+        for name, buffer in buffers.items():
+            buffer.save(tmp / REPLAY_DIR / f"{name}.npz")
     if path.exists():
         old = path.with_name(path.name + ".old")
         if old.exists():
@@ -144,6 +157,14 @@ def save_checkpoint(
     else:
         tmp.rename(path)
     return path
+
+
+def load_buffers(
+    path: str | Path, devices: Mapping[str, torch.device] | None = None
+) -> dict[str, ReplayBuffer]:
+    """The replay buffers saved with the checkpoint at `path` by name (none: an empty dict)."""
+    folder = Path(path) / REPLAY_DIR
+    return {f.stem: ReplayBuffer.load(f, devices) for f in sorted(folder.glob("*.npz"))}
 
 
 def config_differences(saved: Any, current: Any, where: str = "") -> list[str]:

@@ -362,7 +362,9 @@ class ReplayBuffer:
     )
 
     def save(self, path: str | Path) -> None:
-        """Write the ring to `path` (.npz, no pickle) with its bookkeeping in the header array."""
+        """Write the ring's filled slots to `path` (.npz, no pickle; images stay uint8) with its
+        bookkeeping in the header array: a file the size of the data, not of the capacity."""
+        filled = min(self.rows_written, self.capacity)
         meta = {
             "capacity": self.capacity,
             "action_dim": self.action_dim,
@@ -372,29 +374,30 @@ class ReplayBuffer:
             "obs_spec": {k: [list(s), d.str] for k, (s, d) in self.obs_spec.items()},
             "streams": {k: [s.slot, s.gen, s.open, s.gripper] for k, s in self.streams.items()},
         }
-        arrays = {f"obs/{k}": self._host(k) for k in self.obs}
-        arrays.update({k: getattr(self, k) for k in self._ARRAYS})
+        arrays = {f"obs/{k}": self._host(k, filled) for k in self.obs}
+        arrays.update({k: getattr(self, k)[:filled] for k in self._ARRAYS})
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         with open(path, "wb") as f:
             np.savez(f, **arrays)
 
-    def _host(self, key: str) -> np.ndarray:
-        ring = self.obs[key]
+    def _host(self, key: str, rows: int) -> np.ndarray:
+        ring = self.obs[key][:rows]
         return ring.cpu().numpy() if key in self.devices else ring
 
     @classmethod
     def load(
         cls, path: str | Path, devices: Mapping[str, torch.device] | None = None
     ) -> ReplayBuffer:
+        """The buffer `save` wrote, its device-resident keys on `devices`."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             spec = {k: (tuple(s), np.dtype(d)) for k, (s, d) in meta["obs_spec"].items()}
             buf = cls(meta["capacity"], spec, meta["action_dim"], meta["reward_mode"], devices)
-            every = np.arange(buf.capacity)
+            filled = np.arange(min(meta["rows_written"], buf.capacity))
             for k in buf.obs:
-                buf._put(k, every, data[f"obs/{k}"])
+                buf._put(k, filled, data[f"obs/{k}"])
             for k in cls._ARRAYS:
-                getattr(buf, k)[:] = data[k]
+                getattr(buf, k)[filled] = data[k]
         buf.cursor, buf.rows_written = meta["cursor"], meta["rows_written"]
         buf.streams = {k: _Stream(*v) for k, v in meta["streams"].items()}
         return buf

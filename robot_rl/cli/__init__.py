@@ -18,6 +18,7 @@ COMMANDS = (
     "robot_rl.cli.learner",
     "robot_rl.cli.actor",
     "robot_rl.cli.train",
+    "robot_rl.cli.chaos",
     "robot_rl.cli.calibrate",
     "robot_rl.cli.reward",
     "robot_rl.cli.data",

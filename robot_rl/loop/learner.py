@@ -13,8 +13,14 @@
   it) are the warm-up, with no update, and online updates are capped counting from its end.
 - Publishes the actor's parameters every `publish_every` updates; checkpoints every
   `checkpoint_every` updates, at the end, and on SIGTERM/SIGINT. Received data is durable in the
-  transport journal (acknowledged only once written), so `resume=True` restores the agent from
-  the checkpoint and the buffers by replaying the journal: nothing acknowledged is lost.
+  transport journal (acknowledged only once written). A checkpoint holds the agent, both replay
+  buffers, the counters, each actor session's next expected sequence number and the open
+  intervention segments, all of one moment; the journal is rotated with it and the segments it
+  covers are deleted, so the journal holds only what arrived since. `resume=True` loads the
+  checkpoint and replays the journal messages it does not cover: nothing acknowledged is lost or
+  inserted twice, and resume time is bounded by the checkpoint's size plus one interval's data.
+  The offline buffer comes back from the checkpoint as it was (episode-store rows included), so
+  a resume does not read the `offline` stores again; a start without a checkpoint does.
 - Logs every `progress_every_s` to `metrics.csv`, TensorBoard (`tb/`, through torch's
   SummaryWriter) and the `robot_rl.loop.learner` logger, and shows one live progress line on stdout.
 - Never crashes on data: the transport checks each message against the payload schema before
@@ -42,7 +48,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from controllers.config import to_dict
-from robot_rl.agents.checkpoint import load_checkpoint, save_checkpoint
+from robot_rl.agents.checkpoint import REPLAY_DIR, load_buffers, load_checkpoint, save_checkpoint
 from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer, sample_symmetric
 from robot_rl.agents.sac import SACAgent
 from robot_rl.loop.offline import preload
@@ -111,8 +117,12 @@ class InterventionSegments:
     buffer sees a short episode. Segments may span several batches.
     """
 
-    def __init__(self):
-        self._open: dict[str, bool] = {}
+    def __init__(self, open_streams: dict[str, bool] | None = None):
+        self._open: dict[str, bool] = dict(open_streams or {})
+
+    def state(self) -> dict[str, bool]:
+        """Which streams are inside a segment (for a checkpoint; the constructor takes it)."""
+        return dict(self._open)
 
     def feed(self, stream: str, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
         n = len(rows["is_first"])
@@ -176,17 +186,22 @@ class Learner:
             lc.replay_capacity, spec, reward_mode=lc.reward_mode, devices=devices
         )
         self.segments = InterventionSegments()
-        # not journaled: the stores are the source of truth, read again at every start
+        # next seq per actor session of what the buffers hold: what a checkpoint covers
+        self.covered: dict[tuple[str, int], int] = {}
         policy = self.agent.policy
-        self.preloaded = preload(
-            cfg.offline,
-            cfg.task,
-            {k: policy.obs_spec[k] for k in policy.read_keys},
-            self.offline.action_dim,
-            lambda stream, episode, demo: self._add_offline(
-                stream, self.agent.to_storage(episode), demo
-            ),
-        )
+        # not journaled: the stores are the source of truth, read at a start without a
+        # checkpoint; a checkpoint holds the offline buffer they filled, as it was
+        self.preloaded: list[dict[str, Any]] = []
+        if not (resume and (self.ckpt_dir / REPLAY_DIR).is_dir()):
+            self.preloaded = preload(
+                cfg.offline,
+                cfg.task,
+                {k: policy.obs_spec[k] for k in policy.read_keys},
+                self.offline.action_dim,
+                lambda stream, episode, demo: self._add_offline(
+                    stream, self.agent.to_storage(episode), demo
+                ),
+            )
         self.env_steps = self.demo_steps = self.episodes = self.takeovers = 0
         self.demo_episodes = 0
         self._pretrain_wait_logged = False
@@ -234,6 +249,8 @@ class Learner:
             self._process(msg)
         except Exception as exc:  # one bad message must never end a run of hours
             self._quarantine(msg, type(exc).__name__, str(exc), encode(msg))
+        key = (msg.actor_id, msg.session)
+        self.covered[key] = max(self.covered.get(key, 0), msg.seq + 1)
 
     def _quarantine(self, msg: Message, category: str, reason: str, frames: list) -> None:
         self.quarantine.add(
@@ -308,16 +325,64 @@ class Learner:
         }
 
     def save(self, wall_s: float) -> None:
-        state = {"wall_s": wall_s, "rng": self.rng.bit_generator.state}
-        save_checkpoint(self.ckpt_dir, self.agent, self._config_dict(), state)
-        log.info("checkpoint at %d updates -> %s", self.agent.critic_steps, self.ckpt_dir)
+        """Checkpoint agent, buffers and counters together; then drop the journal they cover."""
+        segments, pending = self.server.cut_journal()
+        for msg in pending:
+            self.ingest(msg)
+        state = {"wall_s": wall_s, "rng": self.rng.bit_generator.state, **self._ingest_state()}
+        save_checkpoint(
+            self.ckpt_dir,
+            self.agent,
+            self._config_dict(),
+            state,
+            buffers={"online": self.online, "offline": self.offline},
+        )
+        freed = Journal.prune(segments)
+        log.info(
+            "checkpoint at %d updates -> %s; %d journal segment(s) it covers deleted (%.1f MB)",
+            self.agent.critic_steps,
+            self.ckpt_dir,
+            len(segments),
+            freed / 1e6,
+        )
+
+    def _ingest_state(self) -> dict[str, Any]:
+        """What the buffers hold, in counters: saved with them, restored with them."""
+        return {
+            "sessions": [[a, s, n] for (a, s), n in sorted(self.covered.items())],
+            "segments": self.segments.state(),
+            "env_steps": self.env_steps,
+            "demo_steps": self.demo_steps,
+            "episodes": self.episodes,
+            "takeovers": self.takeovers,
+            "eval_episodes": self.eval_episodes,
+            "train_window": [list(w) for w in self.train_window],
+            "eval_window": list(self.eval_window),
+        }
+
+    def _restore_ingest(self, state: dict[str, Any]) -> None:
+        buffers = load_buffers(
+            self.ckpt_dir, self.agent.storage_devices(self.cfg.learner.replay_capacity)
+        )
+        self.online, self.offline = buffers["online"], buffers["offline"]
+        self.covered = {(a, s): n for a, s, n in state["sessions"]}
+        self.server.expected.update(self.covered)
+        self.segments = InterventionSegments(state["segments"])
+        self.env_steps, self.demo_steps = state["env_steps"], state["demo_steps"]
+        self.episodes, self.takeovers = state["episodes"], state["takeovers"]
+        self.eval_episodes = state["eval_episodes"]
+        self.train_window.extend(tuple(w) for w in state["train_window"])
+        self.eval_window.extend(state["eval_window"])
 
     def _resume(self) -> None:
+        started = time.monotonic()
         if self.ckpt_dir.exists():
             state = load_checkpoint(self.ckpt_dir, self.agent, self._config_dict())
             self.wall_s_before = float(state.get("wall_s", 0.0))
             self.rng.bit_generator.state = state["rng"]
-        replayed = skipped = 0
+            if (self.ckpt_dir / REPLAY_DIR).is_dir():
+                self._restore_ingest(state)
+        replayed = skipped = covered = 0
         for frames in Journal(self.run_dir / "journal").replay():
             try:
                 msg = self.server.restore(frames)
@@ -325,17 +390,25 @@ class Learner:
                 self._log.log(logging.ERROR, "journal", "journal record skipped on resume: %s", exc)
                 skipped += 1
                 continue
+            if msg.seq < self.covered.get((msg.actor_id, msg.session), 0):
+                covered += 1  # a segment the last checkpoint holds, not yet deleted at the kill
+                continue
             if (msg.actor_id, msg.session, msg.seq) in self.quarantine:
                 skipped += 1
                 continue
             self.ingest(msg)
             replayed += 1
         log.warning(
-            "resumed %s: %d updates from the checkpoint, %d journaled messages replayed, "
-            "%d quarantined or invalid ones skipped (%d online steps, %d demo steps)",
+            "resumed %s in %.1f s: %d updates and %d online / %d offline transitions from the "
+            "checkpoint, %d journaled messages replayed, %d already in the checkpoint and %d "
+            "quarantined or invalid ones skipped (%d online steps, %d demo steps)",
             self.run_dir,
+            time.monotonic() - started,
             self.agent.critic_steps,
+            self.online.size,
+            self.offline.size,
             replayed,
+            covered,
             skipped,
             self.env_steps,
             self.demo_steps,

@@ -152,16 +152,19 @@ def actor_process(
     max_episodes: int | None = None,
     store: str | None = None,
     log_file: str | None = None,
+    ledger: str | None = None,
 ) -> None:
     """Entry of an actor process (also `robot-rl actor`): demos first, then policy episodes until
     stopped; every episode (demonstrations included) is committed to the zarr store `store` when
-    given. It logs to `log_file` when given, else to the console."""
+    given. It logs to `log_file` when given, else to the console; `ledger`: a file recording
+    what it sent and what was acknowledged (robot_rl.transport.ledger)."""
     from robot_rl.agents.sac import Policy
     from robot_rl.loop.actor import Actor, best_device
     from robot_rl.loop.operator import ScriptedOperator
     from robot_rl.store.tee import StoreTee
     from robot_rl.transport import keys as keyfiles
     from robot_rl.transport.channels import ActorClient, LinkTiming
+    from robot_rl.transport.ledger import Ledger
     from robot_rl.transport.schema import step_arrays
     from sim.experts import make_expert
 
@@ -183,6 +186,7 @@ def actor_process(
         curve=keyfiles.client_keys(t.keys) if t.keys else None,
         # the learner stores what the policy reads: reward-only cameras stay on this machine
         send_keys=frozenset(policy.read_keys) | step_arrays(),
+        ledger=Ledger(ledger) if ledger else None,
     ).start()
     tee = StoreTee(
         client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env

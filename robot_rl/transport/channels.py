@@ -41,6 +41,7 @@ import zmq.auth.thread
 
 from robot_rl.transport import keys as keyfiles
 from robot_rl.transport.journal import Journal
+from robot_rl.transport.ledger import Ledger
 from robot_rl.transport.protocol import (
     DEFAULT_LIMITS,
     PROTOCOL_VERSION,
@@ -105,9 +106,12 @@ class ActorClient:
         curve: keyfiles.ClientKeys | None = None,
         limits: Limits = DEFAULT_LIMITS,
         send_keys: frozenset[str] | None = None,
+        ledger: Ledger | None = None,
     ):
         """`send_keys`: the arrays of a transitions message that go to the learner (what it
-        stores); others (e.g. cameras only the reward model reads) stay here. None: all."""
+        stores); others (e.g. cameras only the reward model reads) stay here. None: all.
+        `ledger`: where to record each message sent and acknowledged (robot-rl chaos)."""
+        self.ledger = ledger
         self.endpoint = endpoint
         self.send_keys = send_keys
         self.actor_id = actor_id
@@ -179,6 +183,8 @@ class ActorClient:
             seq = self._next_seq
             self._next_seq += 1
             header["seq"] = seq
+            if self.ledger is not None:
+                self.ledger.sent(self.session, seq, kind, arrays, msg.meta)
             self._outbox.append(((self.session, seq), _Pending(header, buffers)))
         self.counters["queued"] += 1
         return seq
@@ -286,6 +292,8 @@ class ActorClient:
             item = self._inflight.pop((msg.session, msg.seq), None)
             if item is not None:
                 self.counters["acked"] += 1
+                if self.ledger is not None:
+                    self.ledger.acked(msg.session, msg.seq)
                 if item.spool_path is not None:
                     self.spool.remove(item.spool_path)
         elif msg.kind == "weights":
@@ -473,6 +481,8 @@ class LearnerServer:
         self._inbox: collections.deque[Message] = collections.deque()
         self._weights = _Slot()
         self._lock = threading.Lock()
+        # held from journaling a message to queueing it, so a journal cut sees both or neither
+        self._journal_lock = threading.Lock()
         self._stop = threading.Event()
         self._ctx = zmq.Context.instance()
         self._auth = None
@@ -542,6 +552,14 @@ class LearnerServer:
             while self._inbox and len(out) < max_messages:
                 out.append(self._inbox.popleft())
         return out
+
+    def cut_journal(self) -> tuple[list[Path], list[Message]]:
+        """Rotate the journal for a checkpoint: returns its closed segments and the accepted
+        messages not yet received, which are exactly the ones those segments hold beyond what
+        was received before. Once the caller has them in a checkpoint, the segments may go."""
+        with self._journal_lock:
+            segments = self.journal.rotate() if self.journal is not None else []
+            return segments, self.receive()
 
     def publish_weights(self, arrays: dict[str, np.ndarray], version: int) -> None:
         """Send actor parameters to every live actor (and any that joins later); newest wins."""
@@ -677,10 +695,11 @@ class LearnerServer:
                 exc,
             )
             return
-        if self.journal is not None:
-            self.journal.append(frames)
-        with self._lock:
-            self._inbox.append(msg)
+        with self._journal_lock:
+            if self.journal is not None:
+                self.journal.append(frames)
+            with self._lock:
+                self._inbox.append(msg)
         self.counters[msg.kind] += 1
         self.counters["bytes"] += sum(memoryview(f).nbytes for f in frames)
 

@@ -8,10 +8,15 @@ frames with length prefixes; a record cut short by a crash is dropped on replay.
 Durability (`fsync`): "always" fsyncs every record before it is acknowledged (survives power
 loss); "interval" fsyncs at most every `fsync_interval_s` (a power cut may lose that last stretch,
 a killed process nothing); "none" leaves it to the OS. Every policy survives `kill -9`.
+
+Bounded: the learner rotates the journal at every checkpoint (`rotate`: the next record opens a
+new segment `<n>.log`) and, once the checkpoint holding those messages is on disk, deletes the
+closed segments (`prune`). The journal then holds only what arrived since the last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -83,6 +88,23 @@ class Journal:
                 "there (or move the run with --out) and restart the learner with --resume"
             )
             raise JournalError(exc.errno or errno.EIO, self._failed) from exc
+
+    def rotate(self) -> list[Path]:
+        """Close the current segment (the next record opens a new one); returns every segment
+        written so far, oldest first: what a checkpoint taken now covers."""
+        self.close()
+        # a segment file this journal has not reached yet (written by no one) is not covered
+        return sorted(p for p in self.directory.glob("*.log") if int(p.stem) < self._index)
+
+    @staticmethod
+    def prune(segments: Sequence[Path]) -> int:
+        """Delete `segments` (their messages are in a checkpoint); returns the bytes freed."""
+        freed = 0
+        for segment in segments:
+            with contextlib.suppress(FileNotFoundError):
+                freed += segment.stat().st_size
+                segment.unlink()
+        return freed
 
     def replay(self) -> Iterator[list[bytes]]:
         """Every complete record, oldest first; a torn tail record is skipped with a warning."""

@@ -43,10 +43,19 @@ def _config() -> RunConfig:
 
 
 def _journal(run: Path) -> dict[tuple[str, int], list[int]]:
-    seqs: dict[tuple[str, int], list[int]] = {}
+    """Sequence numbers per actor session the learner holds: what its checkpoint covers, then
+    what its journal holds since."""
+    try:
+        sessions = json.loads((run / "checkpoint" / "state.json").read_text())["run"]["sessions"]
+    except FileNotFoundError:  # none yet, or this instant the learner swaps in a new one
+        sessions = []
+    covered = {(a, s): n for a, s, n in sessions}
+    seqs = {key: list(range(n)) for key, n in covered.items()}
     for frames in Journal(run / "journal").replay():
         msg = decode(frames)
-        seqs.setdefault((msg.actor_id, msg.session), []).append(msg.seq)
+        key = (msg.actor_id, msg.session)
+        if msg.seq >= covered.get(key, 0):
+            seqs.setdefault(key, []).append(msg.seq)
     return seqs
 
 

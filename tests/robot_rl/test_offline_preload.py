@@ -1,6 +1,6 @@
 """The learner preloads its offline buffer from episode stores named in the run config's `offline`
-section: filtered on task/source/success, demonstrations whole, interventions as segments, again
-on resume; bad stores and filters are refused with one message each."""
+section: filtered on task/source/success, demonstrations whole, interventions as segments, kept
+by the checkpoint on resume; bad stores and filters are refused with one message each."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _segments(seed: int) -> dict[str, np.ndarray]:
     return InterventionSegments().feed("s", make_episode(seed))
 
 
-def test_filtered_episodes_are_preloaded_whole_or_as_segments_and_again_on_resume(tmp_path):
+def test_filtered_episodes_are_preloaded_whole_or_as_segments_and_kept_on_resume(tmp_path):
     store = _write_store(tmp_path / "demos.zarr", sorted(EPISODES))
     before = _digest(store)
     cfg = _config(
@@ -98,7 +98,8 @@ def test_filtered_episodes_are_preloaded_whole_or_as_segments_and_again_on_resum
     assert "offline" not in saved["run"]  # the stores may move or grow between resumes
     resumed = _learner(cfg, tmp_path / "run", resume=True)
     try:
-        assert resumed.offline.rows_written == off.rows_written  # preloaded, not journaled
+        # the checkpoint holds the offline buffer as it was: the stores are not read twice
+        assert resumed.preloaded == [] and resumed.offline.rows_written == off.rows_written
     finally:
         resumed.close()
     assert _digest(store) == before
