@@ -274,19 +274,11 @@ class ActorNode(Node):
         endpoint = self.config.learner_endpoint or self.run.transport.endpoint
         if endpoint == "none":
             return None
-        from robot_rl.transport import keys as keyfiles
-        from robot_rl.transport.channels import ActorClient, LinkTiming
+        from robot_rl.loop.actor import learner_client
 
-        t = self.run.transport
-        return ActorClient(
-            endpoint,
-            self.config.actor_id,
-            self.run.data_hash(),
-            self.config.spool_dir,
-            spool_max_bytes=int(t.spool_max_mb * 1e6),
-            timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
-            curve=keyfiles.client_keys(t.keys) if t.keys else None,
-        ).start()
+        return learner_client(
+            self.run, endpoint, self.config.actor_id, self.config.spool_dir, self.policy.read_keys
+        )
 
     def _loop(self) -> None:
         cfg, log = self.config, self.get_logger()

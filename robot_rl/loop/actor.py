@@ -28,14 +28,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from robot_rl.store.recorder import initial_state_of
 from robot_rl.transport.channels import ActorClient
+
+if TYPE_CHECKING:
+    from robot_rl.loop.run_config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,35 @@ def best_device(requested: str = "auto") -> str:
     from robot_rl.agents.device import resolve_device
 
     return str(resolve_device(requested, "actor_device"))
+
+
+def learner_client(
+    run: RunConfig,
+    endpoint: str,
+    actor_id: str,
+    spool_dir: str,
+    read_keys: Iterable[str],
+    ledger: str | None = None,
+) -> ActorClient:
+    """The started link to the learner of `run`, sending only the observation keys the policy
+    reads (`read_keys`: what the learner stores; reward-only cameras stay on this machine)."""
+    from robot_rl.transport import keys as keyfiles
+    from robot_rl.transport.channels import LinkTiming
+    from robot_rl.transport.ledger import Ledger
+    from robot_rl.transport.schema import step_arrays
+
+    t = run.transport
+    return ActorClient(
+        endpoint,
+        actor_id,
+        run.data_hash(),
+        spool_dir,
+        spool_max_bytes=int(t.spool_max_mb * 1e6),
+        timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
+        curve=keyfiles.client_keys(t.keys) if t.keys else None,
+        send_keys=frozenset(read_keys) | step_arrays(),
+        ledger=Ledger(ledger) if ledger else None,
+    ).start()
 
 
 def guard_action(action: np.ndarray, dim: int = 7) -> tuple[np.ndarray, str]:

@@ -159,13 +159,9 @@ def actor_process(
     given. It logs to `log_file` when given, else to the console; `ledger`: a file recording
     what it sent and what was acknowledged (robot_rl.transport.ledger)."""
     from robot_rl.agents.sac import Policy
-    from robot_rl.loop.actor import Actor, best_device
+    from robot_rl.loop.actor import Actor, best_device, learner_client
     from robot_rl.loop.operator import ScriptedOperator
     from robot_rl.store.tee import StoreTee
-    from robot_rl.transport import keys as keyfiles
-    from robot_rl.transport.channels import ActorClient, LinkTiming
-    from robot_rl.transport.ledger import Ledger
-    from robot_rl.transport.schema import step_arrays
     from sim.experts import make_expert
 
     _setup_process(cfg.actor_torch_threads, log_file)
@@ -175,19 +171,7 @@ def actor_process(
     device = best_device(cfg.actor_device)
     policy = Policy(obs_spec(env), replace(cfg.sac, device=device))
     operator = ScriptedOperator(make_expert(env).act, cfg.operator)
-    t = cfg.transport
-    client = ActorClient(
-        endpoint,
-        actor_id,
-        cfg.data_hash(),
-        spool_dir,
-        spool_max_bytes=int(t.spool_max_mb * 1e6),
-        timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
-        curve=keyfiles.client_keys(t.keys) if t.keys else None,
-        # the learner stores what the policy reads: reward-only cameras stay on this machine
-        send_keys=frozenset(policy.read_keys) | step_arrays(),
-        ledger=Ledger(ledger) if ledger else None,
-    ).start()
+    client = learner_client(cfg, endpoint, actor_id, spool_dir, policy.read_keys, ledger)
     tee = StoreTee(
         client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env
     )
@@ -195,7 +179,7 @@ def actor_process(
         env,
         policy,
         tee,
-        batch_steps=t.batch_steps,
+        batch_steps=cfg.transport.batch_steps,
         operator=operator,
         max_episode_steps=env.unwrapped.config.max_episode_steps,
         steps_per_weights=cfg.actor_steps_per_weights,
