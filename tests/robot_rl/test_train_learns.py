@@ -1,7 +1,9 @@
 """`robot-rl train` learns: a short run of the main job's recipe beats the untrained policy by far.
 
 Measured first (2-core AMD EPYC VM): the untrained policy succeeds in 0 of 20 final-evaluation
-episodes on seeds 0-2; this 150 s run of config/sim_pick_cube.yaml reached MEASURED on seeds 0-2.
+episodes on seeds 0-2; this 150 s run of config/sim_pick_cube.yaml (2.7 min in all, ~11k env steps)
+reached 0.35, 0.40 and 0.65 on seeds 0-2. The bar, 3 of 20, is far above the untrained 0 of 20 and
+leaves room for a slower machine.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import yaml
 from robot_rl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-MIN_SUCCESS = None  # set from the measurements above
+MIN_SUCCESS = 0.15
 
 
 @pytest.mark.slow
