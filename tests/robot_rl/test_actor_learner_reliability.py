@@ -10,36 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from process_run import small_run
 
-from robot_rl.agents.sac import SACConfig
-from robot_rl.loop.run_config import LearnerConfig, RunConfig, TransportConfig
 from robot_rl.loop.train_job import actor_process, free_endpoint, learner_process
 from robot_rl.transport.journal import Journal
 from robot_rl.transport.protocol import decode
 
 SPAWN = mp.get_context("spawn")
-
-
-def _config() -> RunConfig:
-    return RunConfig(
-        num_actors=2,
-        demos=2,
-        total_env_steps=10**7,
-        max_wall_s=10**5,
-        env={"max_episode_steps": 15},
-        eval_every_episodes=3,
-        sac=SACConfig(hidden=(32, 32)),
-        learner=LearnerConfig(
-            batch_size=32,
-            learning_starts=20,
-            publish_every=5,
-            checkpoint_every=20,
-            progress_every_s=1.0,
-        ),
-        transport=TransportConfig(
-            heartbeat_s=0.1, peer_timeout_s=1.0, resend_after_s=0.5, batch_steps=5
-        ),
-    )
 
 
 def _journal(run: Path) -> dict[tuple[str, int], list[int]]:
@@ -83,7 +60,7 @@ def _spooled(run: Path, actor: str) -> int:
 
 @pytest.mark.slow
 def test_learner_sigkill_resume_and_actor_kill_rejoin_lose_nothing(tmp_path):
-    cfg, run, endpoint = _config(), tmp_path / "run", free_endpoint()
+    cfg, run, endpoint = small_run(), tmp_path / "run", free_endpoint()
 
     def learner(resume):
         ready = SPAWN.Event()

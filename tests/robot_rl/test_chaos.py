@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from process_run import small_run
 
-from robot_rl.agents.sac import SACConfig
 from robot_rl.loop.chaos import FAULT_KINDS, RESTARTING, ChaosConfig, fault_schedule, run_chaos
-from robot_rl.loop.run_config import LearnerConfig, RunConfig, TransportConfig
 
 
 def test_fault_schedule_is_seeded_covers_every_kind_and_caps_learner_restarts():
@@ -19,39 +18,12 @@ def test_fault_schedule_is_seeded_covers_every_kind_and_caps_learner_restarts():
     assert sum(k in RESTARTING for k in schedule) <= 8
 
 
-def _config() -> RunConfig:
-    return RunConfig(
-        num_actors=2,
-        demos=2,
-        total_env_steps=10**7,
-        max_wall_s=10**5,
-        final_eval_episodes=0,
-        env={"max_episode_steps": 15},
-        eval_every_episodes=3,
-        sac=SACConfig(hidden=(32, 32)),
-        learner=LearnerConfig(
-            batch_size=32,
-            learning_starts=20,
-            publish_every=5,
-            checkpoint_every=20,
-            progress_every_s=1.0,
-        ),
-        transport=TransportConfig(
-            heartbeat_s=0.1,
-            peer_timeout_s=1.0,
-            resend_after_s=0.5,
-            batch_steps=5,
-            journal_fsync="none",
-        ),
-    )
-
-
 @pytest.mark.slow
 def test_chaos_run_loses_and_duplicates_nothing_acknowledged(tmp_path):
     chaos = ChaosConfig(
         faults=20, seed=0, gap_s=1.5, settle_s=3.0, poison_messages=100, baseline=False
     )
-    report = run_chaos(_config(), chaos, tmp_path)
+    report = run_chaos(small_run(final_eval_episodes=0, journal_fsync="none"), chaos, tmp_path)
     print(json.dumps(report, indent=1))
     assert report["faults"] == 20 and set(report["faults_by_kind"]) == set(FAULT_KINDS)
     m, rows, poison = report["messages"], report["rows"], report["poison"]
