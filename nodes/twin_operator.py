@@ -17,6 +17,9 @@ frame), `teleop/intervening` (Bool), `teleop/gripper` (Float32, +1 close / -1 op
 In every mode it does the person's part of the reset: when `actor/state` says
 `waiting_for_object`, it re-places the object (service `twin/place_object`) and presses `reset`.
 With `mark_success` it presses `success` when `twin/success` turns true during an episode.
+With `outcomes` set it appends one JSON line per episode to that file: the episode's start and end
+(unix seconds), whether the twin's ground truth saw the task done during it, and how many ticks the
+person drove: the score a harness (robot-rl rehearse) reads, since nothing in the stack may.
 
 Only this node and evaluation harnesses may read the twin's ground truth; the stack's own nodes
 (actor, reward, teleop, tracker) never do.
@@ -24,6 +27,7 @@ Only this node and evaluation harnesses may read the twin's ground truth; the st
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -64,6 +68,7 @@ class TwinOperatorConfig:
     finger_joints: list[str] = field(
         default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"]
     )
+    outcomes: str = ""  # JSONL file of per-episode ground-truth outcomes; "" = none
 
     def __post_init__(self) -> None:
         for key in ("control_hz", "stale_s"):
@@ -129,6 +134,8 @@ class TwinOperatorNode(Node):
         self.reset_pressed = False
         self.driving_steps = 0
         self.episodes = 0
+        self.episode_start = 0.0
+        self.episode_driven = 0
 
         sensor = qos_profile_sensor_data
         for topic, kind in (
@@ -194,6 +201,7 @@ class TwinOperatorNode(Node):
         self.get_logger().info(f"actor: {state}")
         if state == "running" and before != "holding":
             self.success_sent = self.success_seen = False
+            self.episode_start, self.episode_driven = time.time(), 0
             self._last_target = None
             if self.expert is not None:
                 self.expert.reset()
@@ -203,9 +211,22 @@ class TwinOperatorNode(Node):
             self.episodes += 1
             if self.operator is not None:
                 self.operator.end_episode(self.success_seen)
+            self._record_outcome()
         if state == "waiting_for_object":
             self.reset_pressed = False
             self._place_object()
+
+    def _record_outcome(self) -> None:
+        if not self.config.outcomes:
+            return
+        line = {
+            "start_time": self.episode_start,
+            "end_time": time.time(),
+            "success": self.success_seen,
+            "driven_ticks": self.episode_driven,
+        }
+        with open(self.config.outcomes, "a") as f:
+            f.write(json.dumps(line) + "\n")
 
     def _place_object(self) -> None:
         if self.placing:
@@ -250,6 +271,7 @@ class TwinOperatorNode(Node):
             self.intervening_pub.publish(Bool(data=False))
             return
         self.driving_steps += 1
+        self.episode_driven += 1
         twist = twist_from_action(action, self.period, self.scales)
         self.twist_pub.publish(twist_msg(twist, time.time(), "world"))
         self.intervening_pub.publish(Bool(data=True))

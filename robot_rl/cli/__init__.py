@@ -26,6 +26,7 @@ COMMANDS = (
     "robot_rl.cli.replay",
     "robot_rl.cli.eval",
     "robot_rl.cli.bringup",
+    "robot_rl.cli.rehearse",
 )
 
 
