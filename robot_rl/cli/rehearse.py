@@ -319,7 +319,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.seed is not None:
         cfg.seed = args.seed
-    out: Path = args.out
+    # the nodes run in the repository: every path they are given is absolute
+    out: Path = args.out.resolve()
+    cfg.run_config = str(Path(cfg.run_config).resolve())
+    cfg.ros_params = str(Path(cfg.ros_params).resolve())
     if (out / "summary.json").exists():
         print(
             f"rehearse: {out} already holds a finished rehearsal; give a new --out", file=sys.stderr
