@@ -15,6 +15,7 @@ import numpy as np
 
 QUAT_NORM_TOL = 1e-3  # |norm - 1| above this: not a rotation (drivers send unit quaternions)
 JOINT_LIMIT = 100.0  # rad, m, rad/s or m/s: no joint of a manipulator gets near it
+MAX_WRENCH = 1e4  # N and N m: beyond any F/T sensor on a manipulator's wrist
 
 
 def _values(values: Sequence[float] | np.ndarray) -> str:

@@ -50,6 +50,7 @@ from controllers.reset import Leg, LegClock, ResetConfig, ResetTimeout, reached,
 from controllers.safety import SafetyFilter
 from controllers.velocity import PoseVelocityEstimator
 from nodes.input_checks import (
+    MAX_WRENCH,
     joint_state_problem,
     pose_problem,
     probability_problem,
@@ -68,7 +69,6 @@ from nodes.messages import (
 from sim.observation import N_ARM
 
 EVENTS = ("success", "failure", "reset", "pause")  # what the operator's teleop/event may say
-MAX_WRENCH = 1e4  # N and N m: beyond any F/T sensor on a manipulator's wrist
 
 JOINT_KEYS = ("joint_pos", "joint_vel", "gripper_width")
 ACTOR_STATES = ("resetting", "waiting_for_object", "running", "holding", "stopped")
