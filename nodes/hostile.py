@@ -483,8 +483,10 @@ def run(args: argparse.Namespace) -> dict:
         "targets": {},
     }
     with tempfile.TemporaryDirectory(prefix="hostile_ros_") as tmp:
-        for target in targets(args.targets, Path(tmp)):
-            result["targets"][target.name] = run_target(target, args, env, Path(tmp))
+        work = Path(args.log_dir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for target in targets(args.targets, work):
+            result["targets"][target.name] = run_target(target, args, env, work)
     reports = list(result["targets"].values())
     topics = [t for r in reports for t in r["topics"].values()]
     result.update(
@@ -513,6 +515,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hold-s", type=float, default=1.5, help="least time a topic carries only bad messages"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--log-dir", default="", help="keep the nodes' logs and files here (default: discarded)"
+    )
     parser.add_argument(
         "--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random 101..200)"
     )

@@ -18,11 +18,12 @@ safety workspace, a non-unit quaternion, a frame other than `base_frame`, state 
 `robot.max_stamp_offset_s` from this PC's clock, JointStates naming a joint twice or with lengths
 that disagree, images that cannot be decoded, probabilities outside [0, 1], unknown operator
 events. A refused message is named once per topic per second, and on the topics the observation
-is built from it holds the robot for `stale_s` as a stale input does. step(action): the action contract (controllers.action), then
-controllers.safety. Episode end: success (success probability >= threshold or a teleop `success`
-event: terminated, reward 1), `failure` event (terminated, reward 0), `reset`/`pause` event, time
-limit, inputs stale for `hold_timeout_s` or a tripped watchdog (truncated). reset() is the stack's
-own (controllers.reset): home through `target_pose`, then the object re-placement the config names.
+is built from it holds the robot for `stale_s` as a stale input does; so does the stack's reset.
+step(action): the action contract (controllers.action), then controllers.safety. Episode end:
+success (success probability >= threshold or a teleop `success` event: terminated, reward 1),
+`failure` event (terminated, reward 0), `reset`/`pause` event, time limit, inputs stale for
+`hold_timeout_s` or a tripped watchdog (truncated). reset() is the stack's own
+(controllers.reset): home through `target_pose`, then the object re-placement the config names.
 A watchdog timer on the node ends the episode and stops new targets when the control tick stalls
 for longer than the safety config's `command_timeout_s`.
 What the env is doing goes out on `actor/state` (std_msgs/String, reliable, latched for late
