@@ -69,6 +69,9 @@ class Target:
     output: tuple[str, type]
     output_problem: Callable[[Any], str]  # why an output message is impossible, or ""
     ready_timeout_s: float = 120.0
+    # outputs carry their input's stamp (the tracker): a late one from a good input is no hold
+    # broken, so the hold is judged by stamp rather than arrival
+    stamped_output: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,6 +199,7 @@ def targets(names: list[str], tmp: Path) -> list[Target]:
                     {"cameras/front/camera_info", "cameras/front/image_raw"},
                     ("object_pose", PoseStamped),
                     _pose_output_problem(t["workspace_min"], t["workspace_max"]),
+                    stamped_output=True,
                     extra={"frame": _marker_frame()},
                 )
             )
@@ -445,13 +449,20 @@ def _flood_topic(
     replaced = list(hostile_stream(kind, lambda: cell.legit(topic), replace_n, seed + 1, bad_only))
     if holds:
         cell.silenced.add(topic)
-    start = time.monotonic()
+    start, wall_replace = time.monotonic(), time.time()
     _flood(cell, topic, [m for _, m in replaced], max(replace_n / args.rate, args.hold_s))
     end = time.monotonic()
     cell.silenced.discard(topic)
     # the last legitimate message stays usable for stale_s, and a tick may be under way
     grace = STALE_S + 0.25
-    held = len(cell.outputs_since(start + grace, end)) if holds else None
+    if not holds:
+        held = None
+    elif target.stamped_output:
+        from nodes.messages import from_time
+
+        held = sum(from_time(m.header.stamp) > wall_replace for m in cell.outputs_since(start, end))
+    else:
+        held = len(cell.outputs_since(start + grace, end))
     recovered = None
     deadline = end + 20.0
     while recovered is None and time.monotonic() < deadline and proc.proc.poll() is None:

@@ -185,7 +185,8 @@ class TrackerNode(Node):
             self._state = state
             # rclpy ties a severity to each call site, so each severity has its own call
             if state == "lost":
-                self.get_logger().warning(line)
+                # a view that flickers (or frames that come and go) must not flood the log
+                self.get_logger().warning(line, throttle_duration_sec=1.0)
             else:
                 self.get_logger().info(line)
 
