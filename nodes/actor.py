@@ -38,6 +38,7 @@ from controllers.action import ActionScales, action_from_twist
 from controllers.config import ConfigError
 from controllers.reset import ResetConfig, ResetTimeout
 from controllers.se3 import quat_to_mat
+from nodes.input_checks import vector_problem
 from nodes.messages import twist_array
 from nodes.params import declare_config
 from nodes.robot_env import Newest, RobotEnv, RobotInterfaceConfig, Stopping
@@ -81,13 +82,18 @@ class ActorNodeConfig:
 PARAMETERS = ActorNodeConfig  # the node's ROS parameters are this dataclass's (flattened) fields
 
 
+MAX_TWIST = 10.0  # m/s and rad/s: no teleop device commands anything near it
+
+
 class TeleopOperator:
     """The human at the teleop device, as the operator robot_rl.loop.actor.Actor expects.
 
     While `teleop/intervening` is true, act() returns the human's action in the policy's frame: the
     twist (m/s, rad/s, world frame) integrated over one control period and divided by the env's
     per-step scales, gripper from `teleop/gripper`. Take-over and hand-back steps are logged and
-    kept in `events` (RLIF-style: where the human judged the policy wrong).
+    kept in `events` (RLIF-style: where the human judged the policy wrong). A twist that is not
+    finite or above MAX_TWIST, a gripper value outside [-1, 1], or a twist in an unknown frame is
+    refused (named at most once a second per topic): the human's action holds the robot still.
     """
 
     def __init__(self, node: Node, period: float, scales: ActionScales, stale_s: float):
@@ -104,6 +110,7 @@ class TeleopOperator:
         self._step = 0
         self._intervening = False
         self._demo = False
+        self._said: dict[str, float] = {}
 
     def _fresh(self, topic: str):
         entry = self.newest.get(topic)
@@ -138,24 +145,36 @@ class TeleopOperator:
         twist_msg, gripper_msg = self._fresh("teleop/twist"), self._fresh("teleop/gripper")
         # no fresh twist while intervening: the human holds the robot still
         twist = np.zeros(6) if twist_msg is None else self._world_twist(twist_msg, obs)
-        gripper = 0.0 if gripper_msg is None else gripper_msg.data
+        gripper = 0.0 if gripper_msg is None else self._gripper(gripper_msg.data)
         return action_from_twist(twist, self.period, self.scales, gripper).astype(np.float32)
+
+    def _refuse(self, topic: str, why: str) -> None:
+        now = time.monotonic()
+        if now - self._said.get(topic, -np.inf) >= 1.0:
+            self._said[topic] = now
+            self.node.get_logger().warning(f"refused {topic}: {why}; holding still instead")
+
+    def _gripper(self, value: float) -> float:
+        if not -1.0 <= value <= 1.0:  # NaN fails too
+            self._refuse("teleop/gripper", f"gripper {value!r} is not in [-1, 1]")
+            return 0.0
+        return value
 
     def _world_twist(self, msg: TwistStamped, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The operator's twist in `world` (the policy's action frame); `tcp` twists are rotated by
         the current TCP orientation (a device mounted on, or thought of as, the tool)."""
         twist = twist_array(msg)
         frame = msg.header.frame_id or "world"
-        if frame == "world":
-            return twist
+        why = vector_problem("twist", twist, 6, MAX_TWIST)
+        if not why and frame not in ("world", "tcp"):
+            why = f"frame {frame!r}, expected 'world' or 'tcp'"
+        if why:
+            self._refuse("teleop/twist", why)
+            return np.zeros(6)
         if frame == "tcp":
             R = quat_to_mat(np.asarray(obs["tcp_pose"][3:7], np.float64))
             return np.concatenate([R @ twist[:3], R @ twist[3:]])
-        self.node.get_logger().warning(
-            f"teleop/twist in frame {frame!r}: expected 'world' or 'tcp'; holding still instead",
-            throttle_duration_sec=2.0,
-        )
-        return np.zeros(6)
+        return twist
 
 
 class EvalClient:

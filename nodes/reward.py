@@ -10,7 +10,11 @@ same `max_skew_s` rule against the image stamp.
 Scoring runs in its own thread on the newest frames only, so a slow model drops frames instead of
 falling behind. Also published: `reward/success` (std_msgs/Bool, prob >= the model's threshold) and
 `reward/latency` (std_msgs/Float32, seconds from the trigger image's stamp to publication).
-A non-finite probability is logged and never published.
+A non-finite probability is logged and never published. Inputs are checked as they arrive
+(nodes.input_checks): an image that cannot be decoded, a non-finite or non-unit TCP pose, a
+JointState without the nine joints the gripper width is read from or with lengths that disagree,
+or anything stamped more than `max_stamp_offset_s` from this PC's clock is refused and named at
+most once per topic per second; nothing is scored from it.
 With no `model_dir` (no classifier trained yet) the node says so and publishes nothing: episodes
 then end on the operator's success event only, and the actor's `robot.success_topic` must be "".
 """
@@ -31,6 +35,13 @@ from std_msgs.msg import Bool, Float32
 
 from controllers.config import ConfigError
 from controllers.velocity import PoseVelocityEstimator
+from nodes.input_checks import (
+    MAX_WRENCH,
+    joint_state_problem,
+    pose_problem,
+    stamp_problem,
+    vector_problem,
+)
 from nodes.messages import (
     STATE_TOPICS,
     TOPIC_TYPES,
@@ -54,6 +65,8 @@ class RewardNodeConfig:
         0.1  # frames of different cameras scored together are at most this far apart
     )
     threshold: float = -1.0  # success threshold; < 0 keeps the model's own (chosen on validation)
+    # inputs stamped further than this from this PC's clock are refused (unsynced clocks)
+    max_stamp_offset_s: float = 1.0
 
     def __post_init__(self) -> None:
         from robot_rl.agents.device import check_device_name  # imports torch
@@ -63,6 +76,10 @@ class RewardNodeConfig:
             raise ConfigError(f"threads: must be >= 1, got {self.threads}")
         if not 0.0 < self.max_skew_s < math.inf:
             raise ConfigError(f"max_skew_s: must be > 0 seconds, got {self.max_skew_s}")
+        if not 0.0 < self.max_stamp_offset_s < math.inf:
+            raise ConfigError(
+                f"max_stamp_offset_s: must be > 0 seconds, got {self.max_stamp_offset_s}"
+            )
         if self.threshold > 1.0:
             raise ConfigError(
                 f"threshold: must be <= 1 (or < 0 for the model's own), got {self.threshold}"
@@ -82,6 +99,7 @@ class RewardNode(Node):
 
         self.config = declare_config(self, RewardNodeConfig)
         self.worker = None
+        self._refused: dict[str, float] = {}
         if not self.config.model_dir:
             self.get_logger().warning(
                 "reward: no model_dir, so no reward/success_prob: episodes end on the operator's "
@@ -133,7 +151,7 @@ class RewardNode(Node):
             self.create_subscription(
                 TOPIC_TYPES[topic],
                 topic,
-                lambda msg, keys=keys: self.on_state(keys, msg),
+                lambda msg, keys=keys, topic=topic: self.on_state(topic, keys, msg),
                 qos_profile_sensor_data,
             )
         self.worker = threading.Thread(target=self.score_loop, name="reward-score", daemon=True)
@@ -145,20 +163,34 @@ class RewardNode(Node):
             f"threshold {self.model.threshold:.4f}"
         )
 
+    def _refuse(self, topic: str, why: str) -> None:
+        """Name a refused input, at most once a second per topic."""
+        now = time.monotonic()
+        if now - self._refused.get(topic, -math.inf) >= 1.0:
+            self._refused[topic] = now
+            self.get_logger().warning(f"refused a message on {topic}: {why}; not scored")
+
+    def _stamp_problem(self, msg) -> str:
+        return stamp_problem(
+            from_time(msg.header.stamp), time.time(), self.config.max_stamp_offset_s
+        )
+
     def on_image(self, camera: str, msg: Image) -> None:
+        topic = f"cameras/{camera}/image_raw"
+        if msg.encoding not in ("rgb8", "bgr8"):
+            self._refuse(topic, f"encoding {msg.encoding!r}, expected rgb8 or bgr8")
+            return
         try:
             frame = image_array(msg)
         except ValueError as exc:
-            self.get_logger().error(f"cameras/{camera}/image_raw: {exc}", throttle_duration_sec=5.0)
+            self._refuse(topic, str(exc))
+            return
+        why = self._stamp_problem(msg)
+        if why:
+            self._refuse(topic, why)
             return
         if msg.encoding == "bgr8":
             frame = frame[..., ::-1]
-        elif msg.encoding != "rgb8":
-            self.get_logger().error(
-                f"cameras/{camera}/image_raw: need rgb8/bgr8, got {msg.encoding}",
-                throttle_duration_sec=5.0,
-            )
-            return
         if self.size is not None and frame.shape[:2] != self.size:
             import cv2
 
@@ -169,7 +201,23 @@ class RewardNode(Node):
                 self.pending = True
                 self.cond.notify()
 
-    def on_state(self, keys: list[str], msg) -> None:
+    def _state_problem(self, msg) -> str:
+        if isinstance(msg, TOPIC_TYPES["joint_states"]):
+            if len(msg.name) < 9:
+                # the gripper width is read from the two finger joints after the seven arm joints
+                return f"names {len(msg.name)} joints, expected the 7 arm and 2 finger joints"
+            why = joint_state_problem(msg.name, msg.position, msg.velocity)
+        elif isinstance(msg, TOPIC_TYPES["wrench"]):
+            why = vector_problem("wrench", observation_value("wrench", msg), 6, MAX_WRENCH)
+        else:
+            why = pose_problem(pose_array(msg))
+        return why or self._stamp_problem(msg)
+
+    def on_state(self, topic: str, keys: list[str], msg) -> None:
+        why = self._state_problem(msg)
+        if why:
+            self._refuse(topic, why)
+            return
         stamp = from_time(msg.header.stamp)
         values = {}
         for key in keys:

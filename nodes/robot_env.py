@@ -11,12 +11,19 @@ It speaks the real-cell interface only (topic names from RobotInterfaceConfig):
   published every control tick -- refused, with a log line, while another node also publishes
   `target_pose`.
 Observation at the tick from the newest message of each topic, each no older than `stale_s` and
-finite; otherwise no new target is published (the robot holds), one log line says which topic,
-and the env waits for the next tick. step(action): the action contract (controllers.action), then
-controllers.safety. Episode end: success (success probability >= threshold or a teleop `success`
-event: terminated, reward 1), `failure` event (terminated, reward 0), `reset`/`pause` event, time
-limit, inputs stale for `hold_timeout_s` or a tripped watchdog (truncated). reset() is the stack's
-own (controllers.reset): home through `target_pose`, then the object re-placement the config names.
+usable; otherwise no new target is published (the robot holds), one log line says which topic,
+and the env waits for the next tick. Messages are checked as they arrive (nodes.input_checks):
+non-finite or impossible values, a TCP pose more than `robot.workspace_margin_m` outside the
+safety workspace, a non-unit quaternion, a frame other than `base_frame`, state stamped more than
+`robot.max_stamp_offset_s` from this PC's clock, JointStates naming a joint twice or with lengths
+that disagree, images that cannot be decoded, probabilities outside [0, 1], unknown operator
+events. A refused message is named once per topic per second, and on the topics the observation
+is built from it holds the robot for `stale_s` as a stale input does; so does the stack's reset.
+step(action): the action contract (controllers.action), then controllers.safety. Episode end:
+success (success probability >= threshold or a teleop `success` event: terminated, reward 1),
+`failure` event (terminated, reward 0), `reset`/`pause` event, time limit, inputs stale for
+`hold_timeout_s` or a tripped watchdog (truncated). reset() is the stack's own
+(controllers.reset): home through `target_pose`, then the object re-placement the config names.
 A watchdog timer on the node ends the episode and stops new targets when the control tick stalls
 for longer than the safety config's `command_timeout_s`.
 What the env is doing goes out on `actor/state` (std_msgs/String, reliable, latched for late
@@ -43,6 +50,14 @@ from controllers.config import ConfigError
 from controllers.reset import Leg, LegClock, ResetConfig, ResetTimeout, reached, reset_plan
 from controllers.safety import SafetyFilter
 from controllers.velocity import PoseVelocityEstimator
+from nodes.input_checks import (
+    MAX_WRENCH,
+    joint_state_problem,
+    pose_problem,
+    probability_problem,
+    stamp_problem,
+    vector_problem,
+)
 from nodes.messages import (
     JointStates,
     from_time,
@@ -53,6 +68,8 @@ from nodes.messages import (
     wrench_array,
 )
 from sim.observation import N_ARM
+
+EVENTS = ("success", "failure", "reset", "pause")  # what the operator's teleop/event may say
 
 JOINT_KEYS = ("joint_pos", "joint_vel", "gripper_width")
 ACTOR_STATES = ("resetting", "waiting_for_object", "running", "holding", "stopped")
@@ -82,6 +99,10 @@ class RobotInterfaceConfig:
     gripper_closed_position: float = 0.0
     velocity_cutoff_hz: float = 10.0  # low-pass of the derived TCP and joint velocities
     startup_timeout_s: float = 10.0  # every required topic must have sent a message by then
+    # current_pose / object_pose further than this outside the safety workspace are refused
+    workspace_margin_m: float = 0.1
+    # state stamped further than this from the robot PC's clock is refused (unsynced clocks)
+    max_stamp_offset_s: float = 1.0
 
     def __post_init__(self) -> None:
         for key in (
@@ -112,7 +133,12 @@ class RobotInterfaceConfig:
                 "robot.gripper_open_position and gripper_closed_position are equal "
                 f"({self.gripper_open_position}); give the finger targets of open and closed"
             )
-        for key in ("velocity_cutoff_hz", "startup_timeout_s"):
+        for key in (
+            "velocity_cutoff_hz",
+            "startup_timeout_s",
+            "workspace_margin_m",
+            "max_stamp_offset_s",
+        ):
             if not 0 < getattr(self, key) < float("inf"):
                 raise ConfigError(f"robot.{key}: must be > 0, got {getattr(self, key)}")
 
@@ -127,11 +153,13 @@ class Stopping(Exception):
 
 
 class Newest:
-    """The newest message of each subscribed topic with its (monotonic) arrival; thread-safe."""
+    """The newest message of each subscribed topic with its (monotonic) arrival, and the newest
+    refused one with why; thread-safe."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._msgs: dict[str, tuple[float, Any]] = {}
+        self._refused: dict[str, tuple[float, str]] = {}
 
     def put(self, topic: str, msg: Any) -> None:
         with self._lock:
@@ -140,6 +168,14 @@ class Newest:
     def get(self, topic: str) -> tuple[float, Any] | None:
         with self._lock:
             return self._msgs.get(topic)
+
+    def refuse(self, topic: str, why: str) -> None:
+        with self._lock:
+            self._refused[topic] = (time.monotonic(), why)
+
+    def refused(self, topic: str) -> tuple[float, str] | None:
+        with self._lock:
+            return self._refused.get(topic)
 
 
 class RobotEnv:
@@ -265,26 +301,90 @@ class RobotEnv:
         if r.success_topic:
             required[r.success_topic] = Float32
         callbacks = {r.current_pose_topic: self._on_pose, r.joint_states_topic: self._on_joints}
+        values = {Image: self._image_value, WrenchStamped: self._wrench_value}
+        values[PoseStamped] = self._object_value
+        if r.success_topic:
+            values[Float32] = self._probability_value
         for topic, kind in required.items():
-            callback = callbacks.get(topic, lambda m, t=topic: self.newest.put(t, m))
+            callback = callbacks.get(topic) or (
+                lambda m, t=topic, v=values[kind]: self._accept(t, m, v)
+            )
             self.node.create_subscription(kind, topic, callback, qos_profile_sensor_data)
         return required
 
+    def _refuse(self, topic: str, why: str) -> None:
+        """Keep a bad message out of the observation and name it (at most once a second)."""
+        self.newest.refuse(topic, why)
+        self._say(f"refused {topic}", f"refused a message on {topic}: {why}", every_s=1.0)
+
+    def _accept(self, topic: str, msg: Any, value) -> None:
+        """Store `value(msg)` as the topic's newest, or refuse the message (ValueError says why)."""
+        try:
+            self.newest.put(topic, value(msg))
+        except ValueError as exc:
+            self._refuse(topic, str(exc))
+
+    def _image_value(self, msg: Image) -> np.ndarray:
+        if msg.encoding not in ("rgb8", "bgr8"):
+            raise ValueError(f"encoding {msg.encoding!r}, expected rgb8 or bgr8")
+        image = image_array(msg)
+        return image[..., ::-1] if msg.encoding == "bgr8" else image
+
+    def _wrench_value(self, msg: WrenchStamped) -> np.ndarray:
+        wrench = wrench_array(msg)
+        why = vector_problem("wrench", wrench, 6, MAX_WRENCH) or self._stamp_problem(msg)
+        if why:
+            raise ValueError(why)
+        return wrench
+
+    def _object_value(self, msg: PoseStamped) -> np.ndarray:
+        pose = pose_array(msg)
+        why = self._pose_problem(msg, pose)
+        if why:
+            raise ValueError(why)
+        return pose
+
+    def _probability_value(self, msg: Float32) -> float:
+        why = probability_problem(msg.data)
+        if why:
+            raise ValueError(why)
+        return float(msg.data)
+
+    def _stamp_problem(self, msg: Any) -> str:
+        return stamp_problem(
+            from_time(msg.header.stamp), time.time(), self.robot.max_stamp_offset_s
+        )
+
+    def _pose_problem(self, msg: PoseStamped, pose: np.ndarray) -> str:
+        """Why a pose message (TCP or object) cannot be used, or ""."""
+        frame = msg.header.frame_id
+        if frame and frame != self.robot.base_frame:
+            return f"frame {frame!r}, expected {self.robot.base_frame!r} (robot.base_frame)"
+        safety = self.config.safety
+        return pose_problem(
+            pose, safety.workspace_min, safety.workspace_max, self.robot.workspace_margin_m
+        ) or self._stamp_problem(msg)
+
     def _on_pose(self, msg: PoseStamped) -> None:
         pose = pose_array(msg)
-        twist = (
-            self._velocity.update(from_time(msg.header.stamp), pose)
-            if np.all(np.isfinite(pose))
-            else None
-        )
-        self.newest.put(self.robot.current_pose_topic, (msg.header.frame_id, pose, twist))
+        why = self._pose_problem(msg, pose)
+        if why:
+            self._refuse(self.robot.current_pose_topic, why)
+            return
+        twist = self._velocity.update(from_time(msg.header.stamp), pose)
+        self.newest.put(self.robot.current_pose_topic, (pose, twist))
 
     def _on_joints(self, msg: JointState) -> None:
+        topic = self.robot.joint_states_topic
+        why = joint_state_problem(msg.name, msg.position, msg.velocity) or self._stamp_problem(msg)
+        if why:
+            self._refuse(topic, why)
+            return
         now = time.monotonic()
         with self._joints_lock:
             self.joints.put(msg, now)
             self._joint_names_seen.update(msg.name)
-        self.newest.put(self.robot.joint_states_topic, None)
+        self.newest.put(topic, None)
 
     def wait_for_inputs(self, timeout_s: float) -> str:
         """Wait up to `timeout_s` for the first message of every required topic (and every named
@@ -330,6 +430,13 @@ class RobotEnv:
 
     # ---- inputs ----
     def _on_event(self, msg: String) -> None:
+        if msg.data not in EVENTS:
+            self._say(
+                "refused teleop/event",
+                f"ignored teleop/event {msg.data[:40]!r}: expected one of {list(EVENTS)}",
+                every_s=1.0,
+            )
+            return
         with self._events_lock:
             self._events.append(msg.data)
 
@@ -346,6 +453,9 @@ class RobotEnv:
             self.node.get_logger().warning(text)
 
     def _fresh(self, topic: str, now: float) -> tuple[Any, str]:
+        refused = self.newest.refused(topic)
+        if refused is not None and now - refused[0] <= self.stale_s:
+            return None, f"{topic} sent a message that was refused ({refused[1]})"
         entry = self.newest.get(topic)
         if entry is None:
             return None, f"no message on {topic} yet"
@@ -363,18 +473,7 @@ class RobotEnv:
         entry, why = self._fresh(topic, time.monotonic())
         if entry is None:
             return None, None, why
-        frame, pose, twist = entry
-        if frame and frame != self.robot.base_frame:
-            return (
-                None,
-                None,
-                (
-                    f"{topic} is in frame {frame!r}, expected {self.robot.base_frame!r} "
-                    "(robot.base_frame)"
-                ),
-            )
-        if not np.all(np.isfinite(pose)):
-            return None, None, f"{topic} holds non-finite values: {pose.tolist()}"
+        pose, twist = entry
         if twist is None:
             return None, None, f"no TCP velocity yet ({topic} needs two stamped messages)"
         return pose, twist, ""
@@ -388,6 +487,9 @@ class RobotEnv:
         values: dict[str, np.ndarray] = {"tcp_pose": pose, "tcp_vel": twist}
         if any(k in self.keys for k in JOINT_KEYS):
             r = self.robot
+            _, why = self._fresh(r.joint_states_topic, now)
+            if why:
+                return None, why
             with self._joints_lock:
                 read = self.joints.read([*r.arm_joints, *r.finger_joints], now, self.stale_s)
             if isinstance(read, str):
@@ -404,7 +506,7 @@ class RobotEnv:
                 msg, why = self._fresh(self.camera_topics[key], now)
                 if msg is None:
                     return None, why
-                value = image_array(msg)
+                value = msg
                 if value.shape != space.shape:
                     import cv2
 
@@ -415,7 +517,7 @@ class RobotEnv:
                 msg, why = self._fresh(self.topics[key], now)
                 if msg is None:
                     return None, why
-                value = wrench_array(msg) if key == "wrench" else pose_array(msg)
+                value = msg
             else:
                 value = values[key]
             if not key.startswith("image_"):
@@ -429,8 +531,8 @@ class RobotEnv:
     def success_prob(self) -> float:
         if not self.robot.success_topic:
             return float("nan")
-        msg, _ = self._fresh(self.robot.success_topic, time.monotonic())
-        return float("nan") if msg is None else float(msg.data)
+        prob, _ = self._fresh(self.robot.success_topic, time.monotonic())
+        return float("nan") if prob is None else prob
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """For replay: arm and finger joint positions from the newest joint_states, and the object
@@ -445,7 +547,7 @@ class RobotEnv:
         if "object_pose" in self.keys and "object_pose" not in self.zero_keys:
             tracked = self.newest.get(self.topics["object_pose"])
             if tracked is not None:
-                out["object_pose"] = pose_array(tracked[1])
+                out["object_pose"] = tracked[1]
         return out
 
     # ---- the control tick ----
@@ -509,6 +611,14 @@ class RobotEnv:
         return True
 
     # ---- reset ----
+    def _inputs_usable(self) -> bool:
+        """Whether an observation can be built now; if not the reset holds (no target), said."""
+        obs, why = self.observe()
+        if obs is None:
+            self.holds += 1
+            self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
+        return obs is not None
+
     def _run_leg(self, leg: Leg) -> None:
         """Drive one reset leg to its end at the control rate; ResetTimeout when it runs out."""
         clock = LegClock(leg, time.monotonic())
@@ -521,14 +631,16 @@ class RobotEnv:
             self._take_events()  # a press that ended the episode does not count
             self._set_state("waiting_for_object")
             while "reset" not in self._take_events():
-                self._publish_target()
+                if self._inputs_usable():
+                    self._publish_target()
                 clock.check(time.monotonic())
                 self._wait_tick()
             return
         while True:
-            res = self.safety.filter(leg.pos, leg.quat, time.monotonic())
-            self._target_pos, self._target_quat = res.pos, res.quat
-            self._publish_target()
+            if self._inputs_usable():
+                res = self.safety.filter(leg.pos, leg.quat, time.monotonic())
+                self._target_pos, self._target_quat = res.pos, res.quat
+                self._publish_target()
             self._wait_tick()
             pose, _, _ = self.current_pose()
             if pose is not None and reached(leg, pose[:3], pose[3:7], self.reset_config):

@@ -6,11 +6,15 @@ width). Each image is measured by calibration.tracker.ObjectTracker; the pose is
 the image's stamp when no other camera measured a better view within `max_skew_s`. When the
 marker is lost nothing is published (the actor's staleness rule then holds the robot) and one log
 line says so; with `hold_in_gripper` the object is published moving rigidly with the hand while
-the gripper is closed on it. Changes of state (lost, found, camera chosen) are logged once.
+the gripper is closed on it. Changes of state (lost, found, camera chosen) are logged once. A
+message that cannot be used (camera_info without a calibration, an image that does not decode, a
+non-finite or non-unit hand pose, a JointState whose lengths disagree) is dropped; its topic is
+named when the problem changes, at most once a second.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +34,7 @@ from calibration.tracker import (
     select_view,
 )
 from controllers.config import ConfigError
+from nodes.input_checks import joint_state_problem, pose_problem
 from nodes.messages import from_time, image_array, pose_array, pose_msg
 from nodes.params import declare_config
 
@@ -66,6 +71,7 @@ class TrackerNode(Node):
         self.gripper_width: float | None = None
         self._state = ""  # what was last logged: "found <camera>", "lost", "held"
         self._info_problem: dict[str, str] = {}
+        self._said: dict[str, tuple[str, float]] = {}  # topic -> (problem, when it was logged)
         self.pub = self.create_publisher(PoseStamped, "object_pose", 10)
         for cam in self.config.cameras:
             base = f"cameras/{cam}"
@@ -94,17 +100,30 @@ class TrackerNode(Node):
             self._info_problem.pop(camera, None)
         except ConfigError as exc:
             self.intrinsics[camera] = None
-            self._report_info(camera, str(exc))
+            self._info_problem[camera] = str(exc)
+            self._report(f"cameras/{camera}/camera_info", str(exc))
 
-    def _report_info(self, camera: str, problem: str) -> None:
-        if self._info_problem.get(camera) != problem:
-            self._info_problem[camera] = problem
-            self.get_logger().error(f"cameras/{camera}: {problem}")
+    def _report(self, topic: str, problem: str) -> None:
+        """Name a problem of `topic` once when it appears or changes, at most once a second."""
+        now = time.monotonic()
+        said = self._said.get(topic)
+        if said is None or (said[0] != problem and now - said[1] >= 1.0):
+            self._said[topic] = (problem, now)
+            self.get_logger().error(f"{topic}: {problem}")
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        self.hand = (from_time(msg.header.stamp), tf.from_pose7(pose_array(msg)))
+        pose = pose_array(msg)
+        problem = pose_problem(pose)
+        if problem:
+            self._report("current_pose", f"{problem}; the hand pose is not used")
+            return
+        self.hand = (from_time(msg.header.stamp), tf.from_pose7(pose))
 
     def _on_joints(self, msg: JointState) -> None:
+        problem = joint_state_problem(msg.name, msg.position, msg.velocity)
+        if problem:
+            self._report("joint_states", f"{problem}; the gripper width is not used")
+            return
         # finger joints follow the 7 arm joints, as the robot side reads the width
         if len(msg.position) >= 9:
             self.gripper_width = float(sum(msg.position[7:9]))
@@ -119,12 +138,15 @@ class TrackerNode(Node):
         intrinsics = self.intrinsics.get(camera)
         if intrinsics is None:
             if camera not in self._info_problem:
-                self._report_info(camera, "no camera_info received yet; nothing is published")
+                self._report(
+                    f"cameras/{camera}/camera_info",
+                    "no camera_info received yet; nothing is published",
+                )
             return
         try:
             image = image_array(msg)
         except ValueError as exc:
-            self._report_info(camera, str(exc))
+            self._report(f"cameras/{camera}/image_raw", f"{exc}; not measured")
             return
         T_world_hand = self._hand_at(stamp)
         m = self.tracker.measure(camera, image, intrinsics, T_world_hand)
@@ -163,7 +185,8 @@ class TrackerNode(Node):
             self._state = state
             # rclpy ties a severity to each call site, so each severity has its own call
             if state == "lost":
-                self.get_logger().warning(line)
+                # a view that flickers (or frames that come and go) must not flood the log
+                self.get_logger().warning(line, throttle_duration_sec=1.0)
             else:
                 self.get_logger().info(line)
 

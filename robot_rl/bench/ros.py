@@ -36,20 +36,24 @@ def command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
-def run(args: argparse.Namespace) -> dict:
-    cmd = command(args)
+def child_json(cmd: list[str], what: str) -> dict:
+    """Run a ROS child process (`what` names it in errors) and parse its last line as JSON."""
     # stderr stays on the terminal: ROS and DDS report their problems there
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise RuntimeError(
-            f"the ROS benchmark ({' '.join(cmd[1:])}) exited with status {proc.returncode}; "
+            f"the {what} ({' '.join(cmd[1:])}) exited with status {proc.returncode}; "
             "its error is printed above. Check that ROS 2 (rclpy) is installed and sourced."
         )
     try:
         return json.loads(lines[-1])
     except json.JSONDecodeError as exc:
         raise RuntimeError(
-            f"the ROS benchmark ({' '.join(cmd[1:])}) did not end with its JSON figures; "
+            f"the {what} ({' '.join(cmd[1:])}) did not end with its JSON figures; "
             f"its last output line was: {lines[-1]!r}"
         ) from exc
+
+
+def run(args: argparse.Namespace) -> dict:
+    return child_json(command(args), "ROS benchmark")

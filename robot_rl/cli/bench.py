@@ -13,6 +13,7 @@ BENCHES = {
     "learner": "robot_rl.bench.learner",
     "transport": "robot_rl.bench.transport",
     "ros": "robot_rl.bench.ros",
+    "hostile-ros": "robot_rl.bench.hostile_ros",
     "reward": "robot_rl.bench.reward",
     "store": "robot_rl.bench.store",
     "tracker": "robot_rl.bench.tracker",
