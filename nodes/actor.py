@@ -231,7 +231,13 @@ class ActorNode(Node):
         if client is not None and cfg.mode == "eval":
             client = EvalClient(client)
         self.tee = StoreTee(
-            client, cfg.store, run.task, cfg.platform, run.data_hash(), env_config=run.env
+            client,
+            cfg.store,
+            run.task,
+            cfg.platform,
+            run.data_hash(),
+            env_config=run.env,
+            fsync=run.store_fsync,
         )
         self.actor = Actor(
             self.env,

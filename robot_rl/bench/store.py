@@ -5,7 +5,9 @@ Each step holds two 128x128 cameras + proprio; episodes are committed whole.
 Frames are rendered by the twin (pick_cube, cameras front and wrist, scripted expert); episodes for
 the benchmark cycle through those recorded rows, so compression is measured on real renders.
 bytes_per_image is the image shard files' size (64 frames each, index included) over the frames
-stored.
+stored. Commits are fsynced (the writer's default) in the runs measured; each run also writes the
+same episodes with `fsync=False` for `commit_ms_median_no_fsync`: the difference is what
+durability against power loss costs per episode.
 """
 
 from __future__ import annotations
@@ -69,8 +71,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     episodes = [bench_episode(rows, args.steps, 37 * i) for i in range(args.episodes)]
     info = EpisodeInfo(task="pick_cube", source="sim", success=False)
     write_rates, cpu_rates, commit_ms, read_ms, image_bytes = [], [], [], [], []
+    commit_ms_no_fsync = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+            with EpisodeStore.open(Path(tmp) / "no-fsync", mode="a", fsync=False) as store:
+                for ep in episodes:
+                    t0 = time.perf_counter()
+                    store.append(ep, info)
+                    commit_ms_no_fsync.append((time.perf_counter() - t0) * 1e3)
             path = Path(tmp) / "store"
             with EpisodeStore.open(path, mode="a") as store:
                 t_run, cpu_run = time.perf_counter(), time.process_time()
@@ -100,6 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # load_average_1min.
         "write_steps_per_cpu_s": round(statistics.median(cpu_rates), 1),
         "commit_ms_median": round(statistics.median(commit_ms), 2),
+        "commit_ms_median_no_fsync": round(statistics.median(commit_ms_no_fsync), 2),
         "read_episode_ms": round(statistics.median(read_ms), 2),
         "bytes_per_image": round(per_image, 1),
         "raw_bytes_per_image": raw,

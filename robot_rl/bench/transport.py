@@ -1,4 +1,8 @@
-"""Transport throughput and latency: learner here, one actor in another process, TCP sockets."""
+"""Transport throughput and latency: learner here, one actor in another process, TCP sockets.
+
+Also the cost of the actor's spool per fsync policy (`spool_push_us`): one message of 2 KB or
+200 KB pushed, median over `--spool-pushes`, in a temporary folder (name its file system).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch", type=int, default=64, help="steps per transitions message")
     parser.add_argument("--publishes", type=int, default=30, help="weight publishes to time")
+    parser.add_argument(
+        "--spool-pushes", type=int, default=200, help="spool pushes timed per policy and size"
+    )
+    parser.add_argument(
+        "--only-spool", action="store_true", help="time the spool only (no sockets, no actor)"
+    )
 
 
 def step_rows(rows: int, images: bool, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -130,8 +140,34 @@ def _wait_connected(client, timeout_s: float = 10.0) -> bool:
     return client.connected
 
 
+def spool_push_us(pushes: int) -> dict[str, dict[str, float]]:
+    """Median µs to spool one message, per fsync policy and message size."""
+    from robot_rl.transport.journal import FSYNC_POLICIES
+    from robot_rl.transport.spool import Spool
+
+    out: dict[str, dict[str, float]] = {}
+    for policy in FSYNC_POLICIES:
+        out[policy] = {}
+        for label, size in (("2KB", 2_000), ("200KB", 200_000)):
+            frames = [b"h" * 100, np.random.default_rng(0).bytes(size - 100)]
+            with tempfile.TemporaryDirectory(prefix="bench-spool-") as tmp:
+                spool = Spool(tmp, 1 << 40, fsync=policy)
+                times = []
+                for seq in range(pushes):
+                    t0 = time.perf_counter()
+                    path = spool.push(1, seq, frames)
+                    times.append((time.perf_counter() - t0) * 1e6)
+                    spool.remove(path)  # acknowledged: keeps the folder as small as in use
+            out[policy][label] = round(statistics.median(times), 1)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     from robot_rl.transport.channels import LearnerServer
+
+    spool = {"spool_push_us": spool_push_us(args.spool_pushes)}
+    if args.only_spool:
+        return spool
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,5 +219,6 @@ def run(args: argparse.Namespace) -> dict:
         weights_bytes=int(sum(a.nbytes for a in params.values())),
         actor_overhead_ms=round(overhead, 4),
         batch_steps=args.batch,
+        **spool,
     )
     return result

@@ -75,6 +75,7 @@ def learner_client(
         run.data_hash(),
         spool_dir,
         spool_max_bytes=int(t.spool_max_mb * 1e6),
+        spool_fsync=t.spool_fsync,
         timing=LinkTiming(t.heartbeat_s, t.peer_timeout_s, t.resend_after_s),
         curve=keyfiles.client_keys(t.keys) if t.keys else None,
         send_keys=frozenset(read_keys) | step_arrays(),

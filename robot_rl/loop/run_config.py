@@ -27,6 +27,9 @@ class TransportConfig:
     # learner journal: "always" fsyncs each batch before acknowledging it (survives power loss;
     # ~0.3-0.8 ms per batch), "interval" at most once a second, "none" survives only a crash
     journal_fsync: Literal["always", "interval", "none"] = "always"
+    # actor spool, the same policies: "always" fsyncs each spooled batch (survives power loss on
+    # the robot PC; spooling happens only while the learner is away)
+    spool_fsync: Literal["always", "interval", "none"] = "always"
 
     def __post_init__(self):
         if not self.endpoint.startswith(("tcp://", "ipc://")):
@@ -43,11 +46,12 @@ class TransportConfig:
             )
         if self.batch_steps < 1:
             raise ConfigError(f"transport.batch_steps: must be >= 1, got {self.batch_steps}")
-        if self.journal_fsync not in ("always", "interval", "none"):
-            raise ConfigError(
-                f"transport.journal_fsync: {self.journal_fsync!r} is not one of "
-                "['always', 'interval', 'none']"
-            )
+        for key in ("journal_fsync", "spool_fsync"):
+            if getattr(self, key) not in ("always", "interval", "none"):
+                raise ConfigError(
+                    f"transport.{key}: {getattr(self, key)!r} is not one of "
+                    "['always', 'interval', 'none']"
+                )
 
 
 @dataclass
@@ -190,6 +194,9 @@ class RunConfig:
     # twin actors then take reward and episode ends from it, as on a real cell; evaluation stays
     # on the twin's ground truth
     reward_model: str | None = None
+    # actors fsync each episode committed to their store: it then survives power loss
+    # (docs/data.md, ~ms per episode); false: it survives a killed process only
+    store_fsync: bool = True
     sac: SACConfig = field(default_factory=SACConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)

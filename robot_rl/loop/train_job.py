@@ -173,7 +173,14 @@ def actor_process(
     operator = ScriptedOperator(make_expert(env).act, cfg.operator)
     client = learner_client(cfg, endpoint, actor_id, spool_dir, policy.read_keys, ledger)
     tee = StoreTee(
-        client, store, cfg.task, "sim", cfg.data_hash(), operator="scripted", env_config=cfg.env
+        client,
+        store,
+        cfg.task,
+        "sim",
+        cfg.data_hash(),
+        operator="scripted",
+        env_config=cfg.env,
+        fsync=cfg.store_fsync,
     )
     actor = Actor(
         env,

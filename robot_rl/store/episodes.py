@@ -6,7 +6,9 @@ past the last committed end, its attributes and its new `meta/episode_ends` entr
 outside those arrays' shapes, and last one metadata write grows `meta/episode_ends` by one. That
 write is an atomic file replace, so a writer killed at any moment leaves either the old or the new
 store. Readers trust only rows below the last committed end; a writer reopening the store truncates
-what lies past it.
+what lies past it. With `fsync` (the default for writers) every file a commit writes, and the
+directories it changes, are fsynced before the commit marker and after it (robot_rl.store.durable),
+so a committed episode also survives power loss.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from controllers.config import ConfigError, from_dict, to_dict
+
+if TYPE_CHECKING:
+    from robot_rl.store.durable import DurableLocalStore
 
 SCHEMA_VERSION = 1
 FORMAT = "robot_rl.episodes"
@@ -155,18 +160,27 @@ class EpisodeStore:
     """
 
     def __init__(self, path: Path, root: Any, mode: str, lock_fd: int | None) -> None:
+        from robot_rl.store.durable import DurableLocalStore
+
         self.path = path
         self.mode = mode
         self._root = root
         self._lock_fd = lock_fd
+        self._durable = root.store if isinstance(root.store, DurableLocalStore) else None
         self._arrays: dict[str, Any] = {}
         self._ends = np.zeros(0, np.int64)
         self.refresh()
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, mode: Literal["r", "a"] = "r") -> EpisodeStore:
+    def open(
+        cls, path: str | Path, mode: Literal["r", "a"] = "r", fsync: bool = True
+    ) -> EpisodeStore:
+        """`fsync` (writers only): make each commit survive power loss, at a cost per episode
+        (docs/data.md); without it a commit survives a killed process, not a power cut."""
         import zarr
+
+        from robot_rl.store.durable import DurableLocalStore
 
         path = Path(path)
         if mode not in ("r", "a"):
@@ -176,6 +190,10 @@ class EpisodeStore:
         if path.exists() and not path.is_dir():
             raise StoreError(f"{path}: not an episode store (a file, not a directory)")
         lock_fd = None
+        store: Any = str(path)
+        if mode == "a" and fsync:
+            store = DurableLocalStore(path)
+            store.make_dirs(path)
         if mode == "a":
             path.mkdir(parents=True, exist_ok=True)
             foreign = _foreign_entries(path)
@@ -186,12 +204,12 @@ class EpisodeStore:
                 )
             lock_fd = _lock_writer(path)
             try:
-                _complete_skeleton(path)
+                _complete_skeleton(path, store)
             except BaseException:
                 _unlock(lock_fd)
                 raise
         try:
-            root = zarr.open_group(str(path), mode="r" if mode == "r" else "r+", zarr_format=3)
+            root = zarr.open_group(store, mode="r" if mode == "r" else "r+", zarr_format=3)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError) as exc:
             _unlock(lock_fd)
             raise StoreError(f"{path}: not an episode store (no zarr v3 group: {exc})") from exc
@@ -518,7 +536,7 @@ class EpisodeStore:
         # 1. Image frames, straight into their shard files.
         images = {k: a for k, a in self._arrays.items() if _fast_image_codec(a) is not None}
         for key, arr in images.items():
-            _write_frames(self.path, arr, start, np.asarray(episode[key]))
+            _write_frames(self.path, arr, start, np.asarray(episode[key]), self._durable)
         # 2. When full, grow the arrays a chunk's worth ahead (close() trims them to the committed
         #    end).
         grow = [
@@ -538,7 +556,7 @@ class EpisodeStore:
             if key not in images:
                 value = np.asarray(episode[key]).astype(arr.dtype, copy=False)
                 if _rows_codec(arr) is not None:
-                    _write_rows(self.path, arr, start, value)
+                    _write_rows(self.path, arr, start, value, self._durable)
                 else:
                     through_zarr[key] = value
         writes = [
@@ -548,9 +566,15 @@ class EpisodeStore:
         writes.append(attrs.async_array.setitem(index, json.dumps(to_dict(info), allow_nan=False)))
         writes.append(_with_length(ends, index + 1).setitem(index, end))
         sync(_gather(writes))
+        self._sync_dirs()  # everything the commit marker points at is on disk before it
         # 4. The commit: one atomic replace of meta/episode_ends/zarr.json with the new length.
         ends.resize((index + 1,))
+        self._sync_dirs()
         self._ends = np.append(self._ends, np.int64(end))
+
+    def _sync_dirs(self) -> None:
+        if self._durable is not None:
+            self._durable.sync()
 
     def _truncate_uncommitted(self) -> None:
         """Drop rows past the committed end and zarr's temporary files.
@@ -580,7 +604,7 @@ class EpisodeStore:
             self._arrays = {}
 
 
-def _complete_skeleton(path: Path) -> None:
+def _complete_skeleton(path: Path, store: Any) -> None:
     """Create the groups and meta arrays a writer needs.
 
     Finishes a creation that a killed writer left half done. The format attribute is written last,
@@ -588,8 +612,10 @@ def _complete_skeleton(path: Path) -> None:
     """
     import zarr
 
+    from robot_rl.store.durable import DurableLocalStore
+
     try:
-        root = zarr.open_group(str(path), mode="a", zarr_format=3)
+        root = zarr.open_group(store, mode="a", zarr_format=3)
     except (ValueError, TypeError, zarr.errors.ContainsArrayError) as exc:
         raise StoreError(f"{path}: not an episode store ({exc})") from exc
     if "robot_rl" in root.attrs:
@@ -611,6 +637,8 @@ def _complete_skeleton(path: Path) -> None:
     if "data" not in root:
         root.create_group("data", overwrite=True)
     root.attrs["robot_rl"] = {"format": FORMAT, "schema_version": SCHEMA_VERSION}
+    if isinstance(root.store, DurableLocalStore):
+        root.store.sync()
 
 
 def _round_up(n: int, step: int) -> int:
@@ -707,7 +735,9 @@ def _encode_shard(frames: list[bytes | None]) -> bytes:
     return b"".join(p for p in frames if p is not None) + index_bytes + crc
 
 
-def _write_frames(root: Path, arr: Any, start: int, frames: np.ndarray) -> None:
+def _write_frames(
+    root: Path, arr: Any, start: int, frames: np.ndarray, durable: DurableLocalStore | None
+) -> None:
     """Write frames for rows start.. as zarr v3 shards: the bytes zarr's own pipeline would write.
 
     Going around zarr's per-chunk async pipeline and writing a shard per FRAMES_PER_SHARD frames
@@ -726,7 +756,7 @@ def _write_frames(root: Path, arr: Any, start: int, frames: np.ndarray) -> None:
         chunks = [kept[j] if first + j < start else None for j in range(per_shard)]
         for row in range(max(start, first), min(end, first + per_shard)):
             chunks[row - first] = encoded[row - start]
-        _write_file(path, _encode_shard(chunks))
+        _write_file(path, _encode_shard(chunks), durable)
 
 
 def _read_frames(root: Path, arr: Any, start: int, end: int) -> np.ndarray:
@@ -777,7 +807,9 @@ def _rows_codec(arr: Any) -> Any:
     return None
 
 
-def _write_rows(root: Path, arr: Any, start: int, values: np.ndarray) -> None:
+def _write_rows(
+    root: Path, arr: Any, start: int, values: np.ndarray, durable: DurableLocalStore | None
+) -> None:
     """Write rows start.. of a non-image array into its chunk files.
 
     Read, merge, encode, replace atomically: cheaper in CPU than zarr's own setitem, which matters
@@ -797,12 +829,18 @@ def _write_rows(root: Path, arr: Any, start: int, values: np.ndarray) -> None:
             chunk[: start - first] = kept[: start - first]
         lo, hi = max(start, first), min(end, first + rows)
         chunk[lo - first : hi - first] = values[lo - start : hi - start]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_file(path, codec.encode(chunk))
+        _write_file(path, codec.encode(chunk), durable)
 
 
-def _write_file(path: Path, payload: bytes) -> None:
-    """Write-then-rename, named like zarr's temp files; a reopening writer deletes leftovers."""
+def _write_file(path: Path, payload: bytes, durable: DurableLocalStore | None) -> None:
+    """Write-then-rename, named like zarr's temp files; a reopening writer deletes leftovers.
+
+    Through `durable` when given: fsynced too.
+    """
+    if durable is not None:
+        durable.put(path, payload)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     try:
         with open(tmp, "wb") as f:

@@ -22,7 +22,7 @@ class StoreTee:
     ("" or None: no store). Episode source: `demo` for demonstrations, `intervention` when a human
     (or the scripted operator) drove any step, else the platform. `env_config` (the twin's env
     config, JSON-able) is stored under `config_hash` so that `robot-rl replay` builds the same
-    twin."""
+    twin. `fsync`: each commit survives power loss (EpisodeStore.open)."""
 
     DROP = ("episode_id", "step")  # row bookkeeping for the learner, not step data
 
@@ -35,9 +35,11 @@ class StoreTee:
         config_hash: str,
         operator: str = "",
         env_config: dict[str, Any] | None = None,
+        fsync: bool = True,
     ):
         self.client = client
         self.store_path = store_path or ""
+        self.fsync = fsync
         self.platform = platform
         self.info = {
             "task": task,
@@ -53,7 +55,7 @@ class StoreTee:
         self._mode = "train"
         self.committed: list[int] = []
         if self.store_path:  # a bad store path fails now, before the first episode, not after it
-            with EpisodeStore.open(self.store_path, "a"):
+            with EpisodeStore.open(self.store_path, "a", self.fsync):
                 pass
 
     @property
@@ -103,7 +105,7 @@ class StoreTee:
             **self.info,
         )
         self._initial_state = {}
-        with EpisodeStore.open(self.store_path, "a") as store:
+        with EpisodeStore.open(self.store_path, "a", self.fsync) as store:
             self.committed.append(store.append(episode, info, self.env_config))
 
     def take_weights(self):

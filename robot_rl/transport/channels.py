@@ -40,7 +40,7 @@ import zmq
 import zmq.auth.thread
 
 from robot_rl.transport import keys as keyfiles
-from robot_rl.transport.journal import Journal
+from robot_rl.transport.journal import FsyncPolicy, Journal
 from robot_rl.transport.ledger import Ledger
 from robot_rl.transport.protocol import (
     DEFAULT_LIMITS,
@@ -101,6 +101,7 @@ class ActorClient:
         spool_dir: str | Path,
         *,
         spool_max_bytes: int = 1 << 30,
+        spool_fsync: FsyncPolicy = "always",
         max_inflight: int = 64,
         timing: LinkTiming = LinkTiming(),
         curve: keyfiles.ClientKeys | None = None,
@@ -120,7 +121,7 @@ class ActorClient:
         self.timing = timing
         self.limits = limits
         self.max_inflight = max_inflight
-        self.spool = Spool(spool_dir, spool_max_bytes)
+        self.spool = Spool(spool_dir, spool_max_bytes, spool_fsync)
         self.counters = collections.Counter()
         self.error: str | None = None  # set when the learner refuses us (version/config mismatch)
         self.connected = False
@@ -381,7 +382,9 @@ class ActorClient:
                 key = _spool_key(path)
                 if key in self._inflight:
                     continue
-                frames = Spool.read(path)
+                frames = self.spool.load(path)
+                if frames is None:
+                    continue
                 item = _Pending(msgpack.unpackb(frames[0]), frames[1:], path)
                 if self._transmit(key, item, now):
                     self.counters["resent"] += 1

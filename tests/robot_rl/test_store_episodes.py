@@ -205,11 +205,11 @@ def test_disk_full_during_data_writes_keeps_the_store_consistent(tmp_path, monke
     real_write = episodes_module._write_file
     calls = {"n": 0}
 
-    def full_disk(path, payload):
+    def full_disk(path, payload, durable):
         calls["n"] += 1
         if calls["n"] > fail_after:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_write(path, payload)
+        real_write(path, payload, durable)
 
     with EpisodeStore.open(tmp_path / "s", mode="a") as store:
         monkeypatch.setattr(episodes_module, "_write_file", full_disk)

@@ -507,3 +507,26 @@ def test_actor_sends_only_the_arrays_the_learner_stores(tmp_path):
     assert server.counters["bytes"] < 1000  # the 98 KB camera stayed with the actor
     client.close()
     server.close()
+
+
+def test_a_garbled_spool_file_is_skipped_and_the_sender_goes_on(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    endpoint = _free_endpoint()
+    first = ActorClient(endpoint, "actor-0", HASH, tmp_path / "spool", timing=FAST).start()
+    for seq in range(6):
+        first.send("transitions", _batch(0, seq))
+    assert _wait(lambda: len(first.spool) == 6, 5)
+    first.close()
+    garbled = first.spool.paths(6)[2]
+    garbled.write_bytes(garbled.read_bytes()[:40])  # a power cut while it was written
+    server = LearnerServer(endpoint, HASH, timing=FAST).start()
+    client = ActorClient(endpoint, "actor-0", HASH, tmp_path / "spool", timing=FAST).start()
+    got: dict[str, list] = {}
+    _drain(server, got, lambda: len(got.get("actor-0", [])) == 5, 20)
+    client.send("transitions", _batch(0, 6))
+    _drain(server, got, lambda: len(got.get("actor-0", [])) == 6, 20)
+    assert client.flush(10) and client.error is None
+    assert [v for _, v in got["actor-0"]] == [0, 1, 3, 4, 5, 6]
+    assert garbled.name in caplog.text and client.spool.garbled == 1
+    client.close()
+    server.close()
