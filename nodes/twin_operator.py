@@ -16,7 +16,9 @@ frame), `teleop/intervening` (Bool), `teleop/gripper` (Float32, +1 close / -1 op
 - `watch`: only the reset.
 In every mode it does the person's part of the reset: when `actor/state` says
 `waiting_for_object`, it re-places the object (service `twin/place_object`) and presses `reset`.
-With `mark_success` it presses `success` when `twin/success` turns true during an episode.
+With `mark_success` it presses `success` `success_delay_s` after `twin/success` first turns true
+during an episode, as a person who sees the object lifted and then reaches for the button (the
+episode's last frames, which a classifier learns success from, then lie past the success line).
 With `outcomes` set it appends one JSON line per episode to that file: the episode's start and end
 (unix seconds), whether the twin's ground truth saw the task done during it, and how many ticks the
 person drove: the score a harness (robot-rl rehearse) reads, since nothing in the stack may.
@@ -65,6 +67,7 @@ class TwinOperatorConfig:
     control_hz: float = 10.0  # the actor's control rate: one decision per tick
     stale_s: float = 0.3  # newest robot/ground-truth message older than this: hands off
     mark_success: bool = True  # press `success` when the twin's ground truth says so
+    success_delay_s: float = 0.5  # ... this long after it first said so
     finger_joints: list[str] = field(
         default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"]
     )
@@ -74,6 +77,8 @@ class TwinOperatorConfig:
         for key in ("control_hz", "stale_s"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
+        if self.success_delay_s < 0:
+            raise ConfigError(f"success_delay_s: must be >= 0, got {self.success_delay_s}")
         if not self.finger_joints:
             raise ConfigError("finger_joints: name the gripper's finger joints")
 
@@ -130,6 +135,7 @@ class TwinOperatorNode(Node):
         self.actor_state = ""
         self.success_sent = False
         self.success_seen = False
+        self.success_at = 0.0
         self.placing = False
         self.reset_pressed = False
         self.driving_steps = 0
@@ -138,12 +144,9 @@ class TwinOperatorNode(Node):
         self.episode_driven = 0
 
         sensor = qos_profile_sensor_data
-        for topic, kind in (
-            ("current_pose", PoseStamped),
-            ("twin/object_pose", PoseStamped),
-            ("twin/success", Bool),
-        ):
+        for topic, kind in (("current_pose", PoseStamped), ("twin/object_pose", PoseStamped)):
             self.create_subscription(kind, topic, lambda m, t=topic: self._put(t, m), sensor)
+        self.create_subscription(Bool, "twin/success", self._on_success, sensor)
         self.create_subscription(JointState, "joint_states", self._on_joints, sensor)
         self.create_subscription(PoseStamped, "target_pose", self._on_target, 10)
         self.create_subscription(String, "actor/state", self._on_actor_state, ACTOR_STATE_QOS)
@@ -165,6 +168,12 @@ class TwinOperatorNode(Node):
         if entry is None or time.monotonic() - entry[0] > self.config.stale_s:
             return None
         return entry[1]
+
+    def _on_success(self, msg: Bool) -> None:
+        # every twin step's verdict counts, not only those a 10 Hz tick samples: an episode the
+        # classifier ends as the object crosses the line was a success if the twin saw it cross
+        if msg.data and not self.success_seen and self.actor_state in ("running", "holding"):
+            self.success_seen, self.success_at = True, time.monotonic()
 
     def _on_joints(self, msg: JointState) -> None:
         self.joints.put(msg, time.monotonic())
@@ -256,9 +265,12 @@ class TwinOperatorNode(Node):
         if self.actor_state == "waiting_for_object" and not self.reset_pressed:
             self._place_object()  # again, if the last try failed
         running = self.actor_state in ("running", "holding")
-        truth = self._fresh("twin/success")
-        self.success_seen |= running and truth is not None and bool(truth.data)
-        if running and self.success_seen and self.config.mark_success and not self.success_sent:
+        pressing = running and self.success_seen and self.config.mark_success
+        if (
+            pressing
+            and not self.success_sent
+            and time.monotonic() - self.success_at >= self.config.success_delay_s
+        ):
             self.success_sent = True
             self.get_logger().info("the object is lifted: pressing success")
             self.event_pub.publish(String(data="success"))

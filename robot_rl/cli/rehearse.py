@@ -287,6 +287,19 @@ def evaluate(cell: Cell, run_yaml: Path, out: Path, threshold: float) -> None:
         )
 
 
+def _train_summary(out: Path, t_train: float) -> dict[str, Any]:
+    from robot_rl.loop.rehearsal import first_autonomous_success_s, over_time, phase_summary
+
+    train = _phase(out / "train.zarr", out / "outcomes_train.jsonl")
+    return {
+        **phase_summary(train),
+        "wall_s": round(time.time() - t_train, 1),
+        "learner": _learner_totals(out),
+        "first_autonomous_success_s": first_autonomous_success_s(train, t_train),
+        "over_time": over_time(train, t_train, OUTCOME_BIN_S),
+    }
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -304,13 +317,7 @@ def _learner_totals(out: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from controllers.config import ConfigError
-    from robot_rl.loop.rehearsal import (
-        first_autonomous_success_s,
-        load_rehearsal_config,
-        over_time,
-        phase_summary,
-        plot_curve,
-    )
+    from robot_rl.loop.rehearsal import load_rehearsal_config, phase_summary, plot_curve
 
     try:
         cfg = load_rehearsal_config(args.config)
@@ -351,7 +358,10 @@ def run(args: argparse.Namespace) -> int:
     cell = Cell(cfg, out, env)
     summary: dict[str, Any] = {"config": str(args.config), "seed": cfg.seed, "phases": {}}
     t_start = time.time()
+    t_train: float | None = None
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT stops the rehearsal even when started from a shell that ignores it (nohup ... &)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cell.node("sim_robot", "sim_robot", seed=cfg.seed)
         print(f"rehearse: 1/4 recording {cfg.demos} demonstrations", flush=True)
@@ -373,14 +383,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rehearse: 3/4 online training for {cfg.train_wall_s:.0f} s", flush=True)
         t_train = time.time()
         train_policy(cell, run_yaml, out, threshold)
-        train = _phase(out / "train.zarr", out / "outcomes_train.jsonl")
-        summary["phases"]["train"] = {
-            **phase_summary(train),
-            "wall_s": round(time.time() - t_train, 1),
-            "learner": _learner_totals(out),
-            "first_autonomous_success_s": first_autonomous_success_s(train, t_train),
-            "over_time": over_time(train, t_train, OUTCOME_BIN_S),
-        }
+        summary["phases"]["train"] = _train_summary(out, t_train)
 
         print(f"rehearse: 4/4 evaluating on {cfg.eval_episodes} episodes", flush=True)
         t = time.time()
@@ -396,10 +399,14 @@ def run(args: argparse.Namespace) -> int:
         summary["failed"] = "interrupted"
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         cell.stop_all()
     summary["wall_s"] = round(time.time() - t_start, 1)
-    if "train" in summary["phases"]:
+    if t_train is not None:
+        if "train" not in summary["phases"]:  # cut short: what training did until then
+            summary["phases"]["train"] = _train_summary(out, t_train)
         eval_rate = summary["phases"].get("eval", {}).get("ground_truth_success")
+        train = _phase(out / "train.zarr", out / "outcomes_train.jsonl")
         plot_curve(train, t_train, cfg.curve_window, eval_rate, out / "learning_curve.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     final = summary["phases"].get("eval", {})
