@@ -30,7 +30,7 @@ class RehearsalConfig:
     seed: int = 0
     demos: int = 20  # teleop demonstrations recorded before anything is trained
     reward: dict[str, Any] = field(default_factory=dict)  # `robot-rl reward train` config keys
-    train_wall_s: float = 3600.0  # the learner's budget for online training
+    train_wall_s: float = 2100.0  # the learner's budget for online training
     eval_episodes: int = 50
     # merged into the run config / each node's ROS parameters (the short test shrinks the images)
     run: dict[str, Any] = field(default_factory=dict)
