@@ -289,6 +289,13 @@ class TwinOperatorNode(Node):
         self.intervening_pub.publish(Bool(data=True))
         self.gripper_pub.publish(Float32(data=float(np.sign(action[GRIPPER]))))
 
+    def close(self) -> None:
+        # an actor stopped mid-episode may not get its `stopped` out before its context shuts down:
+        # log the episode as far as the person saw it
+        if self.actor_state in ("running", "holding"):
+            self.actor_state = "stopped"
+            self._record_outcome()
+
 
 def main(argv: list[str] | None = None) -> int:
     from nodes.spin import run_node

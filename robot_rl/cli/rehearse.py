@@ -146,6 +146,17 @@ def _episodes(store: Path) -> tuple[list, list]:
     return infos, flags
 
 
+def _settle(store: Path, outcomes: Path, timeout_s: float = 5.0) -> None:
+    """Wait until the twin operator has logged every episode the actor stored: the actor's last
+    `stopped` state reaches it a moment after the actor exits."""
+    from robot_rl.loop.rehearsal import read_outcomes
+
+    stored = len(_episodes(store)[0])
+    deadline = time.monotonic() + timeout_s
+    while len(read_outcomes(outcomes)) < stored and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def _phase(store: Path, outcomes: Path):
     from robot_rl.loop.rehearsal import join_episodes, read_outcomes
 
@@ -176,6 +187,7 @@ def record_demos(cell: Cell, run_yaml: Path, out: Path) -> dict[str, Any]:
     )
     # the person needs ~10-20 s per demonstration; a stuck reset ends the step with the actor
     status = cell.wait("actor_demo", cfg.startup_timeout_s + 60.0 * cfg.demos)
+    _settle(out / "demos.zarr", outcomes)
     cell.stop("operator_demo")
     if status != 0:
         raise StepFailed(
@@ -251,7 +263,9 @@ def train_policy(cell: Cell, run_yaml: Path, out: Path, threshold: float) -> Non
     )
     # the learner stops itself at its wall budget, checkpointing; the actor is stopped after it
     status = cell.wait("learner", cfg.startup_timeout_s + cfg.train_wall_s + 600.0)
-    cell.stop("actor_train", "operator_train")
+    cell.stop("actor_train")
+    _settle(out / "train.zarr", out / "outcomes_train.jsonl")
+    cell.stop("operator_train")
     if status != 0 or learner.returncode != 0:
         raise StepFailed(f"the learner exited with {status}; see {cell.log('learner')}")
 
@@ -280,6 +294,7 @@ def evaluate(cell: Cell, run_yaml: Path, out: Path, threshold: float) -> None:
         robot={"success_topic": "reward/success_prob"},
     )
     status = cell.wait("actor_eval", cfg.startup_timeout_s + 60.0 * cfg.eval_episodes)
+    _settle(out / "eval.zarr", out / "outcomes_eval.jsonl")
     cell.stop("operator_eval", "reward")
     if status != 0:
         raise StepFailed(
