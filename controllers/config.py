@@ -7,6 +7,7 @@ configs the same way and reports bad input the same way.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -36,6 +37,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def merge_dicts(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `update` merged in, nested mappings key by key."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_dicts(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:

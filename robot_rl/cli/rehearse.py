@@ -18,11 +18,9 @@ no process of the stack reads it.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from controllers.config import merge_dicts
 from robot_rl.cli.bringup import _default_sigint, _stop
 from robot_rl.cli.launch_file import REPO
 
@@ -52,22 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="run directory (created)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.set_defaults(func=run)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 class StepFailed(RuntimeError):
@@ -104,7 +87,7 @@ class Cell:
         """`python -m nodes.<node>` with config/ros_sim.yaml's section, the rehearsal's `nodes:`
         overrides and `overrides` merged."""
         section = self.ros_params[node]["ros__parameters"]
-        params = _merge(_merge(section, self.cfg.nodes.get(node, {})), overrides)
+        params = merge_dicts(merge_dicts(section, self.cfg.nodes.get(node, {})), overrides)
         path = self.out / "params" / f"{tag}.yaml"
         path.write_text(yaml.safe_dump({node: {"ros__parameters": params}}, sort_keys=False))
         cmd = [sys.executable, "-m", f"nodes.{node}", "--ros-args", "--params-file", str(path)]
@@ -333,6 +316,7 @@ def _learner_totals(out: Path) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from controllers.config import ConfigError
     from robot_rl.loop.rehearsal import load_rehearsal_config, phase_summary, plot_curve
+    from robot_rl.loop.train_job import free_endpoint
 
     try:
         cfg = load_rehearsal_config(args.config)
@@ -352,13 +336,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out.mkdir(parents=True, exist_ok=True)
     run_cfg = yaml.safe_load(Path(cfg.run_config).read_text())
-    run_cfg = _merge(run_cfg, cfg.run)
-    run_cfg = _merge(
+    run_cfg = merge_dicts(run_cfg, cfg.run)
+    run_cfg = merge_dicts(
         run_cfg,
         {
             "seed": cfg.seed,
             "max_wall_s": cfg.train_wall_s,
-            "transport": {"endpoint": _free_endpoint()},
+            "transport": {"endpoint": free_endpoint()},
             "offline": [{"store": str(out / "demos.zarr"), "source": ["demo"]}],
         },
     )

@@ -13,11 +13,9 @@ The stack's nodes (actor, reward) read no ground truth; only this test and the t
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +25,9 @@ import pytest
 import yaml
 from ros_graph import ground_truth_readers
 
+from controllers.config import merge_dicts
+from robot_rl.loop.train_job import free_endpoint
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,26 +35,10 @@ EPISODE_STEPS = 100
 NODE_ENV = {"MUJOCO_GL": "egl", "OMP_NUM_THREADS": "1"}
 
 
-def _free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _run_config(tmp_path: Path, endpoint: str, demo_store: Path) -> Path:
     """config/real_pick_cube.yaml, shrunk to a short CPU budget (small images and networks)."""
     shipped = yaml.safe_load((REPO / "config" / "real_pick_cube.yaml").read_text())
-    run = _merge(
+    run = merge_dicts(
         shipped,
         {
             # a control tick may stall for a second while six processes share two cores: the
@@ -90,7 +75,9 @@ def _params(tmp_path: Path, name: str, node: str, **overrides) -> Path:
     shipped = yaml.safe_load((REPO / "config" / "ros_sim.yaml").read_text())[node]
     path = tmp_path / f"{name}.yaml"
     path.write_text(
-        yaml.safe_dump({node: _merge(shipped, {"ros__parameters": overrides})}, sort_keys=False)
+        yaml.safe_dump(
+            {node: merge_dicts(shipped, {"ros__parameters": overrides})}, sort_keys=False
+        )
     )
     return path
 
@@ -145,7 +132,7 @@ def test_real_cell_workflow_on_the_twin(
     from robot_rl.agents.replay_buffer import ReplayBuffer
     from robot_rl.store.episodes import EpisodeStore
 
-    endpoint = _free_endpoint()
+    endpoint = free_endpoint()
     demo_store, train_store = tmp_path / "demo.zarr", tmp_path / "train.zarr"
     run_yaml = _run_config(tmp_path, endpoint, demo_store)
     node = Node("workflow_harness", context=rclpy_context)
