@@ -152,6 +152,11 @@ class Stopping(Exception):
     """The node is shutting down while the env waited."""
 
 
+class Refusal(str):
+    """Why the robot holds, when the cause is a refused message: already named by the refusal's
+    own log line, so the hold does not name it again."""
+
+
 class Newest:
     """The newest message of each subscribed topic with its (monotonic) arrival, and the newest
     refused one with why; thread-safe."""
@@ -315,7 +320,11 @@ class RobotEnv:
     def _refuse(self, topic: str, why: str) -> None:
         """Keep a bad message out of the observation and name it (at most once a second)."""
         self.newest.refuse(topic, why)
-        self._say(f"refused {topic}", f"refused a message on {topic}: {why}", every_s=1.0)
+        self._say(
+            f"refused {topic}",
+            f"refused a message on {topic}: {why}; the robot holds until {topic} is good again",
+            every_s=1.0,
+        )
 
     def _accept(self, topic: str, msg: Any, value) -> None:
         """Store `value(msg)` as the topic's newest, or refuse the message (ValueError says why)."""
@@ -452,10 +461,16 @@ class RobotEnv:
             self._said[key] = now
             self.node.get_logger().warning(text)
 
+    def _hold(self, why: str) -> None:
+        """Count a tick without a new target and say why (a refusal has said it already)."""
+        self.holds += 1
+        if not isinstance(why, Refusal):
+            self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
+
     def _fresh(self, topic: str, now: float) -> tuple[Any, str]:
         refused = self.newest.refused(topic)
         if refused is not None and now - refused[0] <= self.stale_s:
-            return None, f"{topic} sent a message that was refused ({refused[1]})"
+            return None, Refusal(f"{topic} sent a message that was refused ({refused[1]})")
         entry = self.newest.get(topic)
         if entry is None:
             return None, f"no message on {topic} yet"
@@ -582,10 +597,9 @@ class RobotEnv:
             obs, why = self.observe()
             if obs is not None:
                 return obs
-            self.holds += 1
             if self._armed:
                 self._set_state("holding")
-            self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
+            self._hold(why)
             if time.monotonic() > deadline:
                 return None
             self._wait_tick()
@@ -615,8 +629,7 @@ class RobotEnv:
         """Whether an observation can be built now; if not the reset holds (no target), said."""
         obs, why = self.observe()
         if obs is None:
-            self.holds += 1
-            self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
+            self._hold(why)
         return obs is not None
 
     def _run_leg(self, leg: Leg) -> None:
@@ -703,9 +716,8 @@ class RobotEnv:
         self._last_tick = time.monotonic()
         current, why = self.observe()
         if current is None:  # inputs went stale or non-finite since the policy looked: hold
-            self.holds += 1
             self._set_state("holding")
-            self._say("hold", f"holding the robot: {why}; no new target until inputs are fresh")
+            self._hold(why)
         else:
             pos, quat = apply_action(self._target_pos, self._target_quat, a, self.scales)
             res = self.safety.filter(pos, quat, time.monotonic())
