@@ -2,20 +2,24 @@
 
 `python -m nodes.hostile [--messages N] [--targets ...]` (or `robot-rl bench hostile-ros`) starts
 each target node as its own process -- the actor in train mode (no learner) and in demo mode, the
-reward node on a small proprio classifier, the tracker -- feeds it a legitimate cell from this
-process until it runs (a scripted CRISP cell whose TCP follows `target_pose`, a camera, an F/T
-sensor, a success probability, idle teleop; a rendered marker cube for the tracker), then floods
+reward node on a small proprio classifier, the tracker, the twin's `sim_robot` and the scripted
+person `twin_operator` in demo mode -- feeds it a legitimate cell from this process until it runs
+(a scripted CRISP cell whose TCP follows `target_pose`, a camera, an F/T sensor, a success
+probability, idle teleop; a rendered marker cube for the tracker; for sim_robot, targets at the
+pose it first reports, so that it must stay there; for the operator, a running actor and a cube
+to pick), then floods
 each subscribed topic with N hostile messages (nodes.hostile_messages): the first half mixed with
 the legitimate stream, the second half replacing it (only messages a node must refuse, spread over
 at least `--hold-s` seconds). Recorded per topic and node, printed as one JSON line:
 - the node is alive at the end (else its exit status) and logged no traceback;
-- `bad_outputs`: outputs (`target_pose`, `reward/success_prob`, `object_pose`) that are
-  non-finite or impossible (a target outside the safety workspace, a non-unit quaternion, a
-  probability outside [0, 1]); must be 0;
+- `bad_outputs`: outputs (`target_pose`, `reward/success_prob`, `object_pose`, sim_robot's
+  `current_pose`, the operator's `teleop/twist`) that are non-finite or impossible (a target
+  outside the safety workspace, a non-unit quaternion, a probability outside [0, 1], a TCP that
+  left the only legitimate target, a twist above MAX_TWIST); must be 0;
 - `outputs_while_held`: outputs published while a topic the output is built from carried only
   refused messages (after `stale_s` plus two control ticks for the last good one to age); must be 0;
 - `max_warnings_per_s`: the most warning/error lines naming the topic within one second of the
-  node's log (one names the refused input, one says the robot holds: <= 2);
+  node's log (the refusal names the topic and says the robot holds: <= 1);
 - `recovered_s`: time from the legitimate stream's return to the node's next output.
 """
 
@@ -44,10 +48,10 @@ import yaml
 from controllers.safety import SafetyConfig
 from nodes.bench_ros import ros_env
 from nodes.hostile_messages import VARIANTS, hostile_stream
-from nodes.input_checks import pose_problem, probability_problem
+from nodes.input_checks import pose_problem, probability_problem, vector_problem
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = ("actor_train", "actor_demo", "reward", "tracker")
+TARGETS = ("actor_train", "actor_demo", "reward", "tracker", "sim_robot", "twin_operator")
 HOME = [0.5, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0]
 ARM = [f"panda_joint{i}" for i in range(1, 8)]
 FINGERS = ["panda_finger_joint1", "panda_finger_joint2"]
@@ -55,6 +59,9 @@ WRENCH_TOPIC = "ft_sensor/wrench"
 STALE_S = 0.3  # the actor's and reward node's staleness bound in this run
 LOG_LINE = re.compile(r"^\[(WARN|ERROR|FATAL)\] \[(\d+)\.\d+\] \[[^\]]*\]: (.*)$")
 TRACKER_INFO = (640, 480, 605.0, 605.0, 320.0, 240.0)  # the rendered front camera's intrinsics
+CUBE = [0.55, 0.05, 0.02, 1.0, 0.0, 0.0, 0.0]  # where the twin operator sees the object
+HELD_DRIFT_M = 0.02  # sim_robot, targeted at its own pose: any farther and it followed a bad one
+MAX_TWIST = 1.0  # m/s and rad/s: far above any teleop twist the twin operator sends
 
 
 @dataclass
@@ -67,7 +74,8 @@ class Target:
     topics: dict[str, type]  # every topic it subscribes to, with its message type
     holds: set[str]  # topics whose refused messages must stop the output
     output: tuple[str, type]
-    output_problem: Callable[[Any], str]  # why an output message is impossible, or ""
+    # why an output message is impossible, or ""; given the output and the legitimate pose
+    output_problem: Callable[[Any, np.ndarray], str]
     ready_timeout_s: float = 120.0
     # outputs carry their input's stamp (the tracker): a late one from a good input is no hold
     # broken, so the hold is judged by stamp rather than arrival
@@ -75,14 +83,32 @@ class Target:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _pose_output_problem(lo, hi) -> Callable[[Any], str]:
+def _pose_output_problem(lo, hi) -> Callable[[Any, np.ndarray], str]:
     from nodes.messages import pose_array
 
-    def problem(msg) -> str:
+    def problem(msg, legit_pose: np.ndarray) -> str:
         # the safety filter clips into the box: anything outside it (bar rounding) is a bad target
         return pose_problem(pose_array(msg), lo, hi, margin=1e-6)
 
     return problem
+
+
+def _held_pose_problem(msg, legit_pose: np.ndarray) -> str:
+    """sim_robot's TCP, when every legitimate target is where it stood: it must stay there."""
+    from nodes.messages import pose_array
+
+    pose = pose_array(msg)
+    problem = pose_problem(pose)
+    drift = float(np.linalg.norm(pose[:3] - legit_pose[:3]))
+    if not problem and drift > HELD_DRIFT_M:
+        problem = f"TCP {drift:.3f} m from the only legitimate target"
+    return problem
+
+
+def _twist_problem(msg, legit_pose: np.ndarray) -> str:
+    from nodes.messages import twist_array
+
+    return vector_problem("teleop twist", twist_array(msg), 6, MAX_TWIST)
 
 
 def _run_config(tmp: Path) -> Path:
@@ -128,7 +154,7 @@ def _reward_model(tmp: Path) -> Path:
 def targets(names: list[str], tmp: Path) -> list[Target]:
     from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
     from sensor_msgs.msg import CameraInfo, Image, JointState
-    from std_msgs.msg import Bool, Float32, String
+    from std_msgs.msg import Bool, Float32, Float64MultiArray, String
 
     safety = SafetyConfig()
     out = []
@@ -181,7 +207,7 @@ def targets(names: list[str], tmp: Path) -> list[Target]:
                     },
                     {"cameras/front/image_raw", "current_pose", "joint_states"},
                     ("reward/success_prob", Float32),
-                    lambda msg: probability_problem(msg.data),
+                    lambda msg, legit_pose: probability_problem(msg.data),
                     extra={"image_size": (128, 128)},
                 )
             )
@@ -201,6 +227,44 @@ def targets(names: list[str], tmp: Path) -> list[Target]:
                     _pose_output_problem(t["workspace_min"], t["workspace_max"]),
                     stamped_output=True,
                     extra={"frame": _marker_frame()},
+                )
+            )
+        elif name == "sim_robot":
+            from nodes.sim_robot import GRIPPER_TOPIC
+
+            out.append(
+                Target(
+                    name,
+                    "nodes.sim_robot",
+                    {"profile": "real_cell", "task": "pick_cube", "cameras": []},
+                    {"target_pose": PoseStamped, GRIPPER_TOPIC: Float64MultiArray},
+                    set(),  # it always publishes its state: held means it stays where it is
+                    ("current_pose", PoseStamped),
+                    _held_pose_problem,
+                    extra={"target_own_pose": True},
+                )
+            )
+        elif name == "twin_operator":
+            out.append(
+                Target(
+                    name,
+                    "nodes.twin_operator",
+                    {
+                        "mode": "demo",
+                        "run_config": str(REPO / "config" / "real_pick_cube.yaml"),
+                        "stale_s": STALE_S,
+                    },
+                    {
+                        "current_pose": PoseStamped,
+                        "twin/object_pose": PoseStamped,
+                        "joint_states": JointState,
+                        "target_pose": PoseStamped,
+                        "twin/success": Bool,
+                        "actor/state": String,
+                    },
+                    {"current_pose", "twin/object_pose", "joint_states", "target_pose"},
+                    ("teleop/twist", TwistStamped),
+                    _twist_problem,
                 )
             )
         else:
@@ -238,6 +302,7 @@ class Cell:
         self.target = target
         self.node = Node("hostile_cell", context=context)
         self.pose = np.array(HOME)
+        self.placed = False
         self.silenced: set[str] = set()
         self.outputs: list[tuple[float, Any]] = []  # (monotonic arrival, msg)
         self.states: list[str] = []
@@ -249,8 +314,11 @@ class Cell:
             self.frame = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
         self.pubs = {}
         reliable = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE)
+        commands = ("teleop/", "camera_info", "target_pose", "commands")
         for topic, kind in target.topics.items():
-            if topic.startswith("teleop/") or topic.endswith("camera_info"):
+            if topic == "actor/state":
+                qos = ACTOR_STATE_QOS
+            elif any(c in topic for c in commands):
                 qos = reliable
             else:
                 qos = qos_profile_sensor_data
@@ -264,6 +332,10 @@ class Cell:
 
     def _on_output(self, msg) -> None:
         self.outputs.append((time.monotonic(), msg))
+        if self.target.extra.get("target_own_pose") and not self.placed:
+            from nodes.messages import pose_array
+
+            self.pose, self.placed = pose_array(msg), True  # from now on, stay where you are
         if self.target.output[0] == "target_pose":
             from nodes.messages import pose_array
 
@@ -275,10 +347,11 @@ class Cell:
         """A fresh legitimate message for `topic`, stamped now."""
         from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
         from sensor_msgs.msg import CameraInfo, Image, JointState
-        from std_msgs.msg import Bool, Float32, String
+        from std_msgs.msg import Bool, Float32, Float64MultiArray, String
 
         from nodes.messages import (
             camera_info_msg,
+            gripper_command_msg,
             image_msg,
             joint_state_msg,
             pose_msg,
@@ -288,6 +361,8 @@ class Cell:
 
         now = time.time()
         kind = self.target.topics[topic]
+        if topic == "twin/object_pose":
+            return pose_msg(np.array(CUBE), now, "world")
         if kind is PoseStamped:
             return pose_msg(self.pose, now, "world")
         if kind is JointState:
@@ -306,12 +381,17 @@ class Cell:
             return Float32(data=0.1 if topic == "reward/success_prob" else 0.0)
         if kind is Bool:
             return Bool(data=False)
+        if kind is Float64MultiArray:
+            return gripper_command_msg(0.04)
+        if topic == "actor/state":
+            return String(data="running")
         return String(data="pause")  # never sent as a legitimate message: it ends an episode
 
     def _publish(self) -> None:
         self._tick += 1
+        waiting = self.target.extra.get("target_own_pose") and not self.placed
         for topic, pub in self.pubs.items():
-            if topic in self.silenced or topic == "teleop/event":
+            if topic in self.silenced or topic == "teleop/event" or waiting:
                 continue
             if self.target.topics[topic].__name__ == "Image" and self._tick % 3:
                 continue
@@ -415,7 +495,7 @@ def run_target(target: Target, args: argparse.Namespace, env: dict[str, str], tm
         cell.node.destroy_node()
         context.try_shutdown()
     log = proc.output()
-    bad = [p for p in (target.output_problem(m) for _, m in cell.outputs) if p]
+    bad = [p for p in (target.output_problem(m, cell.pose) for _, m in cell.outputs) if p]
     report.update(
         alive=alive,
         exit_status=None if alive else status,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import Bool, Float32, Float64MultiArray, String
 
 HUGE = 1e30
 FAR_FUTURE_S = 4.0e9  # year 2096
@@ -220,8 +220,11 @@ IMAGE = [
 
 
 def _float(values: tuple[float, ...]) -> Mutate:
-    def mutate(msg: Float32, rng: np.random.Generator) -> None:
-        msg.data = float(values[int(rng.integers(len(values)))])
+    """Float32's value, or a one-value Float64MultiArray's."""
+
+    def mutate(msg: Float32 | Float64MultiArray, rng: np.random.Generator) -> None:
+        value = float(values[int(rng.integers(len(values)))])
+        msg.data = [value] if isinstance(msg, Float64MultiArray) else value
 
     return mutate
 
@@ -231,6 +234,17 @@ FLOAT = [
     Variant("out_of_range", True, _float((-0.5, 1.5, -7.0, 1e6))),
 ]
 BOOL = [Variant("flip", False, lambda msg, rng: setattr(msg, "data", bool(rng.random() < 0.5)))]
+
+
+def _command_length(msg: Float64MultiArray, rng: np.random.Generator) -> None:
+    msg.data = [float(v) for v in rng.uniform(0.0, 0.04, int(rng.choice([0, 2, 3, 100])))]
+
+
+COMMAND = [
+    Variant("bad_number", True, _float(BAD_NUMBERS)),
+    Variant("out_of_range", True, _float((-0.5, 0.5, -7.0, 1e6))),
+    Variant("length_wrong", True, _command_length),
+]
 
 
 def _event(msg: String, rng: np.random.Generator) -> None:
@@ -296,6 +310,7 @@ VARIANTS: dict[type, list[Variant]] = {
     TwistStamped: TWIST,
     WrenchStamped: WRENCH,
     CameraInfo: CAMERA_INFO,
+    Float64MultiArray: COMMAND,
 }
 
 

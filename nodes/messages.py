@@ -7,6 +7,7 @@ geometry_msgs, so the conversion lives here and nowhere else.
 from __future__ import annotations
 
 import array
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -224,6 +225,10 @@ class JointStates:
         return self.position[idx].copy(), self.velocity[idx].copy()
 
 
+# a Franka's joint names as franka_ros2 / CRISP publish them; every node takes its own as parameters
+FRANKA_ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
+FRANKA_FINGER_JOINTS = ("panda_finger_joint1", "panda_finger_joint2")
+
 # observation key -> the real-cell topic it is built from (images: image_<camera> <-
 # cameras/<camera>/image_raw); tcp_vel is derived from current_pose's stamps, as the actor does,
 # because a real cell under CRISP's controllers publishes no twist
@@ -244,17 +249,31 @@ TOPIC_TYPES = {
 }
 
 
-def observation_value(key: str, msg: Any) -> np.ndarray:
+def observation_value(
+    key: str,
+    msg: Any,
+    arm_joints: Sequence[str] = FRANKA_ARM_JOINTS,
+    finger_joints: Sequence[str] = FRANKA_FINGER_JOINTS,
+) -> np.ndarray:
     """The observation array (docs/contracts.md) of state key `key` from one message of its topic
-    (tcp_vel needs two: controllers.velocity.PoseVelocityEstimator)."""
+    (tcp_vel needs two: controllers.velocity.PoseVelocityEstimator). Joints are matched by name;
+    KeyError names a joint the JointState lacks."""
     if key in ("tcp_pose", "object_pose"):
         return pose_array(msg)
     if key == "wrench":
         return wrench_array(msg)
+    index = {name: i for i, name in enumerate(msg.name)}
+
+    def pick(values: Sequence[float], names: Sequence[str]) -> np.ndarray:
+        missing = [n for n in names if n not in index or index[n] >= len(values)]
+        if missing:
+            raise KeyError(f"joint_states has no value for joint(s) {missing}")
+        return np.array([values[index[n]] for n in names], dtype=np.float64)
+
     if key == "joint_pos":
-        return np.asarray(msg.position[:7])
+        return pick(msg.position, arm_joints)
     if key == "joint_vel":
-        return np.asarray(msg.velocity[:7])
+        return pick(msg.velocity, arm_joints)
     if key == "gripper_width":
-        return np.array([sum(msg.position[7:9])])
+        return np.array([pick(msg.position, finger_joints).sum()])
     raise KeyError(key)

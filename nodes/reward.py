@@ -12,7 +12,7 @@ falling behind. Also published: `reward/success` (std_msgs/Bool, prob >= the mod
 `reward/latency` (std_msgs/Float32, seconds from the trigger image's stamp to publication).
 A non-finite probability is logged and never published. Inputs are checked as they arrive
 (nodes.input_checks): an image that cannot be decoded, a non-finite or non-unit TCP pose, a
-JointState without the nine joints the gripper width is read from or with lengths that disagree,
+JointState without the joints named by `arm_joints` / `finger_joints` or with lengths that disagree,
 or anything stamped more than `max_stamp_offset_s` from this PC's clock is refused and named at
 most once per topic per second; nothing is scored from it.
 With no `model_dir` (no classifier trained yet) the node says so and publishes nothing: episodes
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ from nodes.input_checks import (
     vector_problem,
 )
 from nodes.messages import (
+    FRANKA_ARM_JOINTS,
+    FRANKA_FINGER_JOINTS,
     STATE_TOPICS,
     TOPIC_TYPES,
     from_time,
@@ -67,6 +69,9 @@ class RewardNodeConfig:
     threshold: float = -1.0  # success threshold; < 0 keeps the model's own (chosen on validation)
     # inputs stamped further than this from this PC's clock are refused (unsynced clocks)
     max_stamp_offset_s: float = 1.0
+    # joint_states names (joint_pos, joint_vel, gripper_width), as the actor's robot.* takes them
+    arm_joints: list[str] = field(default_factory=lambda: list(FRANKA_ARM_JOINTS))
+    finger_joints: list[str] = field(default_factory=lambda: list(FRANKA_FINGER_JOINTS))
 
     def __post_init__(self) -> None:
         from robot_rl.agents.device import check_device_name  # imports torch
@@ -203,9 +208,10 @@ class RewardNode(Node):
 
     def _state_problem(self, msg) -> str:
         if isinstance(msg, TOPIC_TYPES["joint_states"]):
-            if len(msg.name) < 9:
-                # the gripper width is read from the two finger joints after the seven arm joints
-                return f"names {len(msg.name)} joints, expected the 7 arm and 2 finger joints"
+            cfg = self.config
+            missing = [n for n in (*cfg.arm_joints, *cfg.finger_joints) if n not in msg.name]
+            if missing:
+                return f"no joint(s) {missing} in it (arm_joints / finger_joints)"
             why = joint_state_problem(msg.name, msg.position, msg.velocity)
         elif isinstance(msg, TOPIC_TYPES["wrench"]):
             why = vector_problem("wrench", observation_value("wrench", msg), 6, MAX_WRENCH)
@@ -226,7 +232,14 @@ class RewardNode(Node):
                 if twist is not None:
                     values[key] = np.asarray(twist, np.float32)
             else:
-                values[key] = np.asarray(observation_value(key, msg), np.float32)
+                try:
+                    value = observation_value(
+                        key, msg, self.config.arm_joints, self.config.finger_joints
+                    )
+                except KeyError as exc:  # joint_vel from a JointState without velocities
+                    self._refuse(topic, str(exc.args[0]))
+                    return
+                values[key] = np.asarray(value, np.float32)
         with self.cond:
             self.state.update({k: (stamp, v) for k, v in values.items()})
 

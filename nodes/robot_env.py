@@ -59,6 +59,8 @@ from nodes.input_checks import (
     vector_problem,
 )
 from nodes.messages import (
+    FRANKA_ARM_JOINTS,
+    FRANKA_FINGER_JOINTS,
     JointStates,
     from_time,
     gripper_command_msg,
@@ -91,10 +93,8 @@ class RobotInterfaceConfig:
     success_topic: str = "reward/success_prob"  # "" = success only from the operator's event
     camera_topic: str = "cameras/{name}/image_raw"  # observation image_<name>
     base_frame: str = "world"  # frame_id of current_pose and target_pose
-    arm_joints: list[str] = field(default_factory=lambda: [f"panda_joint{i}" for i in range(1, 8)])
-    finger_joints: list[str] = field(
-        default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"]
-    )
+    arm_joints: list[str] = field(default_factory=lambda: list(FRANKA_ARM_JOINTS))
+    finger_joints: list[str] = field(default_factory=lambda: list(FRANKA_FINGER_JOINTS))
     gripper_open_position: float = 0.04  # one finger's target when open, raw gripper units
     gripper_closed_position: float = 0.0
     velocity_cutoff_hz: float = 10.0  # low-pass of the derived TCP and joint velocities

@@ -20,8 +20,11 @@ Franka under CRISP's ros2_control controllers, so the stack cannot tell it from 
   object re-placed at a new randomised pose, arm untouched) and `twin/reset` (a new randomised
   episode); both answer once the object has come to rest.
 
-A target that is not finite is ignored (the twin holds, one log line); while more than one node
-publishes `target_pose` every target is refused and the twin holds.
+A target that is not finite, whose quaternion is not a unit one or whose position is more than
+TARGET_MARGIN_M outside the safety workspace is ignored, as is a gripper command that is not one
+finite position within the gripper's range: the twin holds its last target, and the refusal is named
+once a second. While more than one node publishes `target_pose` every target is refused and the twin
+holds.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from std_srvs.srv import Trigger
 
 from controllers.action import ACTION_DIM, GRIPPER, action_from_target
 from controllers.config import ConfigError
+from nodes.input_checks import pose_problem
 from nodes.messages import (
+    FRANKA_ARM_JOINTS,
+    FRANKA_FINGER_JOINTS,
     camera_info_msg,
     gripper_command_position,
     image_msg,
@@ -56,6 +62,9 @@ from nodes.messages import (
 from nodes.params import declare_config
 
 GRIPPER_TOPIC = "gripper_position_controller/commands"
+# a target this far outside the safety workspace is nonsense, not a request to go to its edge
+TARGET_MARGIN_M = 0.1
+GRIPPER_RANGE_TOL = 0.005  # m beyond the closed / open positions a command may ask for
 # twin/place_object and twin/reset answer once the object moved less than this for SETTLE_STEPS
 # steps in a row, or fail after SETTLE_TIMEOUT_S.
 SETTLE_SPEED = 0.002  # m/s
@@ -78,10 +87,8 @@ class SimRobotConfig:
     image_size: list[int] = field(default_factory=lambda: [128, 128])  # height, width
     seed: int = 0
     base_frame: str = "world"  # frame_id of the poses (CRISP's Franka default is "base")
-    arm_joints: list[str] = field(default_factory=lambda: [f"panda_joint{i}" for i in range(1, 8)])
-    finger_joints: list[str] = field(
-        default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"]
-    )
+    arm_joints: list[str] = field(default_factory=lambda: list(FRANKA_ARM_JOINTS))
+    finger_joints: list[str] = field(default_factory=lambda: list(FRANKA_FINGER_JOINTS))
     gripper_closed_position: float = 0.0  # one finger's position (m) in the gripper command
     gripper_open_position: float = 0.04
     ft_sensor: bool = False  # real_cell: publish `wrench` as a cell with an F/T sensor does
@@ -235,9 +242,12 @@ class SimRobotNode(Node):
             with self._lock:
                 self._target = None
             return
-        if not np.all(np.isfinite(pose)) or not np.any(pose[3:]):
+        safety = self.env.config.safety
+        problem = pose_problem(pose, safety.workspace_min, safety.workspace_max, TARGET_MARGIN_M)
+        if problem:
+            self.refused += 1
             self._log_once_per_s(
-                "nan", f"ignoring target_pose {pose.tolist()}: not finite; holding"
+                "target", f"ignoring a target_pose: {problem}; holding the last target"
             )
             return
         with self._lock:
@@ -249,7 +259,9 @@ class SimRobotNode(Node):
             position = gripper_command_position(msg)
         except ValueError:
             position = float("nan")
-        if not np.isfinite(position):
+        lo, hi = sorted((cfg.gripper_closed_position, cfg.gripper_open_position))
+        if not lo - GRIPPER_RANGE_TOL <= position <= hi + GRIPPER_RANGE_TOL:  # NaN fails too
+            self.refused += 1
             self._log_once_per_s(
                 "gripper",
                 f"ignoring {GRIPPER_TOPIC} {list(msg.data)}: expected one finite finger position "

@@ -25,6 +25,10 @@ person drove: the score a harness (robot-rl rehearse) reads, since nothing in th
 
 Only this node and evaluation harnesses may read the twin's ground truth; the stack's own nodes
 (actor, reward, teleop, tracker) never do.
+
+A pose that is not finite or whose quaternion is not a unit one, joint states that cannot be matched
+joint by joint and an actor state it does not know are refused, named once a second: the person
+then sees nothing new and, once the last good message is `stale_s` old, stops driving.
 """
 
 from __future__ import annotations
@@ -38,26 +42,25 @@ from typing import Literal
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from controllers.action import GRIPPER, ActionScales, action_from_target, twist_from_action
 from controllers.config import ConfigError
-from nodes.messages import JointStates, pose_array, twist_msg
+from nodes.input_checks import joint_state_problem, pose_problem
+from nodes.messages import (
+    FRANKA_FINGER_JOINTS,
+    JointStates,
+    pose_array,
+    twist_msg,
+)
 from nodes.params import declare_config
+from nodes.robot_env import ACTOR_STATE_QOS, ACTOR_STATES
 
 # tasks whose scripted expert needs nothing of the twin but the object's pose
 EXPERT_TASKS = ("pick_cube",)
-ACTOR_STATE_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 @dataclass
@@ -68,9 +71,7 @@ class TwinOperatorConfig:
     stale_s: float = 0.3  # newest robot/ground-truth message older than this: hands off
     mark_success: bool = True  # press `success` when the twin's ground truth says so
     success_delay_s: float = 0.5  # ... this long after it first said so
-    finger_joints: list[str] = field(
-        default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"]
-    )
+    finger_joints: list[str] = field(default_factory=lambda: list(FRANKA_FINGER_JOINTS))
     outcomes: str = ""  # JSONL file of per-episode ground-truth outcomes; "" = none
 
     def __post_init__(self) -> None:
@@ -161,7 +162,14 @@ class TwinOperatorNode(Node):
 
     # ---- what the person sees ----
     def _put(self, topic: str, msg) -> None:
+        problem = pose_problem(pose_array(msg))
+        if problem:
+            self._refuse(topic, problem)
+            return
         self.newest[topic] = (time.monotonic(), msg)
+
+    def _refuse(self, topic: str, why: str) -> None:
+        self.get_logger().warning(f"refused a message on {topic}: {why}", throttle_duration_sec=1.0)
 
     def _fresh(self, topic: str):
         entry = self.newest.get(topic)
@@ -176,6 +184,10 @@ class TwinOperatorNode(Node):
             self.success_seen, self.success_at = True, time.monotonic()
 
     def _on_joints(self, msg: JointState) -> None:
+        problem = joint_state_problem(msg.name, msg.position, msg.velocity)
+        if problem:
+            self._refuse("joint_states", problem)
+            return
         self.joints.put(msg, time.monotonic())
 
     def _on_target(self, msg: PoseStamped) -> None:
@@ -203,6 +215,9 @@ class TwinOperatorNode(Node):
 
     # ---- the episode, as the actor reports it ----
     def _on_actor_state(self, msg: String) -> None:
+        if msg.data not in ACTOR_STATES:
+            self._refuse("actor/state", f"unknown actor state {msg.data[:40]!r}")
+            return
         state, before = msg.data, self.actor_state
         self.actor_state = state
         if state == before:

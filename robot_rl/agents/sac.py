@@ -117,8 +117,9 @@ class SACConfig:
     image: ImageConfig = field(default_factory=ImageConfig)
     # the learner's matmuls: bfloat16 runs them ~4x faster on CPUs with native bf16
     # (AVX512-BF16/AMX), with float32 weights and optimiser states, as GPU learners run theirs in
-    # TF32/bf16 (docs/learner.md)
-    matmul_dtype: Literal["float32", "bfloat16"] = "float32"
+    # TF32/bf16 (docs/learner.md); auto: bfloat16 where the device computes it natively, else
+    # float32
+    matmul_dtype: Literal["float32", "bfloat16", "auto"] = "float32"
     # auto: the first CUDA GPU if torch sees one (else Apple's mps, else the CPU); cpu, cuda,
     # cuda:N or mps pin it. Resolved where the agent is built, so configs and checkpoints move
     # between machines.
@@ -135,9 +136,9 @@ class SACConfig:
             )
         if not 0.0 <= self.discount < 1.0:
             raise ConfigError(f"sac.discount: must be in [0, 1), got {self.discount}")
-        if self.matmul_dtype not in ("float32", "bfloat16"):
+        if self.matmul_dtype not in ("float32", "bfloat16", "auto"):
             raise ConfigError(
-                f"sac.matmul_dtype: must be float32 or bfloat16, got {self.matmul_dtype!r}"
+                f"sac.matmul_dtype: must be float32, bfloat16 or auto, got {self.matmul_dtype!r}"
             )
         dims = self.arm_action_dims
         if not dims or len(set(dims)) != len(dims) or any(not 0 <= d <= 5 for d in dims):
@@ -457,7 +458,15 @@ class SACAgent:
         self.policy = Policy(obs_spec, cfg, backbone)
         p = self.policy
         self.device = dev = p.device
-        if cfg.matmul_dtype == "bfloat16" and dev.type == "cpu" and not native_bf16():
+        native = (
+            native_bf16()
+            if dev.type == "cpu"
+            else (dev.type == "cuda" and torch.cuda.is_bf16_supported())
+        )
+        self.matmul_dtype = cfg.matmul_dtype
+        if cfg.matmul_dtype == "auto":
+            self.matmul_dtype = "bfloat16" if native else "float32"
+        if self.matmul_dtype == "bfloat16" and dev.type == "cpu" and not native:
             raise ConfigError(
                 "sac.matmul_dtype: bfloat16 on the CPU needs native bf16 (AVX512-BF16 or AMX), "
                 "which this CPU lacks; emulated it is slower than float32: use float32 here"
@@ -773,7 +782,7 @@ class SACAgent:
         return torch.autocast(
             self.device.type,
             dtype=torch.bfloat16,
-            enabled=self.cfg.matmul_dtype == "bfloat16",
+            enabled=self.matmul_dtype == "bfloat16",
         )
 
     @staticmethod

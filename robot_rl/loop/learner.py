@@ -176,6 +176,7 @@ class Learner:
         self.obs_spec = obs_spec
         lc = cfg.learner
         self.agent = SACAgent(obs_spec, cfg.sac)
+        log.info("learner on %s, matmuls in %s", self.agent.device, self.agent.matmul_dtype)
         # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps,
         # not pixels (in GPU memory when the agent is on one and they fit)
         spec, devices = self.agent.storage_spec(), self.agent.storage_devices(lc.replay_capacity)

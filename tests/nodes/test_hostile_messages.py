@@ -45,7 +45,10 @@ def test_every_subscribed_message_type_has_variants_a_node_must_refuse():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("targets", [["actor_train", "tracker"], ["actor_demo", "reward"]])
+@pytest.mark.parametrize(
+    "targets",
+    [["actor_train", "tracker"], ["actor_demo", "reward"], ["sim_robot", "twin_operator"]],
+)
 def test_nodes_survive_hostile_messages_on_every_topic(ros_domain, targets):
     out = subprocess.run(
         [sys.executable, "-m", "robot_rl.cli", "bench", "hostile-ros", "--json"]
@@ -62,7 +65,7 @@ def test_nodes_survive_hostile_messages_on_every_topic(ros_domain, targets):
     assert result["crashes"] == 0, result
     assert result["bad_outputs"] == 0, result
     assert result["outputs_while_held"] == 0, result
-    assert result["max_warnings_per_topic_per_s"] <= 2, result
+    assert result["max_warnings_per_topic_per_s"] <= 1, result
     assert result["not_recovered"] == [], result
     for name, report in result["targets"].items():
         assert report["outputs"] > 10, (name, report)  # it ran, so holding means something

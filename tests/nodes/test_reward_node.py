@@ -124,14 +124,15 @@ def test_reward_node_feeds_robot_state_to_a_proprio_classifier(
     assert got == [], proc.output()
 
     pose = np.array([0.5, 0.0, 0.25, 1.0, 0.0, 0.0, 0.0])
-    joints = np.r_[np.zeros(7), 0.015, 0.015]  # gripper width 0.03
+    # fingers first: joints are matched by name, not by their place in the message
+    arm = [f"panda_joint{i}" for i in range(1, 8)]
+    names = ["panda_finger_joint1", "panda_finger_joint2", *arm]
+    joints = np.r_[0.015, 0.015, np.zeros(7)]  # gripper width 0.03
     deadline = time.monotonic() + 30.0
     while len(got) < 5 and time.monotonic() < deadline:
         now = time.time()
         pose_pub.publish(pose_msg(pose, now))
-        joint_pub.publish(
-            joint_state_msg([f"j{i}" for i in range(9)], joints, np.zeros(9), np.zeros(9), now)
-        )
+        joint_pub.publish(joint_state_msg(names, joints, np.zeros(9), np.zeros(9), now))
         image_pub.publish(image_msg(frame, now, "front"))
         spin_until(node, lambda: False, 0.1)
     assert len(got) >= 5, proc.output()

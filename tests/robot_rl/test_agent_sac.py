@@ -89,6 +89,14 @@ def test_defaults_follow_the_anchors():
     assert cont.target_entropy == -3.5 and cont.policy.grasp_critic is None
 
 
+def test_matmul_dtype_auto_is_bf16_only_where_the_cpu_computes_it_natively():
+    agent = SACAgent(SPEC, SACConfig(matmul_dtype="auto", device="cpu"))
+    assert agent.matmul_dtype == ("bfloat16" if native_bf16() else "float32")
+    assert SACAgent(SPEC, SACConfig(device="cpu")).matmul_dtype == "float32"
+    with pytest.raises(ConfigError, match="float32, bfloat16 or auto"):
+        SACConfig(matmul_dtype="half")
+
+
 @pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
 def test_critic_regresses_one_step_reward_and_actor_climbs_it(matmul_dtype):
     """Bandit (one state, every transition terminal): Q(a) -> r(a) = -(a0 - 0.5)^2, pi moves to
