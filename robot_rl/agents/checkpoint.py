@@ -16,8 +16,8 @@ onto the loading agent's device, so a GPU learner's checkpoint resumes on a CPU 
 is unpickled.
 
 config.json holds the writer's run config (a RunConfig, from the `train`/`demo` job or the
-`learner`) under "run": its `task`, `env` and `sac` are all `read_checkpoint_info` needs to rebuild
-the policy and its env.
+`learner`) under "run": its `task`, `env`, `sac` and `tracker` (where the run has one) are all
+`read_checkpoint_info` needs to rebuild the policy and its env.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class CheckpointInfo:
     sac: SACConfig
     obs_spec: ObsSpec
     policy_version: int  # critic updates behind the weights: the version the learner publishes
+    # the run's `tracker` section (robot_rl.loop.tracked_pose), None: the twin's own object_pose
+    tracker: dict[str, Any] | None = None
 
 
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
@@ -80,7 +82,13 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     spec = {k: (tuple(shape), np.dtype(dtype)) for k, (shape, dtype) in config["obs_spec"].items()}
     counters = json.loads((path / "state.json").read_text())["agent"]
     return CheckpointInfo(
-        path, run["task"], run.get("env", {}), sac, spec, int(counters["critic_steps"])
+        path,
+        run["task"],
+        run.get("env", {}),
+        sac,
+        spec,
+        int(counters["critic_steps"]),
+        run.get("tracker"),
     )
 
 

@@ -27,26 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def tracker_config_for_twin(dictionary: str, marker_id: int, size_m: float, cameras) -> object:
-    """The TrackerConfig that matches the twin's marker cube (sim.tasks.pick_cube layout)."""
-    from calibration.tracker import TrackerConfig
-    from sim.cameras import DEFAULT_CAMERA_YAML
-    from sim.config import MarkerConfig
-    from sim.tasks.pick_cube import marker_layout
-
-    layout = marker_layout(MarkerConfig(dictionary, marker_id, size_m))
-    return TrackerConfig(
-        dictionary=dictionary,
-        marker_size_m=size_m,
-        marker_ids=list(layout),
-        marker_poses=[float(v) for pose in layout.values() for v in pose],
-        cameras=list(cameras),
-        extrinsics=str(DEFAULT_CAMERA_YAML),
-        workspace_min=[0.0, -0.5, -0.02],
-        workspace_max=[1.0, 0.5, 0.6],
-    )
-
-
 def run(args: argparse.Namespace) -> dict:
     import cv2
     import torch
@@ -56,6 +36,7 @@ def run(args: argparse.Namespace) -> dict:
     from calibration.camera_yaml import load_twin_camera
     from calibration.tracker import ObjectTracker, load_mounts, select_view
     from controllers.action import GRIPPER
+    from robot_rl.loop.tracked_pose import tracker_config_for_twin
     from sim.cameras import DEFAULT_CAMERA_YAML
     from sim.experts import make_expert
 

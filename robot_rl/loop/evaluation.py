@@ -1,9 +1,9 @@
 """Deterministic evaluation of a checkpoint in the twin: the one evaluator behind `robot-rl eval`
 and the train job's final evaluation.
 
-The task, env config and observation layout come from the checkpoint itself, so any checkpoint the
-stack writes (train/demo job, learner) is evaluated in the twin it was trained in. The checkpoint
-is only read. This module may import the twin; robot_rl's core may not.
+The task, env config, tracker and observation layout come from the checkpoint itself, so any
+checkpoint the stack writes (train/demo job, learner) is evaluated in the twin it was trained in.
+The checkpoint is only read. This module may import the twin; robot_rl's core may not.
 """
 
 from __future__ import annotations
@@ -48,10 +48,18 @@ def open_checkpoint(checkpoint: str | Path, task: str | None = None) -> Checkpoi
 
 
 def make_eval_env(info: CheckpointInfo, read_keys: Sequence[str]):
-    """The run's twin (its env config, no reward model); refused if the policy's keys differ."""
+    """The run's twin (its env config and tracker, no reward model); refused if the policy's keys
+    differ."""
     import sim
 
-    env = sim.make_env(info.task, info.env)
+    if info.tracker is not None:
+        from controllers.config import from_dict
+        from robot_rl.loop.tracked_pose import TrackedPoseConfig, make_tracked_env
+
+        tracker = from_dict(TrackedPoseConfig, info.tracker, "run.tracker")
+        env = make_tracked_env(info.task, info.env, tracker)
+    else:
+        env = sim.make_env(info.task, info.env)
     diffs = layout_differences(info.obs_spec, obs_spec_from_space(env.observation_space), read_keys)
     if diffs:
         env.close()

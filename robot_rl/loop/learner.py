@@ -320,6 +320,8 @@ class Learner:
         cfg = to_dict(self.cfg)
         cfg.pop("transport")  # where the learner listens may change between runs; the data may not
         cfg.pop("offline")  # the stores are read afresh at every start and may have moved or grown
+        if cfg["tracker"] is None:  # so that checkpoints of untracked runs resume as they did
+            cfg.pop("tracker")
         return {
             "run": cfg,
             "obs_spec": {k: [list(s), np.dtype(d).str] for k, (s, d) in self.obs_spec.items()},

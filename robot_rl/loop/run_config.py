@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +10,7 @@ from controllers.config import ConfigError, from_dict, load_yaml, to_dict
 from robot_rl.agents.device import check_device_name
 from robot_rl.agents.replay_buffer import ObsSpec, RewardMode, obs_spec_from_space
 from robot_rl.agents.sac import SACConfig
+from robot_rl.loop.tracked_pose import TrackedPoseConfig
 from robot_rl.transport.protocol import config_hash
 from sim.config import EnvConfig
 from sim.observation import observation_space
@@ -202,6 +203,9 @@ class RunConfig:
     transport: TransportConfig = field(default_factory=TransportConfig)
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     offline: list[OfflineStoreConfig] = field(default_factory=list)
+    # object_pose measured by the marker tracker in rendered images instead of the twin's truth
+    # (robot_rl.loop.tracked_pose); needs env.privileged_state: false
+    tracker: TrackedPoseConfig | None = None
 
     def __post_init__(self):
         check_device_name(self.actor_device, "actor_device")
@@ -246,13 +250,58 @@ class RunConfig:
                 "offline: stores are given but learner.offline is 'none', so they would never be "
                 "sampled; set learner.offline: symmetric or remove the offline section"
             )
+        if self.tracker is not None:
+            self._check_tracker(self.tracker)
+
+    def _check_tracker(self, tracker: TrackedPoseConfig) -> None:
+        """What a tracked run refuses: anything that would put other than the tracker's
+        object_pose, or any image, in the policy's observation."""
+        from sim.cameras import DEFAULT_CAMERA_YAML, load_camera_yaml
+
+        if self.task != "pick_cube":
+            raise ConfigError(
+                f"tracker: only pick_cube's cube carries markers in the twin; task is {self.task!r}"
+            )
+        env = from_dict(EnvConfig, self.env, "env")
+        if env.privileged_state:
+            raise ConfigError(
+                "env.privileged_state: must be false with a `tracker` section: object_pose comes "
+                "from the tracker, and the twin's true pose must not reach the policy"
+            )
+        if env.cameras:
+            raise ConfigError(
+                f"env.cameras: must be [] with a `tracker` section, got {list(env.cameras)}: the "
+                "policy is state-only (a policy that reads images sees the cube and needs no "
+                "tracker), and the twin renders every camera at one size, the tracker's "
+                "tracker.image_size"
+            )
+        if env.marker is not None:
+            raise ConfigError(
+                "env.marker: leave it out with a `tracker` section; tracker.dictionary, "
+                "tracker.marker_id and tracker.marker_size_m say what the cube carries"
+            )
+        if self.reward_model is not None:
+            raise ConfigError(
+                "reward_model: a tracked run renders no camera the reward model could read "
+                "(env.cameras must be []); leave reward_model out to take the twin's reward"
+            )
+        yaml_path = env.camera_yaml or DEFAULT_CAMERA_YAML
+        known = load_camera_yaml(yaml_path)
+        unknown = [c for c in tracker.cameras if c not in known]
+        if unknown:
+            raise ConfigError(
+                f"tracker.cameras: {unknown} are not in {yaml_path} (it has {sorted(known)})"
+            )
 
     def data_hash(self) -> str:
-        """What learner and actors must agree on to exchange data: task, env and agent (not the
-        device each side computes on)."""
+        """What learner and actors must agree on to exchange data: task, env, tracker and agent
+        (not the device each side computes on)."""
         sac = to_dict(self.sac)
         sac.pop("device")
-        return config_hash({"task": self.task, "env": self.env, "sac": sac})
+        data = {"task": self.task, "env": self.env, "sac": sac}
+        if self.tracker is not None:  # absent otherwise: the hash of untracked runs is unchanged
+            data["tracker"] = to_dict(self.tracker)
+        return config_hash(data)
 
     def env_config(self) -> EnvConfig:
         """The `env` section as the twin's typed config (action scales, episode length, layout)."""
@@ -261,7 +310,10 @@ class RunConfig:
     def obs_spec(self) -> ObsSpec:
         """Keys, shapes and dtypes of the policy's observation, from this config alone (no MuJoCo
         env is built): what the twin returns and what an actor on a real cell must assemble."""
-        return obs_spec_from_space(observation_space(self.env_config()))
+        env = self.env_config()
+        if self.tracker is not None:  # the tracker gives the object_pose the privileged twin does
+            env = replace(env, privileged_state=True)
+        return obs_spec_from_space(observation_space(env))
 
 
 def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:

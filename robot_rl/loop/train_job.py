@@ -100,11 +100,18 @@ def _logging_to(log_file: Path) -> Iterator[None]:
 
 
 def make_env(cfg: RunConfig, reward_model: bool = False):
-    """The twin of the run; with `reward_model`, wrapped so that cfg.reward_model (when set) gives
-    the reward and ends episodes instead of the twin's ground truth (kept in info["success"])."""
+    """The twin of the run; with cfg.tracker, observing the object_pose the marker tracker measures
+    in rendered images (robot_rl.loop.tracked_pose); with `reward_model`, wrapped so that
+    cfg.reward_model (when set) gives the reward and ends episodes instead of the twin's ground
+    truth (kept in info["success"])."""
     import sim
 
-    env = sim.make_env(cfg.task, cfg.env)
+    if cfg.tracker is not None:
+        from robot_rl.loop.tracked_pose import make_tracked_env
+
+        env = make_tracked_env(cfg.task, cfg.env, cfg.tracker)
+    else:
+        env = sim.make_env(cfg.task, cfg.env)
     if not (reward_model and cfg.reward_model):
         return env
     from robot_rl.reward import load_model

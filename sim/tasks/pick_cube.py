@@ -14,6 +14,7 @@ from sim.tasks.base import GRIPPER, OBJECT, STATIC, STIFF, Task, yaw_quat
 CUBE_HALF = 0.02
 CENTER = np.array([0.5, 0.0])  # nominal cube position on the table (m)
 LIFT = 0.10  # success: cube centre this much above its resting height
+MAX_MARKER_SIZE_M = 0.9 * 2 * CUBE_HALF  # a larger square leaves no white margin on a face
 
 
 # A cube texture is its six faces stacked top to bottom in this order (faces of the box geom).
@@ -52,10 +53,10 @@ def _marker_texture(marker: MarkerConfig) -> tuple[np.ndarray, int]:
     dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, marker.dictionary))
     cells = dictionary.markerSize + 2  # the bits plus the black border
     face_m = 2 * CUBE_HALF
-    if marker.size_m > 0.9 * face_m:
+    if marker.size_m > MAX_MARKER_SIZE_M:
         raise ConfigError(
             f"marker.size_m: {marker.size_m} m leaves no white margin on the cube's {face_m} m "
-            f"faces; use at most {0.9 * face_m:.3f} m"
+            f"faces; use at most {MAX_MARKER_SIZE_M:.3f} m"
         )
     if marker.id + len(MARKER_FACES) > len(dictionary.bytesList):
         raise ConfigError(

@@ -10,7 +10,7 @@ from calibration.camera_yaml import CameraIntrinsics, load_twin_camera
 from calibration.markers import MarkerDetector, marker_image, marker_pose
 from calibration.tracker import GripperHold, ObjectTracker, TrackerConfig, load_mounts
 from controllers.config import ConfigError
-from robot_rl.bench.tracker import tracker_config_for_twin
+from robot_rl.loop.tracked_pose import tracker_config_for_twin
 from sim.cameras import DEFAULT_CAMERA_YAML
 
 MARKER = {"dictionary": "DICT_4X4_50", "id": 0, "size_m": 0.03}
