@@ -18,8 +18,9 @@ at least `--hold-s` seconds). Recorded per topic and node, printed as one JSON l
   left the only legitimate target, a twist above MAX_TWIST); must be 0;
 - `outputs_while_held`: outputs published while a topic the output is built from carried only
   refused messages (after `stale_s` plus two control ticks for the last good one to age); must be 0;
-- `max_warnings_per_s`: the most warning/error lines naming the topic within one second of the
-  node's log (the refusal names the topic and says the robot holds: <= 1);
+- `mean_warning_interval_s`: the mean time between the node's warning/error lines naming the
+  topic (named once a second: >= ~1 s), and `max_warnings_per_s`, the most in one calendar second
+  (<= 2: scheduling jitter can put two lines 0.95 s apart);
 - `recovered_s`: time from the legitimate stream's return to the node's next output.
 """
 
@@ -57,7 +58,7 @@ ARM = [f"panda_joint{i}" for i in range(1, 8)]
 FINGERS = ["panda_finger_joint1", "panda_finger_joint2"]
 WRENCH_TOPIC = "ft_sensor/wrench"
 STALE_S = 0.3  # the actor's and reward node's staleness bound in this run
-LOG_LINE = re.compile(r"^\[(WARN|ERROR|FATAL)\] \[(\d+)\.\d+\] \[[^\]]*\]: (.*)$")
+LOG_LINE = re.compile(r"^\[(WARN|ERROR|FATAL)\] \[((\d+)\.\d+)\] \[[^\]]*\]: (.*)$")
 TRACKER_INFO = (640, 480, 605.0, 605.0, 320.0, 240.0)  # the rendered front camera's intrinsics
 CUBE = [0.55, 0.05, 0.02, 1.0, 0.0, 0.0, 0.0]  # where the twin operator sees the object
 HELD_DRIFT_M = 0.02  # sim_robot, targeted at its own pose: any farther and it followed a bad one
@@ -241,7 +242,7 @@ def targets(names: list[str], tmp: Path) -> list[Target]:
                     set(),  # it always publishes its state: held means it stays where it is
                     ("current_pose", PoseStamped),
                     _held_pose_problem,
-                    extra={"target_own_pose": True},
+                    extra={"target_own_pose": True, "state_output": True},
                 )
             )
         elif name == "twin_operator":
@@ -262,7 +263,9 @@ def targets(names: list[str], tmp: Path) -> list[Target]:
                         "twin/success": Bool,
                         "actor/state": String,
                     },
-                    {"current_pose", "twin/object_pose", "joint_states", "target_pose"},
+                    # joint_states: it reads the fingers only, and one without an arm joint is
+                    # usable to it
+                    {"current_pose", "twin/object_pose", "target_pose"},
                     ("teleop/twist", TwistStamped),
                     _twist_problem,
                 )
@@ -324,7 +327,10 @@ class Cell:
                 qos = qos_profile_sensor_data
             self.pubs[topic] = self.node.create_publisher(kind, topic, qos)
         out_topic, out_kind = target.output
-        self.node.create_subscription(out_kind, out_topic, self._on_output, 100)
+        # a best-effort output (a robot's state) is read best-effort: else nothing is delivered
+        best_effort = ReliabilityPolicy.BEST_EFFORT if target.extra.get("state_output") else None
+        out_qos = QoSProfile(depth=100, reliability=best_effort or ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(out_kind, out_topic, self._on_output, out_qos)
         self.node.create_subscription(
             String, "actor/state", lambda m: self.states.append(m.data), ACTOR_STATE_QOS
         )
@@ -435,14 +441,21 @@ class NodeUnderTest:
         return self.proc.returncode
 
 
-def warnings_per_second(log: str, topic: str, start: float, end: float) -> int:
-    """The most warning/error lines naming `topic` in one wall-clock second of [start, end]."""
-    per_second: Counter[int] = Counter()
+def warning_rate(log: str, topic: str, start: float, end: float) -> tuple[int, float | None]:
+    """Warning/error lines naming `topic` within [start, end] (wall clock): the most in one
+    calendar second, and the mean interval between consecutive ones (None for fewer than two).
+    A node naming a problem once a second has a mean interval of about 1 s; its calendar-second
+    count can still reach 2 where scheduling jitter puts two lines 0.95 s apart."""
+    stamps = []
     for line in log.splitlines():
         match = LOG_LINE.match(line)
-        if match and start - 1 <= int(match.group(2)) <= end + 1 and topic in match.group(3):
-            per_second[int(match.group(2))] += 1
-    return max(per_second.values(), default=0)
+        if match and topic in match.group(4):
+            stamp = float(match.group(2))
+            if start - 1 <= stamp <= end + 1:
+                stamps.append(stamp)
+    per_second = Counter(int(t) for t in stamps)
+    interval = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else None
+    return max(per_second.values(), default=0), interval
 
 
 def _ready(cell: Cell, target: Target, proc: NodeUnderTest, timeout_s: float) -> bool:
@@ -551,13 +564,15 @@ def _flood_topic(
             recovered = round(later[0] - end, 2)
         time.sleep(0.05)
     refusable = {v.name for v in VARIANTS[kind] if v.bad}
+    per_second, interval = warning_rate(proc.output(), topic, wall_start, time.time())
     return {
         "type": kind.__name__,
         "sent": len(mixed) + len(replaced),
         "refusable_sent": sum(v.name in refusable for v, _ in [*mixed, *replaced]),
         "held_window_s": round(end - start - grace, 2) if holds else None,
         "outputs_while_held": held,
-        "max_warnings_per_s": warnings_per_second(proc.output(), topic, wall_start, time.time()),
+        "max_warnings_per_s": per_second,
+        "mean_warning_interval_s": None if interval is None else round(interval, 3),
         "recovered_s": recovered,
         "alive": proc.proc.poll() is None,
     }
@@ -586,6 +601,10 @@ def run(args: argparse.Namespace) -> dict:
         bad_outputs=sum(r["bad_outputs"] for r in reports),
         outputs_while_held=sum(t["outputs_while_held"] or 0 for t in topics),
         max_warnings_per_topic_per_s=max((t["max_warnings_per_s"] for t in topics), default=0),
+        min_mean_warning_interval_s=min(
+            (t["mean_warning_interval_s"] for t in topics if t["mean_warning_interval_s"]),
+            default=None,
+        ),
         not_recovered=sorted(
             f"{name}:{topic}"
             for name, r in result["targets"].items()

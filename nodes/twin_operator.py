@@ -26,8 +26,9 @@ person drove: the score a harness (robot-rl rehearse) reads, since nothing in th
 Only this node and evaluation harnesses may read the twin's ground truth; the stack's own nodes
 (actor, reward, teleop, tracker) never do.
 
-A pose that is not finite or whose quaternion is not a unit one, joint states that cannot be matched
-joint by joint and an actor state it does not know are refused, named once a second: the person
+A pose that is not finite, whose quaternion is not a unit one or that lies more than 0.1 m outside
+the safety workspace, joint states without the finger joints or that cannot be matched joint by
+joint, and an actor state it does not know are refused, named once a second: the person
 then sees nothing new and, once the last good message is `stale_s` old, stops driving.
 """
 
@@ -59,6 +60,8 @@ from nodes.messages import (
 from nodes.params import declare_config
 from nodes.robot_env import ACTOR_STATE_QOS, ACTOR_STATES
 
+# a pose this far outside the safety workspace is not what a person sees on the table
+WORKSPACE_MARGIN_M = 0.1
 # tasks whose scripted expert needs nothing of the twin but the object's pose
 EXPERT_TASKS = ("pick_cube",)
 
@@ -122,6 +125,7 @@ class TwinOperatorNode(Node):
                 f"that need nothing but the object's pose); for {run.task} use mode watch"
             )
         env = run.env_config()
+        self.workspace = (env.safety.workspace_min, env.safety.workspace_max)
         self.scales = ActionScales(env.pos_scale, env.rot_scale)
         self.period = 1.0 / cfg.control_hz
         self.max_steps = env.max_episode_steps
@@ -162,7 +166,7 @@ class TwinOperatorNode(Node):
 
     # ---- what the person sees ----
     def _put(self, topic: str, msg) -> None:
-        problem = pose_problem(pose_array(msg))
+        problem = pose_problem(pose_array(msg), *self.workspace, WORKSPACE_MARGIN_M)
         if problem:
             self._refuse(topic, problem)
             return
@@ -184,7 +188,10 @@ class TwinOperatorNode(Node):
             self.success_seen, self.success_at = True, time.monotonic()
 
     def _on_joints(self, msg: JointState) -> None:
+        missing = [n for n in self.config.finger_joints if n not in msg.name]
         problem = joint_state_problem(msg.name, msg.position, msg.velocity)
+        if missing:
+            problem = f"no finger joint(s) {missing} in it (finger_joints)"
         if problem:
             self._refuse("joint_states", problem)
             return

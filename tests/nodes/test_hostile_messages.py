@@ -65,7 +65,8 @@ def test_nodes_survive_hostile_messages_on_every_topic(ros_domain, targets):
     assert result["crashes"] == 0, result
     assert result["bad_outputs"] == 0, result
     assert result["outputs_while_held"] == 0, result
-    assert result["max_warnings_per_topic_per_s"] <= 1, result
+    assert result["max_warnings_per_topic_per_s"] <= 2, result  # 2: lines 0.95 s apart
+    assert result["min_mean_warning_interval_s"] >= 0.9, result  # named once a second
     assert result["not_recovered"] == [], result
     for name, report in result["targets"].items():
         assert report["outputs"] > 10, (name, report)  # it ran, so holding means something
