@@ -19,8 +19,9 @@ does, but the twin runs as fast as the CPU lets it and would fill the buffer wit
 staler policies while the learner falls behind. A paced actor that has taken `steps_per_weights`
 training steps on one weights version waits, for at most `pace_timeout_s`, for newer weights; so the
 update-to-data ratio stays near publish_every / (steps_per_weights * actors). It never waits before
-the learner's first update, in demonstration or evaluation episodes, or while the learner is
-unreachable (a dead learner must not stop the actor).
+the learner's first update, during its first `pace_after_steps` training steps (its share of the
+learner's learning_starts: a WSRL warm-up publishes no new weights), in demonstration or evaluation
+episodes, or while the learner is unreachable (a dead learner must not stop the actor).
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class Actor:
         on_weights: Callable[[int], None] | None = None,
         steps_per_weights: int = 0,
         pace_timeout_s: float = 2.0,
+        pace_after_steps: int = 0,
     ):
         self.env = env
         self.policy = policy
@@ -150,7 +152,9 @@ class Actor:
         self.on_weights = on_weights
         self.steps_per_weights = steps_per_weights
         self.pace_timeout_s = pace_timeout_s
+        self.pace_after_steps = pace_after_steps
         self.paced_s = 0.0  # time spent waiting for weights
+        self.train_steps = 0
         self._steps_on_weights = 0
         self._rows: list[dict[str, np.ndarray]] = []
 
@@ -199,6 +203,7 @@ class Actor:
                 self.swap_weights()
             if mode == "train":
                 self._steps_on_weights += 1
+                self.train_steps += 1
             policy_action = self.policy.act(obs, deterministic=(mode == "eval"))
             human = operator.act(obs, policy_action) if operator is not None else None
             intervened = human is not None
@@ -264,6 +269,7 @@ class Actor:
         return (
             self.steps_per_weights > 0
             and self._steps_on_weights >= self.steps_per_weights
+            and self.train_steps >= self.pace_after_steps
             and self.policy_version > 0
             and self.client is not None
             and bool(self.client.connected)

@@ -198,6 +198,7 @@ def actor_process(
         max_episode_steps=env.unwrapped.config.max_episode_steps,
         steps_per_weights=cfg.actor_steps_per_weights,
         pace_timeout_s=cfg.actor_pace_timeout_s,
+        pace_after_steps=cfg.learner.learning_starts // cfg.num_actors,
     )
     log.info(
         "actor %s: policy on %s, %d demonstrations first, learner at %s, episodes to %s",

@@ -248,5 +248,24 @@ def test_paced_actor_waits_for_new_weights_only_in_training_and_only_when_traine
         "train", seed=3
     )  # the first wait ends when v100 arrives, the second times out
     assert actor.policy_version == 100 and actor.paced_s - before < 0.8 - 0.05
+
+    # a warm-up (WSRL's learning_starts) publishes nothing new: no waiting during it
+    warm = Actor(
+        env,
+        policy,
+        client,
+        batch_steps=5,
+        max_episode_steps=12,
+        steps_per_weights=5,
+        pace_timeout_s=0.4,
+        pace_after_steps=24,
+    )
+    server.publish_weights(weights, version=150)
+    time.sleep(0.3)
+    warm.run_episode("train", seed=4)
+    warm.run_episode("train", seed=5)
+    assert warm.policy_version == 150 and warm.paced_s == 0.0
+    warm.run_episode("train", seed=6)  # past the warm-up: waits at steps 5 and 10 again
+    assert warm.paced_s >= 0.8 - 0.05, warm.paced_s
     client.close()
     server.close()
