@@ -13,27 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from robot_rl.agents.checkpoint import (
     CheckpointInfo,
     CheckpointMismatch,
+    layout_differences,
     load_policy,
     read_checkpoint_info,
 )
-from robot_rl.agents.replay_buffer import ObsSpec, obs_spec_from_space
-
-
-def layout_differences(want: ObsSpec, have: ObsSpec, keys: Sequence[str]) -> list[str]:
-    """One line per key of `keys` that is missing from `have` or differs in shape or dtype."""
-    out = []
-    for key in keys:
-        (shape, dtype) = want[key]
-        if key not in have:
-            out.append(f"{key}: checkpoint {shape} {dtype}, env has no such key")
-        elif have[key] != (tuple(shape), np.dtype(dtype)):
-            out.append(f"{key}: checkpoint {shape} {dtype}, env {have[key][0]} {have[key][1]}")
-    return out
+from robot_rl.agents.replay_buffer import obs_spec_from_space
 
 
 def open_checkpoint(checkpoint: str | Path, task: str | None = None) -> CheckpointInfo:

@@ -1,0 +1,225 @@
+"""learner.init_checkpoint: a run starts from another run's checkpoint (the twin's main job into
+the tracked shifted cell), fresh buffers and counters; what does not fit is refused and named.
+Also learner.stop_at_eval_success."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from controllers.config import ConfigError, from_dict, load_yaml
+from robot_rl.agents.checkpoint import _weights
+from robot_rl.agents.sac import Policy
+from robot_rl.cli import main
+from robot_rl.loop.actor import Actor, learner_client
+from robot_rl.loop.learner import EVAL_WINDOW, Learner, open_init_checkpoint
+from robot_rl.loop.run_config import RunConfig
+from robot_rl.loop.train_job import (
+    _first_policy_version,
+    _wait_for_weights,
+    free_endpoint,
+    make_env,
+    obs_spec,
+)
+from robot_rl.store.recorder import run_episode
+from robot_rl.transport.protocol import Message
+
+torch.set_num_threads(1)
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+SMALL = {"batch_size": 4, "learning_starts": 1, "replay_capacity": 100}
+
+
+def _config(name: str, **changes) -> RunConfig:
+    """config/NAME with short episodes, a small learner and `changes` merged into its sections."""
+    data = load_yaml(CONFIG / name)
+    data["env"]["max_episode_steps"] = 6
+    data["learner"] = {**SMALL, **data.get("learner", {})}
+    for key, value in changes.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(RunConfig, data)
+
+
+def _message(cfg: RunConfig, kind: str, mode: str, arrays=None, **meta) -> Message:
+    return Message(kind, "a0", cfg.data_hash(), arrays=arrays or {}, meta={"mode": mode, **meta})
+
+
+@pytest.fixture(scope="module")
+def twin_run(tmp_path_factory):
+    """The main job's recipe (privileged twin) trained a few updates and checkpointed by its
+    learner: (checkpoint, learner agent, an episode's rows)."""
+    torch.manual_seed(0)
+    cfg = _config("sim_pick_cube.yaml")
+    env = make_env(cfg)
+    spec = obs_spec(env)
+    rng = np.random.default_rng(0)
+    episode, _ = run_episode(env, lambda obs: rng.uniform(-1, 1, 7), seed=1)
+    env.close()
+    run_dir = tmp_path_factory.mktemp("twin") / "run"
+    learner = Learner(cfg, spec, run_dir, endpoint=free_endpoint())
+    try:
+        learner.ingest(_message(cfg, "transitions", "train", episode))
+        for _ in range(3):
+            learner.agent.update(learner.online.sample(4, learner.rng, 1, 0.97))
+        learner.run(max_wall_s=0.01)
+    finally:
+        learner.close()
+    return run_dir / "checkpoint", learner.agent, episode
+
+
+def _shifted(checkpoint: Path, **changes) -> RunConfig:
+    return _config(
+        "sim_pick_cube_shifted.yaml",
+        learner={"init_checkpoint": str(checkpoint), **changes.pop("learner", {})},
+        **changes,
+    )
+
+
+def test_a_tracked_run_starts_from_the_twins_checkpoint(twin_run, tmp_path):
+    checkpoint, twin, episode = twin_run
+    cfg = _shifted(checkpoint, sac={"actor_lr": 1e-4})
+    assert cfg.tracker is not None and not cfg.env["privileged_state"]
+    learner = Learner(cfg, cfg.obs_spec(), tmp_path / "ft", endpoint=free_endpoint())
+    try:
+        agent = learner.agent
+        # every network, the fitted normaliser and the temperature, as they were
+        theirs, ours = _weights(twin), _weights(agent)
+        assert list(ours) == list(theirs)
+        for key in theirs:
+            torch.testing.assert_close(ours[key], theirs[key], rtol=0, atol=0, msg=key)
+        assert bool(agent.policy.normalizer.fitted)
+        for t in range(3):
+            obs = {k: episode[k][t] for k in agent.policy.read_keys}
+            np.testing.assert_array_equal(
+                agent.act(obs, deterministic=True), twin.act(obs, deterministic=True)
+            )
+        # the optimiser's moments, under this run's learning rate
+        saved, loaded = twin.actor_opt.state_dict(), agent.actor_opt.state_dict()
+        for idx, state in saved["state"].items():
+            torch.testing.assert_close(loaded["state"][idx]["exp_avg"], state["exp_avg"])
+        assert loaded["param_groups"][0]["lr"] == 1e-4
+        # fresh counters and buffers: not a resume
+        assert (agent.critic_steps, agent.actor_steps, learner.env_steps) == (0, 0, 0)
+        assert learner.online.size == learner.offline.size == 0
+        # demonstrations still go to the offline buffer only
+        learner.ingest(_message(cfg, "transitions", "demo", episode))
+        assert learner.offline.size > 0 and learner.online.size == 0
+        assert learner.demo_episodes == 1
+    finally:
+        learner.close()
+
+
+def test_actors_wait_for_the_learners_first_weights(twin_run, tmp_path):
+    checkpoint, twin, episode = twin_run
+    cfg = _shifted(checkpoint)
+    assert _first_policy_version(cfg) == 0
+    assert _first_policy_version(_shifted(checkpoint, learner={"init_checkpoint": ""})) is None
+    endpoint = free_endpoint()
+    learner = Learner(cfg, cfg.obs_spec(), tmp_path / "ft", endpoint=endpoint)
+    # what Learner.run does first: serve, and publish the weights it starts with (version 0)
+    learner.server.start()
+    learner.server.publish_weights(learner.agent.actor_parameters(), learner.agent.critic_steps)
+    torch.manual_seed(1)
+    policy = Policy(cfg.obs_spec(), replace(cfg.sac, device="cpu"))  # as the actor process does
+    obs = {k: episode[k][0] for k in policy.read_keys}
+    client = learner_client(cfg, endpoint, "a0", str(tmp_path / "spool"), policy.read_keys)
+    actor = Actor(None, policy, client, max_episode_steps=6)
+    try:
+        assert not actor.has_weights
+        assert not np.allclose(
+            policy.act(obs, deterministic=True), twin.act(obs, deterministic=True), atol=1e-3
+        )
+        started = time.monotonic()
+        _wait_for_weights(actor, client, _first_policy_version(cfg), {"now": False})
+        assert time.monotonic() - started < 10.0
+        assert actor.has_weights and actor.policy_version == 0
+        np.testing.assert_allclose(
+            policy.act(obs, deterministic=True), twin.act(obs, deterministic=True), atol=1e-6
+        )
+    finally:
+        client.close()
+        learner.close()
+
+
+def test_what_does_not_fit_is_refused_and_named(twin_run, tmp_path):
+    checkpoint, _, _ = twin_run
+
+    def refused(cfg: RunConfig, *messages: str) -> None:
+        with pytest.raises(ConfigError, match="learner.init_checkpoint") as err:
+            open_init_checkpoint(cfg, cfg.obs_spec())
+        for message in messages:
+            assert message in str(err.value), str(err.value)
+
+    open_init_checkpoint(_shifted(checkpoint), _shifted(checkpoint).obs_spec())
+    refused(_shifted(tmp_path), "not a checkpoint directory")
+    refused(_shifted(checkpoint / "weights.safetensors"), "not a checkpoint directory")
+    refused(
+        _shifted(checkpoint, sac={"relative_positions": []}),
+        "sac.relative_positions: checkpoint has [['object_pose', 'tcp_pose']], this run has []",
+    )
+    refused(_shifted(checkpoint, sac={"hidden": [64, 64]}), "sac.hidden: checkpoint has")
+    refused(_shifted(checkpoint, sac={"arm_action_dims": [0, 1, 2, 5]}), "sac.arm_action_dims")
+    refused(
+        _shifted(checkpoint, env={"pos_scale": 0.02}), "env.pos_scale: checkpoint 0.01, this run"
+    )
+    # the image twin observes no object_pose: other keys read, one key missing
+    image = from_dict(
+        RunConfig,
+        {
+            "env": {"privileged_state": False, "cameras": ["wrist"]},
+            "learner": {"init_checkpoint": str(checkpoint)},
+        },
+    )
+    refused(image, "proprio keys: checkpoint reads", "object_pose: checkpoint (7,) float32")
+    # the train job refuses it before starting any process (the defaults read no relative
+    # position)
+    with pytest.raises(SystemExit, match="(?s)robot-rl train: learner.init_checkpoint: .*relative"):
+        main(["train", "--out", str(tmp_path / "refused"), "--init-checkpoint", str(checkpoint)])
+    assert not (tmp_path / "refused" / "checkpoint").exists()
+
+
+def test_a_fine_tuned_run_resumes_its_own_checkpoint(twin_run, tmp_path):
+    checkpoint, _, _ = twin_run
+    cfg = _shifted(checkpoint)
+    learner = Learner(cfg, cfg.obs_spec(), tmp_path / "ft", endpoint=free_endpoint())
+    try:
+        learner.run(max_wall_s=0.01)
+    finally:
+        learner.close()
+    # without the flag: a resume takes the run's own checkpoint, wherever it started from
+    again = _shifted(checkpoint, learner={"init_checkpoint": ""})
+    resumed = Learner(again, again.obs_spec(), tmp_path / "ft", resume=True)
+    resumed.close()
+
+
+def test_training_stops_once_a_full_evaluation_window_reaches_the_threshold(tmp_path):
+    cfg = from_dict(
+        RunConfig,
+        {"env": {"max_episode_steps": 6}, "learner": {**SMALL, "stop_at_eval_success": 0.9}},
+    )
+    learner = Learner(cfg, cfg.obs_spec(), tmp_path / "run", endpoint=free_endpoint())
+    assert "stop_at_eval_success" in learner._config_dict()["run"]["learner"]
+    try:
+        for i in range(EVAL_WINDOW + 4):
+            assert not learner._eval_success_reached()  # not full, then 17 of 20
+            learner.ingest(_message(cfg, "stats", "eval", success=i not in (3, 7, 11)))
+        assert learner._eval_success_reached()  # 18 of the last 20: 0.90
+        started = time.monotonic()
+        learner.run(max_wall_s=60.0)
+        assert time.monotonic() - started < 10.0
+    finally:
+        learner.close()
+    with pytest.raises(ConfigError, match=r"learner.stop_at_eval_success: must be in \(0, 1\]"):
+        from_dict(RunConfig, {"learner": {"stop_at_eval_success": 1.5}})
+    # runs that use neither key write the checkpoint config they always wrote
+    plain = Learner(RunConfig(), cfg.obs_spec(), tmp_path / "plain", endpoint=free_endpoint())
+    try:
+        assert {"init_checkpoint", "stop_at_eval_success"}.isdisjoint(
+            plain._config_dict()["run"]["learner"]
+        )
+    finally:
+        plain.close()
