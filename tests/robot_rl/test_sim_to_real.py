@@ -1,9 +1,12 @@
-"""learner.init_checkpoint: a run starts from another run's checkpoint (the twin's main job into
-the tracked shifted cell), fresh buffers and counters; what does not fit is refused and named.
-Also learner.stop_at_eval_success."""
+"""The pieces of the sim-to-real study (scripts/sim_to_real.py): the shifted cell's config,
+learner.init_checkpoint (a run starts from the twin main job's checkpoint with fresh buffers and
+counters; what does not fit is refused and named), the zero-shot evaluation on another run
+config, learner.stop_at_eval_success."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from controllers.config import ConfigError, from_dict, load_yaml
 from robot_rl.agents.checkpoint import _weights
@@ -18,7 +22,7 @@ from robot_rl.agents.sac import Policy
 from robot_rl.cli import main
 from robot_rl.loop.actor import Actor, learner_client
 from robot_rl.loop.learner import EVAL_WINDOW, Learner, open_init_checkpoint
-from robot_rl.loop.run_config import RunConfig
+from robot_rl.loop.run_config import RunConfig, load_run_config
 from robot_rl.loop.train_job import (
     _first_policy_version,
     _wait_for_weights,
@@ -26,6 +30,7 @@ from robot_rl.loop.train_job import (
     make_env,
     obs_spec,
 )
+from robot_rl.store import EpisodeStore
 from robot_rl.store.recorder import run_episode
 from robot_rl.transport.protocol import Message
 
@@ -223,3 +228,47 @@ def test_training_stops_once_a_full_evaluation_window_reaches_the_threshold(tmp_
         )
     finally:
         plain.close()
+
+
+def test_the_shifted_cell_is_the_tracked_recipe_at_an_edge():
+    shifted = load_run_config(CONFIG / "sim_pick_cube_shifted.yaml")
+    tracked = load_run_config(CONFIG / "sim_pick_cube_tracked.yaml")
+    r = shifted.env_config().randomization
+    assert (r.friction_scale, r.mass_scale, r.light_scale) == ((0.6, 0.6), (1.5, 1.5), (0.5, 0.5))
+    assert r.camera_pos_offset == (0.003, 0.003, 0.003)
+    assert r.camera_rot_offset == (0.0175, 0.0, 0.0)
+    # nothing random beyond the tracked recipe's object placement and joint noise
+    assert r.light_pos_jitter == r.camera_pos_jitter == r.camera_rot_jitter == 0.0
+    # everything but the cell is the tracked recipe: the same observations, agent and tracker
+    assert shifted.obs_spec() == tracked.obs_spec()
+    assert (shifted.sac, shifted.tracker, shifted.learner) == (
+        tracked.sac,
+        tracked.tracker,
+        tracked.learner,
+    )
+    plain = {k: v for k, v in shifted.env.items() if k != "randomization"}
+    assert plain == {k: v for k, v in tracked.env.items() if k != "randomization"}
+
+
+def test_zero_shot_evaluation_runs_the_checkpoint_in_another_runs_twin(twin_run, tmp_path, capsys):
+    checkpoint, _, _ = twin_run
+    shifted = CONFIG / "sim_pick_cube_shifted.yaml"
+    store_path = tmp_path / "zero_shot.zarr"
+    capsys.readouterr()
+    args = ["eval", str(checkpoint), "--config", str(shifted), "--episodes", "1"]
+    assert main([*args, "--record", str(store_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"] == str(shifted) and result["episodes"] == 1
+    with EpisodeStore.open(store_path) as store:
+        env = store.config(store.info(0).config_hash)
+    assert env["cameras"] == ["wrist"] and not env["privileged_state"]  # the tracked twin
+    assert env["randomization"]["camera_pos_offset"] == [0.003, 0.003, 0.003]
+    for config, message in (
+        ({"env": {"privileged_state": False}}, "object_pose: checkpoint (7,) float32, env has no"),
+        ({"env": {"pos_scale": 0.02}}, "env.pos_scale: checkpoint 0.01, this run 0.02"),
+        ({"task": "peg_insert"}, "trained on task 'pick_cube', the run config is for"),
+    ):
+        path = tmp_path / "other.yaml"
+        path.write_text(yaml.safe_dump({"task": "pick_cube", **config}))
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            main(["eval", str(checkpoint), "--config", str(path), "--episodes", "1"])
