@@ -21,6 +21,7 @@ from robot_rl.agents.checkpoint import _weights
 from robot_rl.agents.sac import Policy
 from robot_rl.cli import main
 from robot_rl.loop.actor import Actor, learner_client
+from robot_rl.loop.curves import SuccessTime, time_to_success
 from robot_rl.loop.learner import EVAL_WINDOW, Learner, open_init_checkpoint
 from robot_rl.loop.run_config import RunConfig, load_run_config
 from robot_rl.loop.train_job import (
@@ -272,3 +273,64 @@ def test_zero_shot_evaluation_runs_the_checkpoint_in_another_runs_twin(twin_run,
         path.write_text(yaml.safe_dump({"task": "pick_cube", **config}))
         with pytest.raises(SystemExit, match=re.escape(message)):
             main(["eval", str(checkpoint), "--config", str(path), "--episodes", "1"])
+
+
+def _metrics_csv(run_dir: Path, arrivals: list[list[bool]]) -> Path:
+    """metrics.csv as the learner writes it: one row per report, after the evaluation episodes
+    of `arrivals[i]` came in; 100 online steps and 2 s between reports."""
+    cfg = from_dict(RunConfig, {"env": {"max_episode_steps": 6}, "learner": SMALL})
+    learner = Learner(cfg, cfg.obs_spec(), run_dir, endpoint=free_endpoint())
+    try:
+        for i, outcomes in enumerate(arrivals):
+            for success in outcomes:
+                learner.ingest(_message(cfg, "stats", "eval", success=success))
+            learner.env_steps += 100
+            learner._report(2.0 * (i + 1), 0.0, 0.0)
+    finally:
+        learner.close()
+    return run_dir / "metrics.csv"
+
+
+def _first_full_window(outcomes: list[bool], window: int, threshold: float) -> int | None:
+    """Index of the episode that completes the first window at >= threshold."""
+    for end in range(window, len(outcomes) + 1):
+        if np.mean(outcomes[end - window : end]) >= threshold:
+            return end - 1
+    return None
+
+
+def test_time_to_success_reads_the_trailing_evaluation_window(tmp_path):
+    rng = np.random.default_rng(0)
+    # a lucky start, a bad stretch, then better and better; at most one episode per report,
+    # and reports without any
+    outcomes = [True] * 6 + [False] * 10 + list(rng.random(80) < np.linspace(0.5, 1.0, 80))
+    arrivals, report_of = [], []
+    for success in outcomes:
+        arrivals += [[]] * int(rng.integers(0, 3)) + [[bool(success)]]
+        report_of.append(len(arrivals) - 1)
+    metrics = _metrics_csv(tmp_path / "run", arrivals)
+
+    def expected(window: int, threshold: float) -> SuccessTime | None:
+        episode = _first_full_window(outcomes, window, threshold)
+        if episode is None:
+            return None
+        row = report_of[episode]
+        rate = float(np.mean(outcomes[episode + 1 - window : episode + 1]))
+        return SuccessTime(2.0 * (row + 1), 100 * (row + 1), episode + 1, rate)
+
+    for window in (EVAL_WINDOW, 10, 5):
+        for threshold in (0.5, 0.9, 1.0):
+            assert time_to_success(metrics, threshold, window) == expected(window, threshold)
+    assert expected(EVAL_WINDOW, 0.9).eval_episodes > 20  # reached, and not by the lucky start
+    # the first window counts only once it is full: 6 of 6 successes are not a rate of 1.0
+    lucky = _metrics_csv(tmp_path / "lucky", [[True]] * 6 + [[False]])
+    assert time_to_success(lucky, 0.9, 5) == SuccessTime(10.0, 500, 5, 1.0)
+    assert time_to_success(lucky, 0.9) is None
+    # two episodes, one failed, between two reports: a full logged window still reads, a shorter
+    # one cannot be placed
+    mixed = _metrics_csv(tmp_path / "mixed", [[True]] * 3 + [[True, False]] + [[True]] * 16)
+    assert time_to_success(mixed, 0.9) == SuccessTime(38.0, 1900, 20, 0.95)
+    with pytest.raises(ValueError, match="2 evaluation episodes arrived together"):
+        time_to_success(mixed, 0.9, 10)
+    with pytest.raises(ValueError, match="window: 21 must be in 1..20"):
+        time_to_success(mixed, 0.9, 21)
