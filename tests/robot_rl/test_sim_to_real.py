@@ -5,8 +5,12 @@ config, learner.stop_at_eval_success."""
 
 from __future__ import annotations
 
+import argparse
+import csv
+import importlib.util
 import json
 import re
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -334,3 +338,106 @@ def test_time_to_success_reads_the_trailing_evaluation_window(tmp_path):
         time_to_success(mixed, 0.9, 10)
     with pytest.raises(ValueError, match="window: 21 must be in 1..20"):
         time_to_success(mixed, 0.9, 21)
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "sim_to_real", CONFIG.parent / "scripts" / "sim_to_real.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_study_plans_zero_shot_then_finetune_and_scratch_runs_per_seed(twin_run, tmp_path):
+    checkpoint, _, _ = twin_run
+    study = _script()
+    args = argparse.Namespace(
+        out=str(tmp_path / "study"),
+        pretrained=str(checkpoint),
+        seeds=[0, 1],
+        budget_s=300.0,
+        stop_at_success=None,
+        zero_shot_episodes=50,
+    )
+    (tmp_path / "study" / "scratch-s1" / "checkpoint").mkdir(parents=True)  # an interrupted run
+    steps = study.plan(args)
+    assert [s.name for s in steps] == [
+        "zero_shot",
+        "finetune-s0",
+        "scratch-s0",
+        "finetune-s1",
+        "scratch-s1",
+    ]
+    shifted = str(CONFIG / "sim_pick_cube_shifted.yaml")
+    assert steps[0].argv[:4] == ["eval", str(checkpoint), "--config", shifted]
+    assert steps[0].argv[4:6] == ["--episodes", "50"]
+    assert steps[-1].argv[-1] == "--resume" and "--resume" not in steps[1].argv
+    configs = {s.name: load_run_config(s.argv[s.argv.index("--config") + 1]) for s in steps[1:]}
+    for name, cfg in configs.items():
+        assert cfg.seed == int(name[-1]) and cfg.max_wall_s == 300.0
+        assert cfg.env == load_run_config(shifted).env and cfg.tracker is not None
+        assert cfg.learner.init_checkpoint == (str(checkpoint) if "finetune" in name else "")
+    open_init_checkpoint(configs["finetune-s0"], configs["finetune-s0"].obs_spec())
+    # without a checkpoint the study trains the main job first and starts from its checkpoint
+    args.pretrained = None
+    steps = study.plan(args)
+    assert steps[0].name == "pretrain" and str(CONFIG / "sim_pick_cube.yaml") in steps[0].argv
+    pretrained = str((tmp_path / "study" / "pretrain" / "checkpoint").resolve())
+    assert steps[1].argv[1] == pretrained
+    finetune = load_run_config(steps[2].argv[steps[2].argv.index("--config") + 1])
+    assert finetune.learner.init_checkpoint == pretrained
+
+
+def _study_run(out: Path, name: str, reached_at: int | None, final: float, rows: int = 10):
+    """A run folder: metrics.csv whose 20-episode window reaches 1.0 at row `reached_at` (one
+    row every 10 s, 20 evaluation episodes per row), and summary.json."""
+    run_dir = out / name
+    run_dir.mkdir(parents=True)
+    with open(run_dir / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["wall_s", "env_steps", "eval_success_rate", "eval_episodes"])
+        writer.writeheader()
+        for i in range(rows):
+            rate = 1.0 if reached_at is not None and i >= reached_at else 0.5
+            writer.writerow(
+                {
+                    "wall_s": 10.0 * i,
+                    "env_steps": 100 * i,
+                    "eval_success_rate": rate,
+                    "eval_episodes": 20 * (i + 1),
+                }
+            )
+    summary = {"eval_success_rate": final, "eval_episodes": 50, "env_steps": 999, "wall_s": 120.0}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_study_summary_compares_median_times_to_success(tmp_path):
+    study = _script()
+    assert study.median_time([10.0, None, 30.0]) == 30.0
+    assert study.median_time([10.0, 20.0]) == 15.0
+    assert study.median_time([10.0, None, None]) is None and study.median_time([]) is None
+    out = tmp_path / "study"
+    (out).mkdir()
+    (out / "zero_shot.json").write_text(json.dumps({"success_rate": 0.42, "episodes": 50}))
+    for seed, (ft, scratch) in enumerate([(1, 6), (2, 8), (9, None)]):
+        _study_run(out, f"finetune-s{seed}", ft, 0.96)
+        _study_run(out, f"scratch-s{seed}", scratch, 0.9 if scratch else 0.5)
+    result = study.study_summary(out, 0.9, 20)
+    assert result["zero_shot"]["success_rate"] == 0.42
+    assert result["median_time_to_success_s"] == {"finetune": 20.0, "scratch": 80.0}
+    assert result["ratio"] == 0.25 and result["pretraining_halves_the_time"] is True
+    assert result["finetune"][0]["time_to_success"] == {
+        "wall_s": 10.0,
+        "env_steps": 100,
+        "eval_episodes": 40,
+        "success_rate": 1.0,
+    }
+    assert result["scratch_median_final_success"] == 0.9 and result["scratch"][2]["done"]
+    # half the scratch runs never got there: the ratio is bounded with their training time
+    # (90 s) in place of their time to success, median (80 + 90) / 2
+    _study_run(out, "scratch-s3", None, 0.5)
+    result = study.study_summary(out, 0.9, 20)
+    assert result["median_time_to_success_s"]["scratch"] is None and result["ratio"] is None
+    assert result["ratio_at_most"] == pytest.approx(20.0 / 85.0)
+    assert result["pretraining_halves_the_time"] is True
