@@ -34,6 +34,13 @@ class RandomizationConfig:
     light_pos_jitter: float = 0.0  # m, uniform per axis
     camera_pos_jitter: float = 0.0  # m, uniform per axis
     camera_rot_jitter: float = 0.0  # rad, uniform per axis (rotation vector)
+    # A fixed error of every camera's pose, applied at every reset beneath the jitter: the cameras
+    # sit off the pose the camera file gives, which the tracker and camera_info keep believing (a
+    # real cell's hand-eye or extrinsic calibration error). Position in the camera's parent frame
+    # (world, or the TCP frame for `hand` cameras), as the file's `translation`; rotation vector in
+    # the camera's own optical frame (x right, y down, z forward).
+    camera_pos_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # m
+    camera_rot_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # rad
 
     def __post_init__(self) -> None:
         for i, v in enumerate(self.object_xy_halfrange):
@@ -51,6 +58,11 @@ class RandomizationConfig:
             v = getattr(self, key)
             if not 0 <= v < math.inf:
                 raise ConfigError(f"randomization.{key}: {v!r} must be finite and >= 0")
+        for key in ("camera_pos_offset", "camera_rot_offset"):
+            if not all(math.isfinite(v) for v in getattr(self, key)):
+                raise ConfigError(
+                    f"randomization.{key}: {list(getattr(self, key))} must be finite numbers"
+                )
         if self.object_yaw_halfrange > math.pi:
             raise ConfigError(
                 f"randomization.object_yaw_halfrange: {self.object_yaw_halfrange} > pi"

@@ -40,6 +40,9 @@ GRIPPER_OPEN, GRIPPER_CLOSED = 0.04, 0.0  # finger opening command (m)
 # exact replay.
 _CONTROLLER_MEMORY = ("target_pos", "target_quat", "tau_prev", "rest_posture")
 _WRENCH_DAMPING = 1e-4
+# a rotation vector in a camera's OpenCV optical frame, expressed in its MuJoCo frame (a half
+# turn about x apart: sim.cameras)
+_OPTICAL_AXES = np.array([1.0, -1.0, -1.0])
 
 
 class PandaEnv(gymnasium.Env):
@@ -302,11 +305,15 @@ class PandaEnv(gymnasium.Env):
             nom["light_pos"] + rng.uniform(-1, 1, nom["light_pos"].shape) * r.light_pos_jitter
         )
         m.cam_pos[:] = (
-            nom["cam_pos"] + rng.uniform(-1, 1, nom["cam_pos"].shape) * r.camera_pos_jitter
+            nom["cam_pos"]
+            + np.asarray(r.camera_pos_offset)
+            + rng.uniform(-1, 1, nom["cam_pos"].shape) * r.camera_pos_jitter
         )
+        # the offset is given in the optical frame; MuJoCo's camera frame has y and z flipped
+        offset = rotvec_to_quat(np.asarray(r.camera_rot_offset) * _OPTICAL_AXES)
         for i in range(m.ncam):
             jitter = rotvec_to_quat(rng.uniform(-1, 1, 3) * r.camera_rot_jitter)
-            m.cam_quat[i] = quat_mul(nom["cam_quat"][i], jitter)
+            m.cam_quat[i] = quat_mul(quat_mul(nom["cam_quat"][i], offset), jitter)
 
     # ---- state save / restore ----
     def initial_state(self) -> dict[str, np.ndarray]:

@@ -13,7 +13,9 @@ checkpoint: weights, counters and buffers are always of one moment. Loading refu
 checkpoint whose config or tensor shapes differ from the agent's, naming each difference; the
 device is not part of that comparison: tensors are written from host memory and read straight
 onto the loading agent's device, so a GPU learner's checkpoint resumes on a CPU and back. Nothing
-is unpickled.
+is unpickled. `load_weights` starts another run's agent from a checkpoint (weights and optimiser
+moments, no counters, no buffers) where `policy_differences` finds nothing that reads or acts
+differently.
 
 config.json holds the writer's run config (a RunConfig, from the `train`/`demo` job or the
 `learner`) under "run": its `task`, `env`, `sac` and `tracker` (where the run has one) are all
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,13 +36,21 @@ import torch
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import load_file, save_file
 
-from controllers.config import from_dict
+from controllers.config import from_dict, to_dict
 from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer
-from robot_rl.agents.sac import Policy, SACAgent, SACConfig
+from robot_rl.agents.sac import Policy, SACAgent, SACConfig, split_keys
 
 REPLAY_DIR = "replay"
-# where a run trained, not what it trained: a checkpoint loads onto any device
-DEVICE_KEYS = ("run.sac.device",)
+CHECKPOINT_FILES = (
+    "weights.safetensors",
+    "optim.safetensors",
+    "optim.json",
+    "config.json",
+    "state.json",
+)
+# config keys a resume may change: where a run trains, not what it trains (a checkpoint loads
+# onto any device), and where its agent started from (a resume loads its own checkpoint instead)
+RESUME_FREE_KEYS = ("run.sac.device", "run.learner.init_checkpoint")
 
 
 class CheckpointMismatch(ValueError):
@@ -104,6 +114,62 @@ def load_policy(info: CheckpointInfo, device: str = "cpu") -> Policy:
         )
     policy.load_actor_parameters({k: weights[k] for k in policy.state_dict()})
     return policy
+
+
+def layout_differences(want: ObsSpec, have: ObsSpec, keys: Sequence[str]) -> list[str]:
+    """One line per key of `keys` that is missing from `have` or differs in shape or dtype."""
+    out = []
+    for key in keys:
+        (shape, dtype) = want[key]
+        if key not in have:
+            out.append(f"{key}: checkpoint {shape} {dtype}, env has no such key")
+        elif have[key] != (tuple(shape), np.dtype(dtype)):
+            out.append(f"{key}: checkpoint {shape} {dtype}, env {have[key][0]} {have[key][1]}")
+    return out
+
+
+# what shapes the networks or gives their inputs and outputs their meaning: a checkpoint that
+# differs in any of these cannot start another run's agent (hyperparameters of the updates may
+# differ); image settings count only where the policy reads images
+NETWORK_KEYS = (
+    "hidden",
+    "layer_norm",
+    "num_critics",
+    "gripper",
+    "arm_action_dims",
+    "normalize_proprio",
+    "relative_positions",
+)
+IMAGE_KEYS = ("backbone", "num_spatial_features", "embed_dim", "dtype")
+
+
+def policy_differences(info: CheckpointInfo, obs_spec: ObsSpec, sac: SACConfig) -> list[str]:
+    """Why the checkpoint's networks cannot start an agent of `obs_spec` and `sac`: one line per
+    observation key read in another order, shape or dtype, and per differing NETWORK_KEYS setting
+    (the action layout among them)."""
+    saved_proprio, saved_images = split_keys(info.sac, info.obs_spec)
+    proprio, images = split_keys(sac, obs_spec)
+    out = []
+    for name, saved, current in (
+        ("proprio keys", saved_proprio, proprio),
+        ("image keys", saved_images, images),
+    ):
+        if saved != current:
+            out.append(f"{name}: checkpoint reads {list(saved)}, this run {list(current)}")
+    relative = [k for pair in info.sac.relative_positions for k in pair]
+    read = dict.fromkeys((*saved_proprio, *relative, *saved_images))
+    out += layout_differences(info.obs_spec, obs_spec, list(read))
+    keys = [f"sac.{k}" for k in NETWORK_KEYS]
+    if saved_images or images:
+        keys += [f"sac.image.{k}" for k in IMAGE_KEYS]
+    saved_sac = json.loads(json.dumps(to_dict(info.sac)))
+    current_sac = json.loads(json.dumps(to_dict(sac)))
+    out += [
+        d
+        for d in config_differences({"sac": saved_sac}, {"sac": current_sac})
+        if d.split(":", 1)[0] in keys
+    ]
+    return out
 
 
 def _weights(agent: SACAgent) -> dict[str, torch.Tensor]:
@@ -202,25 +268,53 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
     differing keys. Tensor names and shapes are checked the same way before anything is loaded.
     """
     path = Path(path)
-    for name in (
-        "weights.safetensors",
-        "optim.safetensors",
-        "optim.json",
-        "config.json",
-        "state.json",
-    ):
-        if not (path / name).is_file():
-            raise FileNotFoundError(f"checkpoint {path}: missing {name}")
+    _check_files(path, CHECKPOINT_FILES)
     saved_config = json.loads((path / "config.json").read_text())
     diffs = [
         d
         for d in config_differences(saved_config, json.loads(json.dumps(config)))
-        if not d.startswith(tuple(k + ":" for k in DEVICE_KEYS))
+        if not d.startswith(tuple(k + ":" for k in RESUME_FREE_KEYS))
     ]
     if diffs:
         raise CheckpointMismatch(
             f"checkpoint {path} was made with a different config:\n  " + "\n  ".join(diffs)
         )
+    _load_modules(path, agent)
+    groups = json.loads((path / "optim.json").read_text())
+    _load_optimizers(path, agent, groups)
+    counters = json.loads((path / "state.json").read_text())
+    agent.critic_steps = counters["agent"]["critic_steps"]
+    agent.actor_steps = counters["agent"]["actor_steps"]
+    agent.skipped_updates = counters["agent"]["skipped_updates"]
+    return counters["run"]
+
+
+def load_weights(path: str | Path, agent: SACAgent) -> None:
+    """Start `agent` from the checkpoint at `path`: every network (policy, critics, targets, the
+    proprio normaliser's fitted statistics), the temperature and the optimisers' moments; the
+    agent keeps its own learning rates, counters and (empty) buffers. The caller checks first
+    that the checkpoint fits (policy_differences); tensor names and shapes are checked here.
+
+    The moments come along because a fresh Adam's first steps have about the learning rate's size
+    in every parameter whatever its gradient (bias correction), a jolt to a trained policy; the
+    saved moments carry each parameter's gradient scale into the first updates.
+    """
+    path = Path(path)
+    _check_files(path, CHECKPOINT_FILES)
+    _load_modules(path, agent)
+    _load_optimizers(
+        path, agent, {n: o.state_dict()["param_groups"] for n, o in agent.optimizers().items()}
+    )
+
+
+def _check_files(path: Path, names: Sequence[str]) -> None:
+    for name in names:
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"checkpoint {path}: missing {name}")
+
+
+def _load_modules(path: Path, agent: SACAgent) -> None:
+    """Every module's tensors and log_alpha, after checking names and shapes."""
     dev = agent.device
     weights = load_file(str(path / "weights.safetensors"), device=str(dev))
     own = _weights(agent)
@@ -242,9 +336,13 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
         )
     with torch.no_grad():
         agent.log_alpha.copy_(weights["log_alpha"])
+
+
+def _load_optimizers(path: Path, agent: SACAgent, groups: dict[str, Any]) -> None:
+    """The saved optimiser states, with the parameter groups (learning rates, betas) `groups`."""
+    dev = agent.device
     # Adam keeps its `step` counters on the host (capturable off), its moments beside the weights
     tensors = load_file(str(path / "optim.safetensors"))
-    groups = json.loads((path / "optim.json").read_text())
     for name, opt in agent.optimizers().items():
         sd = opt.state_dict()
         state: dict[int, dict[str, torch.Tensor]] = {}
@@ -257,8 +355,3 @@ def load_checkpoint(path: str | Path, agent: SACAgent, config: dict[str, Any]) -
                 f"checkpoint {path}: optimiser {name} has a different number of parameter groups"
             )
         opt.load_state_dict({"state": state, "param_groups": groups[name]})
-    counters = json.loads((path / "state.json").read_text())
-    agent.critic_steps = counters["agent"]["critic_steps"]
-    agent.actor_steps = counters["agent"]["actor_steps"]
-    agent.skipped_updates = counters["agent"]["skipped_updates"]
-    return counters["run"]

@@ -1,7 +1,8 @@
 """`robot-rl eval CHECKPOINT --episodes 100`: success rate and time to success in the twin.
 
 Reads any checkpoint the stack writes (train/demo job, learner); the task, env config and
-observation layout come from the checkpoint.
+observation layout come from the checkpoint, or with `--config FILE` from that run config (a
+zero-shot evaluation on another cell, e.g. config/sim_pick_cube_shifted.yaml).
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="twin task (pick_cube, peg_insert); default and only accepted value: the checkpoint's",
     )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="evaluate in the twin this run config describes (task, env, tracker) instead of "
+        "the checkpoint's own; refused where the observations or action scales differ",
+    )
     p.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
     p.add_argument(
         "--seed", type=int, default=10_000, help="episode i uses seed SEED+i (default 10000)"
@@ -38,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from controllers.config import ConfigError
     from robot_rl.loop.evaluation import evaluate, open_checkpoint
+    from robot_rl.loop.run_config import load_run_config
     from robot_rl.store import StoreError
 
     try:
@@ -45,9 +54,15 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--episodes: {args.episodes} must be >= 1")
         torch.set_num_threads(args.threads)
         info = open_checkpoint(args.checkpoint, args.task)
+        run_config = load_run_config(args.config) if args.config else None
         seeds = list(range(args.seed, args.seed + args.episodes))
         results = evaluate(
-            args.checkpoint, seeds, task=args.task, record=args.record, progress=True
+            args.checkpoint,
+            seeds,
+            task=args.task,
+            record=args.record,
+            progress=True,
+            run=run_config,
         )
     except (StoreError, ConfigError, ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"robot-rl eval: {exc}") from exc
@@ -57,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             {
                 "checkpoint": str(args.checkpoint),
                 "task": info.task,
+                "config": args.config,
                 "episodes": args.episodes,
                 "seeds": [seeds[0], seeds[-1]],
                 "successes": len(won),

@@ -22,6 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--keys", default=None, help="CURVE key folder from `robot-rl keys generate`"
     )
+    parser.add_argument(
+        "--init-checkpoint",
+        metavar="DIR",
+        default=None,
+        help="start the agent from this checkpoint of another run, e.g. the twin's (overrides "
+        "learner.init_checkpoint): fine-tuning, not a resume",
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"robot-rl learner: {exc}") from None
     if args.keys:
         cfg.transport.keys = args.keys
+    if args.init_checkpoint is not None:
+        cfg.learner.init_checkpoint = args.init_checkpoint
     try:
         learner_process(cfg, args.out, args.resume, args.bind)
     except (ConfigError, FileExistsError, FileNotFoundError, OSError) as exc:

@@ -26,6 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--endpoint", default=None, help="learner endpoint (default: a free localhost port)"
     )
+    parser.add_argument(
+        "--init-checkpoint",
+        metavar="DIR",
+        default=None,
+        help="start the agent from this checkpoint of another run (overrides "
+        "learner.init_checkpoint): fine-tuning, not a resume",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,12 +52,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_run_config(args.config, {"num_actors": args.actors} if args.actors else None)
     except ConfigError as exc:
         raise SystemExit(f"robot-rl train: {exc}") from None
+    if args.init_checkpoint is not None:
+        cfg.learner.init_checkpoint = args.init_checkpoint
     # `kill` (a scheduler, a supervisor) stops the run as Ctrl-C does: the learner and actor
     # processes with it
     signal.signal(signal.SIGTERM, _stop)
     try:
         summary = run_train(cfg, args.out, resume=args.resume, endpoint=args.endpoint)
-    except (FileExistsError, FileNotFoundError) as exc:
+    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
         raise SystemExit(f"robot-rl train: {exc}") from None
     print(results_message(Path(args.out), summary))
     return 0

@@ -148,6 +148,7 @@ class Actor:
             max_episode_steps or getattr(env.spec, "max_episode_steps", None) or 1000
         )
         self.policy_version = 0
+        self.has_weights = False  # whether any weights came from the learner yet
         self.next_episode_id = 0
         self.on_weights = on_weights
         self.steps_per_weights = steps_per_weights
@@ -176,6 +177,7 @@ class Actor:
             )
             return False
         self.policy_version = weights.version
+        self.has_weights = True
         self._steps_on_weights = 0
         if self.on_weights is not None:
             self.on_weights(weights.version)

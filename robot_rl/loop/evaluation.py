@@ -2,7 +2,9 @@
 and the train job's final evaluation.
 
 The task, env config, tracker and observation layout come from the checkpoint itself, so any
-checkpoint the stack writes (train/demo job, learner) is evaluated in the twin it was trained in.
+checkpoint the stack writes (train/demo job, learner) is evaluated in the twin it was trained in;
+or, given a run config, in the twin that config describes (another cell: a zero-shot transfer),
+if it gives the policy the observations it was trained on and its actions the same scales.
 The checkpoint is only read. This module may import the twin; robot_rl's core may not.
 """
 
@@ -11,29 +13,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from robot_rl.agents.checkpoint import (
     CheckpointInfo,
     CheckpointMismatch,
+    layout_differences,
     load_policy,
     read_checkpoint_info,
 )
-from robot_rl.agents.replay_buffer import ObsSpec, obs_spec_from_space
+from robot_rl.agents.replay_buffer import obs_spec_from_space
 
-
-def layout_differences(want: ObsSpec, have: ObsSpec, keys: Sequence[str]) -> list[str]:
-    """One line per key of `keys` that is missing from `have` or differs in shape or dtype."""
-    out = []
-    for key in keys:
-        (shape, dtype) = want[key]
-        if key not in have:
-            out.append(f"{key}: checkpoint {shape} {dtype}, env has no such key")
-        elif have[key] != (tuple(shape), np.dtype(dtype)):
-            out.append(f"{key}: checkpoint {shape} {dtype}, env {have[key][0]} {have[key][1]}")
-    return out
+if TYPE_CHECKING:
+    from robot_rl.loop.run_config import RunConfig
 
 
 def open_checkpoint(checkpoint: str | Path, task: str | None = None) -> CheckpointInfo:
@@ -47,11 +39,31 @@ def open_checkpoint(checkpoint: str | Path, task: str | None = None) -> Checkpoi
     return info
 
 
-def make_eval_env(info: CheckpointInfo, read_keys: Sequence[str]):
-    """The run's twin (its env config and tracker, no reward model); refused if the policy's keys
-    differ."""
+def make_eval_env(info: CheckpointInfo, read_keys: Sequence[str], run: RunConfig | None = None):
+    """The run's twin (its env config and tracker, no reward model), or the twin of `run` when
+    given; refused if the policy's keys or, for `run`, its action scales differ."""
     import sim
 
+    if run is not None:
+        from robot_rl.loop.run_config import action_differences
+        from robot_rl.loop.train_job import make_env
+
+        if run.task != info.task:
+            raise CheckpointMismatch(
+                f"{info.path}: trained on task {info.task!r}, the run config is for {run.task!r}"
+            )
+        env = make_env(run)
+        diffs = layout_differences(
+            info.obs_spec, obs_spec_from_space(env.observation_space), read_keys
+        )
+        diffs += action_differences(info.env, env.unwrapped.config)
+        if diffs:
+            env.close()
+            raise CheckpointMismatch(
+                f"{info.path}: the {run.task} twin of the run config does not give the policy "
+                "the observations and action scales it was trained with:\n  " + "\n  ".join(diffs)
+            )
+        return env
     if info.tracker is not None:
         from controllers.config import from_dict
         from robot_rl.loop.tracked_pose import TrackedPoseConfig, make_tracked_env
@@ -80,11 +92,13 @@ def evaluate(
     task: str | None = None,
     record: str | Path | None = None,
     progress: bool = False,
+    run: RunConfig | None = None,
 ) -> list[dict[str, Any]]:
     """One deterministic episode per seed; run_episode's facts (success, steps, ...) for each,
     plus `time_s`, the episode's length in seconds at the twin's control rate.
 
-    With `record`, every episode is appended to that episode store (source "sim").
+    With `record`, every episode is appended to that episode store (source "sim"); with `run`,
+    the episodes run in that run config's twin instead of the checkpoint's (make_eval_env).
     """
     from controllers.config import to_dict
     from robot_rl.store import EpisodeStore
@@ -92,7 +106,7 @@ def evaluate(
 
     info = open_checkpoint(checkpoint, task)
     policy = load_policy(info)
-    env = make_eval_env(info, policy.read_keys)
+    env = make_eval_env(info, policy.read_keys, run)
     env_config = to_dict(env.unwrapped.config)
     step_s = 1.0 / env.unwrapped.config.control_hz
     fields = {

@@ -11,6 +11,12 @@
   publishes that policy, empties the offline buffer and keeps no offline data from then on; the
   first `learning_starts` online steps (taken with the pre-trained policy: twin actors wait for
   it) are the warm-up, with no update, and online updates are capped counting from its end.
+- With `learner.init_checkpoint` the agent starts from another run's checkpoint (networks,
+  temperature, optimiser moments; `open_init_checkpoint` checks that it reads and acts as this
+  run's agent would) with fresh buffers, counters and policy versions: the weights published at
+  start, version 0, are the loaded ones. A resume loads the run's own checkpoint instead.
+- Stops when the step or time budget is spent, or with `learner.stop_at_eval_success` once the
+  last EVAL_WINDOW evaluation episodes reach that success rate.
 - Publishes the actor's parameters every `publish_every` updates; checkpoints every
   `checkpoint_every` updates, at the end, and on SIGTERM/SIGINT. Received data is durable in the
   transport journal (acknowledged only once written). A checkpoint holds the agent, both replay
@@ -47,13 +53,23 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from controllers.config import to_dict
-from robot_rl.agents.checkpoint import REPLAY_DIR, load_buffers, load_checkpoint, save_checkpoint
+from controllers.config import ConfigError, to_dict
+from robot_rl.agents.checkpoint import (
+    REPLAY_DIR,
+    CheckpointInfo,
+    CheckpointMismatch,
+    load_buffers,
+    load_checkpoint,
+    load_weights,
+    policy_differences,
+    read_checkpoint_info,
+    save_checkpoint,
+)
 from robot_rl.agents.replay_buffer import ObsSpec, ReplayBuffer, sample_symmetric
 from robot_rl.agents.sac import SACAgent
 from robot_rl.loop.offline import preload
 from robot_rl.loop.progress import Progress, ProgressLine, format_progress
-from robot_rl.loop.run_config import RunConfig
+from robot_rl.loop.run_config import RunConfig, action_differences
 from robot_rl.transport import keys as keyfiles
 from robot_rl.transport.channels import LearnerServer, LinkTiming
 from robot_rl.transport.journal import Journal
@@ -67,6 +83,9 @@ log = logging.getLogger(__name__)
 STALL_S = 60.0  # this long with most updates skipped (NaN/inf) and the log says learning stalled
 STALL_SKIPPED_SHARE = 0.9
 
+# evaluation episodes behind metrics.csv's eval_success_rate (a trailing window) and
+# learner.stop_at_eval_success
+EVAL_WINDOW = 20
 TB_FLUSH_S = 30.0  # TensorBoard shows a run at most this far behind
 TB_QUEUE = 200  # events held for the writer's thread: several reports, so adding never blocks
 CSV_FIELDS = (
@@ -107,6 +126,27 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         )
     if resume and not holds_run:
         raise FileNotFoundError(f"--resume: {run_dir} holds no run to continue")
+
+
+def open_init_checkpoint(cfg: RunConfig, obs_spec: ObsSpec) -> CheckpointInfo:
+    """The checkpoint `learner.init_checkpoint` names, if an agent of this run can start from it:
+    the same observation keys read (order, shapes, dtypes), network settings and action layout
+    (sac's, and the env's action scales). ConfigError naming what differs otherwise."""
+    path = cfg.learner.init_checkpoint
+    try:
+        info = read_checkpoint_info(path)
+    except (FileNotFoundError, CheckpointMismatch) as exc:
+        raise ConfigError(f"learner.init_checkpoint: {exc}") from None
+    diffs = policy_differences(info, obs_spec, cfg.sac)
+    diffs += action_differences(info.env, cfg.env_config())
+    if diffs:
+        raise ConfigError(
+            f"learner.init_checkpoint: {path} reads or acts otherwise than this run's agent:\n  "
+            + "\n  ".join(diffs)
+            + "\nstart from a checkpoint of a run with the same observations, sac network "
+            "settings and action scales, or from scratch (init_checkpoint: '')"
+        )
+    return info
 
 
 class InterventionSegments:
@@ -177,6 +217,17 @@ class Learner:
         lc = cfg.learner
         self.agent = SACAgent(obs_spec, cfg.sac)
         log.info("learner on %s, matmuls in %s", self.agent.device, self.agent.matmul_dtype)
+        if lc.init_checkpoint and not (resume and self.ckpt_dir.exists()):
+            info = open_init_checkpoint(cfg, obs_spec)
+            load_weights(info.path, self.agent)
+            log.warning(
+                "learner starts from %s (task %s, %d updates there, temperature %.4g): its "
+                "networks and optimiser moments, fresh buffers and counters",
+                info.path,
+                info.task,
+                info.policy_version,
+                self.agent.temperature,
+            )
         # with sac.image.cache_shifts > 0 the buffers hold the frozen backbone's feature maps,
         # not pixels (in GPU memory when the agent is on one and they fit)
         spec, devices = self.agent.storage_spec(), self.agent.storage_devices(lc.replay_capacity)
@@ -210,7 +261,7 @@ class Learner:
         self._log = RateLimitedLog(log)
         self._stall = _StallWatch()
         self.train_window: collections.deque[tuple[bool, int, int]] = collections.deque(maxlen=20)
-        self.eval_window: collections.deque[bool] = collections.deque(maxlen=20)
+        self.eval_window: collections.deque[bool] = collections.deque(maxlen=EVAL_WINDOW)
         self.eval_episodes = 0
         self.wall_s_before = 0.0
         self.last_metrics: dict[str, float] = {}
@@ -322,6 +373,9 @@ class Learner:
         cfg.pop("offline")  # the stores are read afresh at every start and may have moved or grown
         if cfg["tracker"] is None:  # so that checkpoints of untracked runs resume as they did
             cfg.pop("tracker")
+        for key, default in (("init_checkpoint", ""), ("stop_at_eval_success", None)):
+            if cfg["learner"][key] == default:  # likewise for runs that use neither
+                cfg["learner"].pop(key)
         return {
             "run": cfg,
             "obs_spec": {k: [list(s), np.dtype(d).str] for k, (s, d) in self.obs_spec.items()},
@@ -450,6 +504,17 @@ class Learner:
             wall = self.wall_s_before + time.monotonic() - start
             if self.env_steps >= total_env_steps or wall >= max_wall_s:
                 break
+            if self._eval_success_reached():
+                log.warning(
+                    "the last %d evaluation episodes succeeded at %.2f >= "
+                    "learner.stop_at_eval_success %.2f: training stops (%d env steps, %.0f s)",
+                    EVAL_WINDOW,
+                    np.mean(self.eval_window),
+                    lc.stop_at_eval_success,
+                    self.env_steps,
+                    wall,
+                )
+                break
             if self._may_update():
                 metrics = self.agent.update(self._batch())
                 self.last_metrics.update({k: v for k, v in metrics.items() if k != "skipped"})
@@ -491,6 +556,15 @@ class Learner:
         )
         time.sleep(0.2)  # let the final weights and acknowledgements leave
         return self.summary(wall)
+
+    def _eval_success_reached(self) -> bool:
+        """Whether a full window of evaluation episodes reached learner.stop_at_eval_success."""
+        threshold = self.cfg.learner.stop_at_eval_success
+        return (
+            threshold is not None
+            and len(self.eval_window) == EVAL_WINDOW
+            and float(np.mean(self.eval_window)) >= threshold
+        )
 
     def _pretrain_updates(self) -> int:
         """Updates on offline data alone before any online one: WSRL's pre-training, else 0."""

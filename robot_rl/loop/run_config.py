@@ -75,8 +75,21 @@ class LearnerConfig:
     reward_mode: RewardMode = "task"
     torch_threads: int = 1
     progress_every_s: float = 2.0
+    # a checkpoint folder another run wrote (`robot-rl train`, `learner`): the agent starts from its
+    # networks, temperature and optimiser moments, with this run's hyperparameters and fresh
+    # buffers and counters; not a resume (robot_rl.loop.learner.open_init_checkpoint says what
+    # must match). "": from scratch
+    init_checkpoint: str = ""
+    # stop once the success rate of the last EVAL_WINDOW evaluation episodes (metrics.csv's
+    # eval_success_rate) reaches this; None: train until the step or time budget is spent
+    stop_at_eval_success: float | None = None
 
     def __post_init__(self):
+        if self.stop_at_eval_success is not None and not 0 < self.stop_at_eval_success <= 1:
+            raise ConfigError(
+                "learner.stop_at_eval_success: must be in (0, 1] or null, got "
+                f"{self.stop_at_eval_success}"
+            )
         for key in (
             "batch_size",
             "publish_every",
@@ -314,6 +327,22 @@ class RunConfig:
         if self.tracker is not None:  # the tracker gives the object_pose the privileged twin does
             env = replace(env, privileged_state=True)
         return obs_spec_from_space(observation_space(env))
+
+
+# env keys that say what an action does (metres and radians per step at action 1): a policy
+# trained with other values moves the arm by other amounts
+ACTION_ENV_KEYS = ("pos_scale", "rot_scale")
+
+
+def action_differences(saved_env: dict[str, Any], env: EnvConfig) -> list[str]:
+    """One line per ACTION_ENV_KEYS key in which a checkpoint's env overrides (the defaults where
+    it gives none) differ from `env`."""
+    out = []
+    for key in ACTION_ENV_KEYS:
+        saved, current = saved_env.get(key, getattr(EnvConfig, key)), getattr(env, key)
+        if saved != current:
+            out.append(f"env.{key}: checkpoint {saved}, this run {current}")
+    return out
 
 
 def load_run_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -6,7 +6,9 @@ the newest policy while the scripted operator intervenes when it stalls or drift
 that shrinks as the policy succeeds; every `eval_every_episodes` an actor runs one deterministic,
 operator-free evaluation episode. With `learner.offline: wsrl` each actor, once its
 demonstrations are sent, waits for the learner's pre-trained policy before its first online
-episode, so that WSRL's warm-up steps are that policy's. When the step or time budget is spent the
+episode, so that WSRL's warm-up steps are that policy's; with `learner.init_checkpoint` it waits
+for the learner's first weights (the checkpoint's), so that no episode runs an untrained policy.
+When the step or time budget is spent (or `learner.stop_at_eval_success` is reached) the
 learner checkpoints and exits, the actors stop, and `final_eval_episodes` randomised episodes
 evaluate the final checkpoint. Results: summary.json, learning_curve.png, metrics.csv, tb/,
 checkpoint/.
@@ -215,8 +217,9 @@ def actor_process(
             if episodes < demos:
                 mode = "demo"
             else:
-                if cfg.learner.offline == "wsrl":
-                    _wait_for_pretraining(actor, client, cfg.learner.wsrl_pretrain_updates, stop)
+                version = _first_policy_version(cfg)
+                if version is not None:
+                    _wait_for_weights(actor, client, version, stop)
                     if stop["now"]:
                         break
                 mode = "eval" if (episodes - demos + 1) % cfg.eval_every_episodes == 0 else "train"
@@ -230,15 +233,21 @@ def actor_process(
         env.close()
 
 
-def _wait_for_pretraining(actor, client, updates: int, stop: dict[str, bool]) -> None:
-    """Block until the actor holds weights of at least `updates` updates (WSRL's pre-trained
-    policy), so that its online warm-up is that policy's, not the untrained one's."""
-    if actor.policy_version >= updates:
+def _first_policy_version(cfg: RunConfig) -> int | None:
+    """The policy version an actor must hold before its first online episode: WSRL's pre-trained
+    one, or any weights from a learner that starts from a checkpoint; None: no wait."""
+    if cfg.learner.offline == "wsrl":
+        return cfg.learner.wsrl_pretrain_updates
+    return 0 if cfg.learner.init_checkpoint else None
+
+
+def _wait_for_weights(actor, client, version: int, stop: dict[str, bool]) -> None:
+    """Block until the actor holds learner weights of at least `version` updates, so that its
+    episodes run that policy, not the untrained one it was built with."""
+    if actor.has_weights and actor.policy_version >= version:
         return
-    log.info(
-        "%s: waiting for the learner's WSRL pre-training (%d updates)", client.actor_id, updates
-    )
-    while actor.policy_version < updates and not stop["now"]:
+    log.info("%s: waiting for the learner's weights of version >= %d", client.actor_id, version)
+    while not (actor.has_weights and actor.policy_version >= version) and not stop["now"]:
         if client.error:
             raise SystemExit(f"actor {client.actor_id}: stopped: {client.error}")
         actor.swap_weights()
@@ -346,10 +355,12 @@ def run_train(
     cfg: RunConfig, out: str | Path, resume: bool = False, endpoint: str | None = None
 ) -> dict[str, Any]:
     """The main job; returns the summary it writes to `out/summary.json`."""
-    from robot_rl.loop.learner import check_run_dir
+    from robot_rl.loop.learner import check_run_dir, open_init_checkpoint
 
     out = Path(out)
     check_run_dir(out, resume)
+    if cfg.learner.init_checkpoint:  # refused here, before any process starts
+        open_init_checkpoint(cfg, cfg.obs_spec())
     # a model that does not load or fit the cameras fails here, not in every actor
     if cfg.reward_model:
         make_env(cfg, reward_model=True).close()

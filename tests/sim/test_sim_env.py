@@ -4,6 +4,7 @@ restore."""
 import math
 import warnings
 
+import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -261,6 +262,39 @@ def test_domain_randomisation_hooks_follow_config_and_seed():
         plain.model.geom_friction[cube_geom, 0] == 1.0
         and plain.model.body_mass[plain.task.object_id] == 0.05
     )
+
+
+def _optical_axes(model, cam: int) -> np.ndarray:
+    """Columns: the camera's OpenCV optical x, y, z axes in its parent frame."""
+    R = np.zeros(9)
+    mujoco.mju_quat2Mat(R, model.cam_quat[cam])
+    return R.reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])
+
+
+def test_camera_offset_moves_every_camera_the_same_at_every_reset():
+    offset_pos, offset_rot = [0.004, -0.003, 0.002], [0.0, 0.0175, 0.0]
+    nominal = make_env("pick_cube").unwrapped
+    nominal.reset(seed=0)
+    shifted = make_env(
+        "pick_cube",
+        randomization={"camera_pos_offset": offset_pos, "camera_rot_offset": offset_rot},
+    ).unwrapped
+    # a turn of 0.0175 rad about the optical y axis, in the camera's own frame
+    c, s = math.cos(offset_rot[1]), math.sin(offset_rot[1])
+    turn = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    for seed in (0, 1, 2):
+        shifted.reset(seed=seed)
+        np.testing.assert_allclose(
+            shifted.model.cam_pos, nominal.model.cam_pos + offset_pos, atol=1e-12
+        )
+        for cam in range(nominal.model.ncam):
+            np.testing.assert_allclose(
+                _optical_axes(shifted.model, cam),
+                _optical_axes(nominal.model, cam) @ turn,
+                atol=1e-9,
+            )
+    with pytest.raises(ConfigError, match=r"randomization.camera_rot_offset: \[nan"):
+        make_env("pick_cube", randomization={"camera_rot_offset": [math.nan, 0.0, 0.0]})
 
 
 def test_object_start_pose_covers_the_configured_region():
