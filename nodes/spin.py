@@ -33,6 +33,11 @@ def run_node(make_node: Callable[[], object], argv: list[str] | None = None) -> 
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C invalidates the context while a callback may still be publishing: what that
+        # callback raises then is part of the shutdown, not a failure of the node
+        if rclpy.ok():
+            raise
     finally:
         if executor is not None:
             executor.shutdown(
