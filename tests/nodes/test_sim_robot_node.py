@@ -128,12 +128,14 @@ def test_sim_robot_follows_targets_in_real_time(rclpy_context, spin_until, start
     assert "non-finite position" in proc.output() and "holding the last target" in proc.output()
 
     # a target far outside the workspace is nonsense, not a request to go to the workspace's edge
+    spin_until(node, lambda: False, 1.1)  # refusals on one topic are named once a second
     far = held.copy()
     far[0] += 5.0
     for _ in range(5):
         target_pub.publish(pose_msg(far, time.time()))
         spin_until(node, lambda: False, 0.1)
     assert np.linalg.norm(got["pose"][-1][:3] - held[:3]) < 0.005
+    spin_until(node, lambda: "outside the safety workspace" in proc.output(), 2.0)
     assert "outside the safety workspace" in proc.output()
 
     # a second publisher on target_pose: targets are refused and the twin holds
