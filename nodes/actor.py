@@ -213,7 +213,7 @@ class ActorNode(Node):
         env_cfg = run.env_config()
         self.env = RobotEnv(
             self,
-            observation_space(env_cfg),
+            observation_space(env_cfg, run.task),
             self.policy.read_keys,
             env_cfg,
             cfg.robot,

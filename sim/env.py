@@ -78,7 +78,7 @@ class PandaEnv(gymnasium.Env):
         self._scene_option = mujoco.MjvOption()
         self.action_scales = ActionScales(config.pos_scale, config.rot_scale)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        self.observation_space = observation_space(config)
+        self.observation_space = observation_space(config, self.task.name)
         self._target_pos = np.zeros(3)
         self._target_quat = np.array([1.0, 0.0, 0.0, 0.0])
         self._gripper_closed = False
@@ -248,6 +248,8 @@ class PandaEnv(gymnasium.Env):
         }
         if self.config.privileged_state:
             obs["object_pose"] = self.task.object_pose(d).astype(np.float32)
+            if self.task.has_goal_pose:
+                obs["goal_pose"] = self.task.goal_pose(d).astype(np.float32)
         for name in self.config.cameras:
             obs[f"image_{name}"] = self._render_camera(name)
         return obs

@@ -10,6 +10,7 @@ import gymnasium
 import numpy as np
 
 from sim.config import EnvConfig
+from sim.tasks import TASKS
 
 N_ARM = 7
 POSE_DIM = 7  # position xyz + quaternion wxyz
@@ -19,8 +20,8 @@ def _box(n: int) -> gymnasium.spaces.Box:
     return gymnasium.spaces.Box(-np.inf, np.inf, (n,), np.float32)
 
 
-def observation_space(config: EnvConfig) -> gymnasium.spaces.Dict:
-    """Keys, shapes and dtypes of the observation an env with `config` returns."""
+def observation_space(config: EnvConfig, task: str) -> gymnasium.spaces.Dict:
+    """Keys, shapes and dtypes of the observation the env of `task` with `config` returns."""
     spaces = {
         "tcp_pose": _box(POSE_DIM),
         "tcp_vel": _box(6),
@@ -31,6 +32,8 @@ def observation_space(config: EnvConfig) -> gymnasium.spaces.Dict:
     }
     if config.privileged_state:
         spaces["object_pose"] = _box(POSE_DIM)
+        if TASKS[task].has_goal_pose:
+            spaces["goal_pose"] = _box(POSE_DIM)
     h, w = config.image_size
     for name in config.cameras:
         spaces[f"image_{name}"] = gymnasium.spaces.Box(0, 255, (h, w, 3), np.uint8)

@@ -326,7 +326,7 @@ class RunConfig:
         env = self.env_config()
         if self.tracker is not None:  # the tracker gives the object_pose the privileged twin does
             env = replace(env, privileged_state=True)
-        return obs_spec_from_space(observation_space(env))
+        return obs_spec_from_space(observation_space(env, self.task))
 
 
 # env keys that say what an action does (metres and radians per step at action 1): a policy

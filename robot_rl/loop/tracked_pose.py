@@ -164,7 +164,7 @@ class TrackedObjectPose(gymnasium.Wrapper):
         self.hold = GripperHold(config.hold_width_m) if config.hold_in_gripper else None
         rest = tuple(c for c in twin.config.cameras if c not in config.cameras)
         self.observation_space = observation_space(
-            replace(twin.config, privileged_state=True, cameras=rest)
+            replace(twin.config, privileged_state=True, cameras=rest), twin.task.name
         )
         self._last: np.ndarray | None = None
         self.counts = dict.fromkeys(COUNTS, 0)

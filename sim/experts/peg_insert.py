@@ -13,7 +13,7 @@ class PegInsertExpert(Expert):
     def act(self, obs):
         task, data = self.env.task, self.env.data
         tcp = np.asarray(obs["tcp_pose"], dtype=np.float64)
-        hole = task.hole_pose(data)
+        hole = task.goal_pose(data)
         bottom = task.peg_bottom(data)
         peg_yaw = quat_yaw(data.xquat[task.object_id])
         # Rotate the TCP by the peg's yaw error to the nearest of the hole's four symmetric yaws.

@@ -33,6 +33,9 @@ class Task:
 
     name = ""
     object_body = ""  # the body observed as `object_pose`
+    # whether the goal sits at a pose drawn at reset (peg_insert's hole), observed as `goal_pose`
+    # with privileged state: a state policy cannot find it otherwise
+    has_goal_pose = False
 
     def build(self, spec: mujoco.MjSpec) -> None:
         """Add the task's bodies to the cell's model spec."""
@@ -60,6 +63,10 @@ class Task:
 
     def object_pose(self, data: mujoco.MjData) -> np.ndarray:
         return np.concatenate([data.xpos[self.object_id], data.xquat[self.object_id]])
+
+    def goal_pose(self, data: mujoco.MjData) -> np.ndarray:
+        """The goal's pose, for tasks with `has_goal_pose`."""
+        raise NotImplementedError
 
     def success(self, data: mujoco.MjData) -> bool:
         raise NotImplementedError

@@ -31,6 +31,7 @@ GRASP_OFFSET = np.array(
 class PegInsert(Task):
     name = "peg_insert"
     object_body = "peg"
+    has_goal_pose = True
 
     def build(self, spec: mujoco.MjSpec) -> None:
         peg = spec.worldbody.add_body(name="peg", pos=[CENTER[0], CENTER[1], 0.3])
@@ -95,7 +96,7 @@ class PegInsert(Task):
         c = data.xpos[self.object_id]
         return c + axis if axis[2] < 0 else c - axis
 
-    def hole_pose(self, data) -> np.ndarray:
+    def goal_pose(self, data) -> np.ndarray:
         return np.concatenate([data.mocap_pos[self.hole_mocap], data.mocap_quat[self.hole_mocap]])
 
     def success(self, data) -> bool:
@@ -110,7 +111,7 @@ class PegInsert(Task):
         return 0.99 * (1.0 - math.tanh(10.0 * float(np.linalg.norm(self.peg_bottom(data) - goal))))
 
     def params(self, data) -> dict[str, np.ndarray]:
-        return {"hole_pose": self.hole_pose(data)}
+        return {"hole_pose": self.goal_pose(data)}
 
     def set_params(self, data, params) -> None:
         pose = np.asarray(params["hole_pose"], dtype=np.float64)

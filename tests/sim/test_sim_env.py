@@ -67,6 +67,19 @@ def test_observation_and_info_follow_the_contract():
     assert "object_pose" not in make_env("pick_cube", privileged_state=False).reset(seed=0)[0]
 
 
+def test_peg_insert_observes_the_hole_it_drew_as_goal_pose():
+    env = make_env("peg_insert")
+    u = env.unwrapped
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed)
+        assert set(obs) == set(env.observation_space.spaces) == {*STATE_KEYS, "goal_pose"}
+        np.testing.assert_allclose(obs["goal_pose"], u.task.goal_pose(u.data), atol=1e-6)
+    assert obs["goal_pose"][:2] != pytest.approx(u.task.object_pose(u.data)[:2], abs=1e-3)
+    hidden = make_env("peg_insert", privileged_state=False)
+    assert not {"object_pose", "goal_pose"} & set(hidden.reset(seed=0)[0])
+    assert "goal_pose" not in make_env("pick_cube").reset(seed=0)[0]
+
+
 def test_observed_tcp_quaternion_keeps_the_sign_of_the_reference_hemisphere():
     env = make_env("pick_cube")
     env.reset(seed=0)
@@ -337,7 +350,7 @@ def test_misaligned_peg_cannot_pass_through_the_hole_walls():
     )
     u = env.unwrapped
     env.reset(seed=0)
-    hole = u.task.hole_pose(u.data)
+    hole = u.task.goal_pose(u.data)
     bottom = u.task.peg_bottom(u.data)
     offset = hole[:3] - bottom + np.array([0.003, 0.0, 0.0])
     for _ in range(40):

@@ -44,9 +44,9 @@ def test_place_object_is_the_tasks_randomisation_from_the_given_rng():
 def test_place_object_puts_the_peg_back_in_the_closed_hand_and_moves_the_hole():
     env = make_env("peg_insert")
     env.reset(seed=0)
-    hole = env.task.hole_pose(env.data).copy()
+    hole = env.task.goal_pose(env.data).copy()
     env.place_object(np.random.default_rng(3))
-    assert np.linalg.norm(env.task.hole_pose(env.data)[:2] - hole[:2]) > 0.005
+    assert np.linalg.norm(env.task.goal_pose(env.data)[:2] - hole[:2]) > 0.005
     for _ in range(10):
         obs = env.step(HOLD)[0]
     # still held: the fingers rest on the peg's faces
