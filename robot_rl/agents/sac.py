@@ -95,7 +95,9 @@ class SACConfig:
     init_temperature: float = 0.01
     target_entropy: float | None = None  # None: -|A|/2 over the continuous action dims
     critic_actor_ratio: int = 1  # critic steps per actor + temperature step
-    gripper: Literal["discrete", "continuous"] = "discrete"
+    # discrete: a close/stay/open critic; continuous: one more actor output; closed: held closed,
+    # not the policy's (a tool or peg that starts grasped and must never be let go)
+    gripper: Literal["discrete", "continuous", "closed"] = "discrete"
     # which arm action dims (0-5: dx dy dz drx dry drz) the policy drives; the rest are held at 0,
     # e.g. [0, 1, 2, 5] for top-down grasps (xyz + yaw): fewer dims to explore, and no tilt to undo
     arm_action_dims: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
@@ -305,7 +307,7 @@ class Policy(nn.Module):
         )
         self.encoder = ObsEncoder(self.proprio_dim, self.image_keys, feature_shape, cfg.image)
         # env action indices the actor's outputs drive (a continuous gripper drives GRIPPER too)
-        continuous_gripper = () if cfg.gripper == "discrete" else (GRIPPER,)
+        continuous_gripper = (GRIPPER,) if cfg.gripper == "continuous" else ()
         self.action_dims = tuple(cfg.arm_action_dims) + continuous_gripper
         self.action_dim = len(self.action_dims)
         self.actor = TanhGaussianHead(
@@ -398,6 +400,8 @@ class Policy(nn.Module):
             else:
                 index = int(self.grasp_critic(z)[0].argmax())
             out[GRIPPER] = 1.0 - index
+        elif self.cfg.gripper == "closed":
+            out[GRIPPER] = 1.0
         if not np.all(np.isfinite(out)):
             raise FloatingPointError(
                 f"policy produced a non-finite action {out}; refusing to return it"

@@ -338,6 +338,20 @@ def test_arm_action_dims_restrict_what_the_policy_drives():
         from_dict(SACConfig, {"arm_action_dims": [0, 6]})
 
 
+def test_closed_gripper_is_held_closed_and_not_learned():
+    rng = np.random.default_rng(0)
+    agent = SACAgent(SPEC, SACConfig(**SMALL, gripper="closed", arm_action_dims=(0, 1, 2, 5)))
+    assert agent.policy.action_dims == (0, 1, 2, 5) and agent.policy.grasp_critic is None
+    for _ in range(3):
+        agent.update(batch(16, rng))
+    blank = {k: np.zeros(s, d) for k, (s, d) in SPEC.items()}
+    for deterministic in (True, False):
+        a = agent.act(blank, deterministic=deterministic)
+        assert a[6] == 1.0 and a[3] == a[4] == 0.0
+    with pytest.raises(ConfigError, match="sac.gripper: 'closd'"):
+        from_dict(SACConfig, {"gripper": "closd"}, "sac")
+
+
 def bandit_batch(rng: np.random.Generator, offline_a0: float) -> dict:
     """One state, terminal transitions, reward 1 - (a0 - 0.5)^2; the first half online (random
     actions), the second offline with a0 = offline_a0 and a1 = 0.7 (which the reward ignores)."""
